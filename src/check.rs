@@ -1,0 +1,79 @@
+//! The integrity checker: every invariant the cascade rules promise, checked
+//! over a [`Snapshot`] so any backend (and any test) can run it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bson::oid::ObjectId;
+
+use crate::store::Snapshot;
+
+/// Every violated invariant in `snap`, one human-readable line each; empty when clean.
+///
+/// Checks: posts' authors exist; comments' posts and authors exist;
+/// `user.posts` equals the posts whose `author` is that user; `likedBy` ids
+/// exist and are unique; follows are symmetric, unique and point at existing
+/// users; `commentCount` equals the number of comments.
+pub fn violations(snap: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    let users: BTreeMap<ObjectId, _> = snap.users.iter().map(|u| (u.id, u)).collect();
+    let posts: BTreeSet<ObjectId> = snap.posts.iter().map(|p| p.id).collect();
+
+    let mut by_author: HashMap<ObjectId, BTreeSet<ObjectId>> = HashMap::new();
+    for post in &snap.posts {
+        if !users.contains_key(&post.author) {
+            out.push(format!("post {} has missing author {}", post.id, post.author));
+        }
+        by_author.entry(post.author).or_default().insert(post.id);
+        let likers: BTreeSet<_> = post.liked_by.iter().collect();
+        if likers.len() != post.liked_by.len() {
+            out.push(format!("post {} has duplicate likedBy entries", post.id));
+        }
+        for liker in likers.iter().filter(|l| !users.contains_key(l)) {
+            out.push(format!("post {} is liked by missing user {liker}", post.id));
+        }
+    }
+
+    let mut comment_counts: HashMap<ObjectId, i64> = HashMap::new();
+    for comment in &snap.comments {
+        if !posts.contains(&comment.post) {
+            out.push(format!("comment {} is on missing post {}", comment.id, comment.post));
+        }
+        if !users.contains_key(&comment.author) {
+            out.push(format!("comment {} has missing author {}", comment.id, comment.author));
+        }
+        *comment_counts.entry(comment.post).or_default() += 1;
+    }
+    for post in &snap.posts {
+        let actual = comment_counts.get(&post.id).copied().unwrap_or(0);
+        if post.comment_count != actual {
+            out.push(format!("post {} has commentCount {} but {actual} comments", post.id, post.comment_count));
+        }
+    }
+
+    for user in &snap.users {
+        let listed: BTreeSet<ObjectId> = user.posts.iter().copied().collect();
+        let authored = by_author.remove(&user.id).unwrap_or_default();
+        if listed != authored || listed.len() != user.posts.len() {
+            out.push(format!("user {} lists posts {listed:?} but authored {authored:?}", user.id));
+        }
+        for (field, ids, mirror) in
+            [("followers", &user.followers, "following"), ("following", &user.following, "followers")]
+        {
+            if ids.iter().collect::<BTreeSet<_>>().len() != ids.len() {
+                out.push(format!("user {} has duplicate {field} entries", user.id));
+            }
+            for other in ids {
+                match users.get(other) {
+                    None => out.push(format!("user {} has missing user {other} in {field}", user.id)),
+                    Some(o) => {
+                        let back = if mirror == "following" { &o.following } else { &o.followers };
+                        if !back.contains(&user.id) {
+                            out.push(format!("user {} has {other} in {field} but not the other way round", user.id));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}

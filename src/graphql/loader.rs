@@ -1,0 +1,138 @@
+//! The two DataLoader shapes every reference field uses: by id, and one page per parent.
+//!
+//! Each `load` call is exactly one store call (one round trip), however many
+//! keys the batch holds, which is what keeps round trips proportional to
+//! query depth instead of list length.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use async_graphql::dataloader::Loader;
+use bson::oid::ObjectId;
+
+use crate::error::{Error, Result};
+use crate::model::{CommentDoc, PageQuery, PostDoc, UserDoc};
+use crate::store::{CommentsOf, DynStore, Pages, UsersOf};
+
+/// A document the by-id loader can fetch in one batched store call.
+pub trait Entity: Clone + Send + Sync + 'static {
+    /// The document's id, to key the batch result.
+    fn entity_id(&self) -> ObjectId;
+    /// Fetches the documents with these ids in one round trip.
+    fn fetch(store: &DynStore, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<Self>>> + Send;
+}
+
+impl Entity for UserDoc {
+    fn entity_id(&self) -> ObjectId {
+        self.id
+    }
+    async fn fetch(store: &DynStore, ids: &[ObjectId]) -> Result<Vec<Self>> {
+        store.users_by_ids(ids).await
+    }
+}
+
+impl Entity for PostDoc {
+    fn entity_id(&self) -> ObjectId {
+        self.id
+    }
+    async fn fetch(store: &DynStore, ids: &[ObjectId]) -> Result<Vec<Self>> {
+        store.posts_by_ids(ids).await
+    }
+}
+
+impl Entity for CommentDoc {
+    fn entity_id(&self) -> ObjectId {
+        self.id
+    }
+    async fn fetch(store: &DynStore, ids: &[ObjectId]) -> Result<Vec<Self>> {
+        store.comments_by_ids(ids).await
+    }
+}
+
+/// Loads documents of type `D` by id.
+pub struct ById<D> {
+    store: DynStore,
+    _doc: PhantomData<fn() -> D>,
+}
+
+impl<D> ById<D> {
+    /// A loader over `store`.
+    pub fn new(store: &DynStore) -> Self {
+        ById { store: DynStore::clone(store), _doc: PhantomData }
+    }
+}
+
+impl<D: Entity> Loader<ObjectId> for ById<D> {
+    type Value = D;
+    type Error = Error;
+
+    async fn load(&self, keys: &[ObjectId]) -> Result<HashMap<ObjectId, D>> {
+        Ok(D::fetch(&self.store, keys).await?.into_iter().map(|d| (d.entity_id(), d)).collect())
+    }
+}
+
+/// A one-to-many relation that can fetch one page per parent in one round trip.
+pub trait Relation: Copy + Hash + Eq + Send + Sync + 'static {
+    /// The documents the relation lists.
+    type Doc: Clone + Send + Sync + 'static;
+    /// Fetches one page per `(parent, page)` key, aligned with `keys`.
+    fn fetch(
+        self,
+        store: &DynStore,
+        keys: &[(ObjectId, PageQuery)],
+    ) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
+}
+
+impl Relation for UsersOf {
+    type Doc = UserDoc;
+    async fn fetch(self, store: &DynStore, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<UserDoc>> {
+        store.users_of(self, keys).await
+    }
+}
+
+impl Relation for CommentsOf {
+    type Doc = CommentDoc;
+    async fn fetch(self, store: &DynStore, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<CommentDoc>> {
+        store.comments_of(self, keys).await
+    }
+}
+
+/// The key of a page load: which relation, whose, which page.
+pub type PageKey<R> = (R, ObjectId, PageQuery);
+
+/// Loads one page per parent for relation kind `R`, one store call per relation in the batch.
+pub struct PageLoader<R> {
+    store: DynStore,
+    _rel: PhantomData<fn() -> R>,
+}
+
+impl<R> PageLoader<R> {
+    /// A loader over `store`.
+    pub fn new(store: &DynStore) -> Self {
+        PageLoader { store: DynStore::clone(store), _rel: PhantomData }
+    }
+}
+
+impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
+    type Value = Vec<R::Doc>;
+    type Error = Error;
+
+    async fn load(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Vec<R::Doc>>> {
+        let mut by_rel: HashMap<R, Vec<(ObjectId, PageQuery)>> = HashMap::new();
+        for (rel, parent, page) in keys {
+            by_rel.entry(*rel).or_default().push((*parent, *page));
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for (rel, wanted) in by_rel {
+            let pages = rel.fetch(&self.store, &wanted).await?;
+            if pages.len() != wanted.len() {
+                return Err(Error::internal("store returned a page count that does not match the keys"));
+            }
+            for ((parent, page), docs) in wanted.into_iter().zip(pages) {
+                out.insert((rel, parent, page), docs);
+            }
+        }
+        Ok(out)
+    }
+}

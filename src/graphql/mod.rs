@@ -1,0 +1,151 @@
+//! The GraphQL API, one module per feature (`user`, `post`, `comment`), each
+//! with its object type, loaders, queries and mutations.
+//!
+//! This module assembles the schema and owns what every feature shares: the
+//! per-request context (viewer and DataLoaders), id parsing, and access to the
+//! application state.
+
+pub mod comment;
+pub mod connection;
+pub mod loader;
+pub mod post;
+pub mod user;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema, SchemaBuilder};
+use bson::oid::ObjectId;
+
+use crate::AppState;
+use crate::error::{Error, Result};
+use crate::store::{CommentsOf, DynStore, Store, UsersOf};
+
+/// The root query: the union of every feature's queries.
+#[derive(MergedObject, Default)]
+pub struct Query(user::UserQuery, post::PostQuery, comment::CommentQuery);
+
+/// The root mutation: the union of every feature's mutations.
+#[derive(MergedObject, Default)]
+pub struct Mutation(user::UserMutation, post::PostMutation, comment::CommentMutation);
+
+/// The executable schema type.
+pub type BlogSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema without runtime data: enough to print the SDL.
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+/// The SDL that `schema.graphql` must match; `blogql print-schema` prints it.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}
+
+/// Builds the executable schema over the application state.
+pub fn build_schema(state: AppState) -> BlogSchema {
+    schema_builder().data(state).finish()
+}
+
+/// Who is asking, decided once per request from the `Authorization` header.
+#[derive(Debug, Clone)]
+pub enum Viewer {
+    /// No token was sent.
+    Anonymous,
+    /// A valid token for this user id.
+    User(ObjectId),
+    /// A token was sent but can't be trusted; any field that needs the viewer fails with this.
+    Invalid(Error),
+}
+
+/// Per-request data: the viewer and fresh DataLoaders.
+///
+/// Loaders are created per request so batches never mix users' requests and
+/// nothing is cached across requests.
+pub struct RequestCtx {
+    /// The authenticated viewer, if any.
+    pub viewer: Viewer,
+    /// Set by a successful `signUp` or `logIn`, so the rest of that response
+    /// (e.g. `user { email }`) is resolved as the newly signed-in user.
+    pub signed_in: std::sync::OnceLock<ObjectId>,
+    /// Users by id.
+    pub users: DataLoader<user::UserLoader>,
+    /// Posts by id.
+    pub posts: DataLoader<post::PostLoader>,
+    /// Comments by id.
+    pub comments: DataLoader<comment::CommentLoader>,
+    /// Pages of users related to a parent (followers, following, likers).
+    pub user_pages: DataLoader<loader::PageLoader<UsersOf>>,
+    /// Pages of posts per author.
+    pub post_pages: DataLoader<loader::PageLoader<post::PostsOf>>,
+    /// Pages of comments per post or author.
+    pub comment_pages: DataLoader<loader::PageLoader<CommentsOf>>,
+}
+
+impl RequestCtx {
+    /// A context with new, empty loaders over `store`.
+    pub fn new(viewer: Viewer, store: &DynStore) -> Self {
+        fn dl<L>(loader: L) -> DataLoader<L>
+        where
+            L: Send + Sync + 'static,
+        {
+            DataLoader::new(loader, tokio::spawn)
+        }
+        RequestCtx {
+            viewer,
+            signed_in: std::sync::OnceLock::new(),
+            users: dl(loader::ById::new(store)),
+            posts: dl(loader::ById::new(store)),
+            comments: dl(loader::ById::new(store)),
+            user_pages: dl(loader::PageLoader::new(store)),
+            post_pages: dl(loader::PageLoader::new(store)),
+            comment_pages: dl(loader::PageLoader::new(store)),
+        }
+    }
+}
+
+/// Typed access to what resolvers need from the context, with no panics.
+pub(crate) trait CtxExt {
+    fn app(&self) -> Result<&AppState>;
+    fn store(&self) -> Result<&dyn Store> {
+        Ok(self.app()?.store.as_ref())
+    }
+    fn request(&self) -> Result<&RequestCtx>;
+    /// The viewer's id, `None` when anonymous, an error when the token was bad.
+    fn viewer_id(&self) -> Result<Option<ObjectId>> {
+        let request = self.request()?;
+        match &request.viewer {
+            Viewer::Anonymous => Ok(request.signed_in.get().copied()),
+            Viewer::User(id) => Ok(Some(*id)),
+            Viewer::Invalid(err) => Err(err.clone()),
+        }
+    }
+    /// The viewer's id, or `UNAUTHENTICATED`.
+    fn require_viewer(&self) -> Result<ObjectId> {
+        self.viewer_id()?
+            .ok_or_else(|| Error::Unauthenticated("sign in first: send `Authorization: Bearer <token>`".into()))
+    }
+}
+
+impl CtxExt for Context<'_> {
+    fn app(&self) -> Result<&AppState> {
+        self.data::<AppState>().map_err(|_| Error::internal("AppState missing from schema data"))
+    }
+    fn request(&self) -> Result<&RequestCtx> {
+        self.data::<RequestCtx>().map_err(|_| Error::internal("RequestCtx missing from request data"))
+    }
+}
+
+/// Parses a GraphQL `ID` argument as an ObjectId, naming the argument when it is not one.
+pub fn parse_id(field: &str, id: &ID) -> Result<ObjectId> {
+    ObjectId::parse_str(id.as_str())
+        .map_err(|_| Error::bad_input(field, format!("{field} must be a 24-character hexadecimal id")))
+}
+
+/// Exposes an ObjectId as a GraphQL `ID`.
+pub fn to_id(id: ObjectId) -> ID {
+    ID(id.to_hex())
+}
+
+/// Narrows a store count to GraphQL's `Int`, saturating rather than wrapping.
+pub fn to_int<N: TryInto<i32>>(n: N) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}

@@ -1,0 +1,163 @@
+//! The `blogql` binary: command line, logging and the listener. Everything
+//! else lives in the library so tests run exactly what ships.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use blogql::auth::HashCost;
+use blogql::{AppState, Config};
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// A GraphQL API for a blog; deletes cascade in one transaction.
+#[derive(Parser, Debug)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API (the default when no subcommand is given).
+    Serve(ServeArgs),
+    /// Print the GraphQL schema (SDL) to stdout; `schema.graphql` is this output.
+    PrintSchema,
+    /// Check the store's integrity (no orphans, mirrored references, exact counts); exit 1 on any violation.
+    Check(StoreArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct StoreArgs {
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, env = "BLOGQL_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// MongoDB connection string; selects the MongoDB backend (not built yet: blogql refuses to start).
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    mongodb_uri: Option<String>,
+}
+
+impl StoreArgs {
+    fn open(&self) -> anyhow::Result<blogql::store::DynStore> {
+        if self.mongodb_uri.is_some() {
+            anyhow::bail!(
+                "MONGODB_URI is set, but this build has no MongoDB backend yet; unset it to use the embedded store"
+            );
+        }
+        let store =
+            blogql::store::embedded::EmbeddedStore::open(&self.data_dir).map_err(|e| anyhow::anyhow!(e.detail()))?;
+        Ok(std::sync::Arc::new(store))
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BLOGQL_BIND", default_value = "127.0.0.1:8000")]
+    bind: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// HS256 secret for tokens (16+ bytes); generated once into the data dir when absent.
+    #[arg(long, env = "BLOGQL_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "BLOGQL_TOKEN_TTL_SECS", default_value_t = 24 * 60 * 60)]
+    token_ttl_secs: u64,
+    /// argon2id memory cost in KiB.
+    #[arg(long, env = "BLOGQL_ARGON2_MEMORY_KIB", default_value_t = HashCost::default().memory_kib)]
+    argon2_memory_kib: u32,
+    /// argon2id iterations.
+    #[arg(long, env = "BLOGQL_ARGON2_ITERATIONS", default_value_t = HashCost::default().iterations)]
+    argon2_iterations: u32,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::PrintSchema) => {
+            print!("{}", blogql::graphql::sdl());
+            Ok(())
+        }
+        Some(Command::Serve(args)) => run(args).await,
+        Some(Command::Check(args)) => check(&args).await,
+        None => run(cli.serve).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("blogql: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = args.store.open()?;
+    let config = Config {
+        data_dir: args.store.data_dir.clone(),
+        jwt_secret: args.jwt_secret,
+        token_ttl: Duration::from_secs(args.token_ttl_secs),
+        hash_cost: HashCost { memory_kib: args.argon2_memory_kib, iterations: args.argon2_iterations },
+    };
+    let state = AppState::new(store, &config).map_err(|e| anyhow::anyhow!(e.detail()))?;
+    let listener = tokio::net::TcpListener::bind(&args.bind).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "blogql listening; GraphiQL at http://{addr}/");
+    blogql::serve(listener, state, shutdown_signal()).await.map_err(|e| anyhow::anyhow!(e.detail()))?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Runs the integrity checker and prints one line per violation.
+async fn check(args: &StoreArgs) -> anyhow::Result<()> {
+    let store = args.open()?;
+    let snapshot = store.snapshot().await.map_err(|e| anyhow::anyhow!(e.detail()))?;
+    let problems = blogql::check::violations(&snapshot);
+    println!(
+        "checked {} users, {} posts, {} comments: {} violation(s)",
+        snapshot.users.len(),
+        snapshot.posts.len(),
+        snapshot.comments.len(),
+        problems.len()
+    );
+    for problem in &problems {
+        println!("  {problem}");
+    }
+    if problems.is_empty() { Ok(()) } else { anyhow::bail!("integrity check failed") }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

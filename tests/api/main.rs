@@ -1,0 +1,17 @@
+//! End-to-end tests: the real blogql application over HTTP on `127.0.0.1:0`,
+//! each test with a fresh embedded store in its own temp directory.
+
+// A failed expectation in a test should panic with its message; that is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod atomicity;
+mod auth;
+mod cascade;
+mod helpers;
+mod http;
+mod pagination;
+mod restart;
+mod round_trips;
+mod schema;
+mod seeds;
+mod validation;

@@ -1,0 +1,41 @@
+//! DataLoader batching: store round trips grow with query depth, not list length.
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, data};
+
+const QUERY: &str = "{ posts(first: 50) { edges { node { author { name } comments(first: 5) { edges { node { author { name } } } } } } } }";
+
+/// Seeds `posts` posts spread over 5 authors, each with 3 comments by 3 other users.
+async fn seed(app: &TestApp, posts: usize) {
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(app.sign_up(&format!("U{i}")).await.0);
+    }
+    for i in 0..posts {
+        let post = app.create_post(&users[i % 5], &format!("post {i}")).await;
+        for j in 1..=3 {
+            app.comment(&users[(i + j) % 5], &post, "nice").await;
+        }
+    }
+}
+
+async fn round_trips_for(posts: usize) -> u64 {
+    let app = TestApp::spawn().await;
+    seed(&app, posts).await;
+    let before = app.store.stats().round_trips();
+    let resp = app.graphql(QUERY, json!({})).await;
+    let edges = data(&resp)["posts"]["edges"].as_array().unwrap().len();
+    assert_eq!(edges, posts);
+    app.store.stats().round_trips() - before
+}
+
+/// The same query costs exactly 4 round trips with 5 posts and with 50: the posts
+/// page, their authors, one batched comments page per post, the comments' authors.
+#[tokio::test]
+async fn round_trips_do_not_grow_with_list_length() {
+    let small = round_trips_for(5).await;
+    let large = round_trips_for(50).await;
+    assert_eq!(small, 4, "posts page + authors + comment pages + comment authors");
+    assert_eq!(large, small);
+}
