@@ -71,7 +71,7 @@ impl Error {
     /// The full text for operators (logs, the CLI's exit message); includes internal detail.
     pub fn detail(&self) -> String {
         match self {
-            Error::Internal(detail) => format!("internal error: {detail}"),
+            Error::Internal(detail) => detail.clone(),
             other => other.public_message().to_owned(),
         }
     }

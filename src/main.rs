@@ -35,21 +35,30 @@ struct StoreArgs {
     /// Directory of the embedded store (created if missing).
     #[arg(long, env = "BLOGQL_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// MongoDB connection string; selects the MongoDB backend (not built yet: blogql refuses to start).
+    /// MongoDB connection string; when set, MongoDB (a replica set) is the store instead of the embedded one.
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     mongodb_uri: Option<String>,
+    /// MongoDB database; defaults to the URI's path, else `blogql`.
+    #[arg(long, env = "BLOGQL_MONGODB_DATABASE")]
+    mongodb_database: Option<String>,
 }
 
 impl StoreArgs {
-    fn open(&self) -> anyhow::Result<blogql::store::DynStore> {
-        if self.mongodb_uri.is_some() {
-            anyhow::bail!(
-                "MONGODB_URI is set, but this build has no MongoDB backend yet; unset it to use the embedded store"
-            );
-        }
-        let store =
-            blogql::store::embedded::EmbeddedStore::open(&self.data_dir).map_err(|e| anyhow::anyhow!(e.detail()))?;
-        Ok(std::sync::Arc::new(store))
+    async fn open(&self) -> anyhow::Result<blogql::store::DynStore> {
+        let store: blogql::store::DynStore = match &self.mongodb_uri {
+            Some(uri) => {
+                let store = blogql::store::mongo::MongoStore::connect(uri, self.mongodb_database.as_deref())
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.detail()))?;
+                tracing::info!(database = %store.database().name(), "using MongoDB");
+                std::sync::Arc::new(store)
+            }
+            None => std::sync::Arc::new(
+                blogql::store::embedded::EmbeddedStore::open(&self.data_dir)
+                    .map_err(|e| anyhow::anyhow!(e.detail()))?,
+            ),
+        };
+        Ok(store)
     }
 }
 
@@ -99,7 +108,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let store = args.store.open()?;
+    if args.store.mongodb_uri.is_some() && args.jwt_secret.is_none() {
+        anyhow::bail!(
+            "with MONGODB_URI set, BLOGQL_JWT_SECRET (or --jwt-secret) is required: every server behind the database must sign with the same secret"
+        );
+    }
+    let store = args.store.open().await?;
     let config = Config {
         data_dir: args.store.data_dir.clone(),
         jwt_secret: args.jwt_secret,
@@ -117,7 +131,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Runs the integrity checker and prints one line per violation.
 async fn check(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = args.open()?;
+    let store = args.open().await?;
     let snapshot = store.snapshot().await.map_err(|e| anyhow::anyhow!(e.detail()))?;
     let problems = blogql::check::violations(&snapshot);
     println!(

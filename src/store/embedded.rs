@@ -556,7 +556,7 @@ impl Tx for EmbeddedTx {
         self.counter.step("add comment counts")?;
         for (id, delta) in deltas {
             if let Some(mut post) = self.writer.get::<PostDoc>(id)? {
-                post.comment_count = (post.comment_count + delta).max(0);
+                post.comment_count += delta;
                 self.writer.put(&post)?;
             }
         }

@@ -9,6 +9,7 @@
 //!   [`transact`]. A cascade step outside the transaction does not compile.
 
 pub mod embedded;
+pub mod mongo;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -115,6 +116,12 @@ impl WriteCounter {
     /// A counter for one transaction, with the fault (if any) taken from `faults`.
     pub fn new(faults: &FaultPlan) -> Self {
         WriteCounter { done: 0, fail_at: faults.take() }
+    }
+
+    /// A counter that fails write `fail_at` (for backends that re-run a transaction
+    /// and must re-arm the same fault on each attempt).
+    pub fn failing_at(fail_at: Option<usize>) -> Self {
+        WriteCounter { done: 0, fail_at }
     }
 
     /// Records one write; fails if it is the one the fault plan chose.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use blogql::auth::HashCost;
 use blogql::store::embedded::EmbeddedStore;
+use blogql::store::mongo::MongoStore;
 use blogql::store::{DynStore, Snapshot};
 use blogql::{AppState, Config};
 use serde_json::{Value, json};
@@ -17,7 +18,55 @@ use tokio::task::JoinHandle;
 /// The JWT secret tests sign with, so they can forge expired or tampered tokens.
 pub const TEST_SECRET: &str = "blogql-test-secret-0123456789abcdef";
 
-/// A running blogql server with its own data directory.
+/// Routes the server's logs into the test's captured output, so a failing
+/// test shows the internal error behind an `INTERNAL_SERVER_ERROR`.
+fn init_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("blogql=warn"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    });
+}
+
+/// The MongoDB deployment the suite runs against, if `MONGODB_URI` names one.
+pub fn mongodb_uri() -> Option<String> {
+    std::env::var("MONGODB_URI").ok().filter(|uri| !uri.trim().is_empty())
+}
+
+/// Where a test server keeps its data: a temp dir (embedded data, generated
+/// JWT secret) and, on the MongoDB backend, a database of its own.
+pub struct StoreHome {
+    dir: TempDir,
+    mongo_db: Option<String>,
+}
+
+impl StoreHome {
+    /// A fresh, empty home on the backend the suite runs against.
+    pub fn fresh() -> StoreHome {
+        StoreHome {
+            dir: tempfile::tempdir().expect("temp dir"),
+            mongo_db: mongodb_uri().map(|_| format!("blogql_test_{}", bson::oid::ObjectId::new().to_hex())),
+        }
+    }
+
+    /// The temp directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn open(&self) -> DynStore {
+        match (mongodb_uri(), &self.mongo_db) {
+            (Some(uri), Some(db)) => {
+                let store = MongoStore::connect(&uri, Some(db)).await.unwrap_or_else(|e| panic!("{}", e.detail()));
+                Arc::new(store)
+            }
+            _ => Arc::new(EmbeddedStore::open(self.dir.path()).expect("open store")),
+        }
+    }
+}
+
+/// A running blogql server over its own store.
 pub struct TestApp {
     /// Where the server listens.
     pub addr: SocketAddr,
@@ -25,7 +74,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The store behind the server, for snapshots, counters and fault injection.
     pub store: DynStore,
-    dir: Option<TempDir>,
+    home: Option<StoreHome>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -41,16 +90,16 @@ pub fn test_config(dir: &Path, jwt_secret: Option<&str>) -> Config {
 }
 
 impl TestApp {
-    /// A server over a new, empty temp data directory.
+    /// A server over a new, empty store.
     pub async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().expect("temp dir");
-        TestApp::spawn_in(dir, Some(TEST_SECRET)).await
+        TestApp::spawn_in(StoreHome::fresh(), Some(TEST_SECRET)).await
     }
 
-    /// A server over an existing data directory (used to restart on the same data).
-    pub async fn spawn_in(dir: TempDir, jwt_secret: Option<&str>) -> TestApp {
-        let config = test_config(dir.path(), jwt_secret);
-        let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("open store"));
+    /// A server over an existing store (used to restart on the same data).
+    pub async fn spawn_in(home: StoreHome, jwt_secret: Option<&str>) -> TestApp {
+        init_tracing();
+        let config = test_config(home.path(), jwt_secret);
+        let store = home.open().await;
         let state = AppState::new(Arc::clone(&store), &config).expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -66,21 +115,21 @@ impl TestApp {
             addr,
             client: reqwest::Client::new(),
             store,
-            dir: Some(dir),
+            home: Some(home),
             shutdown: Some(tx),
             server: Some(server),
         }
     }
 
-    /// Stops the server gracefully, releases the store and hands back the data directory.
-    pub async fn stop(mut self) -> TempDir {
+    /// Stops the server gracefully, releases the store and hands back its home.
+    pub async fn stop(mut self) -> StoreHome {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("server task");
         }
-        self.dir.take().expect("data dir")
+        self.home.take().expect("store home")
     }
 
     /// The URL of a path on this server.

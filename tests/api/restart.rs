@@ -2,24 +2,23 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, data};
+use crate::helpers::{StoreHome, TestApp, data};
 
 /// After a graceful restart, posts, comments, follows and previously issued tokens
 /// (signed with the secret generated into the data dir) are all still there.
 #[tokio::test]
 async fn data_survives_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_in(dir, None).await;
+    let app = TestApp::spawn_in(StoreHome::fresh(), None).await;
     let (ann, ann_id) = app.sign_up("Ann").await;
     let (bob, bob_id) = app.sign_up("Bob").await;
     let post = app.create_post(&ann, "durable").await;
     app.comment(&bob, &post, "still here").await;
     app.ok_as(&bob, "mutation($u: ID!) { followUser(userId: $u) { id } }", json!({ "u": ann_id })).await;
     let before = app.snapshot().await;
-    let dir = app.stop().await;
-    assert!(dir.path().join(blogql::JWT_SECRET_FILE).exists());
+    let home = app.stop().await;
+    assert!(home.path().join(blogql::JWT_SECRET_FILE).exists());
 
-    let app = TestApp::spawn_in(dir, None).await;
+    let app = TestApp::spawn_in(home, None).await;
     assert_eq!(app.snapshot().await, before);
     let resp = app
         .graphql_as(
