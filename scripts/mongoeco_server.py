@@ -10,11 +10,16 @@ listed below with the reason it exists:
 2. Int64 arguments: the Rust driver sends `limit`, `skip` and `batchSize`
    (and `getMore`/`killCursors` cursor ids) as Int64; mongoeco decodes those
    to its own Int64 wrapper, which its argument validation rejects.
-3. Topology: mongoeco's `hello` reports a standalone server, and the Rust
-   driver refuses to start transactions on one before asking the server.
-   The shim adds the fields of a single-node replica set (`setName: rs0`,
-   `hosts`, `primary`, `me`). `--standalone` turns this shim off, so tests
-   can check how blogql reacts to a deployment without transactions.
+3. Topology: mongoeco's `hello` reports a standalone server, yet it runs
+   transactions, which no real standalone does. Production connects to a
+   replica set (`?replicaSet=rs0`), so the shim adds the fields of a
+   single-node replica set (`setName: rs0`, `hosts`, `primary`, `me`) and
+   the driver runs its replica-set discovery and monitoring as it would in
+   production.
+   `--standalone` instead makes mongoeco behave like a real standalone
+   mongod: commands that carry a transaction number are refused with code
+   20 and the server's own message, so tests can check how blogql reacts to
+   a deployment without transactions.
 4. Error codes: some mongoeco error replies carry only `errmsg`. Real servers
    always send a numeric `code`, and the Rust driver cannot parse an error
    reply without one (it reports an "invalid reply" instead of the error).
@@ -72,6 +77,20 @@ def shim_int64_arguments() -> None:
                     body[key] = plain_int(body[key])
             if isinstance(body.get("cursors"), list):
                 body["cursors"] = [plain_int(c) for c in body["cursors"]]
+        return original(body, **kwargs)
+
+    wire_executor.build_request_context = build_request_context
+
+
+def shim_refuse_transactions() -> None:
+    """Shim 3, --standalone: refuse transactions the way a standalone mongod does."""
+    original = wire_executor.build_request_context
+
+    def build_request_context(body, **kwargs):
+        if isinstance(body, dict) and "txnNumber" in body:
+            raise OperationFailure(
+                "Transaction numbers are only allowed on a replica set member or mongos", code=20
+            )
         return original(body, **kwargs)
 
     wire_executor.build_request_context = build_request_context
@@ -162,7 +181,9 @@ async def main() -> int:
     server = AsyncMongoEcoProxyServer(engine=MemoryEngine(), host="127.0.0.1", port=args.port)
     address = await server.start()
     host_port = f"{address.host}:{address.port}"
-    if not args.standalone:
+    if args.standalone:
+        shim_refuse_transactions()
+    else:
         shim_replica_set(host_port)
     if args.port_file:
         with open(args.port_file, "w", encoding="utf-8") as f:

@@ -582,6 +582,11 @@ impl Tx for MongoTx<'_> {
     }
 
     async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<u64> {
+        if posts.is_empty() {
+            // Nothing can match an empty `$in`: count the write, skip the command.
+            self.counter.step("delete comments on posts")?;
+            return Ok(0);
+        }
         self.delete_many(COMMENTS, doc! { "post": { "$in": posts } }, "delete comments on posts").await
     }
 

@@ -55,13 +55,14 @@ impl StoreHome {
         self.dir.path()
     }
 
-    async fn open(&self) -> DynStore {
+    async fn open(&self) -> (DynStore, Option<Arc<MongoStore>>) {
         match (mongodb_uri(), &self.mongo_db) {
             (Some(uri), Some(db)) => {
                 let store = MongoStore::connect(&uri, Some(db)).await.unwrap_or_else(|e| panic!("{}", e.detail()));
-                Arc::new(store)
+                let store = Arc::new(store);
+                (Arc::clone(&store) as DynStore, Some(store))
             }
-            _ => Arc::new(EmbeddedStore::open(self.dir.path()).expect("open store")),
+            _ => (Arc::new(EmbeddedStore::open(self.dir.path()).expect("open store")), None),
         }
     }
 }
@@ -74,6 +75,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The store behind the server, for snapshots, counters and fault injection.
     pub store: DynStore,
+    /// The same store when it is MongoDB, for failpoints and command counts.
+    pub mongo: Option<Arc<MongoStore>>,
     home: Option<StoreHome>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -99,7 +102,7 @@ impl TestApp {
     pub async fn spawn_in(home: StoreHome, jwt_secret: Option<&str>) -> TestApp {
         init_tracing();
         let config = test_config(home.path(), jwt_secret);
-        let store = home.open().await;
+        let (store, mongo) = home.open().await;
         let state = AppState::new(Arc::clone(&store), &config).expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -115,6 +118,7 @@ impl TestApp {
             addr,
             client: reqwest::Client::new(),
             store,
+            mongo,
             home: Some(home),
             shutdown: Some(tx),
             server: Some(server),

@@ -9,6 +9,7 @@ mod auth;
 mod cascade;
 mod helpers;
 mod http;
+mod mongo;
 mod pagination;
 mod restart;
 mod round_trips;
