@@ -36,6 +36,11 @@ pub enum Error {
     NotFound(String),
     /// The operation collides with existing state (a taken email, a write conflict).
     Conflict(String),
+    /// Too many attempts; the client may retry after the given number of seconds.
+    RateLimited {
+        /// Seconds until the next attempt is admitted.
+        retry_after_secs: u64,
+    },
     /// A bug or an infrastructure failure. The detail is logged, never sent.
     Internal(String),
 }
@@ -64,6 +69,7 @@ impl Error {
         match self {
             Error::BadInput { message, .. } => message,
             Error::Unauthenticated(m) | Error::Forbidden(m) | Error::NotFound(m) | Error::Conflict(m) => m,
+            Error::RateLimited { .. } => "too many attempts; retry later",
             Error::Internal(_) => INTERNAL_MESSAGE,
         }
     }
@@ -84,6 +90,7 @@ impl Error {
             Error::Forbidden(_) => "FORBIDDEN",
             Error::NotFound(_) => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
+            Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -105,6 +112,11 @@ impl Error {
                     e.set("field", field.as_str());
                 }
             }),
+            Error::RateLimited { retry_after_secs } => async_graphql::Error::new("too many attempts; retry later")
+                .extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("retryAfterSeconds", retry_after_secs);
+                }),
             Error::Unauthenticated(message)
             | Error::Forbidden(message)
             | Error::NotFound(message)

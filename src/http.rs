@@ -6,16 +6,29 @@
 //! `application/graphql-response+json` when the client's `Accept` asks for
 //! it, in which case a request that could not execute at all gets a 4xx.
 
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::GraphQLRequest;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::graphql::{BlogSchema, RequestCtx, Viewer, build_schema};
@@ -29,8 +42,11 @@ struct Routes {
     state: AppState,
 }
 
-/// The application's routes over `state`.
+/// The application's routes over `state`, with its HTTP limits applied:
+/// body size (413 beyond it), request and body-read timeouts (408), CORS for
+/// the configured origins only, and a tracing span per request.
 pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
     let routes = Routes { schema: build_schema(state.clone()), state };
     Router::new()
         .route("/", get(graphiql))
@@ -38,6 +54,81 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(routes)
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(limits.read_timeout))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(axum::middleware::map_response(graphql_shaped_refusals))
+        .layer(cors(&limits.cors_origins))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// The body-limit and timeout layers answer 413 and 408 with plain text or
+/// nothing; clients of a GraphQL API expect a GraphQL error body with a code.
+async fn graphql_shaped_refusals(resp: Response) -> Response {
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with(JSON));
+    match resp.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json => too_large(),
+        StatusCode::REQUEST_TIMEOUT if !is_json => {
+            error_response(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "the request took too long")
+        }
+        _ => resp,
+    }
+}
+
+/// CORS for the configured origins. With none configured, browsers may call
+/// the API only from its own origin (GraphiQL on `/` keeps working).
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Accepts connections until `shutdown` resolves, then waits for in-flight
+/// requests. Each connection gets the client address (for per-IP limits)
+/// and a header-read timeout, which `axum::serve` does not offer.
+pub async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    read_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> crate::error::Result<()> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = app.clone().map_request(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(remote));
+            req
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// A GraphQL-shaped error body, so even transport-level refusals parse as GraphQL responses.
@@ -59,13 +150,21 @@ impl From<async_graphql::ParseRequestError> for RequestRejection {
 impl IntoResponse for RequestRejection {
     fn into_response(self) -> Response {
         let message = match &self.0 {
-            async_graphql::ParseRequestError::PayloadTooLarge => {
-                return error_response(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body is too large");
+            async_graphql::ParseRequestError::PayloadTooLarge => return too_large(),
+            async_graphql::ParseRequestError::Io(err) if err.to_string().contains("length limit exceeded") => {
+                return too_large();
+            }
+            async_graphql::ParseRequestError::UnsupportedBatch => {
+                return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "batched requests are not supported");
             }
             other => format!("could not read the GraphQL request: {other}"),
         };
         error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message)
     }
+}
+
+fn too_large() -> Response {
+    error_response(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body is too large")
 }
 
 async fn graphiql() -> Html<String> {
@@ -88,6 +187,7 @@ async fn readyz(State(routes): State<Routes>) -> Response {
 
 async fn graphql_post(
     State(routes): State<Routes>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     req: GraphQLRequest<RequestRejection>,
 ) -> Response {
@@ -100,11 +200,12 @@ async fn graphql_post(
             "send GraphQL requests as Content-Type: application/json",
         );
     }
-    execute(&routes, &headers, req.into_inner()).await
+    execute(&routes, Some(client.ip()), &headers, req.into_inner()).await
 }
 
 async fn graphql_get(
     State(routes): State<Routes>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     req: GraphQLRequest<RequestRejection>,
 ) -> Response {
@@ -115,7 +216,7 @@ async fn graphql_get(
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
-    execute(&routes, &headers, req).await
+    execute(&routes, Some(client.ip()), &headers, req).await
 }
 
 /// Whether the operation the request would run is a mutation. Unparseable
@@ -157,10 +258,33 @@ fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
     }
 }
 
-async fn execute(routes: &Routes, headers: &HeaderMap, req: async_graphql::Request) -> Response {
-    let ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store);
-    let resp = routes.schema.execute(req.data(ctx)).await;
+async fn execute(
+    routes: &Routes,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+    req: async_graphql::Request,
+) -> Response {
+    let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store);
+    ctx.client_ip = client;
+    let query = req.query.clone();
+    let mut resp = routes.schema.execute(req.data(ctx)).await;
+    label_request_errors(&mut resp, &query);
     respond(headers, &resp)
+}
+
+/// Gives errors raised before execution (syntax, validation, limits) a code,
+/// as every other error has: `GRAPHQL_PARSE_FAILED` or `GRAPHQL_VALIDATION_FAILED`.
+fn label_request_errors(resp: &mut async_graphql::Response, query: &str) {
+    let mut parsed: Option<bool> = None;
+    for err in resp.errors.iter_mut().filter(|e| e.path.is_empty()) {
+        let has_code = err.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let parses = *parsed.get_or_insert_with(|| async_graphql::parser::parse_query(query).is_ok());
+        let code = if parses { "GRAPHQL_VALIDATION_FAILED" } else { "GRAPHQL_PARSE_FAILED" };
+        err.extensions.get_or_insert_with(Default::default).set("code", code);
+    }
 }
 
 fn respond(headers: &HeaderMap, resp: &async_graphql::Response) -> Response {

@@ -14,7 +14,9 @@
 //! - [`check`]: the integrity checker for every invariant the rules promise.
 //! - [`auth`]: argon2id password hashes and HS256 bearer tokens.
 //! - [`error`]: the one [`error::Error`] enum and its one mapping to GraphQL codes.
-//! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz` and `/readyz`.
+//! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz` and `/readyz`,
+//!   with the HTTP limits (body size, timeouts, CORS) and the accept loop.
+//! - [`limits`]: query-shape limits, login rate limits and their defaults.
 //!
 //! [`build_app`] and [`serve`] are what both `main` and the integration tests
 //! use, so tests exercise the real application on a real socket.
@@ -25,6 +27,7 @@ pub mod check;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod limits;
 pub mod model;
 pub mod store;
 
@@ -38,6 +41,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::{Auth, HashCost};
 use crate::error::{Error, Result};
+use crate::limits::{Limits, RateLimiter};
 use crate::store::DynStore;
 use crate::store::embedded::EmbeddedStore;
 
@@ -48,6 +52,12 @@ pub struct AppState {
     pub store: DynStore,
     /// Token and password machinery.
     pub auth: Auth,
+    /// Every configured limit.
+    pub limits: Arc<Limits>,
+    /// Log-in attempts per email.
+    pub logins_per_email: Arc<RateLimiter>,
+    /// Log-in attempts per client IP.
+    pub logins_per_ip: Arc<RateLimiter>,
 }
 
 /// Settings for opening the application on the embedded store.
@@ -61,6 +71,8 @@ pub struct Config {
     pub token_ttl: Duration,
     /// argon2id costs.
     pub hash_cost: HashCost,
+    /// Query, HTTP and rate limits.
+    pub limits: Limits,
 }
 
 /// The file inside the data directory holding a generated JWT secret.
@@ -80,7 +92,14 @@ impl AppState {
             Some(secret) => secret.clone(),
             None => load_or_create_secret(&config.data_dir)?,
         };
-        Ok(AppState { store, auth: Auth::new(secret.as_bytes(), config.token_ttl, config.hash_cost)? })
+        let minute = Duration::from_secs(60);
+        Ok(AppState {
+            store,
+            auth: Auth::new(secret.as_bytes(), config.token_ttl, config.hash_cost)?,
+            logins_per_email: Arc::new(RateLimiter::new(config.limits.logins_per_email_per_minute, minute)),
+            logins_per_ip: Arc::new(RateLimiter::new(config.limits.logins_per_ip_per_minute, minute)),
+            limits: Arc::new(config.limits.clone()),
+        })
     }
 }
 
@@ -120,14 +139,14 @@ pub fn build_app(state: AppState) -> Router {
 
 /// Serves the application on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish before returning.
+///
+/// Connections that take longer than `limits.read_timeout` to send their
+/// request headers are closed, so slow clients cannot hold them forever.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let app = build_app(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::internal(format!("server: {e}")))
+    let read_timeout = state.limits.read_timeout;
+    http::serve_connections(listener, build_app(state), read_timeout, shutdown).await
 }

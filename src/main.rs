@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use blogql::auth::HashCost;
+use blogql::limits::Limits;
 use blogql::{AppState, Config};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -78,6 +79,33 @@ struct ServeArgs {
     /// argon2id memory cost in KiB.
     #[arg(long, env = "BLOGQL_ARGON2_MEMORY_KIB", default_value_t = HashCost::default().memory_kib)]
     argon2_memory_kib: u32,
+    /// Deepest selection nesting a query may have.
+    #[arg(long, env = "BLOGQL_MAX_QUERY_DEPTH", default_value_t = Limits::default().max_depth)]
+    max_query_depth: usize,
+    /// Largest query complexity (connection fields cost `first` times their selection).
+    #[arg(long, env = "BLOGQL_MAX_QUERY_COMPLEXITY", default_value_t = Limits::default().max_complexity)]
+    max_query_complexity: usize,
+    /// Most fields one query may select, counting aliases and every fragment use.
+    #[arg(long, env = "BLOGQL_MAX_QUERY_FIELDS", default_value_t = Limits::default().max_fields)]
+    max_query_fields: usize,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, env = "BLOGQL_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Longest a request may run, in seconds; slower ones get 408.
+    #[arg(long, env = "BLOGQL_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
+    request_timeout_secs: u64,
+    /// Longest a client may take to send request headers or body, in seconds.
+    #[arg(long, env = "BLOGQL_READ_TIMEOUT_SECS", default_value_t = Limits::default().read_timeout.as_secs())]
+    read_timeout_secs: u64,
+    /// Log-in attempts allowed per email per minute.
+    #[arg(long, env = "BLOGQL_LOGINS_PER_EMAIL_PER_MINUTE", default_value_t = Limits::default().logins_per_email_per_minute)]
+    logins_per_email_per_minute: u32,
+    /// Log-in attempts allowed per client IP per minute.
+    #[arg(long, env = "BLOGQL_LOGINS_PER_IP_PER_MINUTE", default_value_t = Limits::default().logins_per_ip_per_minute)]
+    logins_per_ip_per_minute: u32,
+    /// Comma-separated origins allowed to call the API from browsers (none by default).
+    #[arg(long, env = "BLOGQL_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
     /// argon2id iterations.
     #[arg(long, env = "BLOGQL_ARGON2_ITERATIONS", default_value_t = HashCost::default().iterations)]
     argon2_iterations: u32,
@@ -119,6 +147,17 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         jwt_secret: args.jwt_secret,
         token_ttl: Duration::from_secs(args.token_ttl_secs),
         hash_cost: HashCost { memory_kib: args.argon2_memory_kib, iterations: args.argon2_iterations },
+        limits: Limits {
+            max_depth: args.max_query_depth,
+            max_complexity: args.max_query_complexity,
+            max_fields: args.max_query_fields,
+            max_body_bytes: args.max_body_bytes,
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            read_timeout: Duration::from_secs(args.read_timeout_secs),
+            logins_per_email_per_minute: args.logins_per_email_per_minute,
+            logins_per_ip_per_minute: args.logins_per_ip_per_minute,
+            cors_origins: args.cors_origins,
+        },
     };
     let state = AppState::new(store, &config).map_err(|e| anyhow::anyhow!(e.detail()))?;
     let listener = tokio::net::TcpListener::bind(&args.bind).await?;

@@ -82,3 +82,11 @@ pub fn build<D, T: OutputType>(
     conn.edges.extend(docs.into_iter().map(|d| connection::Edge::new(encode_cursor(&key(&d)), node(d))));
     conn
 }
+
+/// Complexity of a connection field: its page size times the cost of one
+/// node, so `1,500 aliases × first: 100` is refused before it runs. Out-of-range
+/// sizes are clamped here and refused by the resolver.
+pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let first = usize::try_from(first.map_or(DEFAULT_PAGE as i32, |n| n.clamp(0, MAX_PAGE as i32))).unwrap_or(MAX_PAGE);
+    1 + first.max(1).saturating_mul(child_complexity)
+}

@@ -40,9 +40,16 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
-/// Builds the executable schema over the application state.
+/// Builds the executable schema over the application state, with its query limits.
 pub fn build_schema(state: AppState) -> BlogSchema {
-    schema_builder().data(state).finish()
+    let limits = state.limits.clone();
+    schema_builder()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(64)
+        .extension(crate::limits::FieldLimit(limits.max_fields))
+        .data(state)
+        .finish()
 }
 
 /// Who is asking, decided once per request from the `Authorization` header.
@@ -66,6 +73,8 @@ pub struct RequestCtx {
     /// Set by a successful `signUp` or `logIn`, so the rest of that response
     /// (e.g. `user { email }`) is resolved as the newly signed-in user.
     pub signed_in: std::sync::OnceLock<ObjectId>,
+    /// The client's address, for per-IP rate limits.
+    pub client_ip: Option<std::net::IpAddr>,
     /// Users by id.
     pub users: DataLoader<user::UserLoader>,
     /// Posts by id.
@@ -92,6 +101,7 @@ impl RequestCtx {
         RequestCtx {
             viewer,
             signed_in: std::sync::OnceLock::new(),
+            client_ip: None,
             users: dl(loader::ById::new(store)),
             posts: dl(loader::ById::new(store)),
             comments: dl(loader::ById::new(store)),

@@ -72,6 +72,7 @@ impl Post {
     }
 
     /// Comments on the post, newest first.
+    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -90,6 +91,7 @@ impl Post {
     }
 
     /// Users who like the post, newest account first.
+    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
     async fn liked_by(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Connection<User>> {
         related_users(ctx, UsersOf::Likers, self.0.id, first, after).await
     }
@@ -118,6 +120,7 @@ impl PostQuery {
     }
 
     /// All posts, or one author's, newest first.
+    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,

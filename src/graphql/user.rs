@@ -64,6 +64,7 @@ impl User {
     }
 
     /// The user's posts, newest first.
+    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
     async fn posts(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Connection<Post>> {
         let page = page_query(first, after)?;
         let docs = ctx.request()?.post_pages.load_one((PostsOf::Author, self.0.id, page)).await?.unwrap_or_default();
@@ -76,6 +77,7 @@ impl User {
     }
 
     /// The user's comments on any post, newest first.
+    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -89,6 +91,7 @@ impl User {
     }
 
     /// Users following this user, newest account first.
+    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
     async fn followers(
         &self,
         ctx: &Context<'_>,
@@ -99,6 +102,7 @@ impl User {
     }
 
     /// Users this user follows, newest account first.
+    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
     async fn following(
         &self,
         ctx: &Context<'_>,
@@ -145,6 +149,7 @@ impl UserQuery {
     }
 
     /// All users, newest first.
+    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
     async fn users(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Connection<User>> {
         let page: PageQuery = page_query(first, after)?;
         let docs = ctx.store()?.users_page(&page).await?;
@@ -221,6 +226,10 @@ impl UserMutation {
     async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> Result<AuthPayload> {
         let app = ctx.app()?;
         let email = input.email.trim().to_lowercase();
+        if let Some(ip) = ctx.request()?.client_ip {
+            app.logins_per_ip.hit(&ip.to_string())?;
+        }
+        app.logins_per_email.hit(&email)?;
         let user = if email.len() <= 254 { app.store.user_by_email(&email).await? } else { None };
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         if !app.auth.verify_password(input.password, hash).await? {

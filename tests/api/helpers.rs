@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blogql::auth::HashCost;
+use blogql::limits::Limits;
 use blogql::store::embedded::EmbeddedStore;
 use blogql::store::mongo::MongoStore;
 use blogql::store::{DynStore, Snapshot};
@@ -82,13 +83,14 @@ pub struct TestApp {
     server: Option<JoinHandle<()>>,
 }
 
-/// Settings every test server shares: cheap password hashing, known secret.
+/// Settings every test server shares: cheap password hashing, known secret, default limits.
 pub fn test_config(dir: &Path, jwt_secret: Option<&str>) -> Config {
     Config {
         data_dir: dir.to_path_buf(),
         jwt_secret: jwt_secret.map(str::to_owned),
         token_ttl: Duration::from_secs(3600),
         hash_cost: HashCost { memory_kib: 64, iterations: 1 },
+        limits: Limits::default(),
     }
 }
 
@@ -98,10 +100,20 @@ impl TestApp {
         TestApp::spawn_in(StoreHome::fresh(), Some(TEST_SECRET)).await
     }
 
+    /// A server over a new, empty store with these limits.
+    pub async fn spawn_with_limits(limits: Limits) -> TestApp {
+        TestApp::start(StoreHome::fresh(), Some(TEST_SECRET), limits).await
+    }
+
     /// A server over an existing store (used to restart on the same data).
     pub async fn spawn_in(home: StoreHome, jwt_secret: Option<&str>) -> TestApp {
+        TestApp::start(home, jwt_secret, Limits::default()).await
+    }
+
+    async fn start(home: StoreHome, jwt_secret: Option<&str>, limits: Limits) -> TestApp {
         init_tracing();
-        let config = test_config(home.path(), jwt_secret);
+        let mut config = test_config(home.path(), jwt_secret);
+        config.limits = limits;
         let (store, mongo) = home.open().await;
         let state = AppState::new(Arc::clone(&store), &config).expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

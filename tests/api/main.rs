@@ -8,6 +8,7 @@ mod atomicity;
 mod auth;
 mod cascade;
 mod helpers;
+mod hostile;
 mod http;
 mod mongo;
 mod pagination;

@@ -1,0 +1,196 @@
+//! Hostile and broken input: every case gets a clear error and the server keeps answering.
+
+use std::time::Duration;
+
+use blogql::limits::Limits;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{TestApp, expect_error, str_at};
+
+/// What a case sends: raw body with a content type, or a GraphQL query with variables.
+enum Send {
+    Raw(&'static str, String),
+    Query(String, Value),
+}
+
+/// Strings that must never reach a client: they would mean a panic or leaked internals.
+const LEAKS: [&str; 8] = ["panicked", "backtrace", "redb", "mongodb", "bson", "src/", "thread '", "RUST_"];
+
+fn alias_flood(n: usize) -> String {
+    let fields: String = (0..n).map(|i| format!("a{i}: posts(first: 100) {{ edges {{ node {{ id }} }} }} ")).collect();
+    format!("{{ {fields} }}")
+}
+
+fn deep(levels: usize) -> String {
+    let mut q = String::from("id");
+    for _ in 0..levels {
+        q = format!("posts(first: 1) {{ edges {{ node {{ author {{ {q} }} }} }} }}");
+    }
+    format!("{{ users(first: 1) {{ edges {{ node {{ {q} }} }} }} }}")
+}
+
+/// Each hostile case gets the expected status and code, no reply leaks internals,
+/// and the server answers /healthz after every one.
+#[tokio::test]
+async fn hostile_corpus() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&token, "target").await;
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let cases: Vec<(&str, Send, u16, &str)> = vec![
+        ("malformed JSON", Send::Raw("application/json", "{\"query\": ".into()), 400, "BAD_REQUEST"),
+        ("empty body", Send::Raw("application/json", String::new()), 400, "BAD_REQUEST"),
+        ("wrong content type", Send::Raw("text/plain", r#"{"query":"{ viewer { id } }"}"#.into()), 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("query not a string", Send::Raw("application/json", r#"{"query": {"a": 1}}"#.into()), 400, "BAD_REQUEST"),
+        ("batch", Send::Raw("application/json", r#"[{"query":"{ viewer { id } }"}]"#.into()), 400, "BAD_REQUEST"),
+        ("body over the limit", Send::Raw("application/json", format!(r#"{{"query":"{huge}"}}"#)), 413, "PAYLOAD_TOO_LARGE"),
+        ("syntax error", Send::Query("{ users { ".into(), json!({})), 200, "GRAPHQL_PARSE_FAILED"),
+        ("unknown field", Send::Query("{ nope }".into(), json!({})), 200, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "variable type mismatch",
+            Send::Query("query($f: Int) { posts(first: $f) { edges { cursor } } }".into(), json!({ "f": "ten" })),
+            200,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "Int out of range",
+            Send::Query("query($f: Int) { posts(first: $f) { edges { cursor } } }".into(), json!({ "f": 1u64 << 40 })),
+            200,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "fragment cycle",
+            Send::Query("{ viewer { ...A } } fragment A on User { ...B } fragment B on User { ...A }".into(), json!({})),
+            200,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        ("deep nesting", Send::Query(deep(10), json!({})), 200, "GRAPHQL_VALIDATION_FAILED"),
+        ("alias flood", Send::Query(alias_flood(1500), json!({})), 200, "GRAPHQL_VALIDATION_FAILED"),
+        ("complexity", Send::Query(alias_flood(100), json!({})), 200, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "NUL in a title",
+            Send::Query(
+                "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }".into(),
+                json!({ "i": { "title": "a\u{0}b", "body": "" } }),
+            ),
+            200,
+            "BAD_USER_INPUT",
+        ),
+        (
+            "huge comment",
+            Send::Query(
+                "mutation($p: ID!, $b: String!) { createComment(input: {postId: $p, body: $b}) { id } }".into(),
+                json!({ "p": post, "b": "y".repeat(600_000) }),
+            ),
+            200,
+            "BAD_USER_INPUT",
+        ),
+        ("bad id", Send::Query("{ post(id: \"not-an-id\") { id } }".into(), json!({})), 200, "BAD_USER_INPUT"),
+        ("bad cursor", Send::Query("{ posts(after: \"%%%\") { edges { cursor } } }".into(), json!({})), 200, "BAD_USER_INPUT"),
+        ("first too large", Send::Query("{ posts(first: 1000) { edges { cursor } } }".into(), json!({})), 200, "BAD_USER_INPUT"),
+        ("first negative", Send::Query("{ posts(first: -5) { edges { cursor } } }".into(), json!({})), 200, "BAD_USER_INPUT"),
+        (
+            "duplicate sign-up",
+            Send::Query(
+                "mutation { signUp(input: {name: \"Ann\", email: \"ann@example.com\", password: \"12345678\"}) { token } }".into(),
+                json!({}),
+            ),
+            200,
+            "CONFLICT",
+        ),
+    ];
+    for (name, send, status, code) in cases {
+        let req = app.client.post(app.url("/graphql"));
+        let req = match send {
+            Send::Raw(content_type, body) => req.header("content-type", content_type).body(body),
+            Send::Query(query, variables) => {
+                req.bearer_auth(&token).json(&json!({ "query": query, "variables": variables }))
+            }
+        };
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{name}: transport error {e}"));
+        assert_eq!(resp.status().as_u16(), status, "{name}");
+        let text = resp.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{name}: not JSON: {text}"));
+        assert_eq!(str_at(&body, "/errors/0/extensions/code"), code, "{name}: {body}");
+        let why = match name {
+            "deep nesting" => "nested too deep",
+            "alias flood" => "more than 1000 fields",
+            "complexity" => "too complex",
+            _ => "",
+        };
+        assert!(str_at(&body, "/errors/0/message").contains(why), "{name}: {body}");
+        for leak in LEAKS {
+            assert!(!text.contains(leak), "{name}: reply contains {leak:?}: {text}");
+        }
+        let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200, "server unhealthy after {name}");
+    }
+    assert_eq!(app.snapshot().await.posts.len(), 1);
+    app.assert_consistent().await;
+}
+
+/// A normal, well-shaped query stays well inside the limits.
+#[tokio::test]
+async fn ordinary_queries_fit_the_limits() {
+    let app = TestApp::spawn().await;
+    let q = "{ posts(first: 50) { edges { node { author { name } comments(first: 5) { edges { node { author { name } } } } likedBy(first: 10) { edges { node { name } } } } } } }";
+    let resp = app.graphql(q, json!({})).await;
+    assert!(resp.get("errors").is_none(), "{resp}");
+}
+
+/// A client that never finishes its headers is disconnected after the read timeout.
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let limits = Limits { read_timeout: Duration::from_millis(500), ..Limits::default() };
+    let app = TestApp::spawn_with_limits(limits).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server kept a stalled connection open for 10 s");
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+/// Log-in attempts beyond the per-email budget are RATE_LIMITED with a retry hint.
+#[tokio::test]
+async fn log_in_is_rate_limited_per_email() {
+    let limits = Limits { logins_per_email_per_minute: 3, ..Limits::default() };
+    let app = TestApp::spawn_with_limits(limits).await;
+    app.sign_up("Ann").await;
+    let q = "mutation($p: String!) { logIn(input: {email: \"ann@example.com\", password: $p}) { token } }";
+    for _ in 0..3 {
+        expect_error(&app.graphql(q, json!({ "p": "wrong password" })).await, "UNAUTHENTICATED");
+    }
+    let limited = app.graphql(q, json!({ "p": "correct horse" })).await;
+    expect_error(&limited, "RATE_LIMITED");
+    assert!(limited.pointer("/errors/0/extensions/retryAfterSeconds").and_then(Value::as_u64).is_some());
+    // Another email is not affected.
+    let other = app
+        .graphql("mutation { logIn(input: {email: \"bob@example.com\", password: \"xxxxxxxx\"}) { token } }", json!({}))
+        .await;
+    expect_error(&other, "UNAUTHENTICATED");
+}
+
+/// Cross-origin calls are refused by default and allowed for configured origins only.
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let preflight = |app: &TestApp, origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,authorization")
+            .send()
+    };
+    let app = TestApp::spawn().await;
+    let resp = preflight(&app, "https://evil.example").await.unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+
+    let limits = Limits { cors_origins: vec!["https://app.example".into()], ..Limits::default() };
+    let app = TestApp::spawn_with_limits(limits).await;
+    let ok = preflight(&app, "https://app.example").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example");
+    let evil = preflight(&app, "https://evil.example").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+}
