@@ -12,6 +12,7 @@
 //! - [`graphql`]: the schema, by feature (`user`, `post`, `comment`), with the
 //!   per-request DataLoaders and Relay connections.
 //! - [`check`]: the integrity checker for every invariant the rules promise.
+//! - [`seed`]: bulk data through the same rules, for benchmarks and crash tests.
 //! - [`auth`]: argon2id password hashes and HS256 bearer tokens.
 //! - [`error`]: the one [`error::Error`] enum and its one mapping to GraphQL codes.
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz` and `/readyz`,
@@ -29,6 +30,7 @@ pub mod graphql;
 pub mod http;
 pub mod limits;
 pub mod model;
+pub mod seed;
 pub mod store;
 
 use std::future::Future;

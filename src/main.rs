@@ -27,8 +27,40 @@ enum Command {
     Serve(ServeArgs),
     /// Print the GraphQL schema (SDL) to stdout; `schema.graphql` is this output.
     PrintSchema,
+    /// Fill the store with generated accounts, posts, comments, likes and follows (benchmarks, crash tests).
+    Seed(SeedArgs),
     /// Check the store's integrity (no orphans, mirrored references, exact counts); exit 1 on any violation.
     Check(StoreArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct SeedArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Accounts to create.
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// Posts per account.
+    #[arg(long, default_value_t = 10)]
+    posts_per_user: usize,
+    /// Comments on each post, by other accounts.
+    #[arg(long, default_value_t = 2)]
+    comments_per_post: usize,
+    /// Likes on each post, by other accounts.
+    #[arg(long, default_value_t = 2)]
+    likes_per_post: usize,
+    /// Accounts each account follows.
+    #[arg(long, default_value_t = 5)]
+    follows_per_user: usize,
+    /// Password of every seeded account.
+    #[arg(long, default_value = "password123")]
+    password: String,
+    /// HS256 secret for `--tokens-out` (else the data dir's generated one).
+    #[arg(long, env = "BLOGQL_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Write one line per account: `<token> <user id> <post id>,<post id>,...`.
+    #[arg(long)]
+    tokens_out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -124,6 +156,7 @@ async fn main() -> ExitCode {
         }
         Some(Command::Serve(args)) => run(args).await,
         Some(Command::Check(args)) => check(&args).await,
+        Some(Command::Seed(args)) => seed(args).await,
         None => run(cli.serve).await,
     };
     match result {
@@ -165,6 +198,50 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "blogql listening; GraphiQL at http://{addr}/");
     blogql::serve(listener, state, shutdown_signal()).await.map_err(|e| anyhow::anyhow!(e.detail()))?;
     tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Seeds the store and optionally writes tokens for the load script.
+async fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    let config = Config {
+        data_dir: args.store.data_dir.clone(),
+        jwt_secret: args.jwt_secret.clone(),
+        token_ttl: Duration::from_secs(7 * 24 * 60 * 60),
+        hash_cost: HashCost::default(),
+        limits: Limits::default(),
+    };
+    let state = AppState::new(store, &config).map_err(|e| anyhow::anyhow!(e.detail()))?;
+    let plan = blogql::seed::SeedPlan {
+        users: args.users,
+        posts_per_user: args.posts_per_user,
+        comments_per_post: args.comments_per_post,
+        likes_per_post: args.likes_per_post,
+        follows_per_user: args.follows_per_user,
+        password_hash: state
+            .auth
+            .hash_password(args.password.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!(e.detail()))?,
+    };
+    let started = std::time::Instant::now();
+    let seeded = blogql::seed::seed(state.store.as_ref(), &plan).await.map_err(|e| anyhow::anyhow!(e.detail()))?;
+    println!(
+        "seeded {} users with {} posts each in {:.1?}",
+        seeded.users.len(),
+        plan.posts_per_user,
+        started.elapsed()
+    );
+    if let Some(path) = args.tokens_out {
+        let mut out = String::new();
+        for (user, posts) in &seeded.users {
+            let token = state.auth.issue(*user).map_err(|e| anyhow::anyhow!(e.detail()))?;
+            let posts: Vec<String> = posts.iter().map(|p| p.to_hex()).collect();
+            out.push_str(&format!("{token} {} {}\n", user.to_hex(), posts.join(",")));
+        }
+        std::fs::write(&path, out)?;
+        println!("wrote {} tokens to {}", seeded.users.len(), path.display());
+    }
     Ok(())
 }
 

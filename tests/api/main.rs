@@ -12,6 +12,7 @@ mod hostile;
 mod http;
 mod mongo;
 mod pagination;
+mod races;
 mod restart;
 mod round_trips;
 mod schema;
