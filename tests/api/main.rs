@@ -7,11 +7,13 @@
 mod atomicity;
 mod auth;
 mod cascade;
+mod crash;
 mod helpers;
 mod hostile;
 mod http;
 mod mongo;
 mod pagination;
+mod props;
 mod races;
 mod restart;
 mod round_trips;

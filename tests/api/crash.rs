@@ -1,0 +1,136 @@
+//! Crash safety of the embedded store: SIGKILL in the middle of a large
+//! cascade leaves the user either fully present or fully gone.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blogql::auth::{Auth, HashCost};
+use blogql::seed::{SeedPlan, seed};
+use blogql::store::Store;
+use blogql::store::embedded::EmbeddedStore;
+use bson::oid::ObjectId;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::helpers::TEST_SECRET;
+
+const POSTS: usize = 1500;
+
+fn auth() -> Auth {
+    Auth::new(TEST_SECRET.as_bytes(), Duration::from_secs(3600), HashCost { memory_kib: 64, iterations: 1 })
+        .expect("auth")
+}
+
+/// Seeds a victim with `POSTS` posts, each commented on and liked by a second
+/// user, plus follows both ways; returns the victim's id.
+async fn seed_victim(dir: &std::path::Path) -> ObjectId {
+    let store = EmbeddedStore::open(dir).expect("open");
+    let plan = SeedPlan {
+        users: 2,
+        posts_per_user: POSTS,
+        comments_per_post: 1,
+        likes_per_post: 1,
+        follows_per_user: 1,
+        password_hash: auth().hash_password("password123".into()).await.expect("hash"),
+    };
+    seed(&store, &plan).await.expect("seed").users[0].0
+}
+
+fn start_server(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_blogql"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("BLOGQL_JWT_SECRET", TEST_SECRET)
+        .env_remove("MONGODB_URI")
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start blogql")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Whether the victim is entirely present (with all its posts) or entirely gone; panics otherwise.
+async fn victim_state(dir: &std::path::Path, victim: ObjectId) -> bool {
+    let store = EmbeddedStore::open(dir).expect("the store opens after SIGKILL");
+    let snap = store.snapshot().await.expect("snapshot");
+    let problems = blogql::check::violations(&snap);
+    assert!(problems.is_empty(), "integrity violations after SIGKILL: {:#?}", &problems[..problems.len().min(10)]);
+    let present = snap.users.iter().any(|u| u.id == victim);
+    let posts = snap.posts.iter().filter(|p| p.author == victim).count();
+    let comments_on_posts =
+        snap.comments.iter().filter(|c| snap.posts.iter().any(|p| p.id == c.post && p.author == victim)).count();
+    if present {
+        assert_eq!((posts, comments_on_posts), (POSTS, POSTS), "victim present but its dependents were cut");
+    } else {
+        assert_eq!(posts, 0, "victim gone but posts remain");
+    }
+    present
+}
+
+/// The real binary is killed with SIGKILL at a random moment while deleting a
+/// user with 1,500 posts, comments and likes, again and again; after every
+/// restart the store opens, the checker is clean, and the user is all there
+/// or all gone (and gone for sure once the server had answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_delete_user_is_all_or_nothing() {
+    let runs: usize = std::env::var("BLOGQL_CRASH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let seed_value: u64 =
+        std::env::var("BLOGQL_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(rand::random);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed_value);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut victim = seed_victim(dir.path()).await;
+    let client = reqwest::Client::new();
+    let (mut kept, mut gone, mut answered) = (0, 0, 0);
+    for run in 0..runs {
+        let port = free_port();
+        let mut child = start_server(dir.path(), port);
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while client.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+            assert!(started.elapsed() < Duration::from_secs(20), "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let token = auth().issue(victim).expect("token");
+        let request = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": "mutation($id: ID!) { deleteUser(id: $id) { deletedPostCount } }", "variables": { "id": victim.to_hex() } }))
+            .send();
+        let delay = Duration::from_millis(rng.gen_range(0..400));
+        let reply = Arc::new(tokio::sync::Mutex::new(None));
+        let slot = Arc::clone(&reply);
+        let waiter = tokio::spawn(async move {
+            if let Ok(resp) = request.await {
+                let ok = resp.json::<serde_json::Value>().await.map(|v| v.get("errors").is_none()).unwrap_or(false);
+                *slot.lock().await = Some(ok);
+            }
+        });
+        tokio::time::sleep(delay).await;
+        let answered_ok = *reply.lock().await == Some(true);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        waiter.abort();
+
+        let present = victim_state(dir.path(), victim).await;
+        println!("run {run}: killed after {delay:?}; answered before kill: {answered_ok}; victim present: {present}");
+        if answered_ok {
+            answered += 1;
+            assert!(!present, "the server confirmed the deletion, yet the user is back after the crash");
+        }
+        if present {
+            kept += 1;
+        } else {
+            gone += 1;
+            victim = seed_victim(dir.path()).await;
+        }
+    }
+    println!(
+        "crash seed {seed_value}: {kept} runs kept the user, {gone} deleted it ({answered} answered before the kill)"
+    );
+}
