@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::loader::ById;
 use super::post::Post;
 use super::user::{User, load_user};
-use super::{CtxExt, parse_id, to_id};
+use super::{CtxExt, parse_id, to_id, viewer_tx};
 use crate::cascade;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, limits};
@@ -101,9 +101,7 @@ impl CommentMutation {
 
     /// Deletes a comment; its author or the post's author may.
     async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteCommentPayload> {
-        let me = ctx.require_viewer()?;
-        let id = parse_id("id", &id)?;
-        let id = transact(ctx.store()?, move |tx| Box::pin(cascade::delete_comment(tx, me, id))).await?;
+        let id = viewer_tx(ctx, "id", &id, |tx, me, id| Box::pin(cascade::delete_comment(tx, me, id))).await?;
         Ok(DeleteCommentPayload { deleted_comment_id: to_id(id) })
     }
 }

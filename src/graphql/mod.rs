@@ -17,7 +17,8 @@ use bson::oid::ObjectId;
 
 use crate::AppState;
 use crate::error::{Error, Result};
-use crate::store::{CommentsOf, DynStore, Store, UsersOf};
+use crate::store::{CommentsOf, DynStore, Store, Tx, UsersOf, transact};
+use futures::future::BoxFuture;
 
 /// The root query: the union of every feature's queries.
 #[derive(MergedObject, Default)]
@@ -142,6 +143,18 @@ impl CtxExt for Context<'_> {
     fn request(&self) -> Result<&RequestCtx> {
         self.data::<RequestCtx>().map_err(|_| Error::internal("RequestCtx missing from request data"))
     }
+}
+
+/// Runs one write rule as the signed-in viewer on the document named by the
+/// `ID` argument `field`, in one transaction: the shape of most mutations.
+pub(crate) async fn viewer_tx<T, F>(ctx: &Context<'_>, field: &str, id: &ID, rule: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: for<'t> Fn(&'t mut dyn Tx, ObjectId, ObjectId) -> BoxFuture<'t, Result<T>> + Send + Sync + 'static,
+{
+    let me = ctx.require_viewer()?;
+    let target = parse_id(field, id)?;
+    transact(ctx.store()?, move |tx| rule(tx, me, target)).await
 }
 
 /// Parses a GraphQL `ID` argument as an ObjectId, naming the argument when it is not one.

@@ -8,7 +8,7 @@ use super::comment::Comment;
 use super::connection::{self, Connection, page_query};
 use super::loader::{ById, Relation};
 use super::user::{User, load_user, related_users};
-use super::{CtxExt, parse_id, to_id, to_int};
+use super::{CtxExt, parse_id, to_id, to_int, viewer_tx};
 use crate::cascade;
 use crate::error::{Error, Result};
 use crate::model::{Chronological, PageQuery, PostDoc, limits};
@@ -208,25 +208,19 @@ impl PostMutation {
 
     /// Deletes a post with its comments and pulls it from the author's `posts`, in one transaction.
     async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> Result<DeletePostPayload> {
-        let me = ctx.require_viewer()?;
-        let id = parse_id("id", &id)?;
-        let done = transact(ctx.store()?, move |tx| Box::pin(cascade::delete_post(tx, me, id))).await?;
+        let done = viewer_tx(ctx, "id", &id, |tx, me, id| Box::pin(cascade::delete_post(tx, me, id))).await?;
         Ok(DeletePostPayload { deleted_post_id: to_id(done.post), deleted_comment_count: to_int(done.comments) })
     }
 
     /// Likes a post as the viewer (idempotent).
     async fn like_post(&self, ctx: &Context<'_>, post_id: ID) -> Result<Post> {
-        let me = ctx.require_viewer()?;
-        let post = parse_id("postId", &post_id)?;
-        let post = transact(ctx.store()?, move |tx| Box::pin(cascade::like_post(tx, me, post))).await?;
+        let post = viewer_tx(ctx, "postId", &post_id, |tx, me, p| Box::pin(cascade::like_post(tx, me, p))).await?;
         Ok(Post(post))
     }
 
     /// Withdraws the viewer's like (idempotent).
     async fn unlike_post(&self, ctx: &Context<'_>, post_id: ID) -> Result<Post> {
-        let me = ctx.require_viewer()?;
-        let post = parse_id("postId", &post_id)?;
-        let post = transact(ctx.store()?, move |tx| Box::pin(cascade::unlike_post(tx, me, post))).await?;
+        let post = viewer_tx(ctx, "postId", &post_id, |tx, me, p| Box::pin(cascade::unlike_post(tx, me, p))).await?;
         Ok(Post(post))
     }
 }

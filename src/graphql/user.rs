@@ -8,7 +8,7 @@ use super::comment::Comment;
 use super::connection::{self, Connection, page_query};
 use super::loader::ById;
 use super::post::{Post, PostsOf};
-use super::{CtxExt, parse_id, to_id, to_int};
+use super::{CtxExt, parse_id, to_id, to_int, viewer_tx};
 use crate::auth::BAD_CREDENTIALS;
 use crate::cascade;
 use crate::error::{Error, Result};
@@ -244,17 +244,13 @@ impl UserMutation {
 
     /// Follows a user (idempotent). Following yourself is `BAD_USER_INPUT`.
     async fn follow_user(&self, ctx: &Context<'_>, user_id: ID) -> Result<User> {
-        let me = ctx.require_viewer()?;
-        let target = parse_id("userId", &user_id)?;
-        let user = transact(ctx.store()?, move |tx| Box::pin(cascade::follow_user(tx, me, target))).await?;
+        let user = viewer_tx(ctx, "userId", &user_id, |tx, me, u| Box::pin(cascade::follow_user(tx, me, u))).await?;
         Ok(User(user))
     }
 
     /// Stops following a user (idempotent).
     async fn unfollow_user(&self, ctx: &Context<'_>, user_id: ID) -> Result<User> {
-        let me = ctx.require_viewer()?;
-        let target = parse_id("userId", &user_id)?;
-        let user = transact(ctx.store()?, move |tx| Box::pin(cascade::unfollow_user(tx, me, target))).await?;
+        let user = viewer_tx(ctx, "userId", &user_id, |tx, me, u| Box::pin(cascade::unfollow_user(tx, me, u))).await?;
         Ok(User(user))
     }
 
@@ -262,9 +258,7 @@ impl UserMutation {
     /// comments elsewhere, and pulls your id from every like and follow, all in
     /// one transaction.
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteUserPayload> {
-        let me = ctx.require_viewer()?;
-        let id = parse_id("id", &id)?;
-        let done = transact(ctx.store()?, move |tx| Box::pin(cascade::delete_user(tx, me, id))).await?;
+        let done = viewer_tx(ctx, "id", &id, |tx, me, id| Box::pin(cascade::delete_user(tx, me, id))).await?;
         Ok(DeleteUserPayload {
             deleted_user_id: to_id(done.user),
             deleted_post_count: to_int(done.posts),
