@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use super::loader::ById;
 use super::post::Post;
 use super::user::{User, load_user};
-use super::{CtxExt, parse_id, to_id, viewer_tx};
+use super::{CtxExt, parse_id, to_id, vanished, viewer_tx};
 use crate::cascade;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{CommentDoc, limits};
 use crate::store::transact;
 
@@ -32,19 +32,12 @@ impl Comment {
 
     /// Who wrote the comment.
     async fn author(&self, ctx: &Context<'_>) -> Result<User> {
-        load_user(ctx, self.0.author).await?.map(User).ok_or_else(|| {
-            Error::internal(format!("comment {} references missing author {}", self.0.id, self.0.author))
-        })
+        load_user(ctx, self.0.author).await?.map(User).ok_or_else(|| vanished("author", self.0.author))
     }
 
     /// The post commented on.
     async fn post(&self, ctx: &Context<'_>) -> Result<Post> {
-        ctx.request()?
-            .posts
-            .load_one(self.0.post)
-            .await?
-            .map(Post)
-            .ok_or_else(|| Error::internal(format!("comment {} references missing post {}", self.0.id, self.0.post)))
+        ctx.request()?.posts.load_one(self.0.post).await?.map(Post).ok_or_else(|| vanished("post", self.0.post))
     }
 
     /// When the comment was written.

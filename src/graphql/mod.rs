@@ -69,6 +69,8 @@ pub enum Viewer {
 /// Loaders are created per request so batches never mix users' requests and
 /// nothing is cached across requests.
 pub struct RequestCtx {
+    /// The store as this request sees it (see [`Store::per_request`]).
+    pub store: DynStore,
     /// The authenticated viewer, if any.
     pub viewer: Viewer,
     /// Set by a successful `signUp` or `logIn`, so the rest of that response
@@ -93,6 +95,8 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// A context with new, empty loaders over `store`.
     pub fn new(viewer: Viewer, store: &DynStore) -> Self {
+        let store = DynStore::clone(store).per_request();
+        let store = &store;
         fn dl<L>(loader: L) -> DataLoader<L>
         where
             L: Send + Sync + 'static,
@@ -100,6 +104,7 @@ impl RequestCtx {
             DataLoader::new(loader, tokio::spawn)
         }
         RequestCtx {
+            store: DynStore::clone(store),
             viewer,
             signed_in: std::sync::OnceLock::new(),
             client_ip: None,
@@ -117,7 +122,7 @@ impl RequestCtx {
 pub(crate) trait CtxExt {
     fn app(&self) -> Result<&AppState>;
     fn store(&self) -> Result<&dyn Store> {
-        Ok(self.app()?.store.as_ref())
+        Ok(self.request()?.store.as_ref())
     }
     fn request(&self) -> Result<&RequestCtx>;
     /// The viewer's id, `None` when anonymous, an error when the token was bad.
@@ -155,6 +160,15 @@ where
     let me = ctx.require_viewer()?;
     let target = parse_id(field, id)?;
     transact(ctx.store()?, move |tx| rule(tx, me, target)).await
+}
+
+/// A referenced document that is gone: on MongoDB a concurrent delete can
+/// commit between two reads of one request (the embedded store reads one
+/// snapshot per request, so there it would mean corruption, which
+/// `blogql check` reports). The client gets `NOT_FOUND`, not an internal error.
+pub(crate) fn vanished(kind: &str, id: ObjectId) -> Error {
+    tracing::info!(%kind, %id, "a referenced document was deleted while the request ran");
+    Error::NotFound(format!("{kind} {id} was deleted while this request ran"))
 }
 
 /// Parses a GraphQL `ID` argument as an ObjectId, naming the argument when it is not one.

@@ -8,7 +8,7 @@ use super::comment::Comment;
 use super::connection::{self, Connection, page_query};
 use super::loader::{ById, Relation};
 use super::user::{User, load_user, related_users};
-use super::{CtxExt, parse_id, to_id, to_int, viewer_tx};
+use super::{CtxExt, parse_id, to_id, to_int, vanished, viewer_tx};
 use crate::cascade;
 use crate::error::{Error, Result};
 use crate::model::{Chronological, PageQuery, PostDoc, limits};
@@ -55,10 +55,7 @@ impl Post {
 
     /// Who wrote the post.
     async fn author(&self, ctx: &Context<'_>) -> Result<User> {
-        load_user(ctx, self.0.author)
-            .await?
-            .map(User)
-            .ok_or_else(|| Error::internal(format!("post {} references missing author {}", self.0.id, self.0.author)))
+        load_user(ctx, self.0.author).await?.map(User).ok_or_else(|| vanished("author", self.0.author))
     }
 
     /// When the post was created.

@@ -212,10 +212,9 @@ impl UserMutation {
         limits::password(&input.password)?;
         let app = ctx.app()?;
         let hash = app.auth.hash_password(input.password).await?;
-        let user = transact(app.store.as_ref(), move |tx| {
-            Box::pin(cascade::sign_up(tx, name.clone(), email.clone(), hash.clone()))
-        })
-        .await?;
+        let user =
+            transact(ctx.store()?, move |tx| Box::pin(cascade::sign_up(tx, name.clone(), email.clone(), hash.clone())))
+                .await?;
         let token = app.auth.issue(user.id)?;
         // A second sign-in in one request keeps the first identity; that is harmless.
         let _ = ctx.request()?.signed_in.set(user.id);
@@ -230,7 +229,7 @@ impl UserMutation {
             app.logins_per_ip.hit(&ip.to_string())?;
         }
         app.logins_per_email.hit(&email)?;
-        let user = if email.len() <= 254 { app.store.user_by_email(&email).await? } else { None };
+        let user = if email.len() <= 254 { ctx.store()?.user_by_email(&email).await? } else { None };
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         if !app.auth.verify_password(input.password, hash).await? {
             return Err(Error::Unauthenticated(BAD_CREDENTIALS.into()));

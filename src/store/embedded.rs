@@ -231,8 +231,11 @@ impl Reader<'_> {
 /// transaction; writes queue for redb's single writer.
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    stats: StoreStats,
-    faults: FaultPlan,
+    stats: Arc<StoreStats>,
+    faults: Arc<FaultPlan>,
+    /// Set on a per-request view: every read of the request shares one MVCC
+    /// snapshot, taken at the first read and dropped when the request writes.
+    pinned: Option<std::sync::Mutex<Option<Arc<ReadTransaction>>>>,
 }
 
 impl EmbeddedStore {
@@ -253,7 +256,7 @@ impl EmbeddedStore {
             }
         }
         wtx.commit()?;
-        Ok(EmbeddedStore { db: Arc::new(db), stats: StoreStats::default(), faults: FaultPlan::default() })
+        Ok(EmbeddedStore { db: Arc::new(db), stats: Arc::default(), faults: Arc::default(), pinned: None })
     }
 
     /// Runs `f` against a fresh read transaction on the blocking pool, as one round trip.
@@ -263,12 +266,24 @@ impl EmbeddedStore {
         F: FnOnce(Reader<'_>) -> Result<T> + Send + 'static,
     {
         self.stats.record_round_trip();
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
-            let rtx = db.begin_read()?;
-            f(Reader(&rtx))
-        })
-        .await?
+        let rtx = self.read_snapshot()?;
+        tokio::task::spawn_blocking(move || f(Reader(&rtx))).await?
+    }
+
+    /// The snapshot a read uses: the request's pinned one on a view, a fresh one otherwise.
+    fn read_snapshot(&self) -> Result<Arc<ReadTransaction>> {
+        let Some(pinned) = &self.pinned else {
+            return Ok(Arc::new(self.db.begin_read()?));
+        };
+        let mut pinned = pinned.lock().map_err(|_| Error::internal("snapshot lock poisoned"))?;
+        match &*pinned {
+            Some(rtx) => Ok(Arc::clone(rtx)),
+            None => {
+                let rtx = Arc::new(self.db.begin_read()?);
+                *pinned = Some(Arc::clone(&rtx));
+                Ok(rtx)
+            }
+        }
     }
 }
 
@@ -358,8 +373,23 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    fn per_request(self: Arc<Self>) -> super::DynStore {
+        Arc::new(EmbeddedStore {
+            db: Arc::clone(&self.db),
+            stats: Arc::clone(&self.stats),
+            faults: Arc::clone(&self.faults),
+            pinned: Some(std::sync::Mutex::new(None)),
+        })
+    }
+
     async fn run_tx(&self, mut work: TxWork) -> Result<Box<dyn Any + Send>> {
         self.stats.record_round_trip();
+        // Reads after this write must see it: drop the request's snapshot.
+        if let Some(pinned) = &self.pinned
+            && let Ok(mut pinned) = pinned.lock()
+        {
+            *pinned = None;
+        }
         let db = Arc::clone(&self.db);
         let counter = WriteCounter::new(&self.faults);
         tokio::task::spawn_blocking(move || {

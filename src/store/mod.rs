@@ -167,6 +167,12 @@ pub trait Store: Send + Sync + 'static {
     /// One page of related users per parent, newest account first.
     async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<UserDoc>>;
 
+    /// A handle for one request. On the embedded store every read of the
+    /// request sees one snapshot (so a page and the authors loaded for it
+    /// never disagree about a concurrent delete), renewed after the request's
+    /// own writes; MongoDB returns the shared store.
+    fn per_request(self: Arc<Self>) -> DynStore;
+
     /// Runs `work` in one ACID transaction: it commits if `work` returns `Ok`
     /// and rolls back otherwise. Backends with optimistic concurrency retry
     /// `work` on transient conflicts, so it must be safe to run again.

@@ -418,6 +418,10 @@ impl Store for MongoStore {
         self.lookup_pages(PageLookup { parent, local, from: USERS, foreign: "_id", by_time: false }, keys).await
     }
 
+    fn per_request(self: Arc<Self>) -> super::DynStore {
+        self
+    }
+
     async fn run_tx(&self, work: TxWork) -> Result<Box<dyn Any + Send>> {
         self.stats.record_round_trip();
         let mut session = self.client.start_session().await.map_err(from_driver)?;

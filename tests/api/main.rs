@@ -19,4 +19,5 @@ mod restart;
 mod round_trips;
 mod schema;
 mod seeds;
+mod snapshot_reads;
 mod validation;
