@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::helpers::TEST_SECRET;
 
-const POSTS: usize = 1500;
+const POSTS: usize = 2000;
 
 fn auth() -> Auth {
     Auth::new(TEST_SECRET.as_bytes(), Duration::from_secs(3600), HashCost { memory_kib: 64, iterations: 1 })
@@ -74,7 +74,7 @@ async fn victim_state(dir: &std::path::Path, victim: ObjectId) -> bool {
 }
 
 /// The real binary is killed with SIGKILL at a random moment while deleting a
-/// user with 1,500 posts, comments and likes, again and again; after every
+/// user with 2,000 posts, comments and likes, again and again; after every
 /// restart the store opens, the checker is clean, and the user is all there
 /// or all gone (and gone for sure once the server had answered).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
