@@ -48,6 +48,18 @@ async fn failpoint_off(mongo: &MongoStore) {
 /// A command name and the collection it targets.
 type Target = (&'static str, &'static str);
 
+/// Every distinct (command, collection) of the deleteUser cascade, in the order it sends them.
+const DELETE_USER_COMMANDS: [Target; 8] = [
+    ("find", "users"),
+    ("aggregate", "posts"),
+    ("delete", "comments"),
+    ("aggregate", "comments"),
+    ("update", "posts"),
+    ("delete", "posts"),
+    ("update", "users"),
+    ("delete", "users"),
+];
+
 /// A user whose deletion fans out: `posts` posts, comments on them by others,
 /// the user's own comments elsewhere, likes and follows both ways.
 async fn fan_out(app: &TestApp, posts: usize, comments_elsewhere: bool, likes: bool) -> (String, String) {
@@ -110,21 +122,7 @@ async fn mongo_failpoint_on_each_cascade_command_rolls_back() {
     // Fixtures chosen so that every command is the first of its kind on its collection:
     // (posts, comments elsewhere, likes) and the commands that fixture reaches first.
     let fixtures: [(usize, bool, bool, &[Target]); 3] = [
-        (
-            3,
-            true,
-            true,
-            &[
-                ("find", "users"),
-                ("aggregate", "posts"),
-                ("delete", "comments"),
-                ("aggregate", "comments"),
-                ("update", "posts"),
-                ("delete", "posts"),
-                ("update", "users"),
-                ("delete", "users"),
-            ],
-        ),
+        (3, true, true, &DELETE_USER_COMMANDS),
         // No posts: the first comment delete is the one for the user's own comments.
         (0, true, true, &[("delete", "comments")]),
         // No comments elsewhere: the first posts update is the likedBy pull.
@@ -171,16 +169,7 @@ async fn mongo_failpoint_on_each_cascade_command_rolls_back() {
 #[tokio::test]
 #[ignore = "tier 2: needs MONGODB_URI (.ci/run starts mongoeco for it)"]
 async fn mongo_transient_failures_are_retried_exactly_once() {
-    for (command, coll) in [
-        ("find", "users"),
-        ("aggregate", "posts"),
-        ("delete", "comments"),
-        ("aggregate", "comments"),
-        ("update", "posts"),
-        ("delete", "posts"),
-        ("update", "users"),
-        ("delete", "users"),
-    ] {
+    for (command, coll) in DELETE_USER_COMMANDS {
         let (app, mongo) = mongo_app().await;
         let (ann, ann_id) = fan_out(&app, 3, true, true).await;
         mongo.commands().take_names();
