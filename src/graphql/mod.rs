@@ -162,10 +162,10 @@ where
     transact(ctx.store()?, move |tx| rule(tx, me, target)).await
 }
 
-/// A referenced document that is gone: on MongoDB a concurrent delete can
-/// commit between two reads of one request (the embedded store reads one
-/// snapshot per request, so there it would mean corruption, which
-/// `blogql check` reports). The client gets `NOT_FOUND`, not an internal error.
+/// A referenced document that is gone. Requests read one snapshot, so this
+/// means corruption (which `blogql check` reports) or a MongoDB server that
+/// gave no snapshot time, where a concurrent delete can commit between two
+/// reads of one request. The client gets `NOT_FOUND`, not an internal error.
 pub(crate) fn vanished(kind: &str, id: ObjectId) -> Error {
     tracing::info!(%kind, %id, "a referenced document was deleted while the request ran");
     Error::NotFound(format!("{kind} {id} was deleted while this request ran"))

@@ -167,10 +167,11 @@ pub trait Store: Send + Sync + 'static {
     /// One page of related users per parent, newest account first.
     async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<UserDoc>>;
 
-    /// A handle for one request. On the embedded store every read of the
-    /// request sees one snapshot (so a page and the authors loaded for it
-    /// never disagree about a concurrent delete), renewed after the request's
-    /// own writes; MongoDB returns the shared store.
+    /// A handle for one request. Every read of the request sees one snapshot
+    /// (so a page and the authors loaded for it never disagree about a
+    /// concurrent delete), renewed after the request's own writes: a redb
+    /// read transaction on the embedded store, snapshot reads at one cluster
+    /// time on MongoDB (where the server offers them; see `store::mongo`).
     fn per_request(self: Arc<Self>) -> DynStore;
 
     /// Runs `work` in one ACID transaction: it commits if `work` returns `Ok`

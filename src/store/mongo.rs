@@ -22,13 +22,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bson::oid::ObjectId;
-use bson::{Bson, DateTime, Document, doc};
+use bson::{Bson, DateTime, Document, Timestamp, doc};
 use futures::{FutureExt, TryStreamExt};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::event::EventHandler;
 use mongodb::event::command::CommandEvent;
-use mongodb::options::{ClientOptions, IndexOptions, ReadConcern, TransactionOptions, WriteConcern};
-use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+use mongodb::options::{ClientOptions, IndexOptions, ReadConcern, SessionOptions, TransactionOptions, WriteConcern};
+use mongodb::{Client, ClientSession, Collection, Database, IndexModel, SessionCursor};
 use serde::de::DeserializeOwned;
 
 use super::{CommentsOf, FaultPlan, Pages, Snapshot, Store, StoreStats, Tx, TxWork, UsersOf, WriteCounter};
@@ -146,9 +146,36 @@ struct PageLookup {
 pub struct MongoStore {
     client: Client,
     db: Database,
-    stats: StoreStats,
-    faults: FaultPlan,
+    stats: Arc<StoreStats>,
+    faults: Arc<FaultPlan>,
     commands: Arc<CommandCounter>,
+    /// Set on a per-request view: the snapshot its reads share.
+    pin: Option<tokio::sync::Mutex<Pin>>,
+}
+
+/// The read snapshot of a per-request view.
+///
+/// The request's first read runs in a snapshot session, and the server
+/// answers with the cluster time it read at; every later read of the request
+/// opens a snapshot session at that time. So a page and the authors loaded
+/// for it come from the same instant, even when another request deletes an
+/// author in between. A write by the request clears the pin, so what it reads
+/// next includes its own write.
+#[derive(Clone, Copy)]
+enum Pin {
+    /// No read yet (or the request just wrote).
+    Unset,
+    /// Reads happen at this cluster time.
+    At(Timestamp),
+    /// The server gave no snapshot time, so each read sees the latest data.
+    Unavailable,
+}
+
+/// The session one read runs in. For the request's first read it also holds
+/// the pin's lock, so concurrent reads wait to learn the snapshot time.
+struct ReadSession<'a> {
+    session: ClientSession,
+    establishing: Option<tokio::sync::MutexGuard<'a, Pin>>,
 }
 
 impl MongoStore {
@@ -176,9 +203,10 @@ impl MongoStore {
         let store = MongoStore {
             db: client.database(&name),
             client,
-            stats: StoreStats::default(),
-            faults: FaultPlan::default(),
+            stats: Arc::default(),
+            faults: Arc::default(),
             commands,
+            pin: None,
         };
         store.probe().await?;
         store.ensure_indexes().await?;
@@ -249,41 +277,71 @@ impl MongoStore {
         Ok(())
     }
 
+    /// The session a read runs in: on a view, a snapshot session at the
+    /// request's pinned time (or the one that pins it); otherwise a plain one.
+    async fn read_session(&self) -> Result<ReadSession<'_>> {
+        let plain = |session| ReadSession { session, establishing: None };
+        let Some(pin) = &self.pin else {
+            return Ok(plain(self.client.start_session().await.map_err(from_driver)?));
+        };
+        let guard = pin.lock().await;
+        let (options, establishing) = match *guard {
+            Pin::At(time) => (SessionOptions::builder().snapshot(true).snapshot_time(time).build(), None),
+            Pin::Unset => (SessionOptions::builder().snapshot(true).build(), Some(guard)),
+            Pin::Unavailable => {
+                drop(guard);
+                return Ok(plain(self.client.start_session().await.map_err(from_driver)?));
+            }
+        };
+        let session = self.client.start_session().with_options(options).await.map_err(from_driver)?;
+        Ok(ReadSession { session, establishing })
+    }
+
+    /// Runs one read: `find` or `aggregate` in the read's session, collected.
+    /// The first read of a view pins the cluster time the server read at.
+    async fn read<T, F>(&self, op: F) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + Sync,
+        F: AsyncFnOnce(&mut ClientSession) -> mongodb::error::Result<SessionCursor<T>>,
+    {
+        self.stats.record_round_trip();
+        let mut read = self.read_session().await?;
+        let mut cursor = op(&mut read.session).await.map_err(from_driver)?;
+        let docs: Vec<T> = cursor.stream(&mut read.session).try_collect().await.map_err(from_driver)?;
+        if let Some(mut pin) = read.establishing {
+            *pin = read.session.snapshot_time().map_or(Pin::Unavailable, Pin::At);
+        }
+        Ok(docs)
+    }
+
     async fn by_ids<T>(&self, coll: &str, ids: &[ObjectId]) -> Result<Vec<T>>
     where
         T: DeserializeOwned + Send + Sync,
     {
-        self.stats.record_round_trip();
         if ids.is_empty() {
+            self.stats.record_round_trip();
             return Ok(Vec::new());
         }
-        self.coll::<T>(coll)
-            .find(doc! { "_id": { "$in": ids } })
-            .batch_size(batch(ids.len()))
-            .await
-            .map_err(from_driver)?
-            .try_collect()
-            .await
-            .map_err(from_driver)
+        let filter = doc! { "_id": { "$in": ids } };
+        self.read(async |s| self.coll::<T>(coll).find(filter).batch_size(batch(ids.len())).session(s).await).await
     }
 
     async fn page<T>(&self, coll: &str, filter: Document, page: &PageQuery) -> Result<Vec<T>>
     where
         T: DeserializeOwned + Send + Sync,
     {
-        self.stats.record_round_trip();
         let mut filter = filter;
         filter.extend(created_filter(page));
-        self.coll::<T>(coll)
-            .find(filter)
-            .sort(newest_first())
-            .limit(limit(page))
-            .batch_size(batch(page.fetch_limit()))
-            .await
-            .map_err(from_driver)?
-            .try_collect()
-            .await
-            .map_err(from_driver)
+        self.read(async |s| {
+            self.coll::<T>(coll)
+                .find(filter)
+                .sort(newest_first())
+                .limit(limit(page))
+                .batch_size(batch(page.fetch_limit()))
+                .session(s)
+                .await
+        })
+        .await
     }
 
     /// One page per parent in one `aggregate` per distinct page request:
@@ -292,7 +350,6 @@ impl MongoStore {
     where
         T: DeserializeOwned,
     {
-        self.stats.record_round_trip();
         let mut groups: HashMap<PageQuery, Vec<ObjectId>> = HashMap::new();
         for (parent, page) in keys {
             groups.entry(*page).or_default().push(*parent);
@@ -316,14 +373,14 @@ impl MongoStore {
                 doc! { "$project": { "page": 1 } },
             ];
             let rows: Vec<Document> = self
-                .coll::<Document>(how.parent)
-                .aggregate(pipeline)
-                .batch_size(batch(parents.len()))
-                .await
-                .map_err(from_driver)?
-                .try_collect()
-                .await
-                .map_err(from_driver)?;
+                .read(async |s| {
+                    self.coll::<Document>(how.parent)
+                        .aggregate(pipeline)
+                        .batch_size(batch(parents.len()))
+                        .session(s)
+                        .await
+                })
+                .await?;
             for row in rows {
                 let parent = row.get_object_id("_id").map_err(Error::internal)?;
                 let docs = row
@@ -380,8 +437,9 @@ impl Store for MongoStore {
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>> {
-        self.stats.record_round_trip();
-        self.coll::<UserDoc>(USERS).find_one(doc! { "email": email }).await.map_err(from_driver)
+        let filter = doc! { "email": email };
+        let found = self.read(async |s| self.coll::<UserDoc>(USERS).find(filter).limit(1).session(s).await).await?;
+        Ok(found.into_iter().next())
     }
 
     async fn users_page(&self, page: &PageQuery) -> Result<Vec<UserDoc>> {
@@ -419,14 +477,21 @@ impl Store for MongoStore {
     }
 
     fn per_request(self: Arc<Self>) -> super::DynStore {
-        self
+        Arc::new(MongoStore {
+            client: self.client.clone(),
+            db: self.db.clone(),
+            stats: Arc::clone(&self.stats),
+            faults: Arc::clone(&self.faults),
+            commands: Arc::clone(&self.commands),
+            pin: Some(tokio::sync::Mutex::new(Pin::Unset)),
+        })
     }
 
     async fn run_tx(&self, work: TxWork) -> Result<Box<dyn Any + Send>> {
         self.stats.record_round_trip();
         let mut session = self.client.start_session().await.map_err(from_driver)?;
         let context = TxContext { work, db: self.db.clone(), fail_at: self.faults.take() };
-        session
+        let outcome = session
             .start_transaction()
             .with_options(tx_options())
             .and_run(context, |session, context| {
@@ -449,7 +514,13 @@ impl Store for MongoStore {
                 .boxed()
             })
             .await
-            .map_err(from_driver)
+            .map_err(from_driver);
+        // Whatever the outcome, the request's next read takes a new snapshot,
+        // so it sees this write.
+        if let Some(pin) = &self.pin {
+            *pin.lock().await = Pin::Unset;
+        }
+        outcome
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {

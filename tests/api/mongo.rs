@@ -328,3 +328,12 @@ async fn tier3_create_post_racing_delete_user_leaves_no_orphans() {
         app.assert_consistent().await;
     }
 }
+
+/// A request's reads share one snapshot at a cluster time until it writes, as on the embedded store.
+#[tokio::test]
+#[ignore = "tier 3: needs a real MongoDB replica set in MONGODB_URI (mongoeco has no snapshot reads at a cluster time)"]
+async fn tier3_a_request_reads_one_snapshot_until_it_writes() {
+    let (app, mongo) = mongo_app().await;
+    assert_real_server(&mongo).await;
+    crate::snapshot_reads::check_request_snapshot(Arc::clone(&app.store)).await;
+}

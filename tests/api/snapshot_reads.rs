@@ -1,4 +1,6 @@
-//! Per-request snapshots on the embedded store.
+//! Per-request read snapshots. The embedded store always pins them; on
+//! MongoDB the same check is `mongo::tier3_a_request_reads_one_snapshot_until_it_writes`,
+//! because mongoeco has no snapshot reads at a cluster time.
 
 use std::sync::Arc;
 
@@ -13,7 +15,11 @@ use blogql::store::{DynStore, transact};
 #[tokio::test]
 async fn a_request_reads_one_snapshot_until_it_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    check_request_snapshot(Arc::new(EmbeddedStore::open(dir.path()).unwrap())).await;
+}
+
+/// The snapshot check, on any (empty) store.
+pub async fn check_request_snapshot(store: DynStore) {
     let ann = transact(store.as_ref(), |tx| Box::pin(cascade::sign_up(tx, "Ann".into(), "a@x.io".into(), "h".into())))
         .await
         .unwrap();
