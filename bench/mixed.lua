@@ -22,6 +22,7 @@ function init(args)
   load_accounts()
   math.randomseed(os.time() + id)
   graphql_errors, internal_errors, other_errors, answers = 0, 0, 0, 0
+  bad_input, forbidden, conflict, rate_limited = 0, 0, 0, 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end
@@ -64,15 +65,24 @@ function response(status, headers, body)
   if body:find("INTERNAL_SERVER_ERROR", 1, true) then internal_errors = internal_errors + 1 end
   if body:find('"errors"', 1, true) and not body:find("NOT_FOUND", 1, true) and not body:find("UNAUTHENTICATED", 1, true) then
     other_errors = other_errors + 1
+    -- Which code: expected here is BAD_USER_INPUT from following oneself (me == other).
+    if sample == nil then sample = body:sub(1, 300) end
+    if body:find("BAD_USER_INPUT", 1, true) then bad_input = bad_input + 1
+    elseif body:find("FORBIDDEN", 1, true) then forbidden = forbidden + 1
+    elseif body:find("CONFLICT", 1, true) then conflict = conflict + 1
+    elseif body:find("RATE_LIMITED", 1, true) then rate_limited = rate_limited + 1 end
   end
 end
 
 function done(summary, latency, requests)
   local gql_errors, internal, other = 0, 0, 0
+  local codes = { BAD_USER_INPUT = 0, FORBIDDEN = 0, CONFLICT = 0, RATE_LIMITED = 0 }
+  local vars = { BAD_USER_INPUT = "bad_input", FORBIDDEN = "forbidden", CONFLICT = "conflict", RATE_LIMITED = "rate_limited" }
   for _, t in ipairs(threads) do
     gql_errors = gql_errors + t:get("graphql_errors")
     internal = internal + t:get("internal_errors")
     other = other + t:get("other_errors")
+    for code, var in pairs(vars) do codes[code] = codes[code] + t:get(var) end
   end
   local transport = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
   io.write(string.format("requests %d in %.1fs: %.0f req/s\n", summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6)))
@@ -80,4 +90,11 @@ function done(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
   io.write(string.format("transport errors %d, non-2xx %d, GraphQL answers with errors %d, of which INTERNAL_SERVER_ERROR %d and codes other than NOT_FOUND/UNAUTHENTICATED (lost races) %d\n",
     transport, summary.errors.status, gql_errors, internal, other))
+  io.write(string.format("  those %d by code: BAD_USER_INPUT %d, FORBIDDEN %d, CONFLICT %d, RATE_LIMITED %d, other %d\n",
+    other, codes.BAD_USER_INPUT, codes.FORBIDDEN, codes.CONFLICT, codes.RATE_LIMITED,
+    other - codes.BAD_USER_INPUT - codes.FORBIDDEN - codes.CONFLICT - codes.RATE_LIMITED))
+  for _, t in ipairs(threads) do
+    local sample = t:get("sample")
+    if sample then io.write("  sample: " .. sample .. "\n") end
+  end
 end
