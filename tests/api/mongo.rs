@@ -24,6 +24,10 @@ async fn mongo_app() -> (TestApp, Arc<MongoStore>) {
     (app, mongo)
 }
 
+/// The `failCommand` failpoint is one per server, and turning it off ends any
+/// test's armed failure, so tests that use it take turns.
+static FAILPOINT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Arms mongoeco's or mongod's `failCommand` failpoint for the next `command` on `coll` of this test's database.
 async fn fail_next(mongo: &MongoStore, command: &str, coll: &str, code: i32, labels: &[&str]) {
     let namespace = format!("{}.{coll}", mongo.database().name());
@@ -119,6 +123,7 @@ async fn mongo_delete_user_command_count_is_independent_of_fan_out() {
 #[tokio::test]
 #[ignore = "tier 2: needs MONGODB_URI (.ci/run starts mongoeco for it)"]
 async fn mongo_failpoint_on_each_cascade_command_rolls_back() {
+    let _turn = FAILPOINT.lock().await;
     // Fixtures chosen so that every command is the first of its kind on its collection:
     // (posts, comments elsewhere, likes) and the commands that fixture reaches first.
     let fixtures: [(usize, bool, bool, &[Target]); 3] = [
@@ -169,6 +174,7 @@ async fn mongo_failpoint_on_each_cascade_command_rolls_back() {
 #[tokio::test]
 #[ignore = "tier 2: needs MONGODB_URI (.ci/run starts mongoeco for it)"]
 async fn mongo_transient_failures_are_retried_exactly_once() {
+    let _turn = FAILPOINT.lock().await;
     for (command, coll) in DELETE_USER_COMMANDS {
         let (app, mongo) = mongo_app().await;
         let (ann, ann_id) = fan_out(&app, 3, true, true).await;
