@@ -264,7 +264,8 @@ async fn execute(
     headers: &HeaderMap,
     req: async_graphql::Request,
 ) -> Response {
-    let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store);
+    let mut ctx =
+        RequestCtx::new(viewer(&routes.state, headers), &routes.state.store, routes.state.limits.batch_window);
     ctx.client_ip = client;
     let query = req.query.clone();
     let mut resp = routes.schema.execute(req.data(ctx)).await;

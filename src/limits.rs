@@ -32,6 +32,11 @@ pub struct Limits {
     pub logins_per_ip_per_minute: u32,
     /// Origins allowed to call the API from a browser; empty allows no cross-origin calls.
     pub cors_origins: Vec<String>,
+    /// How long a DataLoader collects keys before it sends its batch. Every
+    /// key of one query level normally registers within microseconds; on a
+    /// starved CPU a level can straddle the window and cost one more round
+    /// trip. Longer windows trade that for latency on every level.
+    pub batch_window: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +51,7 @@ impl Default for Limits {
             logins_per_email_per_minute: 10,
             logins_per_ip_per_minute: 60,
             cors_origins: Vec::new(),
+            batch_window: Duration::from_millis(1),
         }
     }
 }

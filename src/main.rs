@@ -138,6 +138,9 @@ struct ServeArgs {
     /// Comma-separated origins allowed to call the API from browsers (none by default).
     #[arg(long, env = "BLOGQL_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// How long, in milliseconds, a DataLoader collects keys before sending its batch.
+    #[arg(long, env = "BLOGQL_BATCH_WINDOW_MS", default_value_t = 1)]
+    batch_window_ms: u64,
     /// argon2id iterations.
     #[arg(long, env = "BLOGQL_ARGON2_ITERATIONS", default_value_t = HashCost::default().iterations)]
     argon2_iterations: u32,
@@ -190,6 +193,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
             logins_per_email_per_minute: args.logins_per_email_per_minute,
             logins_per_ip_per_minute: args.logins_per_ip_per_minute,
             cors_origins: args.cors_origins,
+            batch_window: Duration::from_millis(args.batch_window_ms),
         },
     };
     let state = AppState::new(store, &config).map_err(|e| anyhow::anyhow!(e.detail()))?;

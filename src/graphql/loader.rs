@@ -68,6 +68,7 @@ impl<D: Entity> Loader<ObjectId> for ById<D> {
     type Error = Error;
 
     async fn load(&self, keys: &[ObjectId]) -> Result<HashMap<ObjectId, D>> {
+        tracing::debug!(doc = std::any::type_name::<D>(), keys = keys.len(), "batch by id");
         Ok(D::fetch(&self.store, keys).await?.into_iter().map(|d| (d.entity_id(), d)).collect())
     }
 }
@@ -119,6 +120,7 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
     type Error = Error;
 
     async fn load(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Vec<R::Doc>>> {
+        tracing::debug!(relation = std::any::type_name::<R>(), keys = keys.len(), "batch of pages");
         let mut by_rel: HashMap<R, Vec<(ObjectId, PageQuery)>> = HashMap::new();
         for (rel, parent, page) in keys {
             by_rel.entry(*rel).or_default().push((*parent, *page));

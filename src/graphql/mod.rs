@@ -93,27 +93,25 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    /// A context with new, empty loaders over `store`.
-    pub fn new(viewer: Viewer, store: &DynStore) -> Self {
+    /// A context with new, empty loaders over `store`, each sending its batch
+    /// `batch_window` after its first key.
+    pub fn new(viewer: Viewer, store: &DynStore, batch_window: std::time::Duration) -> Self {
         let store = DynStore::clone(store).per_request();
         let store = &store;
-        fn dl<L>(loader: L) -> DataLoader<L>
-        where
-            L: Send + Sync + 'static,
-        {
-            DataLoader::new(loader, tokio::spawn)
+        fn dl<L: Send + Sync + 'static>(loader: L, window: std::time::Duration) -> DataLoader<L> {
+            DataLoader::new(loader, tokio::spawn).delay(window)
         }
         RequestCtx {
             store: DynStore::clone(store),
             viewer,
             signed_in: std::sync::OnceLock::new(),
             client_ip: None,
-            users: dl(loader::ById::new(store)),
-            posts: dl(loader::ById::new(store)),
-            comments: dl(loader::ById::new(store)),
-            user_pages: dl(loader::PageLoader::new(store)),
-            post_pages: dl(loader::PageLoader::new(store)),
-            comment_pages: dl(loader::PageLoader::new(store)),
+            users: dl(loader::ById::new(store), batch_window),
+            posts: dl(loader::ById::new(store), batch_window),
+            comments: dl(loader::ById::new(store), batch_window),
+            user_pages: dl(loader::PageLoader::new(store), batch_window),
+            post_pages: dl(loader::PageLoader::new(store), batch_window),
+            comment_pages: dl(loader::PageLoader::new(store), batch_window),
         }
     }
 }

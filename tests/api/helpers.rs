@@ -68,6 +68,29 @@ impl StoreHome {
     }
 }
 
+/// Drops the test's MongoDB database, so a long run (or a developer's replica
+/// set in tier 3) does not fill up with test data. Best effort: a failure is
+/// printed, not raised, because the test's verdict is already decided.
+impl Drop for StoreHome {
+    fn drop(&mut self) {
+        let (Some(uri), Some(db)) = (mongodb_uri(), self.mongo_db.take()) else { return };
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut options = mongodb::options::ClientOptions::parse(&uri).await.map_err(|e| e.to_string())?;
+                options.server_selection_timeout = Some(Duration::from_secs(2));
+                let client = mongodb::Client::with_options(options).map_err(|e| e.to_string())?;
+                client.database(&db).drop().await.map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("note: could not drop a test database: {dropped:?}");
+        }
+    }
+}
+
 /// A running blogql server over its own store.
 pub struct TestApp {
     /// Where the server listens.
