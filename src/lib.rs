@@ -6,7 +6,9 @@
 //!   vocabulary, and input limits.
 //! - [`store`]: the store seam. [`store::Store`] holds batched reads and the
 //!   door to transactions; [`store::Tx`] is the transaction handle and the only
-//!   way to write. [`store::embedded`] implements both on redb.
+//!   way to write. [`store::embedded`] implements both on redb,
+//!   [`store::mongo`] on the MongoDB driver (session transactions through
+//!   `and_run`, snapshot reads per request).
 //! - [`cascade`]: every write rule (cascading deletes, relation pulls, creates
 //!   that write what they reference), written once against [`store::Tx`].
 //! - [`graphql`]: the schema, by feature (`user`, `post`, `comment`), with the
@@ -17,7 +19,8 @@
 //! - [`error`]: the one [`error::Error`] enum and its one mapping to GraphQL codes.
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz` and `/readyz`,
 //!   with the HTTP limits (body size, timeouts, CORS) and the accept loop.
-//! - [`limits`]: query-shape limits, login rate limits and their defaults.
+//! - [`limits`]: query-shape limits, login rate limits, the DataLoader batch
+//!   window, and their defaults.
 //!
 //! [`build_app`] and [`serve`] are what both `main` and the integration tests
 //! use, so tests exercise the real application on a real socket.
