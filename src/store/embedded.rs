@@ -1,12 +1,12 @@
 //! The embedded backend: a single redb file under the data directory.
 //!
 //! redb gives ACID transactions with one writer at a time, so every
-//! [`Tx`](super::Tx) here is serializable and a crash at any point leaves
+//! [`Tx`] here is serializable and a crash at any point leaves
 //! either the whole transaction or none of it on disk.
 //!
 //! Layout: one table per collection (`ObjectId` bytes → BSON document) and
 //! one table per secondary index (key bytes → `()`), maintained by
-//! [`Writer::put`] and [`Writer::remove`] on every document write, the way a
+//! `Writer::put` and `Writer::remove` on every document write, the way a
 //! database maintains its own indexes. Index keys that list newest first are
 //! `parent ++ desc(createdAt, _id)`, so a page is one range scan from the
 //! cursor and never a table scan.

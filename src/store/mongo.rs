@@ -6,7 +6,7 @@
 //! `UnknownTransactionCommitResult`. Transactions use read concern
 //! `snapshot` and write concern `majority`.
 //!
-//! [`MongoTx`] holds the `ClientSession` and offers no call without it, so a
+//! `MongoTx` holds the `ClientSession` and offers no call without it, so a
 //! cascade step cannot run outside the transaction. Each of its methods is
 //! one command (a `deleteMany` with `$in`, an `updateMany` with `$pull`, one
 //! multi-statement `update` for counters), so a cascade costs the same
