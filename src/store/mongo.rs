@@ -281,17 +281,16 @@ impl MongoStore {
     /// The session a read runs in: on a view, a snapshot session at the
     /// request's pinned time (or the one that pins it); otherwise a plain one.
     async fn read_session(&self) -> Result<ReadSession<'_>> {
-        let plain = |session| ReadSession { session, establishing: None };
-        let Some(pin) = &self.pin else {
-            return Ok(plain(self.client.start_session().await.map_err(from_driver)?));
-        };
-        let guard = pin.lock().await;
-        let (options, establishing) = match *guard {
-            Pin::At(time) => (SessionOptions::builder().snapshot(true).snapshot_time(time).build(), None),
-            Pin::Unset => (SessionOptions::builder().snapshot(true).build(), Some(guard)),
-            Pin::Unavailable => {
-                drop(guard);
-                return Ok(plain(self.client.start_session().await.map_err(from_driver)?));
+        let snapshot = || SessionOptions::builder().snapshot(true);
+        let (options, establishing) = match &self.pin {
+            None => (None, None),
+            Some(pin) => {
+                let guard = pin.lock().await;
+                match *guard {
+                    Pin::At(time) => (Some(snapshot().snapshot_time(time).build()), None),
+                    Pin::Unset => (Some(snapshot().build()), Some(guard)),
+                    Pin::Unavailable => (None, None),
+                }
             }
         };
         let session = self.client.start_session().with_options(options).await.map_err(from_driver)?;
