@@ -2,6 +2,9 @@
 -- Needs TOKENS (a file from `blogql seed --tokens-out`): "<token> <user id> <post id>,<post id>,..."
 local accounts = {}
 local threads = {}
+-- Codes counted separately among the errors that are not lost races; each
+-- thread keeps one global counter per code, named "count_<CODE>".
+local codes = { "BAD_USER_INPUT", "FORBIDDEN", "CONFLICT", "RATE_LIMITED" }
 
 local function load_accounts()
   local path = os.getenv("TOKENS")
@@ -22,7 +25,7 @@ function init(args)
   load_accounts()
   math.randomseed(os.time() + id)
   graphql_errors, internal_errors, other_errors, answers = 0, 0, 0, 0
-  bad_input, forbidden, conflict, rate_limited = 0, 0, 0, 0
+  for _, code in ipairs(codes) do _G["count_" .. code] = 0 end
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end
@@ -67,22 +70,24 @@ function response(status, headers, body)
     other_errors = other_errors + 1
     -- Which code: expected here is BAD_USER_INPUT from following oneself (me == other).
     if sample == nil then sample = body:sub(1, 300) end
-    if body:find("BAD_USER_INPUT", 1, true) then bad_input = bad_input + 1
-    elseif body:find("FORBIDDEN", 1, true) then forbidden = forbidden + 1
-    elseif body:find("CONFLICT", 1, true) then conflict = conflict + 1
-    elseif body:find("RATE_LIMITED", 1, true) then rate_limited = rate_limited + 1 end
+    for _, code in ipairs(codes) do
+      if body:find(code, 1, true) then
+        _G["count_" .. code] = _G["count_" .. code] + 1
+        break
+      end
+    end
   end
 end
 
 function done(summary, latency, requests)
   local gql_errors, internal, other = 0, 0, 0
-  local codes = { BAD_USER_INPUT = 0, FORBIDDEN = 0, CONFLICT = 0, RATE_LIMITED = 0 }
-  local vars = { BAD_USER_INPUT = "bad_input", FORBIDDEN = "forbidden", CONFLICT = "conflict", RATE_LIMITED = "rate_limited" }
+  local by_code = {}
+  for _, code in ipairs(codes) do by_code[code] = 0 end
   for _, t in ipairs(threads) do
     gql_errors = gql_errors + t:get("graphql_errors")
     internal = internal + t:get("internal_errors")
     other = other + t:get("other_errors")
-    for code, var in pairs(vars) do codes[code] = codes[code] + t:get(var) end
+    for _, code in ipairs(codes) do by_code[code] = by_code[code] + t:get("count_" .. code) end
   end
   local transport = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
   io.write(string.format("requests %d in %.1fs: %.0f req/s\n", summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6)))
@@ -90,9 +95,12 @@ function done(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
   io.write(string.format("transport errors %d, non-2xx %d, GraphQL answers with errors %d, of which INTERNAL_SERVER_ERROR %d and codes other than NOT_FOUND/UNAUTHENTICATED (lost races) %d\n",
     transport, summary.errors.status, gql_errors, internal, other))
-  io.write(string.format("  those %d by code: BAD_USER_INPUT %d, FORBIDDEN %d, CONFLICT %d, RATE_LIMITED %d, other %d\n",
-    other, codes.BAD_USER_INPUT, codes.FORBIDDEN, codes.CONFLICT, codes.RATE_LIMITED,
-    other - codes.BAD_USER_INPUT - codes.FORBIDDEN - codes.CONFLICT - codes.RATE_LIMITED))
+  local parts, rest = {}, other
+  for _, code in ipairs(codes) do
+    parts[#parts + 1] = string.format("%s %d", code, by_code[code])
+    rest = rest - by_code[code]
+  end
+  io.write(string.format("  those %d by code: %s, other %d\n", other, table.concat(parts, ", "), rest))
   for _, t in ipairs(threads) do
     local sample = t:get("sample")
     if sample then io.write("  sample: " .. sample .. "\n") end
