@@ -27,7 +27,8 @@ async fn round_trips_for(posts: usize) -> u64 {
     // The count is a property of the loaders, not of the scheduler: with the
     // default 1 ms window, a CPU starved by the parallel suite and a Python
     // MongoDB server was seen to split one level's keys over two batches (5
-    // instead of 4, twice in 25 runs). A wider window keeps that noise out.
+    // instead of 4, 3 and 2 times in two stress runs of 25). A wider window
+    // keeps that noise out.
     let limits = Limits { batch_window: Duration::from_millis(25), ..Limits::default() };
     let app = TestApp::spawn_with_limits(limits).await;
     seed(&app, posts).await;
