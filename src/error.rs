@@ -1,62 +1,80 @@
-//! The one error type of blogql and the one place it becomes a GraphQL error.
+//! The domain error: what went wrong, classified by what the caller should do,
+//! with the underlying cause kept for operators.
 //!
-//! Every layer (store, cascade rules, resolvers) returns [`Error`]. Only
-//! [`Error::into_graphql`] decides what a client sees, so internal detail
-//! (driver messages, file paths, panics) can be logged and never leak.
+//! Every layer below GraphQL (domain parsing, commands, stores, auth) returns
+//! [`Error`]. It implements `Display` and `std::error::Error`, so `main` and
+//! the CLI can add context with `anyhow` and print the whole chain. Turning it
+//! into a client-facing GraphQL error happens in exactly one place,
+//! `graphql::error`, which decides what a client may see; backend-specific
+//! conversions (redb, the MongoDB driver) live in their backend.
 
-use async_graphql::ErrorExtensions;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Result alias used across the crate so every fallible path speaks [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong while serving a request, classified by what
-/// the client should do about it.
-///
-/// It is `Clone` because DataLoader shares one batch result (and error)
-/// between every resolver that waited on the batch.
-///
-/// It deliberately does not implement `Display`: async-graphql converts any
-/// `Display` type into a GraphQL error by its text, which would bypass the
-/// code mapping and could leak internal detail. Without it, the only way out
-/// is [`Error::into_graphql`].
-#[derive(Debug, Clone)]
+/// The cause of an internal error, shared so [`Error`] stays `Clone`: one
+/// DataLoader batch result (and error) is handed to every resolver that waited on it.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The client sent something invalid; `field` names the argument or input field.
+    /// The client sent something invalid.
+    #[error("{message}")]
     BadInput {
-        /// The input field at fault, as the client spelled it.
-        field: Option<String>,
+        /// The argument or input field at fault, as the client spelled it.
+        field: &'static str,
         /// What is wrong with it, safe to show.
         message: String,
     },
-    /// No identity, or an identity that can't be trusted (bad, expired token; wrong password).
-    Unauthenticated(String),
+    /// No identity, or one that can't be trusted (bad or expired token, wrong password).
+    #[error("{0}")]
+    Unauthenticated(Cow<'static, str>),
     /// The identity is known but may not do this.
-    Forbidden(String),
+    #[error("{0}")]
+    Forbidden(Cow<'static, str>),
     /// The target of the operation does not exist.
+    #[error("{0}")]
     NotFound(String),
     /// The operation collides with existing state (a taken email, a write conflict).
-    Conflict(String),
+    #[error("{0}")]
+    Conflict(Cow<'static, str>),
     /// Too many attempts; the client may retry after the given number of seconds.
+    #[error("too many attempts; retry after {retry_after_secs} s")]
     RateLimited {
         /// Seconds until the next attempt is admitted.
         retry_after_secs: u64,
     },
-    /// A bug or an infrastructure failure. The detail is logged, never sent.
-    Internal(String),
+    /// A bug or an infrastructure failure: never shown to clients, always logged with its cause.
+    #[error("{context}")]
+    Internal {
+        /// What the server was doing.
+        context: Cow<'static, str>,
+        /// Why it failed, when another error says so.
+        #[source]
+        source: Option<Cause>,
+    },
 }
-
-/// The message clients see for every [`Error::Internal`]; deliberately says nothing.
-pub const INTERNAL_MESSAGE: &str = "internal server error";
 
 impl Error {
     /// A `BAD_USER_INPUT` error that names the offending field.
-    pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
-        Error::BadInput { field: Some(field.to_owned()), message: message.into() }
+    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+        Error::BadInput { field, message: message.into() }
     }
 
-    /// An internal error from anything displayable; the text is only ever logged.
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
-        Error::Internal(detail.to_string())
+    /// An internal error with no underlying cause (a broken invariant).
+    pub fn internal(context: impl Into<Cow<'static, str>>) -> Self {
+        Error::Internal { context: context.into(), source: None }
+    }
+
+    /// An internal error caused by `source`, which is kept (not flattened to text).
+    pub fn internal_from<E>(context: impl Into<Cow<'static, str>>, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Internal { context: context.into(), source: Some(Arc::new(source)) }
     }
 
     /// A `NOT_FOUND` error for a kind of thing and its id.
@@ -64,104 +82,66 @@ impl Error {
         Error::NotFound(format!("{kind} {id} not found"))
     }
 
-    /// The message a client may see (internal errors show a generic one).
-    pub fn public_message(&self) -> &str {
-        match self {
-            Error::BadInput { message, .. } => message,
-            Error::Unauthenticated(m) | Error::Forbidden(m) | Error::NotFound(m) | Error::Conflict(m) => m,
-            Error::RateLimited { .. } => "too many attempts; retry later",
-            Error::Internal(_) => INTERNAL_MESSAGE,
-        }
-    }
-
-    /// The full text for operators (logs, the CLI's exit message); includes internal detail.
-    pub fn detail(&self) -> String {
-        match self {
-            Error::Internal(detail) => detail.clone(),
-            other => other.public_message().to_owned(),
-        }
-    }
-
-    /// The stable machine-readable code clients switch on (`extensions.code`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::BadInput { .. } => "BAD_USER_INPUT",
-            Error::Unauthenticated(_) => "UNAUTHENTICATED",
-            Error::Forbidden(_) => "FORBIDDEN",
-            Error::NotFound(_) => "NOT_FOUND",
-            Error::Conflict(_) => "CONFLICT",
-            Error::RateLimited { .. } => "RATE_LIMITED",
-            Error::Internal(_) => "INTERNAL_SERVER_ERROR",
-        }
-    }
-
-    /// The single mapping point from [`Error`] to a GraphQL error.
-    ///
-    /// Internal errors are logged here with their detail and replaced by
-    /// [`INTERNAL_MESSAGE`], so no resolver can forget to scrub them.
-    pub fn into_graphql(self) -> async_graphql::Error {
-        let code = self.code();
-        match self {
-            Error::Internal(detail) => {
-                tracing::error!(%detail, "internal error while serving a request");
-                async_graphql::Error::new(INTERNAL_MESSAGE).extend_with(|_, e| e.set("code", code))
+    /// The first cause of type `E` in this error's source chain, if any
+    /// (the MongoDB backend uses it to recover a driver error and its labels).
+    pub fn find_cause<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(mut err) = next {
+            // A shared cause shows up as the `Arc` around it; look inside.
+            if let Some(shared) = err.downcast_ref::<Cause>() {
+                err = &**shared;
             }
-            Error::BadInput { field, message } => async_graphql::Error::new(message).extend_with(|_, e| {
-                e.set("code", code);
-                if let Some(field) = &field {
-                    e.set("field", field.as_str());
-                }
-            }),
-            Error::RateLimited { retry_after_secs } => async_graphql::Error::new("too many attempts; retry later")
-                .extend_with(|_, e| {
-                    e.set("code", code);
-                    e.set("retryAfterSeconds", retry_after_secs);
-                }),
-            Error::Unauthenticated(message)
-            | Error::Forbidden(message)
-            | Error::NotFound(message)
-            | Error::Conflict(message) => async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code)),
-        }
-    }
-}
-
-impl From<Error> for async_graphql::Error {
-    fn from(err: Error) -> Self {
-        err.into_graphql()
-    }
-}
-
-impl From<redb::Error> for Error {
-    fn from(err: redb::Error) -> Self {
-        Error::internal(format!("embedded store: {err}"))
-    }
-}
-
-macro_rules! redb_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(err: $t) -> Self {
-                Error::from(redb::Error::from(err))
+            if let Some(found) = err.downcast_ref::<E>() {
+                return Some(found);
             }
+            next = err.source();
         }
-    )*};
-}
-redb_errors!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
-
-impl From<bson::ser::Error> for Error {
-    fn from(err: bson::ser::Error) -> Self {
-        Error::internal(format!("bson encode: {err}"))
+        None
     }
-}
 
-impl From<bson::de::Error> for Error {
-    fn from(err: bson::de::Error) -> Self {
-        Error::internal(format!("bson decode: {err}"))
+    /// The error and every cause, `: `-separated, for logs.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut next = std::error::Error::source(self);
+        while let Some(err) = next {
+            out.push_str(": ");
+            out.push_str(&err.to_string());
+            next = err.source();
+        }
+        out
     }
 }
 
 impl From<tokio::task::JoinError> for Error {
     fn from(err: tokio::task::JoinError) -> Self {
-        Error::internal(format!("blocking task failed: {err}"))
+        Error::internal_from("a blocking task failed", err)
+    }
+}
+
+impl From<bson::ser::Error> for Error {
+    fn from(err: bson::ser::Error) -> Self {
+        Error::internal_from("encoding BSON", err)
+    }
+}
+
+impl From<bson::de::Error> for Error {
+    fn from(err: bson::de::Error) -> Self {
+        Error::internal_from("decoding BSON", err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An internal error keeps its cause: the chain shows it and it can be found by type.
+    #[test]
+    fn internal_errors_keep_their_cause() {
+        let io = std::io::Error::other("disk on fire");
+        let err = Error::internal_from("writing the secret", io);
+        assert_eq!(err.chain(), "writing the secret: disk on fire");
+        assert!(err.find_cause::<std::io::Error>().is_some());
+        let cloned = err.clone();
+        assert_eq!(cloned.to_string(), "writing the secret");
     }
 }

@@ -46,7 +46,7 @@ struct Routes {
 /// body size (413 beyond it), request and body-read timeouts (408), CORS for
 /// the configured origins only, and a tracing span per request.
 pub fn router(state: AppState) -> Router {
-    let limits = state.limits.clone();
+    let http = state.settings.http.clone();
     let routes = Routes { schema: build_schema(state.clone()), state };
     Router::new()
         .route("/", get(graphiql))
@@ -54,11 +54,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(routes)
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(limits.read_timeout))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(http.read_timeout()))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout()))
         .layer(axum::middleware::map_response(graphql_shaped_refusals))
-        .layer(cors(&limits.cors_origins))
+        .layer(cors(&http.cors_origins))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -179,7 +179,7 @@ async fn readyz(State(routes): State<Routes>) -> Response {
     match routes.state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(err) => {
-            tracing::warn!(error = ?err, "readiness probe failed");
+            tracing::warn!(error = %err.chain(), "readiness probe failed");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
         }
     }
@@ -264,8 +264,8 @@ async fn execute(
     headers: &HeaderMap,
     req: async_graphql::Request,
 ) -> Response {
-    let mut ctx =
-        RequestCtx::new(viewer(&routes.state, headers), &routes.state.store, routes.state.limits.batch_window);
+    let batch_window = routes.state.settings.graphql.batch_window();
+    let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store, batch_window);
     ctx.client_ip = client;
     let query = req.query.clone();
     let mut resp = routes.schema.execute(req.data(ctx)).await;

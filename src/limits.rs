@@ -1,5 +1,7 @@
-//! Protection for a public endpoint: query-shape limits, login rate limits
-//! and the HTTP limits (body size, timeouts, CORS) that `http` applies.
+//! Guards for a public endpoint that async-graphql and tower do not provide:
+//! the selected-field cap (aliases and fragment uses counted) and the
+//! in-memory rate limiter behind the log-in limits. Their settings live in
+//! [`crate::settings`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,51 +12,6 @@ use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
 use crate::error::{Error, Result};
-
-/// Every limit, with defaults meant for a public deployment.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Deepest selection nesting a query may have.
-    pub max_depth: usize,
-    /// Largest query complexity; connection fields count `first` times their children.
-    pub max_complexity: usize,
-    /// Most fields a query may select, counting every alias and fragment use.
-    pub max_fields: usize,
-    /// Largest request body, in bytes.
-    pub max_body_bytes: usize,
-    /// Longest a request may take, end to end.
-    pub request_timeout: Duration,
-    /// Longest a client may take to send its request headers (and body).
-    pub read_timeout: Duration,
-    /// Log-in attempts allowed per email per minute.
-    pub logins_per_email_per_minute: u32,
-    /// Log-in attempts allowed per client IP per minute.
-    pub logins_per_ip_per_minute: u32,
-    /// Origins allowed to call the API from a browser; empty allows no cross-origin calls.
-    pub cors_origins: Vec<String>,
-    /// How long a DataLoader collects keys before it sends its batch. Every
-    /// key of one query level normally registers within microseconds; on a
-    /// starved CPU a level can straddle the window and cost one more round
-    /// trip. Longer windows trade that for latency on every level.
-    pub batch_window: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_depth: 15,
-            max_complexity: 20_000,
-            max_fields: 1_000,
-            max_body_bytes: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(10),
-            logins_per_email_per_minute: 10,
-            logins_per_ip_per_minute: 60,
-            cors_origins: Vec::new(),
-            batch_window: Duration::from_millis(1),
-        }
-    }
-}
 
 /// Counts selected fields, expanding fragment spreads (each fragment is
 /// counted once per use), and stops early once `cap` is passed.

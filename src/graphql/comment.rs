@@ -3,17 +3,13 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::loader::ById;
+use super::error::ApiResult;
 use super::post::Post;
 use super::user::{User, load_user};
-use super::{CtxExt, parse_id, to_id, vanished, viewer_tx};
-use crate::cascade;
-use crate::error::Result;
-use crate::model::{CommentDoc, limits};
-use crate::store::transact;
-
-/// Loads comments by id, batched per request.
-pub type CommentLoader = ById<CommentDoc>;
+use super::{CtxExt, as_viewer, parse_id, to_id, vanished};
+use crate::cmd::{CreateComment, DeleteComment};
+use crate::domain::CommentBody;
+use crate::model::CommentDoc;
 
 /// A comment on a post.
 pub struct Comment(pub CommentDoc);
@@ -31,13 +27,14 @@ impl Comment {
     }
 
     /// Who wrote the comment.
-    async fn author(&self, ctx: &Context<'_>) -> Result<User> {
-        load_user(ctx, self.0.author).await?.map(User).ok_or_else(|| vanished("author", self.0.author))
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<User> {
+        Ok(load_user(ctx, self.0.author).await?.map(User).ok_or_else(|| vanished("author", self.0.author))?)
     }
 
     /// The post commented on.
-    async fn post(&self, ctx: &Context<'_>) -> Result<Post> {
-        ctx.request()?.posts.load_one(self.0.post).await?.map(Post).ok_or_else(|| vanished("post", self.0.post))
+    async fn post(&self, ctx: &Context<'_>) -> ApiResult<Post> {
+        let post = ctx.request()?.posts.load_one(self.0.post).await?;
+        Ok(post.map(Post).ok_or_else(|| vanished("post", self.0.post))?)
     }
 
     /// When the comment was written.
@@ -53,7 +50,7 @@ pub struct CommentQuery;
 #[Object]
 impl CommentQuery {
     /// A comment by id, or null if there is none.
-    async fn comment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Comment>> {
+    async fn comment(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Comment>> {
         let id = parse_id("id", &id)?;
         Ok(ctx.request()?.comments.load_one(id).await?.map(Comment))
     }
@@ -82,19 +79,16 @@ pub struct CommentMutation;
 #[Object]
 impl CommentMutation {
     /// Comments on a post as the viewer; the post's `commentCount` rises in the same transaction.
-    async fn create_comment(&self, ctx: &Context<'_>, input: CreateCommentInput) -> Result<Comment> {
-        let me = ctx.require_viewer()?;
+    async fn create_comment(&self, ctx: &Context<'_>, input: CreateCommentInput) -> ApiResult<Comment> {
+        let author = ctx.require_viewer()?;
         let post = parse_id("postId", &input.post_id)?;
-        limits::comment_body(&input.body)?;
-        let body = input.body;
-        let comment =
-            transact(ctx.store()?, move |tx| Box::pin(cascade::create_comment(tx, me, post, body.clone()))).await?;
-        Ok(Comment(comment))
+        let body = CommentBody::parse(&input.body)?;
+        Ok(Comment(ctx.store()?.run(CreateComment { author, post, body }).await?))
     }
 
     /// Deletes a comment; its author or the post's author may.
-    async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteCommentPayload> {
-        let id = viewer_tx(ctx, "id", &id, |tx, me, id| Box::pin(cascade::delete_comment(tx, me, id))).await?;
+    async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteCommentPayload> {
+        let id = as_viewer(ctx, "id", &id, |actor, id| DeleteComment { actor, id }).await?;
         Ok(DeleteCommentPayload { deleted_comment_id: to_id(id) })
     }
 }

@@ -8,26 +8,28 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, Loader};
 use bson::oid::ObjectId;
 
+use super::RequestCtx;
+use crate::domain::{CursorKey, Page};
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, PageQuery, PostDoc, UserDoc};
-use crate::store::{CommentsOf, DynStore, Pages, UsersOf};
+use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
+use crate::store::{CommentsOf, Pages, PostsOf, Store, UsersOf};
 
 /// A document the by-id loader can fetch in one batched store call.
 pub trait Entity: Clone + Send + Sync + 'static {
     /// The document's id, to key the batch result.
     fn entity_id(&self) -> ObjectId;
     /// Fetches the documents with these ids in one round trip.
-    fn fetch(store: &DynStore, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<Self>>> + Send;
+    fn fetch(store: &Store, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<Self>>> + Send;
 }
 
 impl Entity for UserDoc {
     fn entity_id(&self) -> ObjectId {
         self.id
     }
-    async fn fetch(store: &DynStore, ids: &[ObjectId]) -> Result<Vec<Self>> {
+    async fn fetch(store: &Store, ids: &[ObjectId]) -> Result<Vec<Self>> {
         store.users_by_ids(ids).await
     }
 }
@@ -36,7 +38,7 @@ impl Entity for PostDoc {
     fn entity_id(&self) -> ObjectId {
         self.id
     }
-    async fn fetch(store: &DynStore, ids: &[ObjectId]) -> Result<Vec<Self>> {
+    async fn fetch(store: &Store, ids: &[ObjectId]) -> Result<Vec<Self>> {
         store.posts_by_ids(ids).await
     }
 }
@@ -45,21 +47,21 @@ impl Entity for CommentDoc {
     fn entity_id(&self) -> ObjectId {
         self.id
     }
-    async fn fetch(store: &DynStore, ids: &[ObjectId]) -> Result<Vec<Self>> {
+    async fn fetch(store: &Store, ids: &[ObjectId]) -> Result<Vec<Self>> {
         store.comments_by_ids(ids).await
     }
 }
 
 /// Loads documents of type `D` by id.
 pub struct ById<D> {
-    store: DynStore,
+    store: Store,
     _doc: PhantomData<fn() -> D>,
 }
 
 impl<D> ById<D> {
     /// A loader over `store`.
-    pub fn new(store: &DynStore) -> Self {
-        ById { store: DynStore::clone(store), _doc: PhantomData }
+    pub fn new(store: &Store) -> Self {
+        ById { store: store.clone(), _doc: PhantomData }
     }
 }
 
@@ -78,40 +80,67 @@ pub trait Relation: Copy + Hash + Eq + Send + Sync + 'static {
     /// The documents the relation lists.
     type Doc: Clone + Send + Sync + 'static;
     /// Fetches one page per `(parent, page)` key, aligned with `keys`.
-    fn fetch(
-        self,
-        store: &DynStore,
-        keys: &[(ObjectId, PageQuery)],
-    ) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
+    fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
+    /// The request's loader for this relation.
+    fn loader(request: &RequestCtx) -> &DataLoader<PageLoader<Self>>;
+    /// A listed document's position, from which its cursor is made.
+    fn cursor_key(doc: &Self::Doc) -> CursorKey;
 }
 
 impl Relation for UsersOf {
     type Doc = UserDoc;
-    async fn fetch(self, store: &DynStore, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<UserDoc>> {
+    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         store.users_of(self, keys).await
+    }
+    fn loader(request: &RequestCtx) -> &DataLoader<PageLoader<Self>> {
+        &request.user_pages
+    }
+    /// Relations list newest account first by id alone (an ObjectId starts
+    /// with its creation second), so the time part is unused.
+    fn cursor_key(doc: &UserDoc) -> CursorKey {
+        CursorKey { created_ms: 0, id: doc.id }
+    }
+}
+
+impl Relation for PostsOf {
+    type Doc = PostDoc;
+    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
+        store.posts_of(self, keys).await
+    }
+    fn loader(request: &RequestCtx) -> &DataLoader<PageLoader<Self>> {
+        &request.post_pages
+    }
+    fn cursor_key(doc: &PostDoc) -> CursorKey {
+        doc.cursor_key()
     }
 }
 
 impl Relation for CommentsOf {
     type Doc = CommentDoc;
-    async fn fetch(self, store: &DynStore, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<CommentDoc>> {
+    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
         store.comments_of(self, keys).await
+    }
+    fn loader(request: &RequestCtx) -> &DataLoader<PageLoader<Self>> {
+        &request.comment_pages
+    }
+    fn cursor_key(doc: &CommentDoc) -> CursorKey {
+        doc.cursor_key()
     }
 }
 
 /// The key of a page load: which relation, whose, which page.
-pub type PageKey<R> = (R, ObjectId, PageQuery);
+pub type PageKey<R> = (R, ObjectId, Page);
 
 /// Loads one page per parent for relation kind `R`, one store call per relation in the batch.
 pub struct PageLoader<R> {
-    store: DynStore,
+    store: Store,
     _rel: PhantomData<fn() -> R>,
 }
 
 impl<R> PageLoader<R> {
     /// A loader over `store`.
-    pub fn new(store: &DynStore) -> Self {
-        PageLoader { store: DynStore::clone(store), _rel: PhantomData }
+    pub fn new(store: &Store) -> Self {
+        PageLoader { store: store.clone(), _rel: PhantomData }
     }
 }
 
@@ -121,7 +150,7 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
 
     async fn load(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Vec<R::Doc>>> {
         tracing::debug!(relation = std::any::type_name::<R>(), keys = keys.len(), "batch of pages");
-        let mut by_rel: HashMap<R, Vec<(ObjectId, PageQuery)>> = HashMap::new();
+        let mut by_rel: HashMap<R, Vec<(ObjectId, Page)>> = HashMap::new();
         for (rel, parent, page) in keys {
             by_rel.entry(*rel).or_default().push((*parent, *page));
         }
@@ -129,7 +158,7 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
         for (rel, wanted) in by_rel {
             let pages = rel.fetch(&self.store, &wanted).await?;
             if pages.len() != wanted.len() {
-                return Err(Error::internal("store returned a page count that does not match the keys"));
+                return Err(Error::internal("the store returned a page count that does not match the keys"));
             }
             for ((parent, page), docs) in wanted.into_iter().zip(pages) {
                 out.insert((rel, parent, page), docs);

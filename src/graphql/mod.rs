@@ -1,12 +1,15 @@
 //! The GraphQL API, one module per feature (`user`, `post`, `comment`), each
-//! with its object type, loaders, queries and mutations.
+//! with its object type, queries and mutations.
 //!
 //! This module assembles the schema and owns what every feature shares: the
-//! per-request context (viewer and DataLoaders), id parsing, and access to the
-//! application state.
+//! per-request context (viewer and DataLoaders), id parsing, and running a
+//! command as the viewer. [`error`] is the one place a domain error becomes
+//! a client-facing code; [`loader`] and [`connection`] are the batched
+//! reference resolution and the Relay connections every list uses.
 
 pub mod comment;
 pub mod connection;
+pub mod error;
 pub mod loader;
 pub mod post;
 pub mod user;
@@ -16,9 +19,10 @@ use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema, Schema
 use bson::oid::ObjectId;
 
 use crate::AppState;
+use crate::cmd::Command;
 use crate::error::{Error, Result};
-use crate::store::{CommentsOf, DynStore, Store, Tx, UsersOf, transact};
-use futures::future::BoxFuture;
+use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::store::{CommentsOf, PostsOf, Store, UsersOf};
 
 /// The root query: the union of every feature's queries.
 #[derive(MergedObject, Default)]
@@ -43,12 +47,12 @@ pub fn sdl() -> String {
 
 /// Builds the executable schema over the application state, with its query limits.
 pub fn build_schema(state: AppState) -> BlogSchema {
-    let limits = state.limits.clone();
+    let limits = state.settings.graphql.clone();
     schema_builder()
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
+        .limit_depth(limits.max_query_depth)
+        .limit_complexity(limits.max_query_complexity)
         .limit_recursive_depth(64)
-        .extension(crate::limits::FieldLimit(limits.max_fields))
+        .extension(crate::limits::FieldLimit(limits.max_query_fields))
         .data(state)
         .finish()
 }
@@ -70,7 +74,7 @@ pub enum Viewer {
 /// nothing is cached across requests.
 pub struct RequestCtx {
     /// The store as this request sees it (see [`Store::per_request`]).
-    pub store: DynStore,
+    pub store: Store,
     /// The authenticated viewer, if any.
     pub viewer: Viewer,
     /// Set by a successful `signUp` or `logIn`, so the rest of that response
@@ -79,39 +83,38 @@ pub struct RequestCtx {
     /// The client's address, for per-IP rate limits.
     pub client_ip: Option<std::net::IpAddr>,
     /// Users by id.
-    pub users: DataLoader<user::UserLoader>,
+    pub users: DataLoader<loader::ById<UserDoc>>,
     /// Posts by id.
-    pub posts: DataLoader<post::PostLoader>,
+    pub posts: DataLoader<loader::ById<PostDoc>>,
     /// Comments by id.
-    pub comments: DataLoader<comment::CommentLoader>,
+    pub comments: DataLoader<loader::ById<CommentDoc>>,
     /// Pages of users related to a parent (followers, following, likers).
     pub user_pages: DataLoader<loader::PageLoader<UsersOf>>,
     /// Pages of posts per author.
-    pub post_pages: DataLoader<loader::PageLoader<post::PostsOf>>,
+    pub post_pages: DataLoader<loader::PageLoader<PostsOf>>,
     /// Pages of comments per post or author.
     pub comment_pages: DataLoader<loader::PageLoader<CommentsOf>>,
 }
 
 impl RequestCtx {
-    /// A context with new, empty loaders over `store`, each sending its batch
-    /// `batch_window` after its first key.
-    pub fn new(viewer: Viewer, store: &DynStore, batch_window: std::time::Duration) -> Self {
-        let store = DynStore::clone(store).per_request();
-        let store = &store;
+    /// A context with new, empty loaders over a per-request view of `store`,
+    /// each sending its batch `batch_window` after its first key.
+    pub fn new(viewer: Viewer, store: &Store, batch_window: std::time::Duration) -> Self {
+        let store = store.per_request();
         fn dl<L: Send + Sync + 'static>(loader: L, window: std::time::Duration) -> DataLoader<L> {
             DataLoader::new(loader, tokio::spawn).delay(window)
         }
         RequestCtx {
-            store: DynStore::clone(store),
             viewer,
             signed_in: std::sync::OnceLock::new(),
             client_ip: None,
-            users: dl(loader::ById::new(store), batch_window),
-            posts: dl(loader::ById::new(store), batch_window),
-            comments: dl(loader::ById::new(store), batch_window),
-            user_pages: dl(loader::PageLoader::new(store), batch_window),
-            post_pages: dl(loader::PageLoader::new(store), batch_window),
-            comment_pages: dl(loader::PageLoader::new(store), batch_window),
+            users: dl(loader::ById::new(&store), batch_window),
+            posts: dl(loader::ById::new(&store), batch_window),
+            comments: dl(loader::ById::new(&store), batch_window),
+            user_pages: dl(loader::PageLoader::new(&store), batch_window),
+            post_pages: dl(loader::PageLoader::new(&store), batch_window),
+            comment_pages: dl(loader::PageLoader::new(&store), batch_window),
+            store,
         }
     }
 }
@@ -119,10 +122,10 @@ impl RequestCtx {
 /// Typed access to what resolvers need from the context, with no panics.
 pub(crate) trait CtxExt {
     fn app(&self) -> Result<&AppState>;
-    fn store(&self) -> Result<&dyn Store> {
-        Ok(self.request()?.store.as_ref())
-    }
     fn request(&self) -> Result<&RequestCtx>;
+    fn store(&self) -> Result<&Store> {
+        Ok(&self.request()?.store)
+    }
     /// The viewer's id, `None` when anonymous, an error when the token was bad.
     fn viewer_id(&self) -> Result<Option<ObjectId>> {
         let request = self.request()?;
@@ -134,8 +137,7 @@ pub(crate) trait CtxExt {
     }
     /// The viewer's id, or `UNAUTHENTICATED`.
     fn require_viewer(&self) -> Result<ObjectId> {
-        self.viewer_id()?
-            .ok_or_else(|| Error::Unauthenticated("sign in first: send `Authorization: Bearer <token>`".into()))
+        self.viewer_id()?.ok_or(Error::Unauthenticated("sign in first: send `Authorization: Bearer <token>`".into()))
     }
 }
 
@@ -148,16 +150,18 @@ impl CtxExt for Context<'_> {
     }
 }
 
-/// Runs one write rule as the signed-in viewer on the document named by the
-/// `ID` argument `field`, in one transaction: the shape of most mutations.
-pub(crate) async fn viewer_tx<T, F>(ctx: &Context<'_>, field: &str, id: &ID, rule: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: for<'t> Fn(&'t mut dyn Tx, ObjectId, ObjectId) -> BoxFuture<'t, Result<T>> + Send + Sync + 'static,
-{
+/// Runs the command `make(viewer, target)` in one transaction, where the
+/// target is the document named by the `ID` argument `field`: the shape of
+/// most mutations.
+pub(crate) async fn as_viewer<C: Command>(
+    ctx: &Context<'_>,
+    field: &'static str,
+    id: &ID,
+    make: impl FnOnce(ObjectId, ObjectId) -> C,
+) -> Result<C::Output> {
     let me = ctx.require_viewer()?;
     let target = parse_id(field, id)?;
-    transact(ctx.store()?, move |tx| rule(tx, me, target)).await
+    ctx.store()?.run(make(me, target)).await
 }
 
 /// A referenced document that is gone. Requests read one snapshot, so this
@@ -170,7 +174,7 @@ pub(crate) fn vanished(kind: &str, id: ObjectId) -> Error {
 }
 
 /// Parses a GraphQL `ID` argument as an ObjectId, naming the argument when it is not one.
-pub fn parse_id(field: &str, id: &ID) -> Result<ObjectId> {
+pub fn parse_id(field: &'static str, id: &ID) -> Result<ObjectId> {
     ObjectId::parse_str(id.as_str())
         .map_err(|_| Error::bad_input(field, format!("{field} must be a 24-character hexadecimal id")))
 }

@@ -1,37 +1,17 @@
 //! Posts: the `Post` type, post queries, and writing, editing, deleting and liking posts.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use bson::oid::ObjectId;
 use chrono::{DateTime, Utc};
 
 use super::comment::Comment;
-use super::connection::{self, Connection, page_query};
-use super::loader::{ById, Relation};
-use super::user::{User, load_user, related_users};
-use super::{CtxExt, parse_id, to_id, to_int, vanished, viewer_tx};
-use crate::cascade;
-use crate::error::{Error, Result};
-use crate::model::{Chronological, PageQuery, PostDoc, limits};
-use crate::store::{CommentsOf, DynStore, Pages, UsersOf, transact};
-
-/// Loads posts by id, batched per request.
-pub type PostLoader = ById<PostDoc>;
-
-/// Which posts a one-to-many page lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PostsOf {
-    /// The posts a user wrote (`User.posts`).
-    Author,
-}
-
-impl Relation for PostsOf {
-    type Doc = PostDoc;
-    async fn fetch(self, store: &DynStore, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<PostDoc>> {
-        match self {
-            PostsOf::Author => store.posts_by_authors(keys).await,
-        }
-    }
-}
+use super::connection::{self, Connection, related};
+use super::error::ApiResult;
+use super::user::{User, load_user};
+use super::{CtxExt, as_viewer, parse_id, to_id, to_int, vanished};
+use crate::cmd::{CreatePost, DeletePost, LikePost, UnlikePost, UpdatePost};
+use crate::domain::{Page, PostBody, PostChanges, Title};
+use crate::model::{Chronological, PostDoc};
+use crate::store::{CommentsOf, PostsOf, UsersOf};
 
 /// A blog post.
 pub struct Post(pub PostDoc);
@@ -54,8 +34,8 @@ impl Post {
     }
 
     /// Who wrote the post.
-    async fn author(&self, ctx: &Context<'_>) -> Result<User> {
-        load_user(ctx, self.0.author).await?.map(User).ok_or_else(|| vanished("author", self.0.author))
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<User> {
+        Ok(load_user(ctx, self.0.author).await?.map(User).ok_or_else(|| vanished("author", self.0.author))?)
     }
 
     /// When the post was created.
@@ -75,11 +55,8 @@ impl Post {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<Comment>> {
-        let page = page_query(first, after)?;
-        let docs =
-            ctx.request()?.comment_pages.load_one((CommentsOf::Post, self.0.id, page)).await?.unwrap_or_default();
-        Ok(connection::build(docs, &page, Chronological::cursor_key, Comment))
+    ) -> ApiResult<Connection<Comment>> {
+        related(ctx, CommentsOf::Post, self.0.id, first, after, Comment).await
     }
 
     /// How many comments the post has.
@@ -89,8 +66,13 @@ impl Post {
 
     /// Users who like the post, newest account first.
     #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
-    async fn liked_by(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Connection<User>> {
-        related_users(ctx, UsersOf::Likers, self.0.id, first, after).await
+    async fn liked_by(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<User>> {
+        related(ctx, UsersOf::Likers, self.0.id, first, after, User).await
     }
 
     /// How many users like the post.
@@ -99,7 +81,7 @@ impl Post {
     }
 
     /// Whether the signed-in viewer likes the post; false when anonymous.
-    async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
+    async fn viewer_has_liked(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         Ok(ctx.viewer_id()?.is_some_and(|me| self.0.liked_by.contains(&me)))
     }
 }
@@ -111,7 +93,7 @@ pub struct PostQuery;
 #[Object]
 impl PostQuery {
     /// A post by id, or null if there is none.
-    async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Post>> {
+    async fn post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Post>> {
         let id = parse_id("id", &id)?;
         Ok(ctx.request()?.posts.load_one(id).await?.map(Post))
     }
@@ -124,13 +106,13 @@ impl PostQuery {
         first: Option<i32>,
         after: Option<String>,
         author_id: Option<ID>,
-    ) -> Result<Connection<Post>> {
-        let page = page_query(first, after)?;
+    ) -> ApiResult<Connection<Post>> {
+        let page = Page::parse(first, after.as_deref())?;
         let store = ctx.store()?;
         let docs = match author_id {
             Some(author) => {
                 let author = parse_id("authorId", &author)?;
-                store.posts_by_authors(&[(author, page)]).await?.pop().unwrap_or_default()
+                store.posts_of(PostsOf::Author, &[(author, page)]).await?.pop().unwrap_or_default()
             }
             None => store.posts_page(&page).await?,
         };
@@ -172,52 +154,33 @@ pub struct PostMutation;
 #[Object]
 impl PostMutation {
     /// Writes a post as the viewer; its id joins the viewer's `posts` in the same transaction.
-    async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> Result<Post> {
-        let me = ctx.require_viewer()?;
-        limits::title(&input.title)?;
-        limits::post_body(&input.body)?;
-        let CreatePostInput { title, body } = input;
-        let post =
-            transact(ctx.store()?, move |tx| Box::pin(cascade::create_post(tx, me, title.clone(), body.clone())))
-                .await?;
-        Ok(Post(post))
+    async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> ApiResult<Post> {
+        let author = ctx.require_viewer()?;
+        let cmd = CreatePost { author, title: Title::parse(&input.title)?, body: PostBody::parse(&input.body)? };
+        Ok(Post(ctx.store()?.run(cmd).await?))
     }
 
     /// Edits a post's title or body; only its author may.
-    async fn update_post(&self, ctx: &Context<'_>, id: ID, input: UpdatePostInput) -> Result<Post> {
-        let me = ctx.require_viewer()?;
+    async fn update_post(&self, ctx: &Context<'_>, id: ID, input: UpdatePostInput) -> ApiResult<Post> {
+        let actor = ctx.require_viewer()?;
         let id = parse_id("id", &id)?;
-        if input.title.is_none() && input.body.is_none() {
-            return Err(Error::bad_input("input", "give a new title or body"));
-        }
-        if let Some(title) = &input.title {
-            limits::title(title)?;
-        }
-        if let Some(body) = &input.body {
-            limits::post_body(body)?;
-        }
-        let UpdatePostInput { title, body } = input;
-        let post =
-            transact(ctx.store()?, move |tx| Box::pin(cascade::update_post(tx, me, id, title.clone(), body.clone())))
-                .await?;
-        Ok(Post(post))
+        let changes = PostChanges::parse(input.title.as_deref(), input.body.as_deref())?;
+        Ok(Post(ctx.store()?.run(UpdatePost { actor, id, changes }).await?))
     }
 
     /// Deletes a post with its comments and pulls it from the author's `posts`, in one transaction.
-    async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> Result<DeletePostPayload> {
-        let done = viewer_tx(ctx, "id", &id, |tx, me, id| Box::pin(cascade::delete_post(tx, me, id))).await?;
+    async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeletePostPayload> {
+        let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id }).await?;
         Ok(DeletePostPayload { deleted_post_id: to_id(done.post), deleted_comment_count: to_int(done.comments) })
     }
 
     /// Likes a post as the viewer (idempotent).
-    async fn like_post(&self, ctx: &Context<'_>, post_id: ID) -> Result<Post> {
-        let post = viewer_tx(ctx, "postId", &post_id, |tx, me, p| Box::pin(cascade::like_post(tx, me, p))).await?;
-        Ok(Post(post))
+    async fn like_post(&self, ctx: &Context<'_>, post_id: ID) -> ApiResult<Post> {
+        Ok(Post(as_viewer(ctx, "postId", &post_id, |liker, post| LikePost { liker, post }).await?))
     }
 
     /// Withdraws the viewer's like (idempotent).
-    async fn unlike_post(&self, ctx: &Context<'_>, post_id: ID) -> Result<Post> {
-        let post = viewer_tx(ctx, "postId", &post_id, |tx, me, p| Box::pin(cascade::unlike_post(tx, me, p))).await?;
-        Ok(Post(post))
+    async fn unlike_post(&self, ctx: &Context<'_>, post_id: ID) -> ApiResult<Post> {
+        Ok(Post(as_viewer(ctx, "postId", &post_id, |liker, post| UnlikePost { liker, post }).await?))
     }
 }

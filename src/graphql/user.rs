@@ -5,41 +5,20 @@ use bson::oid::ObjectId;
 use chrono::{DateTime, Utc};
 
 use super::comment::Comment;
-use super::connection::{self, Connection, page_query};
-use super::loader::ById;
-use super::post::{Post, PostsOf};
-use super::{CtxExt, parse_id, to_id, to_int, viewer_tx};
+use super::connection::{self, Connection, related};
+use super::error::ApiResult;
+use super::post::Post;
+use super::{CtxExt, as_viewer, parse_id, to_id, to_int};
 use crate::auth::BAD_CREDENTIALS;
-use crate::cascade;
+use crate::cmd::{DeleteUser, FollowUser, SignUp, UnfollowUser};
+use crate::domain::{Email, Page, Password, UserName};
 use crate::error::{Error, Result};
-use crate::model::{Chronological, CursorKey, PageQuery, UserDoc, limits};
-use crate::store::{CommentsOf, UsersOf, transact};
-
-/// Loads users by id, batched per request.
-pub type UserLoader = ById<UserDoc>;
+use crate::model::{Chronological, UserDoc};
+use crate::store::{CommentsOf, PostsOf, UsersOf};
 
 /// A user account as clients see it. The password hash is never exposed,
 /// and `email` only to its owner.
 pub struct User(pub UserDoc);
-
-/// Listing position of a user inside a relation (followers, following,
-/// likers): relations order by id, newest account first.
-pub(crate) fn relation_key(u: &UserDoc) -> CursorKey {
-    CursorKey { created_ms: 0, id: u.id }
-}
-
-/// Loads one page of users related to `parent` and wraps it as a connection.
-pub(crate) async fn related_users(
-    ctx: &Context<'_>,
-    of: UsersOf,
-    parent: ObjectId,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<Connection<User>> {
-    let page = page_query(first, after)?;
-    let docs = ctx.request()?.user_pages.load_one((of, parent, page)).await?.unwrap_or_default();
-    Ok(connection::build(docs, &page, relation_key, User))
-}
 
 #[Object]
 impl User {
@@ -54,7 +33,7 @@ impl User {
     }
 
     /// The account's email; null unless the viewer is this user.
-    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+    async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<&str>> {
         Ok((ctx.viewer_id()? == Some(self.0.id)).then_some(self.0.email.as_str()))
     }
 
@@ -65,10 +44,8 @@ impl User {
 
     /// The user's posts, newest first.
     #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
-    async fn posts(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Connection<Post>> {
-        let page = page_query(first, after)?;
-        let docs = ctx.request()?.post_pages.load_one((PostsOf::Author, self.0.id, page)).await?.unwrap_or_default();
-        Ok(connection::build(docs, &page, Chronological::cursor_key, Post))
+    async fn posts(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<Connection<Post>> {
+        related(ctx, PostsOf::Author, self.0.id, first, after, Post).await
     }
 
     /// How many posts the user has written.
@@ -83,11 +60,8 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<Comment>> {
-        let page = page_query(first, after)?;
-        let docs =
-            ctx.request()?.comment_pages.load_one((CommentsOf::Author, self.0.id, page)).await?.unwrap_or_default();
-        Ok(connection::build(docs, &page, Chronological::cursor_key, Comment))
+    ) -> ApiResult<Connection<Comment>> {
+        related(ctx, CommentsOf::Author, self.0.id, first, after, Comment).await
     }
 
     /// Users following this user, newest account first.
@@ -97,8 +71,8 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<User>> {
-        related_users(ctx, UsersOf::Followers, self.0.id, first, after).await
+    ) -> ApiResult<Connection<User>> {
+        related(ctx, UsersOf::Followers, self.0.id, first, after, User).await
     }
 
     /// Users this user follows, newest account first.
@@ -108,8 +82,8 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<User>> {
-        related_users(ctx, UsersOf::Following, self.0.id, first, after).await
+    ) -> ApiResult<Connection<User>> {
+        related(ctx, UsersOf::Following, self.0.id, first, after, User).await
     }
 
     /// How many users follow this user.
@@ -135,7 +109,7 @@ pub struct UserQuery;
 #[Object]
 impl UserQuery {
     /// The signed-in user, or null when no token is sent.
-    async fn viewer(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+    async fn viewer(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         let Some(id) = ctx.viewer_id()? else {
             return Ok(None);
         };
@@ -143,15 +117,15 @@ impl UserQuery {
     }
 
     /// A user by id, or null if there is none.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<User>> {
         let id = parse_id("id", &id)?;
         Ok(load_user(ctx, id).await?.map(User))
     }
 
     /// All users, newest first.
     #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
-    async fn users(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Connection<User>> {
-        let page: PageQuery = page_query(first, after)?;
+    async fn users(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<Connection<User>> {
+        let page = Page::parse(first, after.as_deref())?;
         let docs = ctx.store()?.users_page(&page).await?;
         Ok(connection::build(docs, &page, Chronological::cursor_key, User))
     }
@@ -203,61 +177,64 @@ pub struct DeleteUserPayload {
 #[derive(Default)]
 pub struct UserMutation;
 
+/// Issues a token for `user` and signs it in for the rest of this response.
+fn signed_in(ctx: &Context<'_>, user: UserDoc) -> Result<AuthPayload> {
+    let token = ctx.app()?.auth.issue(user.id)?;
+    // A second sign-in in one request keeps the first identity; that is harmless.
+    let _ = ctx.request()?.signed_in.set(user.id);
+    Ok(AuthPayload { token, user: User(user) })
+}
+
 #[Object]
 impl UserMutation {
     /// Creates an account and signs it in. A taken email is `CONFLICT`.
-    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
-        let name = limits::name(&input.name)?;
-        let email = limits::email(&input.email)?;
-        limits::password(&input.password)?;
-        let app = ctx.app()?;
-        let hash = app.auth.hash_password(input.password).await?;
-        let user =
-            transact(ctx.store()?, move |tx| Box::pin(cascade::sign_up(tx, name.clone(), email.clone(), hash.clone())))
-                .await?;
-        let token = app.auth.issue(user.id)?;
-        // A second sign-in in one request keeps the first identity; that is harmless.
-        let _ = ctx.request()?.signed_in.set(user.id);
-        Ok(AuthPayload { token, user: User(user) })
+    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<AuthPayload> {
+        let name = UserName::parse(&input.name)?;
+        let email = Email::parse(&input.email)?;
+        let password = Password::parse(&input.password)?;
+        let password_hash = ctx.app()?.auth.hash_password(password).await?;
+        let user = ctx.store()?.run(SignUp { name, email, password_hash }).await?;
+        Ok(signed_in(ctx, user)?)
     }
 
     /// Signs in. A wrong password and an unknown email get the same `UNAUTHENTICATED` answer.
-    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> Result<AuthPayload> {
+    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> ApiResult<AuthPayload> {
         let app = ctx.app()?;
         let email = input.email.trim().to_lowercase();
         if let Some(ip) = ctx.request()?.client_ip {
             app.logins_per_ip.hit(&ip.to_string())?;
         }
         app.logins_per_email.hit(&email)?;
-        let user = if email.len() <= 254 { ctx.store()?.user_by_email(&email).await? } else { None };
+        // An address that cannot be valid cannot have an account; skip the lookup.
+        let user = match Email::parse(&email) {
+            Ok(email) => ctx.store()?.user_by_email(email.as_str()).await?,
+            Err(_) => None,
+        };
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         if !app.auth.verify_password(input.password, hash).await? {
-            return Err(Error::Unauthenticated(BAD_CREDENTIALS.into()));
+            return Err(Error::Unauthenticated(BAD_CREDENTIALS.into()).into());
         }
-        let user = user.ok_or_else(|| Error::Unauthenticated(BAD_CREDENTIALS.into()))?;
-        let token = app.auth.issue(user.id)?;
-        // A second sign-in in one request keeps the first identity; that is harmless.
-        let _ = ctx.request()?.signed_in.set(user.id);
-        Ok(AuthPayload { token, user: User(user) })
+        let user = user.ok_or(Error::Unauthenticated(BAD_CREDENTIALS.into()))?;
+        Ok(signed_in(ctx, user)?)
     }
 
     /// Follows a user (idempotent). Following yourself is `BAD_USER_INPUT`.
-    async fn follow_user(&self, ctx: &Context<'_>, user_id: ID) -> Result<User> {
-        let user = viewer_tx(ctx, "userId", &user_id, |tx, me, u| Box::pin(cascade::follow_user(tx, me, u))).await?;
+    async fn follow_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
+        let user = as_viewer(ctx, "userId", &user_id, |follower, target| FollowUser { follower, target }).await?;
         Ok(User(user))
     }
 
     /// Stops following a user (idempotent).
-    async fn unfollow_user(&self, ctx: &Context<'_>, user_id: ID) -> Result<User> {
-        let user = viewer_tx(ctx, "userId", &user_id, |tx, me, u| Box::pin(cascade::unfollow_user(tx, me, u))).await?;
+    async fn unfollow_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
+        let user = as_viewer(ctx, "userId", &user_id, |follower, target| UnfollowUser { follower, target }).await?;
         Ok(User(user))
     }
 
     /// Deletes your own account with its posts, the comments on them and your
     /// comments elsewhere, and pulls your id from every like and follow, all in
     /// one transaction.
-    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteUserPayload> {
-        let done = viewer_tx(ctx, "id", &id, |tx, me, id| Box::pin(cascade::delete_user(tx, me, id))).await?;
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteUserPayload> {
+        let done = as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id }).await?;
         Ok(DeleteUserPayload {
             deleted_user_id: to_id(done.user),
             deleted_post_count: to_int(done.posts),

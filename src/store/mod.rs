@@ -1,27 +1,33 @@
-//! The store seam: batched reads and one transaction handle, implemented by
-//! [`embedded`] (redb) today and by a MongoDB backend behind the same traits.
+//! The store seam: batched reads, and a transaction handle that is the only way to write.
 //!
-//! Two traits split the surface on purpose:
-//! - [`Store`] has only *reads* (each one batched: by ids, by parents, by page)
-//!   and [`Store::run_tx`]. It has no write methods at all.
-//! - [`Tx`] is the transaction handle. Every write lives here, so code that
-//!   writes must be handed a `&mut dyn Tx`, which only exists inside
-//!   [`transact`]. A cascade step outside the transaction does not compile.
+//! - [`Backend`] is what a backend implements: every read batched (by ids,
+//!   by parents, by page), plus [`Backend::run`], which runs one typed
+//!   [`Command`] in one ACID transaction. It has no write methods at all.
+//! - [`Tx`] is the transaction handle. Every write lives there, and a handle
+//!   only exists inside [`Backend::run`], so a cascade step outside the
+//!   transaction does not compile.
+//! - [`Store`] is the backend this process runs on, chosen at start-up
+//!   ([`embedded`] on redb, or [`mongo`] on the MongoDB driver). It
+//!   dispatches statically, so commands keep their result types and reads
+//!   cost no boxing.
+//!
+//! A "round trip" is one call through this seam. On the embedded store it
+//! is one read transaction; on MongoDB one `find`, or one `aggregate` per
+//! distinct page size in the batch (a batch normally has one), or one
+//! session transaction.
 
 pub mod embedded;
 pub mod mongo;
 
-use std::any::Any;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
 
-use async_trait::async_trait;
 use bson::DateTime;
 use bson::oid::ObjectId;
-use futures::future::BoxFuture;
 
-use crate::error::{Error, Result};
-use crate::model::{CommentDoc, PageQuery, PostDoc, UserDoc};
+use crate::cmd::Command;
+use crate::domain::Page;
+use crate::error::Result;
+use crate::model::{CommentDoc, PostDoc, UserDoc};
 
 /// Which comments a one-to-many page lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +49,13 @@ pub enum UsersOf {
     Likers,
 }
 
+/// Which posts a one-to-many page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PostsOf {
+    /// The posts a user wrote (`User.posts`).
+    Author,
+}
+
 /// One page per parent, in the order the parents were asked for.
 pub type Pages<D> = Vec<Vec<D>>;
 
@@ -60,158 +73,52 @@ pub struct Snapshot {
     pub comments: Vec<CommentDoc>,
 }
 
-/// Counters a backend keeps so tests and operators can see how it is used.
-#[derive(Debug, Default)]
-pub struct StoreStats {
-    round_trips: AtomicU64,
-}
-
-impl StoreStats {
-    /// Counts one round trip: one batched read, one page query or one transaction.
-    pub fn record_round_trip(&self) {
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Round trips since the store was opened.
-    pub fn round_trips(&self) -> u64 {
-        self.round_trips.load(Ordering::Relaxed)
-    }
-}
-
-/// A test seam that makes a chosen write of the *next* transaction fail.
+/// What a storage backend implements: batched reads and the transaction door.
 ///
-/// Armed with `n`, the n-th write (1-based) of the next transaction to start
-/// returns an internal error, which must roll the whole transaction back. It
-/// exists so atomicity is proven, not assumed.
-#[derive(Debug, Default)]
-pub struct FaultPlan {
-    fail_write: AtomicUsize,
-}
-
-impl FaultPlan {
-    /// Makes write number `n` (1-based) of the next transaction fail; `0` disarms.
-    pub fn fail_nth_write(&self, n: usize) {
-        self.fail_write.store(n, Ordering::SeqCst);
-    }
-
-    /// Claims the armed fault for a transaction that is starting (and disarms it).
-    pub fn take(&self) -> Option<usize> {
-        match self.fail_write.swap(0, Ordering::SeqCst) {
-            0 => None,
-            n => Some(n),
-        }
-    }
-}
-
-/// Counts a transaction's writes and fires the fault armed for it, if any.
-///
-/// Backends call [`WriteCounter::step`] at the start of every [`Tx`] write method.
-#[derive(Debug, Default)]
-pub struct WriteCounter {
-    done: usize,
-    fail_at: Option<usize>,
-}
-
-impl WriteCounter {
-    /// A counter for one transaction, with the fault (if any) taken from `faults`.
-    pub fn new(faults: &FaultPlan) -> Self {
-        WriteCounter { done: 0, fail_at: faults.take() }
-    }
-
-    /// A counter that fails write `fail_at` (for backends that re-run a transaction
-    /// and must re-arm the same fault on each attempt).
-    pub fn failing_at(fail_at: Option<usize>) -> Self {
-        WriteCounter { done: 0, fail_at }
-    }
-
-    /// Records one write; fails if it is the one the fault plan chose.
-    pub fn step(&mut self, what: &str) -> Result<()> {
-        self.done += 1;
-        if self.fail_at == Some(self.done) {
-            return Err(Error::internal(format!("injected fault at write {} ({what})", self.done)));
-        }
-        Ok(())
-    }
-}
-
-/// The read side of a backend, plus the door to the write side ([`Store::run_tx`]).
-///
-/// Every read method is one round trip however many ids or parents it is
-/// given; the DataLoaders rely on that to keep round trips proportional to
-/// query depth rather than list length.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Short backend name for logs and `/readyz`.
-    fn backend(&self) -> &'static str;
-
+/// Every read is one round trip however many ids or parents it is given;
+/// the DataLoaders rely on that to keep round trips proportional to query
+/// depth rather than list length.
+pub trait Backend: Clone + Send + Sync + 'static {
     /// Answers when the store can serve reads; used by `/readyz`.
-    async fn ping(&self) -> Result<()>;
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 
     /// Users with these ids; missing ids are simply absent from the result.
-    async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>>;
+    fn users_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<UserDoc>>> + Send;
     /// Posts with these ids; missing ids are absent.
-    async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>>;
+    fn posts_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
     /// Comments with these ids; missing ids are absent.
-    async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>>;
-    /// The user with this (already lowercased) email.
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>>;
+    fn comments_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<CommentDoc>>> + Send;
+    /// The user with this (normalised) email.
+    fn user_by_email(&self, email: &str) -> impl Future<Output = Result<Option<UserDoc>>> + Send;
 
     /// A page of all users, newest first.
-    async fn users_page(&self, page: &PageQuery) -> Result<Vec<UserDoc>>;
+    fn users_page(&self, page: &Page) -> impl Future<Output = Result<Vec<UserDoc>>> + Send;
     /// A page of all posts, newest first.
-    async fn posts_page(&self, page: &PageQuery) -> Result<Vec<PostDoc>>;
-    /// One page of posts per author, newest first.
-    async fn posts_by_authors(&self, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<PostDoc>>;
+    fn posts_page(&self, page: &Page) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
+    /// One page of posts per parent, newest first.
+    fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<PostDoc>>> + Send;
     /// One page of comments per parent (post or author), newest first.
-    async fn comments_of(&self, of: CommentsOf, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<CommentDoc>>;
+    fn comments_of(
+        &self,
+        of: CommentsOf,
+        keys: &[(ObjectId, Page)],
+    ) -> impl Future<Output = Result<Pages<CommentDoc>>> + Send;
     /// One page of related users per parent, newest account first.
-    async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, PageQuery)]) -> Result<Pages<UserDoc>>;
+    fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<UserDoc>>> + Send;
 
-    /// A handle for one request. Every read of the request sees one snapshot
-    /// (so a page and the authors loaded for it never disagree about a
-    /// concurrent delete), renewed after the request's own writes: a redb
-    /// read transaction on the embedded store, snapshot reads at one cluster
-    /// time on MongoDB (where the server offers them; see `store::mongo`).
-    fn per_request(self: Arc<Self>) -> DynStore;
+    /// A view for one request. Every read of the view sees one snapshot (so a
+    /// page and the authors loaded for it never disagree about a concurrent
+    /// delete), renewed after the view's own writes.
+    fn per_request(&self) -> Self;
 
-    /// Runs `work` in one ACID transaction: it commits if `work` returns `Ok`
-    /// and rolls back otherwise. Backends with optimistic concurrency retry
-    /// `work` on transient conflicts, so it must be safe to run again.
-    ///
-    /// Call it through [`transact`], which keeps the result typed.
-    async fn run_tx(&self, work: TxWork) -> Result<Box<dyn Any + Send>>;
+    /// Runs `cmd` in one ACID transaction: it commits if `cmd` returns `Ok`
+    /// and rolls back otherwise. Backends with optimistic concurrency re-run
+    /// `cmd` on transient conflicts, which is safe because a command builds
+    /// every effect through the handle it is given.
+    fn run<C: Command>(&self, cmd: C) -> impl Future<Output = Result<C::Output>> + Send;
 
     /// Reads the whole store in one snapshot (tests, `check`, small deployments only).
-    async fn snapshot(&self) -> Result<Snapshot>;
-
-    /// Round-trip counters.
-    fn stats(&self) -> &StoreStats;
-
-    /// The fault-injection seam for atomicity tests.
-    fn faults(&self) -> &FaultPlan;
-}
-
-/// Shared handle to whichever backend is configured.
-pub type DynStore = Arc<dyn Store>;
-
-/// A unit of transactional work, type-erased so [`Store`] stays object safe.
-pub type TxWork = Box<dyn for<'t> FnMut(&'t mut dyn Tx) -> BoxFuture<'t, Result<Box<dyn Any + Send>>> + Send>;
-
-/// Runs `work` in one store transaction and returns its typed result.
-///
-/// `work` may run more than once (retries on transient conflicts), so it
-/// must build all its effects through the handle it is given.
-pub async fn transact<T, F>(store: &dyn Store, mut work: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: for<'t> FnMut(&'t mut dyn Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
-{
-    let erased: TxWork = Box::new(move |tx| {
-        let fut = work(tx);
-        Box::pin(async move { fut.await.map(|v| Box::new(v) as Box<dyn Any + Send>) })
-    });
-    let out = store.run_tx(erased).await?;
-    out.downcast::<T>().map(|v| *v).map_err(|_| Error::internal("transaction result had an unexpected type"))
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot>> + Send;
 }
 
 /// The transaction handle: the only way to write.
@@ -220,45 +127,207 @@ where
 /// `$in`, an `updateMany` with `$pull`), so a cascade costs the same, small,
 /// constant number of operations on every backend, whatever its fan-out.
 /// Reads here see the transaction's own writes.
-#[async_trait]
 pub trait Tx: Send {
     /// Reads a user inside the transaction.
-    async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>>;
+    fn user(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send;
     /// Reads a post inside the transaction.
-    async fn post(&mut self, id: ObjectId) -> Result<Option<PostDoc>>;
+    fn post(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<PostDoc>>> + Send;
     /// Reads a comment inside the transaction.
-    async fn comment(&mut self, id: ObjectId) -> Result<Option<CommentDoc>>;
+    fn comment(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<CommentDoc>>> + Send;
     /// Ids of the posts whose `author` is `author` (the author index, not the user's array).
-    async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>>;
+    fn post_ids_by_author(&mut self, author: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
 
-    /// Inserts a new user; a taken email is [`Error::Conflict`].
-    async fn insert_user(&mut self, user: &UserDoc) -> Result<()>;
+    /// Inserts a new user; a taken email is `CONFLICT`.
+    fn insert_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
     /// Inserts a new post.
-    async fn insert_post(&mut self, post: &PostDoc) -> Result<()>;
+    fn insert_post(&mut self, post: &PostDoc) -> impl Future<Output = Result<()>> + Send;
     /// Inserts a new comment.
-    async fn insert_comment(&mut self, comment: &CommentDoc) -> Result<()>;
+    fn insert_comment(&mut self, comment: &CommentDoc) -> impl Future<Output = Result<()>> + Send;
     /// Replaces an existing user (read earlier in this transaction) with `user`.
-    async fn replace_user(&mut self, user: &UserDoc) -> Result<()>;
+    fn replace_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
     /// Replaces an existing post (read earlier in this transaction) with `post`.
-    async fn replace_post(&mut self, post: &PostDoc) -> Result<()>;
+    fn replace_post(&mut self, post: &PostDoc) -> impl Future<Output = Result<()>> + Send;
 
     /// Deletes the comments on any of `posts`; returns how many went.
-    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<u64>;
+    fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<u64>> + Send;
     /// Deletes every comment written by `author`; returns `(post, comments removed from it)`.
-    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<(ObjectId, i64)>>;
+    fn delete_comments_by_author(
+        &mut self,
+        author: ObjectId,
+    ) -> impl Future<Output = Result<Vec<(ObjectId, i64)>>> + Send;
     /// Deletes one comment; returns whether it existed.
-    async fn delete_comment(&mut self, id: ObjectId) -> Result<bool>;
+    fn delete_comment(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
     /// Adds each delta to its post's `commentCount` (missing posts are skipped).
-    async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()>;
+    fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> impl Future<Output = Result<()>> + Send;
     /// Deletes the posts with these ids; returns how many existed.
-    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<u64>;
+    fn delete_posts(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<u64>> + Send;
     /// Pulls `user` out of every post's `likedBy`; returns how many posts changed.
-    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<u64>;
+    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<u64>> + Send;
     /// Pulls `user` out of every user's `followers` and `following`; returns how many users changed.
-    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<u64>;
+    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<u64>> + Send;
     /// Deletes a user document; returns whether it existed.
-    async fn delete_user(&mut self, id: ObjectId) -> Result<bool>;
+    fn delete_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 
     /// The transaction's clock, so every document written by one transaction shares a timestamp.
     fn now(&self) -> DateTime;
+}
+
+/// The backend this process runs on.
+///
+/// Cheap to clone. [`Store::per_request`] gives each request its own
+/// snapshot view; everything else is shared.
+#[derive(Clone)]
+pub struct Store {
+    backend: Kind,
+    /// Round trips through this store and every view of it. Compiled only
+    /// for the test crate (the `test-hooks` feature), never in the server.
+    #[cfg(feature = "test-hooks")]
+    round_trips: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Embedded(embedded::EmbeddedStore),
+    Mongo(mongo::MongoStore),
+}
+
+/// Calls the same [`Backend`] method on whichever backend `$store` holds,
+/// counting the round trip when the test hooks are compiled in.
+macro_rules! on_backend {
+    ($store:expr, $b:ident => $call:expr) => {{
+        $store.count_round_trip();
+        match &$store.backend {
+            Kind::Embedded($b) => $call,
+            Kind::Mongo($b) => $call,
+        }
+    }};
+}
+
+impl From<embedded::EmbeddedStore> for Store {
+    fn from(store: embedded::EmbeddedStore) -> Self {
+        Store::new(Kind::Embedded(store))
+    }
+}
+
+impl From<mongo::MongoStore> for Store {
+    fn from(store: mongo::MongoStore) -> Self {
+        Store::new(Kind::Mongo(store))
+    }
+}
+
+impl Store {
+    fn new(backend: Kind) -> Self {
+        Store {
+            backend,
+            #[cfg(feature = "test-hooks")]
+            round_trips: std::sync::Arc::default(),
+        }
+    }
+
+    #[inline]
+    fn count_round_trip(&self) {
+        #[cfg(feature = "test-hooks")]
+        self.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Round trips made through this store and its views since it was opened.
+    #[cfg(feature = "test-hooks")]
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Short backend name for logs and `/readyz`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Kind::Embedded(_) => "embedded",
+            Kind::Mongo(_) => "mongodb",
+        }
+    }
+
+    /// The MongoDB backend, when that is what this store runs on.
+    pub fn as_mongo(&self) -> Option<&mongo::MongoStore> {
+        match &self.backend {
+            Kind::Mongo(m) => Some(m),
+            Kind::Embedded(_) => None,
+        }
+    }
+
+    /// See [`Backend::ping`].
+    pub async fn ping(&self) -> Result<()> {
+        match &self.backend {
+            Kind::Embedded(b) => b.ping().await,
+            Kind::Mongo(b) => b.ping().await,
+        }
+    }
+
+    /// See [`Backend::users_by_ids`].
+    pub async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
+        on_backend!(self, b => b.users_by_ids(ids).await)
+    }
+
+    /// See [`Backend::posts_by_ids`].
+    pub async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
+        on_backend!(self, b => b.posts_by_ids(ids).await)
+    }
+
+    /// See [`Backend::comments_by_ids`].
+    pub async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
+        on_backend!(self, b => b.comments_by_ids(ids).await)
+    }
+
+    /// See [`Backend::user_by_email`].
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>> {
+        on_backend!(self, b => b.user_by_email(email).await)
+    }
+
+    /// See [`Backend::users_page`].
+    pub async fn users_page(&self, page: &Page) -> Result<Vec<UserDoc>> {
+        on_backend!(self, b => b.users_page(page).await)
+    }
+
+    /// See [`Backend::posts_page`].
+    pub async fn posts_page(&self, page: &Page) -> Result<Vec<PostDoc>> {
+        on_backend!(self, b => b.posts_page(page).await)
+    }
+
+    /// See [`Backend::posts_of`].
+    pub async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
+        on_backend!(self, b => b.posts_of(of, keys).await)
+    }
+
+    /// See [`Backend::comments_of`].
+    pub async fn comments_of(&self, of: CommentsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
+        on_backend!(self, b => b.comments_of(of, keys).await)
+    }
+
+    /// See [`Backend::users_of`].
+    pub async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
+        on_backend!(self, b => b.users_of(of, keys).await)
+    }
+
+    /// See [`Backend::per_request`].
+    pub fn per_request(&self) -> Store {
+        let backend = match &self.backend {
+            Kind::Embedded(b) => Kind::Embedded(b.per_request()),
+            Kind::Mongo(b) => Kind::Mongo(b.per_request()),
+        };
+        Store {
+            backend,
+            #[cfg(feature = "test-hooks")]
+            round_trips: std::sync::Arc::clone(&self.round_trips),
+        }
+    }
+
+    /// Runs one command in one transaction; see [`Backend::run`].
+    pub async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
+        on_backend!(self, b => b.run(cmd).await)
+    }
+
+    /// See [`Backend::snapshot`].
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        match &self.backend {
+            Kind::Embedded(b) => b.snapshot().await,
+            Kind::Mongo(b) => b.snapshot().await,
+        }
+    }
 }

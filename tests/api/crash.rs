@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use blogql::auth::{Auth, HashCost};
 use blogql::seed::{SeedPlan, seed};
-use blogql::store::Store;
 use blogql::store::embedded::EmbeddedStore;
 use bson::oid::ObjectId;
 use rand::{Rng, SeedableRng};
@@ -25,14 +24,17 @@ fn auth() -> Auth {
 /// Seeds a victim with `POSTS` posts, each commented on and liked by a second
 /// user, plus follows both ways; returns the victim's id.
 async fn seed_victim(dir: &std::path::Path) -> ObjectId {
-    let store = EmbeddedStore::open(dir).expect("open");
+    let store = EmbeddedStore::open(dir).expect("open").into();
     let plan = SeedPlan {
         users: 2,
         posts_per_user: POSTS,
         comments_per_post: 1,
         likes_per_post: 1,
         follows_per_user: 1,
-        password_hash: auth().hash_password("password123".into()).await.expect("hash"),
+        password_hash: auth()
+            .hash_password(blogql::domain::Password::parse("password123").expect("password"))
+            .await
+            .expect("hash"),
     };
     seed(&store, &plan).await.expect("seed").users[0].0
 }
@@ -57,7 +59,7 @@ fn free_port() -> u16 {
 
 /// Whether the victim is entirely present (with all its posts) or entirely gone; panics otherwise.
 async fn victim_state(dir: &std::path::Path, victim: ObjectId) -> bool {
-    let store = EmbeddedStore::open(dir).expect("the store opens after SIGKILL");
+    let store: blogql::store::Store = EmbeddedStore::open(dir).expect("the store opens after SIGKILL").into();
     let snap = store.snapshot().await.expect("snapshot");
     let problems = blogql::check::violations(&snap);
     assert!(problems.is_empty(), "integrity violations after SIGKILL: {:#?}", &problems[..problems.len().min(10)]);

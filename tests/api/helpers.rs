@@ -5,12 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blogql::auth::HashCost;
-use blogql::limits::Limits;
+use blogql::AppState;
+use blogql::settings::Settings;
 use blogql::store::embedded::EmbeddedStore;
-use blogql::store::mongo::MongoStore;
-use blogql::store::{DynStore, Snapshot};
-use blogql::{AppState, Config};
+use blogql::store::mongo::{ConnectOptions, MongoStore};
+use blogql::store::{Snapshot, Store};
+use mongodb::event::EventHandler;
+use mongodb::event::command::CommandEvent;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -56,14 +57,25 @@ impl StoreHome {
         self.dir.path()
     }
 
-    async fn open(&self) -> (DynStore, Option<Arc<MongoStore>>) {
+    /// Opens the store; on MongoDB, with a command log installed (tests only).
+    pub async fn open(&self) -> (Store, Option<MongoHandle>) {
         match (mongodb_uri(), &self.mongo_db) {
             (Some(uri), Some(db)) => {
-                let store = MongoStore::connect(&uri, Some(db)).await.unwrap_or_else(|e| panic!("{}", e.detail()));
-                let store = Arc::new(store);
-                (Arc::clone(&store) as DynStore, Some(store))
+                let commands = Arc::new(CommandLog::default());
+                let log = Arc::clone(&commands);
+                let options = ConnectOptions {
+                    database: Some(db.clone()),
+                    command_observer: Some(EventHandler::callback(move |event: CommandEvent| {
+                        if let CommandEvent::Started(started) = event {
+                            log.record(&started.command_name);
+                        }
+                    })),
+                };
+                let store = MongoStore::connect(&uri, options).await.unwrap_or_else(|e| panic!("{}", e.chain()));
+                let handle = MongoHandle { db: store.database().clone(), commands };
+                (store.into(), Some(handle))
             }
-            _ => (Arc::new(EmbeddedStore::open(self.dir.path()).expect("open store")), None),
+            _ => (EmbeddedStore::open(self.dir.path()).expect("open store").into(), None),
         }
     }
 }
@@ -91,30 +103,56 @@ impl Drop for StoreHome {
     }
 }
 
+/// The names of the commands the MongoDB driver sent, recorded by the
+/// test's command observer (the server installs none).
+#[derive(Debug, Default)]
+pub struct CommandLog {
+    names: std::sync::Mutex<Vec<String>>,
+}
+
+impl CommandLog {
+    fn record(&self, name: &str) {
+        self.names.lock().expect("command log").push(name.to_owned());
+    }
+
+    /// The names of the commands sent since the last call, oldest first.
+    pub fn take_names(&self) -> Vec<String> {
+        std::mem::take(&mut *self.names.lock().expect("command log"))
+    }
+}
+
+/// What MongoDB tests reach past the app for: the database (failpoints, buildInfo) and the command log.
+pub struct MongoHandle {
+    /// The test's database.
+    pub db: mongodb::Database,
+    /// Every command the app's driver sent.
+    pub commands: Arc<CommandLog>,
+}
+
 /// A running blogql server over its own store.
 pub struct TestApp {
     /// Where the server listens.
     pub addr: SocketAddr,
     /// HTTP client for the server.
     pub client: reqwest::Client,
-    /// The store behind the server, for snapshots, counters and fault injection.
-    pub store: DynStore,
-    /// The same store when it is MongoDB, for failpoints and command counts.
-    pub mongo: Option<Arc<MongoStore>>,
+    /// The store behind the server, for snapshots, round-trip counts and commands.
+    pub store: Store,
+    /// On MongoDB: the database and the driver's command log.
+    pub mongo: Option<MongoHandle>,
     home: Option<StoreHome>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
 
-/// Settings every test server shares: cheap password hashing, known secret, default limits.
-pub fn test_config(dir: &Path, jwt_secret: Option<&str>) -> Config {
-    Config {
-        data_dir: dir.to_path_buf(),
-        jwt_secret: jwt_secret.map(str::to_owned),
-        token_ttl: Duration::from_secs(3600),
-        hash_cost: HashCost { memory_kib: 64, iterations: 1 },
-        limits: Limits::default(),
-    }
+/// Settings every test server shares: cheap password hashing, a known secret, default limits.
+pub fn test_settings(dir: &Path, jwt_secret: Option<&str>) -> Settings {
+    let mut settings = Settings::default();
+    settings.store.data_dir = dir.to_path_buf();
+    settings.auth.jwt_secret = jwt_secret.map(str::to_owned);
+    settings.auth.token_ttl_secs = 3600;
+    settings.auth.argon2_memory_kib = 64;
+    settings.auth.argon2_iterations = 1;
+    settings
 }
 
 impl TestApp {
@@ -123,22 +161,22 @@ impl TestApp {
         TestApp::spawn_in(StoreHome::fresh(), Some(TEST_SECRET)).await
     }
 
-    /// A server over a new, empty store with these limits.
-    pub async fn spawn_with_limits(limits: Limits) -> TestApp {
-        TestApp::start(StoreHome::fresh(), Some(TEST_SECRET), limits).await
+    /// A server over a new, empty store, with `tweak` applied to the test settings.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::start(StoreHome::fresh(), Some(TEST_SECRET), tweak).await
     }
 
     /// A server over an existing store (used to restart on the same data).
     pub async fn spawn_in(home: StoreHome, jwt_secret: Option<&str>) -> TestApp {
-        TestApp::start(home, jwt_secret, Limits::default()).await
+        TestApp::start(home, jwt_secret, |_| {}).await
     }
 
-    async fn start(home: StoreHome, jwt_secret: Option<&str>, limits: Limits) -> TestApp {
+    async fn start(home: StoreHome, jwt_secret: Option<&str>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         init_tracing();
-        let mut config = test_config(home.path(), jwt_secret);
-        config.limits = limits;
+        let mut settings = test_settings(home.path(), jwt_secret);
+        tweak(&mut settings);
         let (store, mongo) = home.open().await;
-        let state = AppState::new(Arc::clone(&store), &config).expect("app state");
+        let state = AppState::new(store.clone(), settings).expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use blogql::limits::Limits;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -142,8 +141,7 @@ async fn ordinary_queries_fit_the_limits() {
 /// A client that never finishes its headers is disconnected after the read timeout.
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
-    let limits = Limits { read_timeout: Duration::from_millis(500), ..Limits::default() };
-    let app = TestApp::spawn_with_limits(limits).await;
+    let app = TestApp::spawn_with(|s| s.http.read_timeout_secs = 1).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     stream.write_all(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
     let mut buf = Vec::new();
@@ -155,8 +153,7 @@ async fn slow_headers_are_cut_off() {
 /// Log-in attempts beyond the per-email budget are RATE_LIMITED with a retry hint.
 #[tokio::test]
 async fn log_in_is_rate_limited_per_email() {
-    let limits = Limits { logins_per_email_per_minute: 3, ..Limits::default() };
-    let app = TestApp::spawn_with_limits(limits).await;
+    let app = TestApp::spawn_with(|s| s.auth.logins_per_email_per_minute = 3).await;
     app.sign_up("Ann").await;
     let q = "mutation($p: String!) { logIn(input: {email: \"ann@example.com\", password: $p}) { token } }";
     for _ in 0..3 {
@@ -187,8 +184,7 @@ async fn cors_allows_only_configured_origins() {
     let resp = preflight(&app, "https://evil.example").await.unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 
-    let limits = Limits { cors_origins: vec!["https://app.example".into()], ..Limits::default() };
-    let app = TestApp::spawn_with_limits(limits).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec!["https://app.example".into()]).await;
     let ok = preflight(&app, "https://app.example").await.unwrap();
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example");
     let evil = preflight(&app, "https://evil.example").await.unwrap();

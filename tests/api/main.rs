@@ -8,6 +8,7 @@ mod atomicity;
 mod auth;
 mod cascade;
 mod crash;
+mod faults;
 mod helpers;
 mod hostile;
 mod http;

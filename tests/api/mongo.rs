@@ -7,20 +7,19 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use blogql::store::mongo::MongoStore;
 use bson::doc;
 use serde_json::{Value, json};
 
-use crate::helpers::{TEST_SECRET, TestApp, data, expect_error, int_at, mongodb_uri};
+use crate::helpers::{MongoHandle, TEST_SECRET, TestApp, data, expect_error, int_at, mongodb_uri};
 
 const DELETE_USER: &str =
     "mutation($id: ID!) { deleteUser(id: $id) { deletedPostCount deletedCommentCount detachedReferenceCount } }";
 
 /// A test app on MongoDB; a MongoDB test run without one fails loudly instead of passing.
-async fn mongo_app() -> (TestApp, Arc<MongoStore>) {
+async fn mongo_app() -> (TestApp, MongoHandle) {
     assert!(mongodb_uri().is_some(), "this test needs MONGODB_URI pointing at a MongoDB deployment");
-    let app = TestApp::spawn().await;
-    let mongo = Arc::clone(app.mongo.as_ref().expect("MONGODB_URI is set, so the app runs on MongoDB"));
+    let mut app = TestApp::spawn().await;
+    let mongo = app.mongo.take().expect("MONGODB_URI is set, so the app runs on MongoDB");
     (app, mongo)
 }
 
@@ -29,10 +28,10 @@ async fn mongo_app() -> (TestApp, Arc<MongoStore>) {
 static FAILPOINT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Arms mongoeco's or mongod's `failCommand` failpoint for the next `command` on `coll` of this test's database.
-async fn fail_next(mongo: &MongoStore, command: &str, coll: &str, code: i32, labels: &[&str]) {
-    let namespace = format!("{}.{coll}", mongo.database().name());
+async fn fail_next(mongo: &MongoHandle, command: &str, coll: &str, code: i32, labels: &[&str]) {
+    let namespace = format!("{}.{coll}", mongo.db.name());
     let reply = mongo
-        .database()
+        .db
         .client()
         .database("admin")
         .run_command(doc! {
@@ -44,9 +43,9 @@ async fn fail_next(mongo: &MongoStore, command: &str, coll: &str, code: i32, lab
     reply.expect("configureFailPoint");
 }
 
-async fn failpoint_off(mongo: &MongoStore) {
+async fn failpoint_off(mongo: &MongoHandle) {
     let off = doc! { "configureFailPoint": "failCommand", "mode": "off" };
-    mongo.database().client().database("admin").run_command(off).await.expect("failpoint off");
+    mongo.db.client().database("admin").run_command(off).await.expect("failpoint off");
 }
 
 /// A command name and the collection it targets.
@@ -93,9 +92,9 @@ async fn fan_out(app: &TestApp, posts: usize, comments_elsewhere: bool, likes: b
 async fn commands_for_delete_user(posts: usize) -> Vec<String> {
     let (app, mongo) = mongo_app().await;
     let (ann, ann_id) = fan_out(&app, posts, true, true).await;
-    mongo.commands().take_names();
+    mongo.commands.take_names();
     let d = app.ok_as(&ann, DELETE_USER, json!({ "id": ann_id })).await;
-    let names = mongo.commands().take_names();
+    let names = mongo.commands.take_names();
     assert_eq!(int_at(&d, "/deleteUser/deletedPostCount"), posts as i64);
     app.assert_consistent().await;
     let end = names.iter().rposition(|n| n == "commitTransaction").expect("a commit");
@@ -178,7 +177,7 @@ async fn mongo_transient_failures_are_retried_exactly_once() {
     for (command, coll) in DELETE_USER_COMMANDS {
         let (app, mongo) = mongo_app().await;
         let (ann, ann_id) = fan_out(&app, 3, true, true).await;
-        mongo.commands().take_names();
+        mongo.commands.take_names();
         fail_next(&mongo, command, coll, 112, &["TransientTransactionError"]).await;
         let resp = app.graphql_as(&ann, DELETE_USER, json!({ "id": ann_id })).await;
         failpoint_off(&mongo).await;
@@ -190,7 +189,7 @@ async fn mongo_transient_failures_are_retried_exactly_once() {
         );
         // The failed attempt was aborted and run again. (mongoeco may add commit-time
         // conflicts with tests running in parallel: more commits, never more effects.)
-        let names = mongo.commands().take_names();
+        let names = mongo.commands.take_names();
         assert!(count(&names, "abortTransaction") >= 1, "{command} on {coll}: {names:?}");
         assert!(count(&names, "commitTransaction") >= 1, "{command} on {coll}: {names:?}");
         let snap = app.snapshot().await;
@@ -265,8 +264,8 @@ fn unreachable_mongodb_fails_fast_and_clearly() {
 }
 
 /// Whether the deployment is a real MongoDB server rather than mongoeco.
-async fn assert_real_server(mongo: &MongoStore) {
-    let info = mongo.database().run_command(doc! { "buildInfo": 1 }).await.expect("buildInfo");
+async fn assert_real_server(mongo: &MongoHandle) {
+    let info = mongo.db.run_command(doc! { "buildInfo": 1 }).await.expect("buildInfo");
     assert_ne!(info.get_str("gitVersion").ok(), Some("mongoeco"), "tier-3 tests need a real MongoDB replica set");
 }
 
@@ -282,7 +281,7 @@ async fn tier3_write_conflicts_are_retried_to_a_correct_result() {
     for i in 0..16 {
         tokens.push(app.sign_up(&format!("Fan{i}")).await.0);
     }
-    mongo.commands().take_names();
+    mongo.commands.take_names();
     let app = Arc::new(app);
     let mut tasks = Vec::new();
     for token in tokens {
@@ -296,7 +295,7 @@ async fn tier3_write_conflicts_are_retried_to_a_correct_result() {
     for task in tasks {
         task.await.expect("task");
     }
-    let names = mongo.commands().take_names();
+    let names = mongo.commands.take_names();
     let (aborts, commits) = (count(&names, "abortTransaction"), count(&names, "commitTransaction"));
     assert!(aborts + commits > 16, "no conflict was forced: {commits} commits, {aborts} aborts");
     let snap = app.snapshot().await;
@@ -341,5 +340,5 @@ async fn tier3_create_post_racing_delete_user_leaves_no_orphans() {
 async fn tier3_a_request_reads_one_snapshot_until_it_writes() {
     let (app, mongo) = mongo_app().await;
     assert_real_server(&mongo).await;
-    crate::snapshot_reads::check_request_snapshot(Arc::clone(&app.store)).await;
+    crate::snapshot_reads::check_request_snapshot(app.store.clone()).await;
 }

@@ -1,8 +1,5 @@
 //! DataLoader batching: store round trips grow with query depth, not list length.
 
-use std::time::Duration;
-
-use blogql::limits::Limits;
 use serde_json::json;
 
 use crate::helpers::{TestApp, data};
@@ -29,14 +26,13 @@ async fn round_trips_for(posts: usize) -> u64 {
     // MongoDB server was seen to split one level's keys over two batches (5
     // instead of 4, 3 and 2 times in two stress runs of 25). A wider window
     // keeps that noise out.
-    let limits = Limits { batch_window: Duration::from_millis(25), ..Limits::default() };
-    let app = TestApp::spawn_with_limits(limits).await;
+    let app = TestApp::spawn_with(|s| s.graphql.batch_window_ms = 25).await;
     seed(&app, posts).await;
-    let before = app.store.stats().round_trips();
+    let before = app.store.round_trips();
     let resp = app.graphql(QUERY, json!({})).await;
     let edges = data(&resp)["posts"]["edges"].as_array().unwrap().len();
     assert_eq!(edges, posts);
-    app.store.stats().round_trips() - before
+    app.store.round_trips() - before
 }
 
 /// The same query costs exactly 4 round trips with 5 posts and with 50: the posts

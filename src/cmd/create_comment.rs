@@ -1,0 +1,47 @@
+//! `createComment`: comment on a post.
+
+use bson::oid::ObjectId;
+
+use super::{Command, actor, existing_post};
+use crate::domain::CommentBody;
+use crate::error::Result;
+use crate::model::CommentDoc;
+use crate::store::Tx;
+
+/// Comments on a post as `author`.
+///
+/// Touches: `posts` (read), `users` (read author), `comments` (insert),
+/// `posts` (`commentCount` + 1), `users` (`rev` + 1, so a concurrent
+/// deletion of the author conflicts).
+#[derive(Debug, Clone)]
+pub struct CreateComment {
+    /// The signed-in author.
+    pub author: ObjectId,
+    /// The post commented on.
+    pub post: ObjectId,
+    /// The comment's text.
+    pub body: CommentBody,
+}
+
+impl Command for CreateComment {
+    type Output = CommentDoc;
+    const NAME: &'static str = "createComment";
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<CommentDoc> {
+        let mut post = existing_post(tx, self.post).await?;
+        let mut user = actor(tx, self.author).await?;
+        let comment = CommentDoc {
+            id: ObjectId::new(),
+            body: self.body.as_str().to_owned(),
+            post: self.post,
+            author: self.author,
+            created_at: tx.now(),
+        };
+        tx.insert_comment(&comment).await?;
+        post.comment_count += 1;
+        tx.replace_post(&post).await?;
+        user.rev += 1;
+        tx.replace_user(&user).await?;
+        Ok(comment)
+    }
+}

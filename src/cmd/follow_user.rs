@@ -1,0 +1,45 @@
+//! `followUser`: follow another user.
+
+use bson::oid::ObjectId;
+
+use super::{Command, actor, existing_user};
+use crate::error::{Error, Result};
+use crate::model::UserDoc;
+use crate::store::Tx;
+
+/// Follows a user (idempotent); following yourself is refused before any read.
+///
+/// Touches: `users` (read target), `users` (read follower), then, as needed:
+/// `users` (push into the follower's `following`), `users` (push into the
+/// target's `followers`). Both sides are written, so a concurrent deletion
+/// of either conflicts.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowUser {
+    /// The signed-in user.
+    pub follower: ObjectId,
+    /// The user to follow.
+    pub target: ObjectId,
+}
+
+impl Command for FollowUser {
+    type Output = UserDoc;
+    const NAME: &'static str = "followUser";
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<UserDoc> {
+        let (follower, target) = (self.follower, self.target);
+        if follower == target {
+            return Err(Error::bad_input("userId", "you cannot follow yourself"));
+        }
+        let mut followee = existing_user(tx, target).await?;
+        let mut me = actor(tx, follower).await?;
+        if !me.following.contains(&target) {
+            me.following.push(target);
+            tx.replace_user(&me).await?;
+        }
+        if !followee.followers.contains(&follower) {
+            followee.followers.push(follower);
+            tx.replace_user(&followee).await?;
+        }
+        Ok(followee)
+    }
+}

@@ -1,0 +1,81 @@
+//! Every write of blogql, one typed command per file, written once against [`Tx`].
+//!
+//! A command is a plain value (`DeleteUser { actor, id }`) whose
+//! [`Command::apply`] does all its work through the transaction handle it
+//! is given. A backend runs it with [`crate::store::Backend::run`] inside one
+//! transaction, and may run it again on a transient conflict, so `apply`
+//! takes `&self` and keeps no state between attempts. The result type is
+//! the command's own [`Command::Output`], checked at compile time.
+//!
+//! There is deliberately no enum of all commands: one would have to erase
+//! the output types again. Adding a command is adding a file here.
+//!
+//! Two rules hold for every command:
+//! - **Authorization is checked inside the transaction**, on the documents the
+//!   transaction read, so there is no check-then-act gap.
+//! - **Whoever creates a reference to document X also writes X** in the same
+//!   transaction (`users.posts`, `posts.commentCount`, `users.rev`, ...). A
+//!   concurrent deletion of X then conflicts with the write instead of
+//!   leaving an orphan behind.
+//!
+//! Each command's doc comment lists the collections it touches, in order.
+
+mod create_comment;
+mod create_post;
+mod delete_comment;
+mod delete_post;
+mod delete_user;
+mod follow_user;
+mod like_post;
+mod sign_up;
+mod unfollow_user;
+mod unlike_post;
+mod update_post;
+
+use std::future::Future;
+
+use bson::oid::ObjectId;
+
+pub use create_comment::CreateComment;
+pub use create_post::CreatePost;
+pub use delete_comment::DeleteComment;
+pub use delete_post::{DeletePost, DeletedPost};
+pub use delete_user::{DeleteUser, DeletedUser};
+pub use follow_user::FollowUser;
+pub use like_post::LikePost;
+pub use sign_up::SignUp;
+pub use unfollow_user::UnfollowUser;
+pub use unlike_post::UnlikePost;
+pub use update_post::UpdatePost;
+
+use crate::error::{Error, Result};
+use crate::model::{PostDoc, UserDoc};
+use crate::store::Tx;
+
+/// One unit of transactional work with a typed result.
+pub trait Command: Send + Sync + 'static {
+    /// What the command returns to its caller once committed.
+    type Output: Send + 'static;
+
+    /// The command's name in logs and traces.
+    const NAME: &'static str;
+
+    /// Does the work through `tx`. Must be safe to run again from scratch:
+    /// every effect goes through `tx`, which a retry starts afresh.
+    fn apply<T: Tx>(&self, tx: &mut T) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+/// Loads the acting user; a token whose account is gone no longer authenticates.
+async fn actor<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
+    tx.user(id).await?.ok_or(Error::Unauthenticated("the account for this token no longer exists".into()))
+}
+
+/// Loads a post the command needs, or `NOT_FOUND`.
+async fn existing_post<T: Tx>(tx: &mut T, id: ObjectId) -> Result<PostDoc> {
+    tx.post(id).await?.ok_or_else(|| Error::not_found("post", id))
+}
+
+/// Loads a user the command targets, or `NOT_FOUND`.
+async fn existing_user<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
+    tx.user(id).await?.ok_or_else(|| Error::not_found("user", id))
+}

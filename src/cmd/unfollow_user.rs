@@ -1,0 +1,45 @@
+//! `unfollowUser`: stop following a user.
+
+use bson::oid::ObjectId;
+
+use super::{Command, actor, existing_user};
+use crate::error::{Error, Result};
+use crate::model::UserDoc;
+use crate::store::Tx;
+
+/// Unfollows a user (idempotent).
+///
+/// Touches: `users` (read target, read follower), then, as needed, `users`
+/// (pull from `following`, pull from `followers`).
+#[derive(Debug, Clone, Copy)]
+pub struct UnfollowUser {
+    /// The signed-in user.
+    pub follower: ObjectId,
+    /// The user to stop following.
+    pub target: ObjectId,
+}
+
+impl Command for UnfollowUser {
+    type Output = UserDoc;
+    const NAME: &'static str = "unfollowUser";
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<UserDoc> {
+        let (follower, target) = (self.follower, self.target);
+        if follower == target {
+            return Err(Error::bad_input("userId", "you cannot unfollow yourself"));
+        }
+        let mut followee = existing_user(tx, target).await?;
+        let mut me = actor(tx, follower).await?;
+        let before = me.following.len();
+        me.following.retain(|u| *u != target);
+        if me.following.len() != before {
+            tx.replace_user(&me).await?;
+        }
+        let before = followee.followers.len();
+        followee.followers.retain(|u| *u != follower);
+        if followee.followers.len() != before {
+            tx.replace_user(&followee).await?;
+        }
+        Ok(followee)
+    }
+}

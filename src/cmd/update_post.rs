@@ -1,0 +1,43 @@
+//! `updatePost`: edit a post.
+
+use bson::oid::ObjectId;
+
+use super::{Command, existing_post};
+use crate::domain::PostChanges;
+use crate::error::{Error, Result};
+use crate::model::PostDoc;
+use crate::store::Tx;
+
+/// Edits a post's title and/or body; only its author may.
+///
+/// Touches: `posts` (read, replace).
+#[derive(Debug, Clone)]
+pub struct UpdatePost {
+    /// The signed-in user.
+    pub actor: ObjectId,
+    /// The post to edit.
+    pub id: ObjectId,
+    /// What changes.
+    pub changes: PostChanges,
+}
+
+impl Command for UpdatePost {
+    type Output = PostDoc;
+    const NAME: &'static str = "updatePost";
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
+        let mut post = existing_post(tx, self.id).await?;
+        if post.author != self.actor {
+            return Err(Error::Forbidden("only the author may edit this post".into()));
+        }
+        if let Some(title) = self.changes.title() {
+            post.title = title.as_str().to_owned();
+        }
+        if let Some(body) = self.changes.body() {
+            post.body = body.as_str().to_owned();
+        }
+        post.updated_at = tx.now();
+        tx.replace_post(&post).await?;
+        Ok(post)
+    }
+}

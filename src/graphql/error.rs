@@ -1,0 +1,89 @@
+//! The one place a domain [`Error`] becomes a GraphQL error a client sees.
+//!
+//! Resolvers return [`ApiResult`], whose error is [`ApiError`]. `ApiError`
+//! deliberately does not implement `Display`: async-graphql turns any
+//! `Display` type into a GraphQL error by its text, which would bypass the
+//! code mapping and could leak internal detail. Without it, the only way
+//! out is the conversion below, which logs internal errors with their whole
+//! cause chain and shows the client a message that says nothing.
+
+use async_graphql::ErrorExtensions;
+
+use crate::error::Error;
+
+/// The message clients see for every internal error; deliberately says nothing.
+pub const INTERNAL_MESSAGE: &str = "internal server error";
+
+/// What resolvers return.
+pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// A domain error on its way to a client. See the module docs for why it has no `Display`.
+#[derive(Debug, Clone)]
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        ApiError(err)
+    }
+}
+
+/// The stable machine-readable code clients switch on (`extensions.code`).
+pub fn code(err: &Error) -> &'static str {
+    match err {
+        Error::BadInput { .. } => "BAD_USER_INPUT",
+        Error::Unauthenticated(_) => "UNAUTHENTICATED",
+        Error::Forbidden(_) => "FORBIDDEN",
+        Error::NotFound(_) => "NOT_FOUND",
+        Error::Conflict(_) => "CONFLICT",
+        Error::RateLimited { .. } => "RATE_LIMITED",
+        Error::Internal { .. } => "INTERNAL_SERVER_ERROR",
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(ApiError(err): ApiError) -> Self {
+        let code = code(&err);
+        match err {
+            Error::Internal { .. } => {
+                tracing::error!(error = %err.chain(), "internal error while serving a request");
+                async_graphql::Error::new(INTERNAL_MESSAGE).extend_with(|_, e| e.set("code", code))
+            }
+            Error::BadInput { field, message } => async_graphql::Error::new(message).extend_with(|_, e| {
+                e.set("code", code);
+                e.set("field", field);
+            }),
+            Error::RateLimited { retry_after_secs } => async_graphql::Error::new("too many attempts; retry later")
+                .extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("retryAfterSeconds", retry_after_secs);
+                }),
+            Error::Unauthenticated(message) | Error::Forbidden(message) | Error::Conflict(message) => {
+                async_graphql::Error::new(message.into_owned()).extend_with(|_, e| e.set("code", code))
+            }
+            Error::NotFound(message) => async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An internal error reaches the client as the generic message and code, never its detail.
+    #[test]
+    fn internal_detail_never_reaches_the_client() {
+        let err = Error::internal_from("opening /secret/path", std::io::Error::other("disk on fire"));
+        let gql = async_graphql::Error::from(ApiError::from(err));
+        assert_eq!(gql.message, INTERNAL_MESSAGE);
+        let text = format!("{:?}", gql.extensions);
+        assert!(text.contains("INTERNAL_SERVER_ERROR") && !text.contains("secret") && !text.contains("fire"), "{text}");
+    }
+
+    /// Bad input names its field next to its code.
+    #[test]
+    fn bad_input_names_the_field() {
+        let gql = async_graphql::Error::from(ApiError::from(Error::bad_input("title", "title must not be blank")));
+        let text = format!("{:?}", gql.extensions);
+        assert!(text.contains("BAD_USER_INPUT") && text.contains("title"), "{text}");
+    }
+}

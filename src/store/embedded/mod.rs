@@ -1,0 +1,173 @@
+//! The embedded backend: a single redb file under the data directory.
+//!
+//! - `schema`: tables, and the index entries each document implies.
+//! - `keys`: index key encoding (byte order = listing order).
+//! - `read`: reads over one read transaction.
+//! - `tx`: the transaction handle and how a command runs in it.
+//! - `errors`: redb errors as [`crate::error::Error`], cause kept.
+//!
+//! Reads run on the blocking pool in a redb read transaction (an MVCC
+//! snapshot); writes queue for redb's single writer.
+
+mod errors;
+mod keys;
+mod read;
+mod schema;
+mod tx;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bson::oid::ObjectId;
+use redb::{Database, ReadTransaction};
+
+use self::read::Reader;
+use self::schema::{
+    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, POSTS_BY_AUTHOR, POSTS_BY_CREATED, USERS,
+    USERS_BY_CREATED, USERS_BY_EMAIL,
+};
+use super::{Backend, CommentsOf, Pages, PostsOf, Snapshot, UsersOf};
+use crate::cmd::Command;
+use crate::domain::Page;
+use crate::error::{Error, Result};
+use crate::model::{CommentDoc, PostDoc, UserDoc};
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "blogql.redb";
+
+/// The embedded redb backend. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    /// Set on a per-request view: every read of the request shares one MVCC
+    /// snapshot, taken at the first read and dropped when the request writes.
+    pinned: Option<Arc<Mutex<Option<Arc<ReadTransaction>>>>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `data_dir`, creating the directory and
+    /// every table so later read transactions never meet a missing table.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::internal_from("creating the data directory", e))?;
+        let db = Database::create(data_dir.join(DB_FILE))?;
+        let wtx = db.begin_write()?;
+        {
+            for table in ALL_COLLECTIONS {
+                wtx.open_table(table)?;
+            }
+            wtx.open_table(USERS_BY_EMAIL)?;
+            for index in ALL_INDEXES {
+                wtx.open_table(index)?;
+            }
+        }
+        wtx.commit()?;
+        Ok(EmbeddedStore { db: Arc::new(db), pinned: None })
+    }
+
+    /// Runs `f` against the view's snapshot (or a fresh one) on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Reader<'_>) -> Result<T> + Send + 'static,
+    {
+        let rtx = self.read_snapshot()?;
+        tokio::task::spawn_blocking(move || f(Reader(&rtx))).await?
+    }
+
+    /// The snapshot a read uses: the request's pinned one on a view, a fresh one otherwise.
+    fn read_snapshot(&self) -> Result<Arc<ReadTransaction>> {
+        let Some(pinned) = &self.pinned else {
+            return Ok(Arc::new(self.db.begin_read()?));
+        };
+        let mut pinned = pinned.lock().map_err(|_| Error::internal("snapshot lock poisoned"))?;
+        match &*pinned {
+            Some(rtx) => Ok(Arc::clone(rtx)),
+            None => {
+                let rtx = Arc::new(self.db.begin_read()?);
+                *pinned = Some(Arc::clone(&rtx));
+                Ok(rtx)
+            }
+        }
+    }
+}
+
+impl Backend for EmbeddedStore {
+    async fn ping(&self) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            db.begin_read()?.open_table(USERS)?;
+            Ok(())
+        })
+        .await?
+    }
+
+    async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
+        let ids = ids.to_vec();
+        self.read(move |r| r.docs(&ids)).await
+    }
+
+    async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
+        let ids = ids.to_vec();
+        self.read(move |r| r.docs(&ids)).await
+    }
+
+    async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
+        let ids = ids.to_vec();
+        self.read(move |r| r.docs(&ids)).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>> {
+        let email = email.to_owned();
+        self.read(move |r| r.user_by_email(&email)).await
+    }
+
+    async fn users_page(&self, page: &Page) -> Result<Vec<UserDoc>> {
+        let page = *page;
+        self.read(move |r| r.page(USERS_BY_CREATED, &[], &page)).await
+    }
+
+    async fn posts_page(&self, page: &Page) -> Result<Vec<PostDoc>> {
+        let page = *page;
+        self.read(move |r| r.page(POSTS_BY_CREATED, &[], &page)).await
+    }
+
+    async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
+        let index = match of {
+            PostsOf::Author => POSTS_BY_AUTHOR,
+        };
+        let keys = keys.to_vec();
+        self.read(move |r| r.pages(index, &keys)).await
+    }
+
+    async fn comments_of(&self, of: CommentsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
+        let index = match of {
+            CommentsOf::Post => COMMENTS_BY_POST,
+            CommentsOf::Author => COMMENTS_BY_AUTHOR,
+        };
+        let keys = keys.to_vec();
+        self.read(move |r| r.pages(index, &keys)).await
+    }
+
+    async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
+        let keys = keys.to_vec();
+        self.read(move |r| r.related_users(of, &keys)).await
+    }
+
+    fn per_request(&self) -> Self {
+        EmbeddedStore { db: Arc::clone(&self.db), pinned: Some(Arc::new(Mutex::new(None))) }
+    }
+
+    async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
+        // Reads after this write must see it: drop the request's snapshot.
+        if let Some(pinned) = &self.pinned
+            && let Ok(mut pinned) = pinned.lock()
+        {
+            *pinned = None;
+        }
+        tx::run(&self.db, cmd).await
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        self.read(|r| Ok(Snapshot { users: r.all()?, posts: r.all()?, comments: r.all()? })).await
+    }
+}

@@ -1,0 +1,272 @@
+//! The embedded transaction handle and the way a command runs in it.
+//!
+//! redb allows one writer at a time, so every transaction is serializable
+//! and a crash at any point leaves all of it or none of it on disk. A command
+//! runs on the blocking pool, inside one redb write transaction. Its future is
+//! polled exactly once: every [`Tx`] method here finishes without waiting, so
+//! the command must be done after that poll, and if it is not (it awaited
+//! something else) the transaction is rolled back with an internal error
+//! instead of parking a thread.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+use redb::{Database, ReadableTable, WriteTransaction};
+
+use super::keys::{id_from_desc_tail, id_from_plain_tail};
+use super::read::{get_doc, scan_prefix};
+use super::schema::{
+    COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER, Stored, USERS_BY_EMAIL,
+    USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
+};
+use crate::cmd::Command;
+use crate::error::{Error, Result};
+use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::store::Tx;
+
+/// Runs `cmd` in one write transaction on the blocking pool: commit on `Ok`, roll back otherwise.
+pub(super) async fn run<C: Command + 'static>(db: &Arc<Database>, cmd: C) -> Result<C::Output> {
+    let db = Arc::clone(db);
+    tokio::task::spawn_blocking(move || {
+        let mut tx = EmbeddedTx { writer: Writer(db.begin_write()?), now: DateTime::now() };
+        let outcome = complete_now(cmd.apply(&mut tx));
+        match outcome {
+            Ok(Ok(out)) => {
+                tx.writer.0.commit()?;
+                Ok(out)
+            }
+            Ok(Err(err)) | Err(err) => {
+                tx.writer.0.abort()?;
+                Err(err)
+            }
+        }
+    })
+    .await?
+}
+
+/// Polls `fut` once and returns its output, or an error if it is not ready.
+fn complete_now<F: Future>(fut: F) -> Result<F::Output> {
+    let mut fut = pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => Ok(out),
+        Poll::Pending => Err(Error::internal("an embedded transaction waited on something other than the store")),
+    }
+}
+
+/// Document writes with index maintenance, over one write transaction.
+struct Writer(WriteTransaction);
+
+impl Writer {
+    fn get<D: Stored>(&self, id: &ObjectId) -> Result<Option<D>> {
+        let table = self.0.open_table(D::TABLE)?;
+        get_doc(&table, id)
+    }
+
+    /// Every id under `prefix` in `index`; `plain_tail` says how the key ends.
+    fn index_ids(&self, index: IndexTable, prefix: &[u8], plain_tail: bool) -> Result<Vec<ObjectId>> {
+        let table = self.0.open_table(index)?;
+        scan_prefix(&table, prefix, None, usize::MAX)?
+            .iter()
+            .map(|k| if plain_tail { id_from_plain_tail(k) } else { id_from_desc_tail(k) })
+            .collect()
+    }
+
+    /// Writes `doc`, replacing any previous version and its index entries.
+    fn put<D: Stored>(&self, doc: &D) -> Result<()> {
+        if let Some(old) = self.get::<D>(&doc.id())? {
+            for (index, key) in old.index_entries() {
+                self.0.open_table(index)?.remove(key.as_slice())?;
+            }
+        }
+        for (index, key) in doc.index_entries() {
+            self.0.open_table(index)?.insert(key.as_slice(), ())?;
+        }
+        let bytes = bson::to_vec(doc)?;
+        self.0.open_table(D::TABLE)?.insert(doc.id().bytes().as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Deletes the document with `id` and its index entries; returns it if it existed.
+    fn remove<D: Stored>(&self, id: &ObjectId) -> Result<Option<D>> {
+        let Some(old) = self.get::<D>(id)? else {
+            return Ok(None);
+        };
+        for (index, key) in old.index_entries() {
+            self.0.open_table(index)?.remove(key.as_slice())?;
+        }
+        self.0.open_table(D::TABLE)?.remove(id.bytes().as_slice())?;
+        Ok(Some(old))
+    }
+
+    fn insert<D: Stored>(&self, doc: &D) -> Result<()> {
+        if self.get::<D>(&doc.id())?.is_some() {
+            return Err(Error::internal(format!("inserting {}: the id is taken", doc.id())));
+        }
+        self.put(doc)
+    }
+
+    fn replace<D: Stored>(&self, doc: &D) -> Result<()> {
+        if self.get::<D>(&doc.id())?.is_none() {
+            return Err(Error::internal(format!("replacing {}: it vanished inside its transaction", doc.id())));
+        }
+        self.put(doc)
+    }
+
+    fn delete_comments(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
+        let mut gone = Vec::with_capacity(ids.len());
+        for id in ids {
+            gone.extend(self.remove::<CommentDoc>(id)?);
+        }
+        Ok(gone)
+    }
+}
+
+/// The embedded transaction handle.
+struct EmbeddedTx {
+    writer: Writer,
+    now: DateTime,
+}
+
+impl Tx for EmbeddedTx {
+    async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
+        self.writer.get(&id)
+    }
+
+    async fn post(&mut self, id: ObjectId) -> Result<Option<PostDoc>> {
+        self.writer.get(&id)
+    }
+
+    async fn comment(&mut self, id: ObjectId) -> Result<Option<CommentDoc>> {
+        self.writer.get(&id)
+    }
+
+    async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
+        self.writer.index_ids(POSTS_BY_AUTHOR, &author.bytes(), false)
+    }
+
+    async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
+        {
+            let mut emails = self.writer.0.open_table(USERS_BY_EMAIL)?;
+            if emails.get(user.email.as_str())?.is_some() {
+                return Err(Error::Conflict("an account with this email already exists".into()));
+            }
+            emails.insert(user.email.as_str(), user.id.bytes().as_slice())?;
+        }
+        self.writer.insert(user)
+    }
+
+    async fn insert_post(&mut self, post: &PostDoc) -> Result<()> {
+        self.writer.insert(post)
+    }
+
+    async fn insert_comment(&mut self, comment: &CommentDoc) -> Result<()> {
+        self.writer.insert(comment)
+    }
+
+    async fn replace_user(&mut self, user: &UserDoc) -> Result<()> {
+        self.writer.replace(user)
+    }
+
+    async fn replace_post(&mut self, post: &PostDoc) -> Result<()> {
+        self.writer.replace(post)
+    }
+
+    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<u64> {
+        let mut n = 0;
+        for post in posts {
+            let ids = self.writer.index_ids(COMMENTS_BY_POST, &post.bytes(), false)?;
+            n += self.writer.delete_comments(&ids)?.len() as u64;
+        }
+        Ok(n)
+    }
+
+    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<(ObjectId, i64)>> {
+        let ids = self.writer.index_ids(COMMENTS_BY_AUTHOR, &author.bytes(), false)?;
+        let mut per_post: BTreeMap<ObjectId, i64> = BTreeMap::new();
+        for comment in self.writer.delete_comments(&ids)? {
+            *per_post.entry(comment.post).or_default() += 1;
+        }
+        Ok(per_post.into_iter().collect())
+    }
+
+    async fn delete_comment(&mut self, id: ObjectId) -> Result<bool> {
+        Ok(!self.writer.delete_comments(&[id])?.is_empty())
+    }
+
+    async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
+        for (id, delta) in deltas {
+            if let Some(mut post) = self.writer.get::<PostDoc>(id)? {
+                post.comment_count += delta;
+                self.writer.put(&post)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            n += u64::from(self.writer.remove::<PostDoc>(id)?.is_some());
+        }
+        Ok(n)
+    }
+
+    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<u64> {
+        let posts = self.writer.index_ids(POSTS_BY_LIKER, &user.bytes(), true)?;
+        let mut n = 0;
+        for id in posts {
+            if let Some(mut post) = self.writer.get::<PostDoc>(&id)? {
+                post.liked_by.retain(|u| *u != user);
+                self.writer.put(&post)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<u64> {
+        let mut ids: BTreeSet<ObjectId> =
+            self.writer.index_ids(USERS_BY_FOLLOWER, &user.bytes(), true)?.into_iter().collect();
+        ids.extend(self.writer.index_ids(USERS_BY_FOLLOWING, &user.bytes(), true)?);
+        let mut n = 0;
+        for id in ids {
+            if let Some(mut other) = self.writer.get::<UserDoc>(&id)? {
+                other.followers.retain(|u| *u != user);
+                other.following.retain(|u| *u != user);
+                self.writer.put(&other)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
+        let Some(user) = self.writer.remove::<UserDoc>(&id)? else {
+            return Ok(false);
+        };
+        self.writer.0.open_table(USERS_BY_EMAIL)?.remove(user.email.as_str())?;
+        Ok(true)
+    }
+
+    fn now(&self) -> DateTime {
+        self.now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A future that is not ready on its first poll is reported, never waited on.
+    #[test]
+    fn a_pending_command_is_an_error_not_a_hang() {
+        let pending = std::future::pending::<()>();
+        assert!(matches!(complete_now(pending), Err(Error::Internal { .. })));
+        assert_eq!(complete_now(async { 7 }).ok(), Some(7));
+    }
+}

@@ -1,0 +1,157 @@
+//! The MongoDB backend, on the official driver.
+//!
+//! - `connect`: client options, the start-up probe, indexes.
+//! - `read`: the per-request snapshot pin and the batched queries.
+//! - `tx`: the transaction handle and the callback-API transaction.
+//! - `errors`: driver errors as [`crate::error::Error`], cause and labels kept.
+//!
+//! Transactions use read concern `snapshot` and write concern `majority`.
+//! Each [`crate::store::Tx`] method is one command (a `deleteMany` with
+//! `$in`, an `updateMany` with `$pull`, one multi-statement `update` for
+//! counters), so a cascade costs the same number of commands whatever the fan-out.
+
+mod connect;
+mod errors;
+mod read;
+mod tx;
+
+use std::sync::Arc;
+
+use bson::doc;
+use bson::oid::ObjectId;
+use mongodb::options::{ReadConcern, TransactionOptions, WriteConcern};
+use mongodb::{Client, Database};
+
+pub use self::connect::{ConnectOptions, DEFAULT_DATABASE, NEEDS_REPLICA_SET};
+use self::read::{PageLookup, Pin};
+use super::{Backend, CommentsOf, Pages, PostsOf, Snapshot, UsersOf};
+use crate::cmd::Command;
+use crate::domain::Page;
+use crate::error::Result;
+use crate::model::{CommentDoc, PostDoc, UserDoc};
+
+const USERS: &str = "users";
+const POSTS: &str = "posts";
+const COMMENTS: &str = "comments";
+
+/// The MongoDB backend. Cheap to clone: clones share the client's pool.
+#[derive(Clone)]
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+    /// Set on a view (one per request, or one per whole-store snapshot): the
+    /// snapshot its reads share.
+    pin: Option<Arc<tokio::sync::Mutex<Pin>>>,
+}
+
+fn tx_options() -> TransactionOptions {
+    TransactionOptions::builder().read_concern(ReadConcern::snapshot()).write_concern(WriteConcern::majority()).build()
+}
+
+impl MongoStore {
+    /// Connects, proves the deployment runs transactions, and creates the indexes.
+    /// An unreachable server fails within the server-selection timeout.
+    pub async fn connect(uri: &str, options: ConnectOptions) -> Result<Self> {
+        let (client, db) = connect::connect(uri, options).await?;
+        Ok(MongoStore { client, db, pin: None })
+    }
+
+    /// The database this store uses.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// A view whose reads share one snapshot (see `read`).
+    fn pinned_view(&self) -> MongoStore {
+        MongoStore {
+            client: self.client.clone(),
+            db: self.db.clone(),
+            pin: Some(Arc::new(tokio::sync::Mutex::new(Pin::Unset))),
+        }
+    }
+}
+
+impl Backend for MongoStore {
+    async fn ping(&self) -> Result<()> {
+        self.db.run_command(doc! { "ping": 1 }).await?;
+        Ok(())
+    }
+
+    async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
+        self.by_ids(USERS, ids).await
+    }
+
+    async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
+        self.by_ids(POSTS, ids).await
+    }
+
+    async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
+        self.by_ids(COMMENTS, ids).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>> {
+        let filter = doc! { "email": email };
+        let found =
+            self.read(async |s| self.db.collection::<UserDoc>(USERS).find(filter).limit(1).session(s).await).await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn users_page(&self, page: &Page) -> Result<Vec<UserDoc>> {
+        self.page(USERS, doc! {}, page).await
+    }
+
+    async fn posts_page(&self, page: &Page) -> Result<Vec<PostDoc>> {
+        self.page(POSTS, doc! {}, page).await
+    }
+
+    async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
+        let PostsOf::Author = of;
+        if let [(author, page)] = keys {
+            // One author (the `posts(authorId:)` query): a plain indexed find.
+            return Ok(vec![self.page(POSTS, doc! { "author": author }, page).await?]);
+        }
+        let how = PageLookup { parent: USERS, local: "_id", from: POSTS, foreign: "author", by_time: true };
+        self.lookup_pages(how, keys).await
+    }
+
+    async fn comments_of(&self, of: CommentsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
+        let (parent, foreign) = match of {
+            CommentsOf::Post => (POSTS, "post"),
+            CommentsOf::Author => (USERS, "author"),
+        };
+        self.lookup_pages(PageLookup { parent, local: "_id", from: COMMENTS, foreign, by_time: true }, keys).await
+    }
+
+    async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
+        let (parent, local) = match of {
+            UsersOf::Followers => (USERS, "followers"),
+            UsersOf::Following => (USERS, "following"),
+            UsersOf::Likers => (POSTS, "likedBy"),
+        };
+        self.lookup_pages(PageLookup { parent, local, from: USERS, foreign: "_id", by_time: false }, keys).await
+    }
+
+    fn per_request(&self) -> Self {
+        self.pinned_view()
+    }
+
+    async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
+        let outcome = tx::run(self, cmd).await;
+        // Whatever the outcome, the view's next read takes a new snapshot, so it sees this write.
+        if let Some(pin) = &self.pin {
+            *pin.lock().await = Pin::Unset;
+        }
+        outcome
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        // The three collections at one cluster time, so the checker never
+        // reports a violation that is only a write landing between two reads.
+        let view = self.pinned_view();
+        Ok(Snapshot {
+            users: view.all(USERS).await?,
+            posts: view.all(POSTS).await?,
+            comments: view.all(COMMENTS).await?,
+        })
+    }
+}

@@ -1,0 +1,219 @@
+//! Reads: the per-request snapshot pin, and the queries behind every batched read.
+//!
+//! A view's first read runs in a snapshot session, and the server answers
+//! with the cluster time it read at; every later read of the view opens a
+//! snapshot session at that time. So a page and the authors loaded for it
+//! come from the same instant, even when another request deletes an author
+//! in between. A write by the view clears the pin, so what it reads next
+//! includes its own write.
+
+use std::collections::HashMap;
+
+use bson::oid::ObjectId;
+use bson::{DateTime, Document, Timestamp, doc};
+use futures::TryStreamExt;
+use mongodb::options::SessionOptions;
+use mongodb::{ClientSession, SessionCursor};
+use serde::de::DeserializeOwned;
+
+use super::MongoStore;
+use crate::domain::Page;
+use crate::error::{Error, Result};
+use crate::store::Pages;
+
+/// The read snapshot of a per-request view.
+#[derive(Clone, Copy)]
+pub(super) enum Pin {
+    /// No read yet (or the view just wrote).
+    Unset,
+    /// Reads happen at this cluster time.
+    At(Timestamp),
+    /// The server gave no snapshot time, so each read sees the latest data.
+    Unavailable,
+}
+
+/// The session one read runs in. For the view's first read it also holds
+/// the pin's lock, so concurrent reads wait to learn the snapshot time.
+struct ReadSession<'a> {
+    session: ClientSession,
+    establishing: Option<tokio::sync::MutexGuard<'a, Pin>>,
+}
+
+/// How a one-to-many page is found: from the parent collection, through
+/// `$lookup` on `local` = `foreign` into `from`.
+pub(super) struct PageLookup {
+    /// The parents' collection.
+    pub parent: &'static str,
+    /// The parent's field holding the join key.
+    pub local: &'static str,
+    /// The listed documents' collection.
+    pub from: &'static str,
+    /// The listed documents' field matched against `local`.
+    pub foreign: &'static str,
+    /// Listed by `(createdAt, _id)` (true) or by `_id` alone (user relations).
+    pub by_time: bool,
+}
+
+/// The filter for "strictly after the page's cursor", newest first.
+fn created_filter(page: &Page) -> Document {
+    match page.after() {
+        None => doc! {},
+        Some(after) => {
+            let at = DateTime::from_millis(after.created_ms);
+            doc! { "$or": [ { "createdAt": { "$lt": at } }, { "createdAt": at, "_id": { "$lt": after.id } } ] }
+        }
+    }
+}
+
+/// The filter for "strictly after the page's cursor" in an id-ordered relation.
+fn id_filter(page: &Page) -> Document {
+    match page.after() {
+        None => doc! {},
+        Some(after) => doc! { "_id": { "$lt": after.id } },
+    }
+}
+
+fn newest_first() -> Document {
+    doc! { "createdAt": -1, "_id": -1 }
+}
+
+/// A `$limit` stage's argument: pages are at most 101 long, so an Int32 always fits
+/// (and some servers refuse an Int64 there).
+fn stage_limit(page: &Page) -> i32 {
+    i32::try_from(page.fetch_limit()).unwrap_or(i32::MAX)
+}
+
+fn batch(n: usize) -> u32 {
+    u32::try_from(n.max(1)).unwrap_or(u32::MAX)
+}
+
+impl MongoStore {
+    /// The session a read runs in: on a view, a snapshot session at the
+    /// pinned time (or the one that pins it); otherwise a plain one.
+    async fn read_session(&self) -> Result<ReadSession<'_>> {
+        let snapshot = || SessionOptions::builder().snapshot(true);
+        let (options, establishing) = match &self.pin {
+            None => (None, None),
+            Some(pin) => {
+                let guard = pin.lock().await;
+                match *guard {
+                    Pin::At(time) => (Some(snapshot().snapshot_time(time).build()), None),
+                    Pin::Unset => (Some(snapshot().build()), Some(guard)),
+                    Pin::Unavailable => (None, None),
+                }
+            }
+        };
+        let session = self.client.start_session().with_options(options).await?;
+        Ok(ReadSession { session, establishing })
+    }
+
+    /// Runs one read (`find` or `aggregate`) in the read's session, collected.
+    /// The first read of a view pins the cluster time the server read at.
+    pub(super) async fn read<T, F>(&self, op: F) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + Sync,
+        F: AsyncFnOnce(&mut ClientSession) -> mongodb::error::Result<SessionCursor<T>>,
+    {
+        let mut read = self.read_session().await?;
+        let mut cursor = op(&mut read.session).await?;
+        let docs: Vec<T> = cursor.stream(&mut read.session).try_collect().await?;
+        if let Some(mut pin) = read.establishing {
+            *pin = read.session.snapshot_time().map_or(Pin::Unavailable, Pin::At);
+        }
+        Ok(docs)
+    }
+
+    /// The documents of `coll` with these ids, in one `find`.
+    pub(super) async fn by_ids<T>(&self, coll: &str, ids: &[ObjectId]) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + Sync,
+    {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = doc! { "_id": { "$in": ids } };
+        self.read(async |s| self.db.collection::<T>(coll).find(filter).batch_size(batch(ids.len())).session(s).await)
+            .await
+    }
+
+    /// One newest-first page of `coll` under `filter`, in one `find`.
+    pub(super) async fn page<T>(&self, coll: &str, mut filter: Document, page: &Page) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + Sync,
+    {
+        filter.extend(created_filter(page));
+        let limit = i64::from(stage_limit(page));
+        self.read(async |s| {
+            self.db
+                .collection::<T>(coll)
+                .find(filter)
+                .sort(newest_first())
+                .limit(limit)
+                .batch_size(batch(page.fetch_limit()))
+                .session(s)
+                .await
+        })
+        .await
+    }
+
+    /// One page per parent: one `aggregate` per distinct page request in the
+    /// batch (`$match` the parents, then `$lookup` with a sorted, limited
+    /// pipeline). A batch from one query level normally has one.
+    pub(super) async fn lookup_pages<T>(&self, how: PageLookup, keys: &[(ObjectId, Page)]) -> Result<Pages<T>>
+    where
+        T: DeserializeOwned,
+    {
+        let mut groups: HashMap<Page, Vec<ObjectId>> = HashMap::new();
+        for (parent, page) in keys {
+            groups.entry(*page).or_default().push(*parent);
+        }
+        let mut found: HashMap<(ObjectId, Page), Vec<T>> = HashMap::new();
+        for (page, parents) in groups {
+            let (filter, sort) = if how.by_time {
+                (created_filter(&page), newest_first())
+            } else {
+                (id_filter(&page), doc! { "_id": -1 })
+            };
+            let pipeline = vec![
+                doc! { "$match": { "_id": { "$in": &parents } } },
+                doc! { "$lookup": {
+                    "from": how.from,
+                    "localField": how.local,
+                    "foreignField": how.foreign,
+                    "pipeline": [ { "$match": filter }, { "$sort": sort }, { "$limit": stage_limit(&page) } ],
+                    "as": "page",
+                } },
+                doc! { "$project": { "page": 1 } },
+            ];
+            let rows: Vec<Document> = self
+                .read(async |s| {
+                    self.db
+                        .collection::<Document>(how.parent)
+                        .aggregate(pipeline)
+                        .batch_size(batch(parents.len()))
+                        .session(s)
+                        .await
+                })
+                .await?;
+            for row in rows {
+                let parent = row.get_object_id("_id").map_err(|e| Error::internal_from("a page row's _id", e))?;
+                let docs = row
+                    .get_array("page")
+                    .map_err(|e| Error::internal_from("a page row's documents", e))?
+                    .iter()
+                    .map(|d| bson::from_bson::<T>(d.clone()).map_err(Error::from))
+                    .collect::<Result<Vec<T>>>()?;
+                found.insert((parent, page), docs);
+            }
+        }
+        Ok(keys.iter().map(|(parent, page)| found.remove(&(*parent, *page)).unwrap_or_default()).collect())
+    }
+
+    /// Every document of `coll`, by id.
+    pub(super) async fn all<T>(&self, coll: &str) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + Sync,
+    {
+        self.read(async |s| self.db.collection::<T>(coll).find(doc! {}).sort(doc! { "_id": 1 }).session(s).await).await
+    }
+}

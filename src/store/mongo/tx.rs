@@ -1,0 +1,235 @@
+//! The MongoDB transaction handle, and how a command runs in a session transaction.
+//!
+//! A command runs through the driver's callback API
+//! ([`StartTransaction::and_run2`]), which re-runs the callback on
+//! `TransientTransactionError` and retries the commit on
+//! `UnknownTransactionCommitResult`. For that to work the callback must hand
+//! back the driver's own error, labels intact, so `MongoTx` remembers the
+//! last one; the command's error (ours) travels as the driver's custom
+//! payload and comes back out unchanged.
+//!
+//! [`StartTransaction::and_run2`]: mongodb::action::StartTransaction::and_run2
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bson::oid::ObjectId;
+use bson::{Bson, DateTime, Document, doc};
+use futures::TryStreamExt;
+use mongodb::{ClientSession, Database};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{COMMENTS, MongoStore, POSTS, USERS, tx_options};
+use crate::cmd::Command;
+use crate::error::{Error, Result};
+use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::store::Tx;
+
+/// Runs `cmd` in one session transaction; see the module docs for retries.
+pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Output> {
+    let mut session = store.client.start_session().await?;
+    let (db, cmd) = (store.db.clone(), Arc::new(cmd));
+    let outcome = session
+        .start_transaction()
+        .with_options(tx_options())
+        .and_run2(async move |session| {
+            // Owned handles per attempt: the callback captures no borrow, which
+            // keeps its future `Send` for every lifetime the driver picks.
+            let (db, cmd) = (db.clone(), Arc::clone(&cmd));
+            let mut tx = MongoTx { session, db: &db, now: DateTime::now(), driver_error: None };
+            match cmd.apply(&mut tx).await {
+                Ok(out) => Ok(out),
+                Err(err) => Err(tx.driver_error.take().unwrap_or_else(|| mongodb::error::Error::custom(err))),
+            }
+        })
+        .await;
+    Ok(outcome?)
+}
+
+/// The MongoDB transaction handle. It borrows the session for the length of
+/// the transaction and every call passes it; there is no session-less call.
+struct MongoTx<'s> {
+    session: &'s mut ClientSession,
+    db: &'s Database,
+    now: DateTime,
+    /// The last driver error, kept with its labels for the callback API.
+    driver_error: Option<mongodb::error::Error>,
+}
+
+impl MongoTx<'_> {
+    /// Records a driver error for the retry logic and converts it for the command.
+    fn fail(&mut self, err: mongodb::error::Error) -> Error {
+        let mapped = Error::from(err.clone());
+        self.driver_error = Some(err);
+        mapped
+    }
+
+    async fn find_one<T>(&mut self, coll: &str, id: ObjectId) -> Result<Option<T>>
+    where
+        T: DeserializeOwned + Send + Sync,
+    {
+        let found = self.db.collection::<T>(coll).find_one(doc! { "_id": id }).session(&mut *self.session).await;
+        found.map_err(|e| self.fail(e))
+    }
+
+    async fn aggregate(&mut self, coll: &str, pipeline: Vec<Document>) -> Result<Vec<Document>> {
+        let cursor = self.db.collection::<Document>(coll).aggregate(pipeline).session(&mut *self.session).await;
+        let mut cursor = cursor.map_err(|e| self.fail(e))?;
+        let rows: std::result::Result<Vec<Document>, _> = cursor.stream(&mut *self.session).try_collect().await;
+        rows.map_err(|e| self.fail(e))
+    }
+
+    async fn insert<T>(&mut self, coll: &str, doc: &T) -> Result<()>
+    where
+        T: Serialize + Send + Sync,
+    {
+        let done = self.db.collection::<T>(coll).insert_one(doc).session(&mut *self.session).await;
+        done.map(|_| ()).map_err(|e| self.fail(e))
+    }
+
+    async fn replace<T>(&mut self, coll: &str, id: ObjectId, doc: &T) -> Result<()>
+    where
+        T: Serialize + Send + Sync,
+    {
+        let done = self.db.collection::<T>(coll).replace_one(doc! { "_id": id }, doc).session(&mut *self.session).await;
+        if done.map_err(|e| self.fail(e))?.matched_count != 1 {
+            return Err(Error::internal(format!("replacing {id} in {coll}: it vanished inside its transaction")));
+        }
+        Ok(())
+    }
+
+    async fn delete_many(&mut self, coll: &str, filter: Document) -> Result<u64> {
+        let done = self.db.collection::<Document>(coll).delete_many(filter).session(&mut *self.session).await;
+        done.map(|r| r.deleted_count).map_err(|e| self.fail(e))
+    }
+
+    async fn update_many(&mut self, coll: &str, filter: Document, update: Document) -> Result<u64> {
+        let done = self.db.collection::<Document>(coll).update_many(filter, update).session(&mut *self.session).await;
+        done.map(|r| r.modified_count).map_err(|e| self.fail(e))
+    }
+}
+
+impl Tx for MongoTx<'_> {
+    async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
+        self.find_one(USERS, id).await
+    }
+
+    async fn post(&mut self, id: ObjectId) -> Result<Option<PostDoc>> {
+        self.find_one(POSTS, id).await
+    }
+
+    async fn comment(&mut self, id: ObjectId) -> Result<Option<CommentDoc>> {
+        self.find_one(COMMENTS, id).await
+    }
+
+    async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
+        let rows = self
+            .aggregate(POSTS, vec![doc! { "$match": { "author": author } }, doc! { "$project": { "_id": 1 } }])
+            .await?;
+        rows.iter().map(|r| r.get_object_id("_id").map_err(|e| Error::internal_from("a post id", e))).collect()
+    }
+
+    async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
+        self.insert(USERS, user).await
+    }
+
+    async fn insert_post(&mut self, post: &PostDoc) -> Result<()> {
+        self.insert(POSTS, post).await
+    }
+
+    async fn insert_comment(&mut self, comment: &CommentDoc) -> Result<()> {
+        self.insert(COMMENTS, comment).await
+    }
+
+    async fn replace_user(&mut self, user: &UserDoc) -> Result<()> {
+        self.replace(USERS, user.id, user).await
+    }
+
+    async fn replace_post(&mut self, post: &PostDoc) -> Result<()> {
+        self.replace(POSTS, post.id, post).await
+    }
+
+    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<u64> {
+        if posts.is_empty() {
+            // Nothing can match an empty `$in`: skip the command.
+            return Ok(0);
+        }
+        self.delete_many(COMMENTS, doc! { "post": { "$in": posts } }).await
+    }
+
+    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<(ObjectId, i64)>> {
+        // Group first (one aggregate), then delete (one deleteMany): both read
+        // the transaction's snapshot, so the counts match what is deleted.
+        let groups = self
+            .aggregate(
+                COMMENTS,
+                vec![
+                    doc! { "$match": { "author": author } },
+                    doc! { "$group": { "_id": "$post", "n": { "$sum": 1 } } },
+                ],
+            )
+            .await?;
+        let mut per_post = BTreeMap::new();
+        for group in &groups {
+            let post = group.get_object_id("_id").map_err(|e| Error::internal_from("a comment group's post", e))?;
+            let n = match group.get("n") {
+                Some(Bson::Int32(n)) => i64::from(*n),
+                Some(Bson::Int64(n)) => *n,
+                other => return Err(Error::internal(format!("a comment group's count was {other:?}"))),
+            };
+            per_post.insert(post, n);
+        }
+        self.delete_many(COMMENTS, doc! { "author": author }).await?;
+        Ok(per_post.into_iter().collect())
+    }
+
+    async fn delete_comment(&mut self, id: ObjectId) -> Result<bool> {
+        Ok(self.delete_many(COMMENTS, doc! { "_id": id }).await? == 1)
+    }
+
+    async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        // One `update` command carrying one statement per post.
+        let updates: Vec<Document> = deltas
+            .iter()
+            .map(|(post, delta)| doc! { "q": { "_id": post }, "u": { "$inc": { "commentCount": delta } } })
+            .collect();
+        let command = doc! { "update": POSTS, "updates": updates, "ordered": true };
+        let reply = self.db.run_command(command).session(&mut *self.session).await;
+        let reply = reply.map_err(|e| self.fail(e))?;
+        if let Ok(errors) = reply.get_array("writeErrors")
+            && !errors.is_empty()
+        {
+            return Err(Error::internal(format!("the commentCount update failed: {errors:?}")));
+        }
+        Ok(())
+    }
+
+    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<u64> {
+        self.delete_many(POSTS, doc! { "_id": { "$in": ids } }).await
+    }
+
+    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<u64> {
+        self.update_many(POSTS, doc! { "likedBy": user }, doc! { "$pull": { "likedBy": user } }).await
+    }
+
+    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<u64> {
+        self.update_many(
+            USERS,
+            doc! { "$or": [ { "followers": user }, { "following": user } ] },
+            doc! { "$pull": { "followers": user, "following": user } },
+        )
+        .await
+    }
+
+    async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
+        Ok(self.delete_many(USERS, doc! { "_id": id }).await? == 1)
+    }
+
+    fn now(&self) -> DateTime {
+        self.now
+    }
+}
