@@ -43,7 +43,7 @@ pub fn build<D, T: OutputType>(
 
 /// One page of `relation` under `parent`, loaded through the request's
 /// batched loader and wrapped by `node`.
-pub(crate) async fn related<R: Relation, T: OutputType>(
+pub async fn related<R: Relation, T: OutputType>(
     ctx: &Context<'_>,
     relation: R,
     parent: ObjectId,
