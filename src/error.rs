@@ -118,15 +118,9 @@ impl From<tokio::task::JoinError> for Error {
     }
 }
 
-impl From<bson::ser::Error> for Error {
-    fn from(err: bson::ser::Error) -> Self {
-        Error::internal_from("encoding BSON", err)
-    }
-}
-
-impl From<bson::de::Error> for Error {
-    fn from(err: bson::de::Error) -> Self {
-        Error::internal_from("decoding BSON", err)
+impl From<bson::error::Error> for Error {
+    fn from(err: bson::error::Error) -> Self {
+        Error::internal_from("BSON", err)
     }
 }
 

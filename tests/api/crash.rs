@@ -9,7 +9,7 @@ use blogql::auth::{Auth, HashCost};
 use blogql::seed::{SeedPlan, seed};
 use blogql::store::embedded::EmbeddedStore;
 use bson::oid::ObjectId;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
 use crate::helpers::TEST_SECRET;
@@ -104,7 +104,7 @@ async fn sigkill_during_delete_user_is_all_or_nothing() {
             .bearer_auth(token)
             .json(&json!({ "query": "mutation($id: ID!) { deleteUser(id: $id) { deletedPostCount } }", "variables": { "id": victim.to_hex() } }))
             .send();
-        let delay = Duration::from_millis(rng.gen_range(0..400));
+        let delay = Duration::from_millis(rng.random_range(0..400));
         let reply = Arc::new(tokio::sync::Mutex::new(None));
         let slot = Arc::clone(&reply);
         let waiter = tokio::spawn(async move {

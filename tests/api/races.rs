@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::seq::IndexedRandom;
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, mongodb_uri, str_at};
@@ -19,11 +19,11 @@ struct Actor {
 const LOST_RACE: [&str; 2] = ["NOT_FOUND", "UNAUTHENTICATED"];
 
 fn op(rng: &mut StdRng, users: &[Actor], posts: &[(String, usize)]) -> (String, String, Value) {
-    let actor = rng.gen_range(0..users.len());
+    let actor = rng.random_range(0..users.len());
     let token = users[actor].token.clone();
     let (post, author) = posts.choose(rng).cloned().unwrap_or_else(|| ("000000000000000000000000".into(), 0));
-    let other = &users[rng.gen_range(0..users.len())].id;
-    match rng.gen_range(0..7) {
+    let other = &users[rng.random_range(0..users.len())].id;
+    match rng.random_range(0..7) {
         0 => (token, "mutation { createPost(input: {title: \"race\", body: \"\"}) { id } }".into(), json!({})),
         1 => (
             token,

@@ -5,6 +5,7 @@
 //! - `read`: reads over one read transaction.
 //! - `tx`: the transaction handle and how a command runs in it.
 //! - `errors`: redb errors as [`crate::error::Error`], cause kept.
+//! - `upgrade`: the one-time upgrade of a blogql 0.1 (redb 2) data directory.
 //!
 //! Reads run on the blocking pool in a redb read transaction (an MVCC
 //! snapshot); writes queue for redb's single writer.
@@ -14,12 +15,13 @@ mod keys;
 mod read;
 mod schema;
 mod tx;
+mod upgrade;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bson::oid::ObjectId;
-use redb::{Database, ReadTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use self::read::Reader;
 use self::schema::{
@@ -49,7 +51,7 @@ impl EmbeddedStore {
     /// every table so later read transactions never meet a missing table.
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::internal_from("creating the data directory", e))?;
-        let db = Database::create(data_dir.join(DB_FILE))?;
+        let db = upgrade::open_or_upgrade(&data_dir.join(DB_FILE))?;
         let wtx = db.begin_write()?;
         {
             for table in ALL_COLLECTIONS {

@@ -15,7 +15,7 @@ use crate::store::UsersOf;
 
 /// Decodes a stored document.
 pub(super) fn decode<D: Stored>(bytes: &[u8]) -> Result<D> {
-    Ok(bson::from_slice(bytes)?)
+    Ok(bson::deserialize_from_slice(bytes)?)
 }
 
 /// The document with `id` in `table`, if any.

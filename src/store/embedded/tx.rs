@@ -86,7 +86,7 @@ impl Writer {
         for (index, key) in doc.index_entries() {
             self.0.open_table(index)?.insert(key.as_slice(), ())?;
         }
-        let bytes = bson::to_vec(doc)?;
+        let bytes = bson::serialize_to_vec(doc)?;
         self.0.open_table(D::TABLE)?.insert(doc.id().bytes().as_slice(), bytes.as_slice())?;
         Ok(())
     }

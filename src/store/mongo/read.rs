@@ -201,7 +201,7 @@ impl MongoStore {
                     .get_array("page")
                     .map_err(|e| Error::internal_from("a page row's documents", e))?
                     .iter()
-                    .map(|d| bson::from_bson::<T>(d.clone()).map_err(Error::from))
+                    .map(|d| bson::deserialize_from_bson::<T>(d.clone()).map_err(Error::from))
                     .collect::<Result<Vec<T>>>()?;
                 found.insert((parent, page), docs);
             }
