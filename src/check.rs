@@ -1,4 +1,4 @@
-//! The integrity checker: every invariant the cascade rules promise, checked
+//! The integrity checker: every invariant the commands promise, checked
 //! over a [`Snapshot`] so any backend (and any test) can run it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
