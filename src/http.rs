@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql_axum::GraphQLRequest;
 use axum::Router;
 use axum::body::Body;
@@ -32,6 +32,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::graphql::{BlogSchema, RequestCtx, Viewer, build_schema};
+use crate::limits::check_query_size;
 
 const JSON: &str = "application/json";
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -200,7 +201,7 @@ async fn graphql_post(
             "send GraphQL requests as Content-Type: application/json",
         );
     }
-    execute(&routes, Some(client.ip()), &headers, req.into_inner()).await
+    execute(&routes, Some(client.ip()), &headers, req.into_inner(), Method::POST).await
 }
 
 async fn graphql_get(
@@ -209,30 +210,15 @@ async fn graphql_get(
     headers: HeaderMap,
     req: GraphQLRequest<RequestRejection>,
 ) -> Response {
-    let req = req.into_inner();
-    if is_mutation(&req) {
-        let mut resp =
-            error_response(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "mutations must be sent with POST");
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return resp;
-    }
-    execute(&routes, Some(client.ip()), &headers, req).await
+    execute(&routes, Some(client.ip()), &headers, req.into_inner(), Method::GET).await
 }
 
-/// Whether the operation the request would run is a mutation. Unparseable
-/// documents say no here and fail properly in execution.
-fn is_mutation(req: &async_graphql::Request) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
-        return false;
-    };
-    let ty = match (&req.operation_name, doc.operations) {
-        (_, async_graphql::parser::types::DocumentOperations::Single(op)) => Some(op.node.ty),
-        (Some(name), async_graphql::parser::types::DocumentOperations::Multiple(ops)) => {
-            ops.get(name.as_str()).map(|op| op.node.ty)
-        }
-        (None, async_graphql::parser::types::DocumentOperations::Multiple(ops)) => {
-            ops.values().next().filter(|_| ops.len() == 1).map(|op| op.node.ty)
-        }
+/// Whether the operation the request would run is a mutation.
+fn is_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
+    let ty = match (operation_name, &doc.operations) {
+        (_, DocumentOperations::Single(op)) => Some(op.node.ty),
+        (Some(name), DocumentOperations::Multiple(ops)) => ops.get(name).map(|op| op.node.ty),
+        (None, DocumentOperations::Multiple(ops)) => ops.values().next().filter(|_| ops.len() == 1).map(|op| op.node.ty),
     };
     ty == Some(OperationType::Mutation)
 }
@@ -262,8 +248,28 @@ async fn execute(
     routes: &Routes,
     client: Option<IpAddr>,
     headers: &HeaderMap,
-    req: async_graphql::Request,
+    mut req: async_graphql::Request,
+    method: Method,
 ) -> Response {
+    // Parse once, here: the size check must run before anything expands
+    // fragment spreads, and GET must know the operation type. The schema
+    // reuses this document; one that does not parse is left to the schema,
+    // which reports the syntax error.
+    if let Ok(doc) = async_graphql::parser::parse_query(&req.query) {
+        if let Err(err) = check_query_size(&doc, routes.state.settings.graphql.max_query_fields) {
+            return respond(headers, &request_error("GRAPHQL_VALIDATION_FAILED", err.to_string()));
+        }
+        if method == Method::GET && is_mutation(&doc, req.operation_name.as_deref()) {
+            let mut resp = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "mutations must be sent with POST",
+            );
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return resp;
+        }
+        req.set_parsed_query(doc);
+    }
     let batch_window = routes.state.settings.graphql.batch_window();
     let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store, batch_window);
     ctx.client_ip = client;
@@ -271,6 +277,13 @@ async fn execute(
     let mut resp = routes.schema.execute(req.data(ctx)).await;
     label_request_errors(&mut resp, &query);
     respond(headers, &resp)
+}
+
+/// A response for a request refused before execution, with its code.
+fn request_error(code: &'static str, message: String) -> async_graphql::Response {
+    let mut err = async_graphql::ServerError::new(message, None);
+    err.extensions.get_or_insert_with(Default::default).set("code", code);
+    async_graphql::Response::from_errors(vec![err])
 }
 
 /// Gives errors raised before execution (syntax, validation, limits) a code,

@@ -48,14 +48,20 @@ pub fn sdl() -> String {
 /// Builds the executable schema over the application state, with its query limits.
 pub fn build_schema(state: AppState) -> BlogSchema {
     let limits = state.settings.graphql.clone();
+    // No extensions: any extension wraps every field resolution. The query
+    // size is checked in `http` before the schema sees the document.
     schema_builder()
         .limit_depth(limits.max_query_depth)
         .limit_complexity(limits.max_query_complexity)
-        .limit_recursive_depth(64)
-        .extension(crate::limits::FieldLimit(limits.max_query_fields))
+        .limit_recursive_depth(limits.max_query_depth.saturating_add(RECURSION_HEADROOM))
         .data(state)
         .finish()
 }
+
+/// How much deeper than the field depth limit a document may nest once
+/// fragment spreads and inline fragments count as levels (async-graphql's
+/// recursion check). Kept small: that check expands spreads.
+pub const RECURSION_HEADROOM: usize = 8;
 
 /// Who is asking, decided once per request from the `Authorization` header.
 #[derive(Debug, Clone)]

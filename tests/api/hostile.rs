@@ -112,13 +112,15 @@ async fn hostile_corpus() {
         let text = resp.text().await.unwrap();
         let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{name}: not JSON: {text}"));
         assert_eq!(str_at(&body, "/errors/0/extensions/code"), code, "{name}: {body}");
-        let why = match name {
-            "deep nesting" => "nested too deep",
-            "alias flood" => "more than 1000 fields",
-            "complexity" => "too complex",
-            _ => "",
+        // Too-deep documents meet the recursion check (nesting plus fragments) or the depth rule first.
+        let why: &[&str] = match name {
+            "deep nesting" => &["nested too deep", "recursion depth"],
+            "alias flood" => &["more than 1000 fields"],
+            "complexity" => &["too complex"],
+            _ => &[""],
         };
-        assert!(str_at(&body, "/errors/0/message").contains(why), "{name}: {body}");
+        let message = str_at(&body, "/errors/0/message");
+        assert!(why.iter().any(|w| message.contains(w)), "{name}: {body}");
         for leak in LEAKS {
             assert!(!text.contains(leak), "{name}: reply contains {leak:?}: {text}");
         }
@@ -189,4 +191,59 @@ async fn cors_allows_only_configured_origins() {
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example");
     let evil = preflight(&app, "https://evil.example").await.unwrap();
     assert!(evil.headers().get("access-control-allow-origin").is_none());
+}
+
+/// `query{...F0} fragment F0 on Query{...F1 ...F1} ... fragment Fk on Query{...Missing}`:
+/// each level doubles the expanded size.
+fn fragment_fan_out(levels: usize) -> String {
+    let mut q = String::from("query { ...F0 }");
+    for i in 0..levels {
+        q.push_str(&format!(" fragment F{i} on Query {{ ...F{n} ...F{n} }}", n = i + 1));
+    }
+    q.push_str(&format!(" fragment F{levels} on Query {{ ...Missing }}"));
+    q
+}
+
+/// Exponential fragment fan-out (k = 24 and 64) is refused in under 100 ms over
+/// POST and GET, and /healthz keeps answering while several such requests run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragment_fan_out_is_refused_fast() {
+    let app = TestApp::spawn().await;
+    for levels in [24, 64] {
+        let query = fragment_fan_out(levels);
+        let started = std::time::Instant::now();
+        let resp = app.graphql(&query, json!({})).await;
+        let post_took = started.elapsed();
+        let message = expect_error(&resp, "GRAPHQL_VALIDATION_FAILED");
+        assert!(message.contains("more than"), "{message}");
+        let started = std::time::Instant::now();
+        let get: Value = app
+            .client
+            .get(app.url("/graphql"))
+            .query(&[("query", query.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let get_took = started.elapsed();
+        expect_error(&get, "GRAPHQL_VALIDATION_FAILED");
+        assert!(post_took < Duration::from_millis(100), "k={levels}: POST took {post_took:?}");
+        assert!(get_took < Duration::from_millis(100), "k={levels}: GET took {get_took:?}");
+    }
+    // Eight at once, with /healthz asked in the middle.
+    let app = std::sync::Arc::new(app);
+    let attackers: Vec<_> = (0..8)
+        .map(|_| {
+            let app = std::sync::Arc::clone(&app);
+            tokio::spawn(async move { app.graphql(&fragment_fan_out(64), json!({})).await })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert!(started.elapsed() < Duration::from_millis(500), "/healthz took {:?}", started.elapsed());
+    for attacker in attackers {
+        expect_error(&attacker.await.unwrap(), "GRAPHQL_VALIDATION_FAILED");
+    }
 }
