@@ -56,7 +56,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Auth;
 use crate::error::Result;
-use crate::limits::RateLimiter;
+use crate::limits::{FailureBackoff, RateLimiter};
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -71,10 +71,12 @@ pub struct AppState {
     pub auth: Auth,
     /// Every setting the server was started with.
     pub settings: Arc<Settings>,
-    /// Log-in attempts per email.
-    pub logins_per_email: Arc<RateLimiter>,
+    /// Failed log-ins per (email, client address), with growing delays.
+    pub login_failures: Arc<FailureBackoff>,
     /// Log-in attempts per client IP.
     pub logins_per_ip: Arc<RateLimiter>,
+    /// Sign-up attempts per client IP.
+    pub signups_per_ip: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -85,8 +87,9 @@ impl AppState {
         Ok(AppState {
             store,
             auth: Auth::from_settings(&settings.auth, &settings.store.data_dir)?,
-            logins_per_email: Arc::new(RateLimiter::new(settings.auth.logins_per_email_per_minute, minute)),
+            login_failures: Arc::new(FailureBackoff::new(settings.auth.login_failures_before_backoff)),
             logins_per_ip: Arc::new(RateLimiter::new(settings.auth.logins_per_ip_per_minute, minute)),
+            signups_per_ip: Arc::new(RateLimiter::new(settings.auth.signups_per_ip_per_minute, minute)),
             settings: Arc::new(settings),
         })
     }

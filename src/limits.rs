@@ -4,6 +4,7 @@
 //! Their settings live in [`crate::settings`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -91,40 +92,162 @@ pub fn check_query_size(doc: &ExecutableDocument, cap: usize) -> Result<usize, Q
     Ok(total)
 }
 
-/// A fixed-window counter per key (an email, an IP), in memory.
+/// Whole seconds to wait, rounded up, at least one: a client that waits this long is admitted.
+fn ceil_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// Most keys a limiter remembers. Keys are 8-byte hashes, so this bounds a
+/// table to a few MiB however many distinct keys clients send.
+const MAX_KEYS: usize = 100_000;
+
+/// A keyed table that forgets stale entries and never grows past [`MAX_KEYS`].
 ///
-/// One window per key per minute keeps the state small and the answer
-/// cheap; stale windows are swept whenever the table grows large.
+/// Keys are stored as 64-bit hashes under a per-process random key, so a
+/// client choosing long keys (a 1 MB "email") costs nothing to remember.
+#[derive(Debug)]
+struct Table<V> {
+    hasher: RandomState,
+    entries: HashMap<u64, V>,
+    last_sweep: Instant,
+}
+
+impl<V> Table<V> {
+    fn new() -> Self {
+        Table { hasher: RandomState::new(), entries: HashMap::new(), last_sweep: Instant::now() }
+    }
+
+    fn key<K: Hash + ?Sized>(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Drops entries `stale` says are stale, at most once per `every`.
+    fn sweep(&mut self, now: Instant, every: Duration, stale: impl Fn(&V) -> bool) {
+        if now.duration_since(self.last_sweep) >= every {
+            self.entries.retain(|_, v| !stale(v));
+            self.last_sweep = now;
+        }
+    }
+
+    /// The entry for `key`, made room for if the table is full.
+    fn entry(&mut self, key: u64, fresh: V) -> &mut V {
+        if self.entries.len() >= MAX_KEYS && !self.entries.contains_key(&key) {
+            // Full of live entries: forget an arbitrary one rather than grow.
+            if let Some(victim) = self.entries.keys().next().copied() {
+                self.entries.remove(&victim);
+            }
+        }
+        self.entries.entry(key).or_insert(fresh)
+    }
+}
+
+/// A fixed-window counter per key (a client address), in bounded memory.
 #[derive(Debug)]
 pub struct RateLimiter {
     per_window: u32,
     window: Duration,
-    hits: Mutex<HashMap<String, (Instant, u32)>>,
+    table: Mutex<Table<(Instant, u32)>>,
 }
 
 impl RateLimiter {
     /// A limiter allowing `per_window` hits per key every `window`.
     pub fn new(per_window: u32, window: Duration) -> Self {
-        RateLimiter { per_window, window, hits: Mutex::new(HashMap::new()) }
+        RateLimiter { per_window, window, table: Mutex::new(Table::new()) }
     }
 
     /// Records a hit for `key`; refuses it with `RATE_LIMITED` when the key is over its budget.
-    pub fn hit(&self, key: &str) -> Result<()> {
+    pub fn hit<K: Hash + ?Sized>(&self, key: &K) -> Result<()> {
         let now = Instant::now();
-        let mut hits = self.hits.lock().map_err(|_| Error::internal("rate limiter lock poisoned"))?;
-        if hits.len() > 100_000 {
-            let window = self.window;
-            hits.retain(|_, (start, _)| now.duration_since(*start) < window);
-        }
-        let entry = hits.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
+        let window = self.window;
+        let mut table = self.table.lock().map_err(|_| Error::internal("rate limiter lock poisoned"))?;
+        table.sweep(now, window, |(start, _)| now.duration_since(*start) >= window);
+        let key = table.key(key);
+        let entry = table.entry(key, (now, 0));
+        if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
         if entry.1 >= self.per_window {
-            let retry_after = self.window.saturating_sub(now.duration_since(entry.0));
-            return Err(Error::RateLimited { retry_after_secs: retry_after.as_secs().max(1) });
+            let retry_after = window.saturating_sub(now.duration_since(entry.0));
+            return Err(Error::RateLimited { retry_after_secs: ceil_secs(retry_after) });
         }
         entry.1 += 1;
+        Ok(())
+    }
+
+    /// How many keys the limiter remembers (tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.table.lock().map(|t| t.entries.len()).unwrap_or(0)
+    }
+
+    /// Whether the limiter remembers no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Growing delays after repeated failures, per key (an email and a client address).
+///
+/// After `threshold` failures each further attempt must wait 1 s, then 2 s,
+/// 4 s, ... up to 15 minutes after the last failure. A success forgets the
+/// key. Keyed by email *and* address, so nobody can lock an account's owner
+/// out by failing from elsewhere.
+#[derive(Debug)]
+pub struct FailureBackoff {
+    threshold: u32,
+    table: Mutex<Table<(u32, Instant)>>,
+}
+
+/// Longest wait the back-off imposes.
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+impl FailureBackoff {
+    /// A back-off that starts after `threshold` failures.
+    pub fn new(threshold: u32) -> Self {
+        FailureBackoff { threshold, table: Mutex::new(Table::new()) }
+    }
+
+    fn delay(&self, failures: u32) -> Duration {
+        let over = failures.saturating_sub(self.threshold).min(20);
+        Duration::from_secs(1u64 << over).min(MAX_BACKOFF)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Table<(u32, Instant)>>> {
+        self.table.lock().map_err(|_| Error::internal("back-off lock poisoned"))
+    }
+
+    /// Refuses with `RATE_LIMITED` while `key` must wait.
+    pub fn check<K: Hash + ?Sized>(&self, key: &K) -> Result<()> {
+        let now = Instant::now();
+        let table = self.lock()?;
+        let Some((failures, last)) = table.entries.get(&table.key(key)).copied() else {
+            return Ok(());
+        };
+        if failures < self.threshold {
+            return Ok(());
+        }
+        let ready = last + self.delay(failures);
+        if now < ready {
+            return Err(Error::RateLimited { retry_after_secs: ceil_secs(ready - now) });
+        }
+        Ok(())
+    }
+
+    /// Records a failure for `key`.
+    pub fn fail<K: Hash + ?Sized>(&self, key: &K) -> Result<()> {
+        let now = Instant::now();
+        let mut table = self.lock()?;
+        table.sweep(now, Duration::from_secs(60), |(_, last)| now.duration_since(*last) > 2 * MAX_BACKOFF);
+        let key = table.key(key);
+        let entry = table.entry(key, (0, now));
+        *entry = (entry.0.saturating_add(1), now);
+        Ok(())
+    }
+
+    /// Forgets `key`'s failures after a success.
+    pub fn succeed<K: Hash + ?Sized>(&self, key: &K) -> Result<()> {
+        let mut table = self.lock()?;
+        let key = table.key(key);
+        table.entries.remove(&key);
         Ok(())
     }
 }
@@ -132,6 +255,35 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A million distinct long keys leave the table at its bound, not a million entries.
+    #[test]
+    fn rate_limiter_memory_is_bounded() {
+        let limiter = RateLimiter::new(10, Duration::from_secs(60));
+        let long = "x".repeat(1000);
+        for i in 0..(MAX_KEYS + 5_000) {
+            limiter.hit(&(i, &long)).expect("a fresh key is admitted");
+        }
+        assert_eq!(limiter.len(), MAX_KEYS);
+    }
+
+    /// After the threshold, attempts wait (with a retry hint); other keys are
+    /// unaffected; a success forgets the failures.
+    #[test]
+    fn failure_backoff() {
+        let backoff = FailureBackoff::new(2);
+        for _ in 0..2 {
+            backoff.check(&"a").expect("under the threshold");
+            backoff.fail(&"a").expect("fail");
+        }
+        assert!(matches!(backoff.check(&"a"), Err(Error::RateLimited { retry_after_secs: 1 })));
+        backoff.check(&"b").expect("another key");
+        backoff.fail(&"a").expect("fail");
+        assert!(matches!(backoff.check(&"a"), Err(Error::RateLimited { retry_after_secs: 2 })));
+        backoff.succeed(&"a").expect("succeed");
+        backoff.check(&"a").expect("forgotten after a success");
+        assert_eq!(backoff.delay(1000), MAX_BACKOFF);
+    }
 
     /// A key is refused after its budget and admitted again in the next window; keys are independent.
     #[test]

@@ -42,8 +42,10 @@ mod defaults {
     /// OWASP's recommended argon2id floor: 19 MiB, 2 passes, 1 lane.
     pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
     pub const ARGON2_ITERATIONS: u32 = 2;
-    pub const LOGINS_PER_EMAIL_PER_MINUTE: u32 = 10;
+    pub const LOGIN_FAILURES_BEFORE_BACKOFF: u32 = 5;
     pub const LOGINS_PER_IP_PER_MINUTE: u32 = 60;
+    pub const SIGNUPS_PER_IP_PER_MINUTE: u32 = 20;
+    pub const HASH_QUEUE: usize = 32;
     pub const DATA_DIR: &str = "./data";
 }
 
@@ -147,12 +149,24 @@ pub struct AuthSettings {
     /// argon2id iterations.
     #[arg(long, env = "BLOGQL_ARGON2_ITERATIONS", default_value_t = defaults::ARGON2_ITERATIONS)]
     pub argon2_iterations: u32,
-    /// Log-in attempts allowed per email per minute.
-    #[arg(long, env = "BLOGQL_LOGINS_PER_EMAIL_PER_MINUTE", default_value_t = defaults::LOGINS_PER_EMAIL_PER_MINUTE)]
-    pub logins_per_email_per_minute: u32,
+    /// Failed log-ins one client address may make for one email before each
+    /// further attempt from it must wait (1 s, doubling, at most 15 min).
+    /// Other addresses, and so the account's owner, are not affected.
+    #[arg(long, env = "BLOGQL_LOGIN_FAILURES_BEFORE_BACKOFF", default_value_t = defaults::LOGIN_FAILURES_BEFORE_BACKOFF)]
+    pub login_failures_before_backoff: u32,
     /// Log-in attempts allowed per client IP per minute.
     #[arg(long, env = "BLOGQL_LOGINS_PER_IP_PER_MINUTE", default_value_t = defaults::LOGINS_PER_IP_PER_MINUTE)]
     pub logins_per_ip_per_minute: u32,
+    /// Sign-up attempts allowed per client IP per minute (a taken email answers
+    /// `CONFLICT`, so this also bounds probing for accounts).
+    #[arg(long, env = "BLOGQL_SIGNUPS_PER_IP_PER_MINUTE", default_value_t = defaults::SIGNUPS_PER_IP_PER_MINUTE)]
+    pub signups_per_ip_per_minute: u32,
+    /// Password hashes and verifications run at once; defaults to the number of cores.
+    #[arg(long, env = "BLOGQL_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+    /// Requests that may wait for a hashing slot; beyond that they get `RATE_LIMITED`.
+    #[arg(long, env = "BLOGQL_HASH_QUEUE", default_value_t = defaults::HASH_QUEUE)]
+    pub hash_queue: usize,
 }
 
 impl Default for AuthSettings {
@@ -162,8 +176,11 @@ impl Default for AuthSettings {
             token_ttl_secs: defaults::TOKEN_TTL_SECS,
             argon2_memory_kib: defaults::ARGON2_MEMORY_KIB,
             argon2_iterations: defaults::ARGON2_ITERATIONS,
-            logins_per_email_per_minute: defaults::LOGINS_PER_EMAIL_PER_MINUTE,
+            login_failures_before_backoff: defaults::LOGIN_FAILURES_BEFORE_BACKOFF,
             logins_per_ip_per_minute: defaults::LOGINS_PER_IP_PER_MINUTE,
+            signups_per_ip_per_minute: defaults::SIGNUPS_PER_IP_PER_MINUTE,
+            hash_concurrency: None,
+            hash_queue: defaults::HASH_QUEUE,
         }
     }
 }
@@ -176,8 +193,11 @@ impl std::fmt::Debug for AuthSettings {
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("argon2_memory_kib", &self.argon2_memory_kib)
             .field("argon2_iterations", &self.argon2_iterations)
-            .field("logins_per_email_per_minute", &self.logins_per_email_per_minute)
+            .field("login_failures_before_backoff", &self.login_failures_before_backoff)
             .field("logins_per_ip_per_minute", &self.logins_per_ip_per_minute)
+            .field("signups_per_ip_per_minute", &self.signups_per_ip_per_minute)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .field("hash_queue", &self.hash_queue)
             .finish()
     }
 }
@@ -186,6 +206,13 @@ impl AuthSettings {
     /// The lifetime of issued tokens.
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs)
+    }
+
+    /// Hashing slots: the setting, else one per core.
+    pub fn hash_concurrency(&self) -> usize {
+        self.hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+            .max(1)
     }
 }
 

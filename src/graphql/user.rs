@@ -189,32 +189,54 @@ fn signed_in(ctx: &Context<'_>, user: UserDoc) -> Result<AuthPayload> {
 impl UserMutation {
     /// Creates an account and signs it in. A taken email is `CONFLICT`.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<AuthPayload> {
+        let app = ctx.app()?;
+        if let Some(ip) = ctx.request()?.client_ip {
+            app.signups_per_ip.hit(&ip)?;
+        }
         let name = UserName::parse(&input.name)?;
         let email = Email::parse(&input.email)?;
         let password = Password::parse(&input.password)?;
-        let password_hash = ctx.app()?.auth.hash_password(password).await?;
+        // Refuse a taken email before paying for a hash; the unique index
+        // still decides a race between two sign-ups.
+        if ctx.store()?.user_by_email(email.as_str()).await?.is_some() {
+            return Err(Error::Conflict("an account with this email already exists".into()).into());
+        }
+        let password_hash = app.auth.hash_password(password).await?;
         let user = ctx.store()?.run(SignUp { name, email, password_hash }).await?;
         Ok(signed_in(ctx, user)?)
     }
 
-    /// Signs in. A wrong password and an unknown email get the same `UNAUTHENTICATED` answer.
+    /// Signs in. A wrong password and an unknown email get the same `UNAUTHENTICATED`
+    /// answer after the same work. Repeated failures from one address for one
+    /// email make that address wait; other addresses are not affected.
     async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> ApiResult<AuthPayload> {
         let app = ctx.app()?;
-        let email = input.email.trim().to_lowercase();
-        if let Some(ip) = ctx.request()?.client_ip {
-            app.logins_per_ip.hit(&ip.to_string())?;
+        let ip = ctx.request()?.client_ip;
+        if let Some(ip) = ip {
+            app.logins_per_ip.hit(&ip)?;
         }
-        app.logins_per_email.hit(&email)?;
-        // An address that cannot be valid cannot have an account; skip the lookup.
-        let user = match Email::parse(&email) {
-            Ok(email) => ctx.store()?.user_by_email(email.as_str()).await?,
-            Err(_) => None,
+        // An address that cannot be valid has no account and no back-off
+        // entry, but costs the same verification.
+        let email = Email::parse(&input.email).ok();
+        let key = email.as_ref().map(|e| (e.as_str().to_owned(), ip));
+        if let Some(key) = &key {
+            app.login_failures.check(key)?;
+        }
+        let user = match &email {
+            Some(email) => ctx.store()?.user_by_email(email.as_str()).await?,
+            None => None,
         };
         let hash = user.as_ref().map(|u| u.password_hash.clone());
-        if !app.auth.verify_password(input.password, hash).await? {
+        let verified = app.auth.verify_password(input.password, hash).await?;
+        let (true, Some(user)) = (verified, user) else {
+            if let Some(key) = &key {
+                app.login_failures.fail(key)?;
+            }
             return Err(Error::Unauthenticated(BAD_CREDENTIALS.into()).into());
+        };
+        if let Some(key) = &key {
+            app.login_failures.succeed(key)?;
         }
-        let user = user.ok_or(Error::Unauthenticated(BAD_CREDENTIALS.into()))?;
         Ok(signed_in(ctx, user)?)
     }
 

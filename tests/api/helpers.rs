@@ -152,6 +152,8 @@ pub fn test_settings(dir: &Path, jwt_secret: Option<&str>) -> Settings {
     settings.auth.token_ttl_secs = 3600;
     settings.auth.argon2_memory_kib = 64;
     settings.auth.argon2_iterations = 1;
+    // Every test client is 127.0.0.1, and some tests create hundreds of accounts.
+    settings.auth.signups_per_ip_per_minute = 100_000;
     settings
 }
 

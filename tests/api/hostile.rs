@@ -155,7 +155,7 @@ async fn slow_headers_are_cut_off() {
 /// Log-in attempts beyond the per-email budget are RATE_LIMITED with a retry hint.
 #[tokio::test]
 async fn log_in_is_rate_limited_per_email() {
-    let app = TestApp::spawn_with(|s| s.auth.logins_per_email_per_minute = 3).await;
+    let app = TestApp::spawn_with(|s| s.auth.login_failures_before_backoff = 3).await;
     app.sign_up("Ann").await;
     let q = "mutation($p: String!) { logIn(input: {email: \"ann@example.com\", password: $p}) { token } }";
     for _ in 0..3 {

@@ -4,6 +4,7 @@
 // A failed expectation in a test should panic with its message; that is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod atomicity;
 mod auth;
 mod cascade;

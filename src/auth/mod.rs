@@ -1,15 +1,17 @@
-//! Identity: argon2id password hashes and HS256 bearer tokens.
+//! Identity: argon2id password hashes, HS256 bearer tokens, and the JWT secret.
 //!
 //! Tokens carry only the user id and expiry. Validation pins the algorithm to
-//! HS256, so `alg=none` and algorithm-confusion tokens are refused.
+//! HS256, so `alg=none` and algorithm-confusion tokens are refused. Hashing
+//! runs in a bounded pool (`hasher`); the secret file lives in `secret`.
+
+mod hasher;
+mod secret;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm as ArgonAlgorithm, Argon2, Params, Version};
 use bson::oid::ObjectId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Password;
 use crate::error::{Error, Result};
 use crate::settings::AuthSettings;
+
+use self::hasher::Hasher;
+pub use self::secret::JWT_SECRET_FILE;
 
 /// argon2id cost parameters; configurable because the right cost depends on the machine.
 #[derive(Debug, Clone, Copy)]
@@ -40,9 +45,6 @@ impl From<&AuthSettings> for HashCost {
     }
 }
 
-/// The file inside the data directory holding a generated JWT secret.
-pub const JWT_SECRET_FILE: &str = "jwt-secret";
-
 /// The message for every failed log-in, whether the email or the password was wrong,
 /// so the answer does not reveal which accounts exist.
 pub const BAD_CREDENTIALS: &str = "invalid email or password";
@@ -61,7 +63,7 @@ pub struct Auth {
     decoding: DecodingKey,
     validation: Validation,
     token_ttl: Duration,
-    argon: Arc<Argon2<'static>>,
+    hasher: Arc<Hasher>,
     /// A real hash of a random password, verified against when the email is
     /// unknown so that unknown and known emails take the same time.
     decoy_hash: Arc<String>,
@@ -80,29 +82,39 @@ impl Auth {
     pub fn from_settings(settings: &AuthSettings, data_dir: &Path) -> Result<Self> {
         let secret = match &settings.jwt_secret {
             Some(secret) => secret.clone(),
-            None => load_or_create_secret(data_dir)?,
+            None => secret::load_or_create(data_dir)?,
         };
-        Auth::new(secret.as_bytes(), settings.token_ttl(), HashCost::from(settings))
+        let hasher = Hasher::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.hash_concurrency(),
+            settings.hash_queue,
+        )?;
+        Auth::build(secret.as_bytes(), settings.token_ttl(), hasher)
     }
 
-    /// Builds the token and hashing machinery from a secret and costs.
+    /// Builds the token and hashing machinery from a secret and costs, with
+    /// the default hashing pool (one slot per core).
     pub fn new(secret: &[u8], token_ttl: Duration, cost: HashCost) -> Result<Self> {
+        let defaults = AuthSettings::default();
+        let hasher = Hasher::new(cost.memory_kib, cost.iterations, defaults.hash_concurrency(), defaults.hash_queue)?;
+        Auth::build(secret, token_ttl, hasher)
+    }
+
+    fn build(secret: &[u8], token_ttl: Duration, hasher: Hasher) -> Result<Self> {
         if secret.len() < 16 {
             return Err(Error::internal("the JWT secret must be at least 16 bytes"));
         }
-        let params = Params::new(cost.memory_kib, cost.iterations, 1, None)
-            .map_err(|e| Error::internal(format!("argon2 parameters: {e}")))?;
-        let argon = Argon2::new(ArgonAlgorithm::Argon2id, Version::V0x13, params);
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        let decoy_hash = hash_with(&argon, &random_secret_hex(16))?;
+        let decoy_hash = hasher.hash_blocking(&random_secret_hex(16))?;
         Ok(Auth {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             token_ttl,
-            argon: Arc::new(argon),
+            hasher: Arc::new(hasher),
             decoy_hash: Arc::new(decoy_hash),
         })
     }
@@ -128,32 +140,20 @@ impl Auth {
         ObjectId::parse_str(&data.claims.sub).map_err(|_| Error::Unauthenticated("the token is invalid".into()))
     }
 
-    /// Hashes a password on the blocking pool (argon2 is deliberately slow).
+    /// Hashes a password in the bounded hashing pool; `RATE_LIMITED` when its queue is full.
     pub async fn hash_password(&self, password: Password) -> Result<String> {
-        let argon = Arc::clone(&self.argon);
-        tokio::task::spawn_blocking(move || hash_with(&argon, password.expose())).await?
+        self.hasher.hash(password.expose().to_owned()).await
     }
 
     /// Verifies a password against a stored hash, or against a decoy when the
-    /// account does not exist, so timing does not reveal which emails are registered.
+    /// account does not exist. Both paths run the same argon2 work, so timing
+    /// does not reveal which emails are registered.
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> Result<bool> {
-        let argon = Arc::clone(&self.argon);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy_hash.as_str().to_owned());
-        tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&hash).map_err(|e| Error::internal(format!("stored hash: {e}")))?;
-            Ok(known && argon.verify_password(password.as_bytes(), &parsed).is_ok())
-        })
-        .await?
+        let matches = self.hasher.verify(password, hash).await?;
+        Ok(known && matches)
     }
-}
-
-fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::internal(format!("hashing: {e}")))
 }
 
 /// A fresh random secret, hex encoded, from the OS generator.
@@ -165,37 +165,4 @@ pub fn random_secret_hex(bytes: usize) -> String {
         let _ = write!(hex, "{b:02x}");
         hex
     })
-}
-
-/// Reads the generated secret from the data dir, creating it (mode 0600) on first start.
-fn load_or_create_secret(data_dir: &Path) -> Result<String> {
-    let path = data_dir.join(JWT_SECRET_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
-        Ok(_) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(Error::internal_from(format!("reading {}", path.display()), err)),
-    }
-    let secret = random_secret_hex(32);
-    write_private(&path, &secret).map_err(|e| Error::internal_from(format!("writing {}", path.display()), e))?;
-    tracing::info!(path = %path.display(), "no JWT secret configured: generated one and stored it in the data dir");
-    Ok(secret)
-}
-
-/// Writes `contents` to a file only its owner can read.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
