@@ -6,6 +6,7 @@
 //! `application/graphql-response+json` when the client's `Accept` asks for
 //! it, in which case a request that could not execute at all gets a 4xx.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Opera
 use async_graphql_axum::GraphQLRequest;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -150,7 +151,7 @@ impl From<async_graphql::ParseRequestError> for RequestRejection {
 
 impl IntoResponse for RequestRejection {
     fn into_response(self) -> Response {
-        let message = match &self.0 {
+        let message: &str = match &self.0 {
             async_graphql::ParseRequestError::PayloadTooLarge => return too_large(),
             async_graphql::ParseRequestError::Io(err) if err.to_string().contains("length limit exceeded") => {
                 return too_large();
@@ -158,9 +159,14 @@ impl IntoResponse for RequestRejection {
             async_graphql::ParseRequestError::UnsupportedBatch => {
                 return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "batched requests are not supported");
             }
-            other => format!("could not read the GraphQL request: {other}"),
+            // The parser's own words name serde internals; say what a request must look like.
+            other => {
+                tracing::debug!(error = %other, "unreadable GraphQL request");
+                "could not read the GraphQL request: send a JSON object with a string `query`, \
+                 and optionally `variables` (an object) and `operationName` (a string)"
+            }
         };
-        error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message)
+        error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
     }
 }
 
@@ -208,9 +214,15 @@ async fn graphql_get(
     State(routes): State<Routes>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
     req: GraphQLRequest<RequestRejection>,
 ) -> Response {
-    execute(&routes, Some(client.ip()), &headers, req.into_inner(), Method::GET).await
+    let mut req = req.into_inner();
+    // GraphQL over HTTP names the parameter `operationName`; async-graphql reads `operation_name`.
+    if req.operation_name.is_none() {
+        req.operation_name = params.get("operationName").filter(|name| !name.is_empty()).cloned();
+    }
+    execute(&routes, Some(client.ip()), &headers, req, Method::GET).await
 }
 
 /// Whether the operation the request would run is a mutation.
@@ -218,7 +230,9 @@ fn is_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
     let ty = match (operation_name, &doc.operations) {
         (_, DocumentOperations::Single(op)) => Some(op.node.ty),
         (Some(name), DocumentOperations::Multiple(ops)) => ops.get(name).map(|op| op.node.ty),
-        (None, DocumentOperations::Multiple(ops)) => ops.values().next().filter(|_| ops.len() == 1).map(|op| op.node.ty),
+        (None, DocumentOperations::Multiple(ops)) => {
+            ops.values().next().filter(|_| ops.len() == 1).map(|op| op.node.ty)
+        }
     };
     ty == Some(OperationType::Mutation)
 }
@@ -255,9 +269,10 @@ async fn execute(
     // fragment spreads, and GET must know the operation type. The schema
     // reuses this document; one that does not parse is left to the schema,
     // which reports the syntax error.
+    let response_limit = routes.state.settings.http.max_response_bytes;
     if let Ok(doc) = async_graphql::parser::parse_query(&req.query) {
         if let Err(err) = check_query_size(&doc, routes.state.settings.graphql.max_query_fields) {
-            return respond(headers, &request_error("GRAPHQL_VALIDATION_FAILED", err.to_string()));
+            return respond(headers, &request_error("GRAPHQL_VALIDATION_FAILED", err.to_string()), response_limit);
         }
         if method == Method::GET && is_mutation(&doc, req.operation_name.as_deref()) {
             let mut resp = error_response(
@@ -276,7 +291,7 @@ async fn execute(
     let query = req.query.clone();
     let mut resp = routes.schema.execute(req.data(ctx)).await;
     label_request_errors(&mut resp, &query);
-    respond(headers, &resp)
+    respond(headers, &resp, response_limit)
 }
 
 /// A response for a request refused before execution, with its code.
@@ -301,9 +316,51 @@ fn label_request_errors(resp: &mut async_graphql::Response, query: &str) {
     }
 }
 
-fn respond(headers: &HeaderMap, resp: &async_graphql::Response) -> Response {
+/// Writes into a buffer until `limit` bytes, then fails, so an oversized
+/// answer is abandoned as soon as it passes the limit instead of after it
+/// has been built in full.
+struct Capped {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.limit {
+            return Err(std::io::Error::other("response over the size limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serialises `resp` within `limit` bytes, or says it would not fit.
+fn encode(resp: &async_graphql::Response, limit: usize) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Capped { buf: Vec::with_capacity(4096.min(limit)), limit };
+    serde_json::to_writer(&mut out, resp)?;
+    Ok(out.buf)
+}
+
+fn respond(headers: &HeaderMap, resp: &async_graphql::Response, limit: usize) -> Response {
     let wants_graphql_response =
         headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains(GRAPHQL_RESPONSE));
+    let body = match encode(resp, limit) {
+        Ok(body) => body,
+        Err(err) if err.is_io() => {
+            tracing::info!(limit, "a response exceeded the size limit and was refused");
+            let refusal =
+                request_error("RESPONSE_TOO_LARGE", format!("the response would exceed {limit} bytes; ask for less"));
+            return respond(headers, &refusal, limit.max(1024));
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "serializing a GraphQL response failed");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error");
+        }
+    };
     // A response without data whose errors have no path never started executing:
     // GraphQL over HTTP asks for 400 then, under its own media type.
     let request_error = resp.data == async_graphql::Value::Null
@@ -315,17 +372,7 @@ fn respond(headers: &HeaderMap, resp: &async_graphql::Response) -> Response {
     } else {
         (StatusCode::OK, JSON)
     };
-    match serde_json::to_vec(resp) {
-        Ok(body) => Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Body::from(body))
-            .unwrap_or_else(|_| {
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
-            }),
-        Err(err) => {
-            tracing::error!(error = %err, "serializing a GraphQL response failed");
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
-        }
-    }
+    Response::builder().status(status).header(header::CONTENT_TYPE, content_type).body(Body::from(body)).unwrap_or_else(
+        |_| error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error"),
+    )
 }

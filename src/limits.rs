@@ -319,8 +319,9 @@ mod tests {
     /// A fragment cycle is refused, not followed forever.
     #[test]
     fn fragment_cycles_are_refused() {
-        let doc = async_graphql::parser::parse_query("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
-            .expect("parses");
+        let doc =
+            async_graphql::parser::parse_query("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
+                .expect("parses");
         assert!(matches!(check_query_size(&doc, 1000), Err(QuerySizeError::FragmentCycle(_))));
     }
 

@@ -32,6 +32,7 @@ pub struct Settings {
 mod defaults {
     pub const BIND: &str = "127.0.0.1:8000";
     pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
     pub const REQUEST_TIMEOUT_SECS: u64 = 30;
     pub const READ_TIMEOUT_SECS: u64 = 10;
     pub const MAX_QUERY_DEPTH: usize = 15;
@@ -59,6 +60,10 @@ pub struct HttpSettings {
     /// Largest request body in bytes; larger ones get 413.
     #[arg(long, env = "BLOGQL_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Largest response body in bytes; a larger answer is replaced by a
+    /// `RESPONSE_TOO_LARGE` error (never truncated).
+    #[arg(long, env = "BLOGQL_MAX_RESPONSE_BYTES", default_value_t = defaults::MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: usize,
     /// Longest a request may run, in seconds; slower ones get 408.
     #[arg(long, env = "BLOGQL_REQUEST_TIMEOUT_SECS", default_value_t = defaults::REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
@@ -75,6 +80,7 @@ impl Default for HttpSettings {
         HttpSettings {
             bind: defaults::BIND.to_owned(),
             max_body_bytes: defaults::MAX_BODY_BYTES,
+            max_response_bytes: defaults::MAX_RESPONSE_BYTES,
             request_timeout_secs: defaults::REQUEST_TIMEOUT_SECS,
             read_timeout_secs: defaults::READ_TIMEOUT_SECS,
             cors_origins: Vec::new(),

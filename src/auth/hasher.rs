@@ -129,8 +129,12 @@ impl Hasher {
     fn verify_now(&self, password: &str, hash: &str, memory: &mut Vec<Block>) -> Result<bool> {
         let parsed = PasswordHash::new(hash).map_err(|e| hashing_error("a stored hash", e))?;
         let params = Params::try_from(&parsed).map_err(|e| hashing_error("a stored hash's parameters", e))?;
-        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| hashing_error("a stored hash's algorithm", e))?;
-        let version = parsed.version.map_or(Ok(Version::V0x13), Version::try_from).map_err(|e| Error::internal(format!("a stored hash's version: {e}")))?;
+        let algorithm =
+            Algorithm::try_from(parsed.algorithm).map_err(|e| hashing_error("a stored hash's algorithm", e))?;
+        let version = parsed
+            .version
+            .map_or(Ok(Version::V0x13), Version::try_from)
+            .map_err(|e| Error::internal(format!("a stored hash's version: {e}")))?;
         let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
             return Err(Error::internal("a stored hash has no salt or output"));
         };
@@ -146,7 +150,14 @@ impl Hasher {
 }
 
 /// Runs argon2 into `out`, growing `memory` to the parameters' size if it is smaller.
-fn fill(argon: &Argon2<'_>, params: &Params, password: &str, salt: &[u8], out: &mut [u8], memory: &mut Vec<Block>) -> Result<()> {
+fn fill(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &str,
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<()> {
     if memory.len() < params.block_count() {
         memory.resize(params.block_count(), Block::new());
     }

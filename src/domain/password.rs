@@ -11,7 +11,7 @@ pub struct Password(String);
 impl Password {
     /// Checks the length; the text itself is kept as typed (no trimming).
     pub fn parse(value: &str) -> Result<Self> {
-        text::check("password", value, 8, 1024)?;
+        text::check_length("password", value, 8, 1024)?;
         Ok(Password(value.to_owned()))
     }
 

@@ -3,7 +3,8 @@
 use super::text::{self, text_newtype};
 use crate::error::Result;
 
-/// A post title: 1–200 characters, not blank, no NUL. Kept as typed.
+/// A post title: 1–200 characters, not blank, one line, no control or
+/// invisible formatting characters. Kept as typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
 
@@ -12,6 +13,7 @@ impl Title {
     pub fn parse(value: &str) -> Result<Self> {
         text::not_blank("title", value)?;
         text::check("title", value, 1, 200)?;
+        text::single_line_visible("title", value)?;
         Ok(Title(value.to_owned()))
     }
 }
@@ -23,6 +25,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::domain::text;
 
     /// Blank titles and titles over 200 characters are refused; 200 is fine.
     #[test]
@@ -31,14 +34,17 @@ mod tests {
         assert!(Title::parse("  ").is_err());
         assert!(Title::parse(&"t".repeat(200)).is_ok());
         assert!(Title::parse(&"t".repeat(201)).is_err());
+        assert!(Title::parse(&"\u{200b}".repeat(200)).is_err(), "200 zero-width spaces");
+        assert!(Title::parse("a\u{1}b").is_err());
     }
 
     proptest! {
-        /// A title parses exactly when it is 1–200 characters, not blank and NUL-free.
+        /// A title parses exactly when it is 1–200 characters, not blank, with no
+        /// control or format character.
         #[test]
         fn parse_matches_the_rule(s in "\\PC{0,220}") {
             let n = s.chars().count();
-            let expected = !s.trim().is_empty() && n <= 200 && !s.contains('\0');
+            let expected = !s.trim().is_empty() && n <= 200 && !s.chars().any(|c| c.is_control() || text::is_format(c));
             prop_assert_eq!(Title::parse(&s).is_ok(), expected);
         }
     }

@@ -3,7 +3,8 @@
 use super::text::{self, text_newtype};
 use crate::error::Result;
 
-/// A display name: trimmed, 1–64 characters, no NUL.
+/// A display name: trimmed, 1–64 characters, no control or invisible
+/// formatting characters (so a name cannot hide, reorder or impersonate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName(String);
 
@@ -12,6 +13,7 @@ impl UserName {
     pub fn parse(value: &str) -> Result<Self> {
         let trimmed = value.trim();
         text::check("name", trimmed, 1, 64)?;
+        text::single_line_visible("name", trimmed)?;
         Ok(UserName(trimmed.to_owned()))
     }
 }
@@ -35,19 +37,19 @@ mod tests {
     /// Empty, blank and NUL-bearing names are refused.
     #[test]
     fn refuses_blank_and_nul() {
-        for bad in ["", "   ", "\t\n", "A\u{0}nn"] {
+        for bad in ["", "   ", "\t\n", "A\u{0}nn", "\u{1b}[31mAnn", "Ann\u{202e}", "\u{200b}\u{200b}", "A\nB"] {
             assert!(UserName::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     proptest! {
-        /// Any name parses exactly when its trimmed form is 1–64 characters without NUL,
-        /// and parsing is idempotent.
+        /// Any name parses exactly when its trimmed form is 1–64 characters with
+        /// no control or format character, and parsing is idempotent.
         #[test]
         fn parse_matches_the_rule(s in "\\PC{0,80}") {
             let trimmed = s.trim();
             let n = trimmed.chars().count();
-            let expected = (1..=64).contains(&n) && !trimmed.contains('\0');
+            let expected = (1..=64).contains(&n) && !trimmed.chars().any(|c| c.is_control() || text::is_format(c));
             let parsed = UserName::parse(&s);
             prop_assert_eq!(parsed.is_ok(), expected);
             if let Ok(name) = parsed {

@@ -21,7 +21,8 @@ impl Comment {
         to_id(self.0.id)
     }
 
-    /// Text, 1–5,000 characters.
+    /// Text, 1–5,000 characters. Costs 5 toward the query's complexity (one per 1,000 characters).
+    #[graphql(complexity = 5)]
     async fn body(&self) -> &str {
         &self.0.body
     }

@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TEST_SECRET, TestApp, data, expect_error, str_at};
 
 const LOG_IN: &str = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }";
-const SIGN_UP: &str =
-    "mutation($n: String!, $e: String!) { signUp(input: {name: $n, email: $e, password: \"correct horse\"}) { token } }";
+const SIGN_UP: &str = "mutation($n: String!, $e: String!) { signUp(input: {name: $n, email: $e, password: \"correct horse\"}) { token } }";
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

@@ -16,13 +16,13 @@ use std::task::{Context, Poll, Waker};
 
 use bson::DateTime;
 use bson::oid::ObjectId;
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableTable, TableHandle, WriteTransaction};
 
 use super::keys::{id_from_desc_tail, id_from_plain_tail};
 use super::read::{get_doc, scan_prefix};
 use super::schema::{
-    COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER, Stored, USERS_BY_EMAIL,
-    USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
+    ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER, Stored,
+    USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
 };
 use crate::cmd::Command;
 use crate::error::{Error, Result};
@@ -58,6 +58,15 @@ fn complete_now<F: Future>(fut: F) -> Result<F::Output> {
     }
 }
 
+/// `doc`'s index entries as `(position in ALL_INDEXES, key)`, ordered, so two
+/// versions of a document can be compared entry by entry.
+fn indexed<D: Stored>(doc: &D) -> BTreeSet<(usize, Vec<u8>)> {
+    doc.index_entries()
+        .into_iter()
+        .filter_map(|(index, key)| ALL_INDEXES.iter().position(|t| t.name() == index.name()).map(|i| (i, key)))
+        .collect()
+}
+
 /// Document writes with index maintenance, over one write transaction.
 struct Writer(WriteTransaction);
 
@@ -76,15 +85,20 @@ impl Writer {
             .collect()
     }
 
-    /// Writes `doc`, replacing any previous version and its index entries.
+    /// Writes `doc`, replacing any previous version. Only the index entries
+    /// that changed are written, so a like by a user who follows thousands
+    /// does not rewrite thousands of follow-index entries.
     fn put<D: Stored>(&self, doc: &D) -> Result<()> {
-        if let Some(old) = self.get::<D>(&doc.id())? {
-            for (index, key) in old.index_entries() {
-                self.0.open_table(index)?.remove(key.as_slice())?;
-            }
+        let new = indexed(doc);
+        let old = match self.get::<D>(&doc.id())? {
+            Some(old) => indexed(&old),
+            None => BTreeSet::new(),
+        };
+        for (index, key) in old.difference(&new) {
+            self.0.open_table(ALL_INDEXES[*index])?.remove(key.as_slice())?;
         }
-        for (index, key) in doc.index_entries() {
-            self.0.open_table(index)?.insert(key.as_slice(), ())?;
+        for (index, key) in new.difference(&old) {
+            self.0.open_table(ALL_INDEXES[*index])?.insert(key.as_slice(), ())?;
         }
         let bytes = bson::serialize_to_vec(doc)?;
         self.0.open_table(D::TABLE)?.insert(doc.id().bytes().as_slice(), bytes.as_slice())?;
@@ -261,6 +275,39 @@ impl Tx for EmbeddedTx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every index entry of every document type is known to the diff in `put`
+    /// (an unknown index would silently never be maintained).
+    #[test]
+    fn every_index_entry_is_diffed() {
+        let (a, b) = (ObjectId::new(), ObjectId::new());
+        let now = DateTime::now();
+        let user = UserDoc {
+            id: a,
+            name: "n".into(),
+            email: "e@x.io".into(),
+            password_hash: String::new(),
+            created_at: now,
+            posts: vec![b],
+            followers: vec![b],
+            following: vec![b],
+            rev: 0,
+        };
+        let post = PostDoc {
+            id: b,
+            title: "t".into(),
+            body: String::new(),
+            author: a,
+            liked_by: vec![a],
+            comment_count: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let comment = CommentDoc { id: ObjectId::new(), body: "c".into(), post: b, author: a, created_at: now };
+        assert_eq!(indexed(&user).len(), user.index_entries().len());
+        assert_eq!(indexed(&post).len(), post.index_entries().len());
+        assert_eq!(indexed(&comment).len(), comment.index_entries().len());
+    }
 
     /// A future that is not ready on its first poll is reported, never waited on.
     #[test]
