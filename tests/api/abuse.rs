@@ -2,13 +2,12 @@
 //! lock-outs, and memory under a burst of sign-ups.
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use blogql::settings::AuthSettings;
 use serde_json::{Value, json};
 
-use crate::helpers::{TEST_SECRET, TestApp, data, expect_error, str_at};
+use crate::helpers::{Binary, TestApp, data, expect_error, str_at};
 
 const LOG_IN: &str = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }";
 const SIGN_UP: &str = "mutation($n: String!, $e: String!) { signUp(input: {name: $n, email: $e, password: \"correct horse\"}) { token } }";
@@ -91,40 +90,13 @@ async fn failures_elsewhere_do_not_lock_the_owner_out() {
     assert!(!str_at(data(&owner), "/logIn/token").is_empty());
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
 /// 100 concurrent sign-ups with the default argon2 costs (19 MiB each) keep the
 /// real server's peak RSS under 256 MiB; every answer is data or RATE_LIMITED.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sign_ups_keep_memory_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_blogql"))
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("BLOGQL_JWT_SECRET", TEST_SECRET)
-        .env("BLOGQL_SIGNUPS_PER_IP_PER_MINUTE", "1000")
-        .env_remove("MONGODB_URI")
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = Binary::start(&[("BLOGQL_SIGNUPS_PER_IP_PER_MINUTE", "1000")]).await;
     let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/graphql");
-    let started = Instant::now();
-    while client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let url = server.url("/graphql");
     let requests = (0..100).map(|i| {
         let (client, url) = (client.clone(), url.clone());
         tokio::spawn(async move {
@@ -141,9 +113,7 @@ async fn concurrent_sign_ups_keep_memory_bounded() {
             Some(other) => panic!("unexpected {other}: {resp}"),
         }
     }
-    let peak_mib = peak_rss_kib(child.id()) / 1024;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let peak_mib = server.peak_rss_mib();
     println!("100 concurrent sign-ups: {created} created, {limited} RATE_LIMITED, peak RSS {peak_mib} MiB");
     assert!(created > 0);
     assert!(peak_mib < 256, "peak RSS {peak_mib} MiB");

@@ -316,3 +316,65 @@ pub fn expect_error(resp: &Value, code: &str) -> String {
     assert_eq!(error_code(resp), code, "wrong error in {resp:#}");
     str_at(resp, "/errors/0/message")
 }
+
+/// The real `blogql` binary serving a fresh embedded store on a free port, with
+/// `env` added to its environment; killed when dropped.
+pub struct Binary {
+    /// The server process.
+    pub child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    _dir: TempDir,
+}
+
+impl Binary {
+    /// Starts the binary and waits until `/healthz` answers.
+    pub async fn start(env: &[(&str, &str)]) -> Binary {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_blogql"));
+        command
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("BLOGQL_JWT_SECRET", TEST_SECRET)
+            .env_remove("MONGODB_URI")
+            .env("RUST_LOG", "off")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start blogql");
+        let binary = Binary { child, port, _dir: dir };
+        let started = std::time::Instant::now();
+        while reqwest::get(binary.url("/healthz")).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        binary
+    }
+
+    /// The URL of a path on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The server's peak resident memory so far (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM");
+        kib / 1024
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

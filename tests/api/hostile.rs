@@ -14,7 +14,8 @@ enum Send {
 }
 
 /// Strings that must never reach a client: they would mean a panic or leaked internals.
-const LEAKS: [&str; 8] = ["panicked", "backtrace", "redb", "mongodb", "bson", "src/", "thread '", "RUST_"];
+const LEAKS: [&str; 11] =
+    ["panicked", "backtrace", "redb", "mongodb", "bson", "src/", "thread '", "RUST_", "untagged", "BatchRequest", "serde"];
 
 fn alias_flood(n: usize) -> String {
     let fields: String = (0..n).map(|i| format!("a{i}: posts(first: 100) {{ edges {{ node {{ id }} }} }} ")).collect();
@@ -246,4 +247,89 @@ async fn fragment_fan_out_is_refused_fast() {
     for attacker in attackers {
         expect_error(&attacker.await.unwrap(), "GRAPHQL_VALIDATION_FAILED");
     }
+}
+
+/// Control characters (other than tab and newline) are refused in names, titles and
+/// bodies, and invisible formatting characters in names and titles.
+#[tokio::test]
+async fn control_and_invisible_characters_are_refused() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.sign_up("Ann").await;
+    let create = "mutation($t: String!, $b: String!) { createPost(input: {title: $t, body: $b}) { id } }";
+    for (title, body, field) in [
+        ("a\u{1}b".to_owned(), String::new(), "title"),
+        ("\u{200b}".repeat(200), String::new(), "title"),
+        ("fine".to_owned(), "\u{1}".repeat(50_000), "body"),
+    ] {
+        let resp = app.graphql_as(&token, create, json!({ "t": title, "b": body })).await;
+        expect_error(&resp, "BAD_USER_INPUT");
+        assert_eq!(str_at(&resp, "/errors/0/extensions/field"), field);
+    }
+    let sign_up = "mutation($n: String!) { signUp(input: {name: $n, email: \"z@example.com\", password: \"12345678\"}) { token } }";
+    let resp = app.graphql(sign_up, json!({ "n": "\u{1b}[31mAnn" })).await;
+    expect_error(&resp, "BAD_USER_INPUT");
+    // Tabs and newlines are fine in a body.
+    app.ok_as(&token, create, json!({ "t": "poem", "b": "line one\n\tline two" })).await;
+}
+
+/// GET accepts the spec's `operationName` to pick one of several operations.
+#[tokio::test]
+async fn get_honours_operation_name() {
+    let app = TestApp::spawn().await;
+    let query = "query A { viewer { id } } query B { users(first: 1) { edges { cursor } } }";
+    let resp: Value = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", query), ("operationName", "B")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(resp.get("errors").is_none(), "{resp}");
+    assert!(resp.pointer("/data/users/edges").is_some(), "{resp}");
+}
+
+/// Small queries cannot buy huge answers: aliasing a 50,000-character body 500 times
+/// is over the complexity limit, 300 times is over the response cap
+/// (RESPONSE_TOO_LARGE, never a truncated answer), and six such requests at
+/// once keep the real server under 256 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_queries_cannot_buy_huge_responses() {
+    let server = crate::helpers::Binary::start(&[]).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/graphql");
+    let send = |token: Option<String>, query: String, variables: Value| {
+        let mut req = client.post(&url).json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let signed = send(None, "mutation { signUp(input: {name: \"A\", email: \"a@example.com\", password: \"12345678\"}) { token } }".into(), json!({})).await;
+    let token = str_at(&signed, "/data/signUp/token");
+    // Quotes are legal and JSON escapes each to two bytes: a 100 KB answer per body.
+    let created = send(
+        Some(token),
+        "mutation($b: String!) { createPost(input: {title: \"t\", body: $b}) { id } }".into(),
+        json!({ "b": "\"".repeat(50_000) }),
+    )
+    .await;
+    let post = str_at(&created, "/data/createPost/id");
+    let aliases = |n: usize| -> String {
+        let fields: String = (0..n).map(|i| format!("a{i}: post(id: $p) {{ body }} ")).collect();
+        format!("query($p: ID!) {{ {fields} }}")
+    };
+    let refused = send(None, aliases(500), json!({ "p": post })).await;
+    expect_error(&refused, "GRAPHQL_VALIDATION_FAILED");
+    let requests: Vec<_> = (0..6).map(|_| send(None, aliases(300), json!({ "p": post }))).collect();
+    for resp in futures::future::join_all(requests).await {
+        let message = expect_error(&resp, "RESPONSE_TOO_LARGE");
+        assert!(resp.get("data").is_none_or(Value::is_null), "never a partial answer");
+        assert!(message.contains("exceed"), "{message}");
+    }
+    let peak = server.peak_rss_mib();
+    println!("six 30 MB answers refused; peak RSS {peak} MiB");
+    assert!(peak < 256, "peak RSS {peak} MiB");
 }
