@@ -24,7 +24,8 @@
 //!   per-request DataLoaders and Relay connections, and `graphql::error`,
 //!   the one place a domain error becomes a client-facing code.
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz` and `/readyz`,
-//!   with the HTTP limits (body size, timeouts, CORS) and the accept loop.
+//!   with the HTTP limits (body and response size, timeouts, CORS);
+//!   `http::conn` is the accept loop with its connection limits.
 //! - [`limits`]: the selected-field cap and the log-in rate limiter.
 //! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret.
 //! - [`error`]: the domain error, which keeps its cause.
@@ -103,13 +104,14 @@ pub fn build_app(state: AppState) -> Router {
 /// Serves the application on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish before returning.
 ///
-/// Connections that take longer than the read timeout to send their request
-/// headers are closed, so slow clients cannot hold them forever.
+/// Connections are bounded in number, and closed when they start no request
+/// within the read timeout or sit idle past the idle timeout (see `http::conn`),
+/// so slow or silent clients cannot hold the server's sockets.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let read_timeout = state.settings.http.read_timeout();
-    http::serve_connections(listener, build_app(state), read_timeout, shutdown).await
+    let limits = http::conn::ConnLimits::from(&state.settings.http);
+    http::conn::serve_connections(listener, build_app(state), limits, shutdown).await
 }

@@ -35,6 +35,8 @@ mod defaults {
     pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
     pub const REQUEST_TIMEOUT_SECS: u64 = 30;
     pub const READ_TIMEOUT_SECS: u64 = 10;
+    pub const IDLE_TIMEOUT_SECS: u64 = 60;
+    pub const MAX_CONNECTIONS: usize = 1024;
     pub const MAX_QUERY_DEPTH: usize = 15;
     pub const MAX_QUERY_COMPLEXITY: usize = 20_000;
     pub const MAX_QUERY_FIELDS: usize = 1_000;
@@ -67,9 +69,15 @@ pub struct HttpSettings {
     /// Longest a request may run, in seconds; slower ones get 408.
     #[arg(long, env = "BLOGQL_REQUEST_TIMEOUT_SECS", default_value_t = defaults::REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
-    /// Longest a client may take to send request headers or body, in seconds.
+    /// Longest a client may take to start its first request, or to send request headers or body, in seconds.
     #[arg(long, env = "BLOGQL_READ_TIMEOUT_SECS", default_value_t = defaults::READ_TIMEOUT_SECS)]
     pub read_timeout_secs: u64,
+    /// Longest a connection may sit with no request in flight, in seconds (keep-alive, HTTP/2).
+    #[arg(long, env = "BLOGQL_IDLE_TIMEOUT_SECS", default_value_t = defaults::IDLE_TIMEOUT_SECS)]
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; beyond that the server stops accepting until one closes.
+    #[arg(long, env = "BLOGQL_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// Comma-separated origins allowed to call the API from browsers (none by default).
     #[arg(long, env = "BLOGQL_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -83,6 +91,8 @@ impl Default for HttpSettings {
             max_response_bytes: defaults::MAX_RESPONSE_BYTES,
             request_timeout_secs: defaults::REQUEST_TIMEOUT_SECS,
             read_timeout_secs: defaults::READ_TIMEOUT_SECS,
+            idle_timeout_secs: defaults::IDLE_TIMEOUT_SECS,
+            max_connections: defaults::MAX_CONNECTIONS,
             cors_origins: Vec::new(),
         }
     }
@@ -94,9 +104,14 @@ impl HttpSettings {
         Duration::from_secs(self.request_timeout_secs)
     }
 
-    /// The header/body read timeout as a duration.
+    /// The header/body read timeout (also the time to start a first request) as a duration.
     pub fn read_timeout(&self) -> Duration {
         Duration::from_secs(self.read_timeout_secs)
+    }
+
+    /// The idle-connection timeout as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
     }
 }
 

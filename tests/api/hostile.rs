@@ -14,8 +14,19 @@ enum Send {
 }
 
 /// Strings that must never reach a client: they would mean a panic or leaked internals.
-const LEAKS: [&str; 11] =
-    ["panicked", "backtrace", "redb", "mongodb", "bson", "src/", "thread '", "RUST_", "untagged", "BatchRequest", "serde"];
+const LEAKS: [&str; 11] = [
+    "panicked",
+    "backtrace",
+    "redb",
+    "mongodb",
+    "bson",
+    "src/",
+    "thread '",
+    "RUST_",
+    "untagged",
+    "BatchRequest",
+    "serde",
+];
 
 fn alias_flood(n: usize) -> String {
     let fields: String = (0..n).map(|i| format!("a{i}: posts(first: 100) {{ edges {{ node {{ id }} }} }} ")).collect();
@@ -307,7 +318,12 @@ async fn small_queries_cannot_buy_huge_responses() {
         }
         async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
     };
-    let signed = send(None, "mutation { signUp(input: {name: \"A\", email: \"a@example.com\", password: \"12345678\"}) { token } }".into(), json!({})).await;
+    let signed = send(
+        None,
+        "mutation { signUp(input: {name: \"A\", email: \"a@example.com\", password: \"12345678\"}) { token } }".into(),
+        json!({}),
+    )
+    .await;
     let token = str_at(&signed, "/data/signUp/token");
     // Quotes are legal and JSON escapes each to two bytes: a 100 KB answer per body.
     let created = send(
@@ -332,4 +348,57 @@ async fn small_queries_cannot_buy_huge_responses() {
     let peak = server.peak_rss_mib();
     println!("six 30 MB answers refused; peak RSS {peak} MiB");
     assert!(peak < 256, "peak RSS {peak} MiB");
+}
+
+/// Reads until the server closes the connection; the time it took, or None after `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut buf)).await.ok().map(|_| started.elapsed())
+}
+
+/// A silent TCP connection, and one that sends only the HTTP/2 preface, are both
+/// closed within the read timeout; an idle keep-alive connection within the idle timeout.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let app = TestApp::spawn_with(|s| {
+        s.http.read_timeout_secs = 1;
+        s.http.idle_timeout_secs = 2;
+    })
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(5)).await;
+    assert!(took.is_some_and(|t| t < Duration::from_millis(1900)), "silent connection: {took:?}");
+
+    let mut preface = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    let took = closed_within(&mut preface, Duration::from_secs(5)).await;
+    assert!(took.is_some_and(|t| t < Duration::from_millis(1900)), "HTTP/2 preface only: {took:?}");
+
+    let mut keep_alive = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    keep_alive.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    // hyper's header timer also runs while HTTP/1.1 waits for the next request,
+    // so a keep-alive connection goes at the read timeout, within the idle timeout.
+    let took = closed_within(&mut keep_alive, Duration::from_secs(6)).await;
+    assert!(took.is_some_and(|t| t < Duration::from_millis(2500)), "keep-alive after one request: {took:?}");
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+/// With a cap of two connections, two silent clients hold both slots; a third
+/// client is served once the read timeout frees one, and not before.
+#[tokio::test]
+async fn connections_are_capped() {
+    let app = TestApp::spawn_with(|s| {
+        s.http.read_timeout_secs = 2;
+        s.http.max_connections = 2;
+    })
+    .await;
+    let _a = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let resp = reqwest::Client::new().get(app.url("/healthz")).send().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(resp.status(), 200);
+    assert!(waited >= Duration::from_millis(1500), "served while both slots were held: {waited:?}");
 }

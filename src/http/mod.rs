@@ -1,4 +1,5 @@
-//! HTTP routes: GraphQL over HTTP on `/graphql`, GraphiQL on `/`, and probes.
+//! HTTP routes: GraphQL over HTTP on `/graphql`, GraphiQL on `/`, and probes;
+//! [`conn`] owns the accept loop and connection limits.
 //!
 //! `POST /graphql` takes `application/json`; `GET /graphql` takes queries in
 //! the query string but never mutations (a GET must be safe to repeat, and
@@ -15,21 +16,17 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Opera
 use async_graphql_axum::GraphQLRequest;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
+
+pub mod conn;
 
 use crate::AppState;
 use crate::graphql::{BlogSchema, RequestCtx, Viewer, build_schema};
@@ -87,50 +84,6 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
         .max_age(Duration::from_secs(600))
-}
-
-/// Accepts connections until `shutdown` resolves, then waits for in-flight
-/// requests. Each connection gets the client address (for per-IP limits)
-/// and a header-read timeout, which `axum::serve` does not offer.
-pub async fn serve_connections(
-    listener: TcpListener,
-    app: Router,
-    read_timeout: Duration,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> crate::error::Result<()> {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = app.clone().map_request(move |mut req: Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(remote));
-            req
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// A GraphQL-shaped error body, so even transport-level refusals parse as GraphQL responses.

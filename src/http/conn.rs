@@ -1,0 +1,209 @@
+//! The accept loop: one task per connection, with the limits that keep idle
+//! or slow clients from holding the server's sockets.
+//!
+//! - At most `max_connections` are served at once (a semaphore, as in
+//!   mini-redis); beyond that the server stops accepting until one closes.
+//! - A connection must start its first request within the read timeout,
+//!   whatever the protocol: a silent socket, or an HTTP/2 client that sends
+//!   only the preface, is closed then.
+//! - A connection with no request in flight for the idle timeout is closed
+//!   (HTTP/2 in particular). HTTP/1.1 headers must arrive within the read
+//!   timeout, and hyper runs that timer while a keep-alive connection waits
+//!   for its next request too, so HTTP/1.1 idles out at the read timeout.
+//!   HTTP/2 peers are pinged.
+//! - On shutdown, every connection is asked to finish gracefully and the
+//!   loop waits for them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::settings::HttpSettings;
+
+/// How long an idle connection that was told to close may take to do so.
+const IDLE_GRACE: Duration = Duration::from_millis(100);
+
+/// The connection limits, from the HTTP settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Time to start the first request, and to send HTTP/1.1 headers.
+    pub read_timeout: Duration,
+    /// Time a connection may sit with no request in flight.
+    pub idle_timeout: Duration,
+    /// Longest a request may run (bounds the graceful close too).
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl From<&HttpSettings> for ConnLimits {
+    fn from(http: &HttpSettings) -> Self {
+        ConnLimits {
+            read_timeout: http.read_timeout(),
+            idle_timeout: http.idle_timeout(),
+            request_timeout: http.request_timeout(),
+            max_connections: http.max_connections.max(1),
+        }
+    }
+}
+
+/// What a connection has been doing, for the idle rules.
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    /// Milliseconds after `opened` when the last request finished.
+    last_done_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            last_done_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the connection should be closed now.
+    fn idle(&self, limits: &ConnLimits) -> bool {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        let now = self.opened.elapsed();
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return now >= limits.read_timeout;
+        }
+        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
+        now.saturating_sub(last) >= limits.idle_timeout
+    }
+}
+
+/// Marks a request in flight until dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.requests.fetch_add(1, Ordering::AcqRel);
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let done = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_done_ms.store(done, Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, then lets in-flight
+/// requests finish. Each connection gets the client address (for per-IP
+/// limits) and the limits above, which `axum::serve` does not offer.
+pub async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> crate::error::Result<()> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.idle_timeout))
+        .keep_alive_timeout(limits.read_timeout);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (closing, closing_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (app, builder, closing) = (app.clone(), Arc::clone(&builder), closing_rx.clone());
+        connections.spawn(async move {
+            serve_one(stream, remote, app, &builder, limits, closing).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Serves one connection until it ends, idles out, or the server shuts down.
+async fn serve_one(
+    stream: TcpStream,
+    remote: SocketAddr,
+    app: Router,
+    builder: &Builder<TokioExecutor>,
+    limits: ConnLimits,
+    mut closing: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::new());
+    let tracked = Arc::clone(&activity);
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let (app, in_flight) = (app.clone(), InFlight::start(&tracked));
+        req.extensions_mut().insert(ConnectInfo(remote));
+        async move {
+            let resp = app.oneshot(req).await;
+            drop(in_flight);
+            resp
+        }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let tick = (limits.read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(50));
+    let mut ticker = tokio::time::interval(tick);
+    let reason = loop {
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(err) = done {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+                return;
+            }
+            _ = closing.changed() => break "shutdown",
+            _ = ticker.tick() => if activity.idle(&limits) { break "idle" },
+        }
+    };
+    tracing::debug!(%remote, reason, "closing a connection");
+    conn.as_mut().graceful_shutdown();
+    // On shutdown, in-flight requests may finish. An idle connection has none:
+    // it gets a moment to flush HTTP/2's GOAWAY, not a handshake's worth of waiting.
+    let grace = if reason == "idle" { IDLE_GRACE } else { limits.request_timeout + limits.read_timeout };
+    let _ = tokio::time::timeout(grace, conn).await;
+}
