@@ -81,6 +81,9 @@ pub struct HttpSettings {
     /// Comma-separated origins allowed to call the API from browsers (none by default).
     #[arg(long, env = "BLOGQL_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Serve GraphiQL's pinned files from this directory instead of the CDN (offline use; see README).
+    #[arg(long, env = "BLOGQL_GRAPHIQL_ASSETS_DIR")]
+    pub graphiql_assets_dir: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -94,6 +97,7 @@ impl Default for HttpSettings {
             idle_timeout_secs: defaults::IDLE_TIMEOUT_SECS,
             max_connections: defaults::MAX_CONNECTIONS,
             cors_origins: Vec::new(),
+            graphiql_assets_dir: None,
         }
     }
 }

@@ -11,14 +11,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql_axum::GraphQLRequest;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -27,6 +26,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 pub mod conn;
+pub mod graphiql;
 
 use crate::AppState;
 use crate::graphql::{BlogSchema, RequestCtx, Viewer, build_schema};
@@ -47,12 +47,17 @@ struct Routes {
 pub fn router(state: AppState) -> Router {
     let http = state.settings.http.clone();
     let routes = Routes { schema: build_schema(state.clone()), state };
+    let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());
+    let graphiql = Router::new()
+        .route("/", get(graphiql::page))
+        .route("/graphiql/{file}", get(graphiql::asset))
+        .with_state(assets);
     Router::new()
-        .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(routes)
+        .merge(graphiql)
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(http.read_timeout()))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout()))
@@ -125,10 +130,6 @@ impl IntoResponse for RequestRejection {
 
 fn too_large() -> Response {
     error_response(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body is too large")
-}
-
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("blogql").finish())
 }
 
 async fn healthz() -> &'static str {

@@ -70,7 +70,7 @@ async fn malformed_requests_are_refused_cleanly() {
     assert_eq!(health.status(), 200);
 }
 
-/// /healthz and /readyz answer 200, and / serves GraphiQL pointed at /graphql.
+/// /healthz and /readyz answer 200, and / serves GraphiQL (its start-up script points it at /graphql).
 #[tokio::test]
 async fn probes_and_graphiql() {
     let app = TestApp::spawn().await;
@@ -79,5 +79,50 @@ async fn probes_and_graphiql() {
     let page = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.to_lowercase().contains("graphiql") && html.contains("/graphql"));
+    assert!(html.to_lowercase().contains("graphiql") && html.contains("/graphiql/init.js"), "{html}");
+}
+
+/// GraphiQL loads only pinned versions with SRI hashes, under a CSP that forbids
+/// framing and inline scripts, and says so with X-Frame-Options too.
+#[tokio::test]
+async fn graphiql_is_pinned_and_locked_down() {
+    let app = TestApp::spawn().await;
+    let resp = app.client.get(app.url("/")).send().await.unwrap();
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    let html = resp.text().await.unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self' https://unpkg.com;"), "{csp}");
+    assert_eq!(html.matches("integrity=\"sha384-").count(), 4, "{html}");
+    for pinned in
+        ["react@18.3.1/", "react-dom@18.3.1/", "graphiql@4.1.2/graphiql.min.js", "graphiql@4.1.2/graphiql.min.css"]
+    {
+        assert!(html.contains(pinned), "{pinned} missing from {html}");
+    }
+    assert!(!html.contains("<script>"), "no inline script: the CSP would block it");
+    let init = app.client.get(app.url("/graphiql/init.js")).send().await.unwrap();
+    assert_eq!(init.status(), 200);
+    assert!(init.text().await.unwrap().contains("/graphql"));
+}
+
+/// With an assets directory, the page and its CSP use only this server, the pinned
+/// files are served from the directory, and nothing else in it is reachable.
+#[tokio::test]
+async fn graphiql_offline_assets() {
+    let assets = tempfile::tempdir().unwrap();
+    std::fs::write(assets.path().join("graphiql.min.js"), "/* graphiql */").unwrap();
+    std::fs::write(assets.path().join("secret.txt"), "not for you").unwrap();
+    let dir = assets.path().to_path_buf();
+    let app = TestApp::spawn_with(move |s| s.http.graphiql_assets_dir = Some(dir)).await;
+    let resp = app.client.get(app.url("/")).send().await.unwrap();
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let html = resp.text().await.unwrap();
+    assert!(!csp.contains("unpkg") && !html.contains("unpkg"), "{csp} {html}");
+    assert!(html.contains("src=\"/graphiql/graphiql.min.js\""), "{html}");
+    let js = app.client.get(app.url("/graphiql/graphiql.min.js")).send().await.unwrap();
+    assert_eq!(js.status(), 200);
+    assert_eq!(js.headers()["content-type"], "text/javascript");
+    assert_eq!(js.text().await.unwrap(), "/* graphiql */");
+    for other in ["/graphiql/secret.txt", "/graphiql/..%2Fsecret.txt", "/graphiql/react.production.min.js"] {
+        assert_eq!(app.client.get(app.url(other)).send().await.unwrap().status(), 404, "{other}");
+    }
 }
