@@ -17,7 +17,7 @@ pub struct Settings {
     /// Listening and HTTP-level limits.
     #[command(flatten)]
     pub http: HttpSettings,
-    /// GraphQL query limits and batching.
+    /// GraphQL query limits.
     #[command(flatten)]
     pub graphql: GraphqlSettings,
     /// Tokens, password hashing and log-in limits.
@@ -40,7 +40,6 @@ mod defaults {
     pub const MAX_QUERY_DEPTH: usize = 15;
     pub const MAX_QUERY_COMPLEXITY: usize = 20_000;
     pub const MAX_QUERY_FIELDS: usize = 1_000;
-    pub const BATCH_WINDOW_MS: u64 = 1;
     pub const TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
     /// OWASP's recommended argon2id floor: 19 MiB, 2 passes, 1 lane.
     pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
@@ -119,7 +118,7 @@ impl HttpSettings {
     }
 }
 
-/// Limits on query shape, and DataLoader batching.
+/// Limits on query shape.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "GraphQL")]
 pub struct GraphqlSettings {
@@ -132,12 +131,6 @@ pub struct GraphqlSettings {
     /// Most fields one query may select, counting aliases and every fragment use.
     #[arg(long, env = "BLOGQL_MAX_QUERY_FIELDS", default_value_t = defaults::MAX_QUERY_FIELDS)]
     pub max_query_fields: usize,
-    /// How long, in milliseconds, a DataLoader collects keys before sending its batch.
-    /// Every key of one query level normally registers within microseconds; on
-    /// a starved CPU a level can straddle the window and cost one more round
-    /// trip. Longer windows trade that for latency on every level.
-    #[arg(long, env = "BLOGQL_BATCH_WINDOW_MS", default_value_t = defaults::BATCH_WINDOW_MS)]
-    pub batch_window_ms: u64,
 }
 
 impl Default for GraphqlSettings {
@@ -146,15 +139,7 @@ impl Default for GraphqlSettings {
             max_query_depth: defaults::MAX_QUERY_DEPTH,
             max_query_complexity: defaults::MAX_QUERY_COMPLEXITY,
             max_query_fields: defaults::MAX_QUERY_FIELDS,
-            batch_window_ms: defaults::BATCH_WINDOW_MS,
         }
-    }
-}
-
-impl GraphqlSettings {
-    /// The DataLoader batch window as a duration.
-    pub fn batch_window(&self) -> Duration {
-        Duration::from_millis(self.batch_window_ms)
     }
 }
 

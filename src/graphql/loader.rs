@@ -1,4 +1,4 @@
-//! The two DataLoader shapes every reference field uses: by id, and one page per parent.
+//! The two loader shapes every reference field uses: by id, and one page per parent.
 //!
 //! Each `load` call is exactly one store call (one round trip), however many
 //! keys the batch holds, which is what keeps round trips proportional to
@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::Loader;
 use bson::oid::ObjectId;
 
 use super::RequestCtx;
+use super::batch::Batcher;
 use crate::domain::{CursorKey, Page};
 use crate::error::{Error, Result};
 use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
@@ -82,7 +83,7 @@ pub trait Relation: Copy + Hash + Eq + Send + Sync + 'static {
     /// Fetches one page per `(parent, page)` key, aligned with `keys`.
     fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
     /// The request's loader for this relation.
-    fn loader(request: &RequestCtx) -> &DataLoader<PageLoader<Self>>;
+    fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>>;
     /// A listed document's position, from which its cursor is made.
     fn cursor_key(doc: &Self::Doc) -> CursorKey;
 }
@@ -92,7 +93,7 @@ impl Relation for UsersOf {
     async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         store.users_of(self, keys).await
     }
-    fn loader(request: &RequestCtx) -> &DataLoader<PageLoader<Self>> {
+    fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.user_pages
     }
     /// Relations list newest account first by id alone (an ObjectId starts
@@ -107,7 +108,7 @@ impl Relation for PostsOf {
     async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         store.posts_of(self, keys).await
     }
-    fn loader(request: &RequestCtx) -> &DataLoader<PageLoader<Self>> {
+    fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.post_pages
     }
     fn cursor_key(doc: &PostDoc) -> CursorKey {
@@ -120,7 +121,7 @@ impl Relation for CommentsOf {
     async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
         store.comments_of(self, keys).await
     }
-    fn loader(request: &RequestCtx) -> &DataLoader<PageLoader<Self>> {
+    fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.comment_pages
     }
     fn cursor_key(doc: &CommentDoc) -> CursorKey {

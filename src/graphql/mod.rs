@@ -7,6 +7,7 @@
 //! a client-facing code; [`loader`] and [`connection`] are the batched
 //! reference resolution and the Relay connections every list uses.
 
+pub mod batch;
 pub mod comment;
 pub mod connection;
 pub mod error;
@@ -14,10 +15,10 @@ pub mod loader;
 pub mod post;
 pub mod user;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema, SchemaBuilder};
 use bson::oid::ObjectId;
 
+use self::batch::Batcher;
 use crate::AppState;
 use crate::cmd::Command;
 use crate::error::{Error, Result};
@@ -74,10 +75,10 @@ pub enum Viewer {
     Invalid(Error),
 }
 
-/// Per-request data: the viewer and fresh DataLoaders.
+/// Per-request data: the viewer and fresh loaders.
 ///
 /// Loaders are created per request so batches never mix users' requests and
-/// nothing is cached across requests.
+/// nothing is cached across requests; see [`batch`] for how they batch.
 pub struct RequestCtx {
     /// The store as this request sees it (see [`Store::per_request`]).
     pub store: Store,
@@ -89,37 +90,33 @@ pub struct RequestCtx {
     /// The client's address, for per-IP rate limits.
     pub client_ip: Option<std::net::IpAddr>,
     /// Users by id.
-    pub users: DataLoader<loader::ById<UserDoc>>,
+    pub users: Batcher<ObjectId, loader::ById<UserDoc>>,
     /// Posts by id.
-    pub posts: DataLoader<loader::ById<PostDoc>>,
+    pub posts: Batcher<ObjectId, loader::ById<PostDoc>>,
     /// Comments by id.
-    pub comments: DataLoader<loader::ById<CommentDoc>>,
+    pub comments: Batcher<ObjectId, loader::ById<CommentDoc>>,
     /// Pages of users related to a parent (followers, following, likers).
-    pub user_pages: DataLoader<loader::PageLoader<UsersOf>>,
+    pub user_pages: Batcher<loader::PageKey<UsersOf>, loader::PageLoader<UsersOf>>,
     /// Pages of posts per author.
-    pub post_pages: DataLoader<loader::PageLoader<PostsOf>>,
+    pub post_pages: Batcher<loader::PageKey<PostsOf>, loader::PageLoader<PostsOf>>,
     /// Pages of comments per post or author.
-    pub comment_pages: DataLoader<loader::PageLoader<CommentsOf>>,
+    pub comment_pages: Batcher<loader::PageKey<CommentsOf>, loader::PageLoader<CommentsOf>>,
 }
 
 impl RequestCtx {
-    /// A context with new, empty loaders over a per-request view of `store`,
-    /// each sending its batch `batch_window` after its first key.
-    pub fn new(viewer: Viewer, store: &Store, batch_window: std::time::Duration) -> Self {
+    /// A context with new, empty loaders over a per-request view of `store`.
+    pub fn new(viewer: Viewer, store: &Store) -> Self {
         let store = store.per_request();
-        fn dl<L: Send + Sync + 'static>(loader: L, window: std::time::Duration) -> DataLoader<L> {
-            DataLoader::new(loader, tokio::spawn).delay(window)
-        }
         RequestCtx {
             viewer,
             signed_in: std::sync::OnceLock::new(),
             client_ip: None,
-            users: dl(loader::ById::new(&store), batch_window),
-            posts: dl(loader::ById::new(&store), batch_window),
-            comments: dl(loader::ById::new(&store), batch_window),
-            user_pages: dl(loader::PageLoader::new(&store), batch_window),
-            post_pages: dl(loader::PageLoader::new(&store), batch_window),
-            comment_pages: dl(loader::PageLoader::new(&store), batch_window),
+            users: Batcher::new(loader::ById::new(&store)),
+            posts: Batcher::new(loader::ById::new(&store)),
+            comments: Batcher::new(loader::ById::new(&store)),
+            user_pages: Batcher::new(loader::PageLoader::new(&store)),
+            post_pages: Batcher::new(loader::PageLoader::new(&store)),
+            comment_pages: Batcher::new(loader::PageLoader::new(&store)),
             store,
         }
     }

@@ -239,8 +239,7 @@ async fn execute(
         }
         req.set_parsed_query(doc);
     }
-    let batch_window = routes.state.settings.graphql.batch_window();
-    let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store, batch_window);
+    let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store);
     ctx.client_ip = client;
     let query = req.query.clone();
     let mut resp = routes.schema.execute(req.data(ctx)).await;

@@ -21,12 +21,9 @@ async fn seed(app: &TestApp, posts: usize) {
 }
 
 async fn round_trips_for(posts: usize) -> u64 {
-    // The count is a property of the loaders, not of the scheduler: with the
-    // default 1 ms window, a CPU starved by the parallel suite and a Python
-    // MongoDB server was seen to split one level's keys over two batches (5
-    // instead of 4, 3 and 2 times in two stress runs of 25). A wider window
-    // keeps that noise out.
-    let app = TestApp::spawn_with(|s| s.graphql.batch_window_ms = 25).await;
+    // Default settings: batches close by executor progress, not by a timer,
+    // so a starved CPU cannot split a level over two batches.
+    let app = TestApp::spawn().await;
     seed(&app, posts).await;
     let before = app.store.round_trips();
     let resp = app.graphql(QUERY, json!({})).await;

@@ -1,0 +1,152 @@
+"""Drives bench/perf.sh: seeds blogql through its public mutations, runs wrk
+against blogql and the calibration server on the same query shapes, times
+createPost against fan-out, and prints one table. Standard library only."""
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+SHAPES = {
+    "flat": "{ posts(first: 100) { edges { node { id title } } } }",
+    "nested": "{ posts(first: 100) { edges { node { title author { name } } } } }",
+    "deep": "{ posts(first: 20) { edges { node { title author { name postCount } "
+    "comments(first: 5) { edges { node { body author { name } } } } } } } }",
+}
+DURATION = os.environ.get("DURATION", "10s")
+WRK_CPU = os.environ.get("WRK_CPU", "1")
+
+
+class Client:
+    """One keep-alive connection to a GraphQL endpoint."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port)
+
+    def call(self, query, variables=None, token=None):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        self.conn.request("POST", "/graphql", json.dumps({"query": query, "variables": variables or {}}), headers)
+        body = json.loads(self.conn.getresponse().read())
+        if body.get("errors"):
+            raise RuntimeError(f"{query[:60]}: {body['errors']}")
+        return body["data"]
+
+
+def sign_up(client, n):
+    data = client.call(
+        "mutation($e: String!, $n: String!) { signUp(input: {name: $n, email: $e, password: \"bench-password\"}) "
+        "{ token user { id } } }",
+        {"e": f"user{n}@bench.example", "n": f"User {n}"},
+    )
+    return data["signUp"]["token"]
+
+
+def create_post(client, token, i):
+    q = "mutation($t: String!) { createPost(input: {title: $t, body: \"Body of a benchmark post\"}) { id } }"
+    return client.call(q, {"t": f"Post {i}"}, token)["createPost"]["id"]
+
+
+def seed(port, users=100, posts_per_user=10, comments_per_post=2):
+    """100 users, 1,000 posts, 2,000 comments, through the public mutations."""
+    client = Client(port)
+    started = time.time()
+    tokens = [sign_up(client, n) for n in range(users)]
+    posts = [[create_post(client, t, i) for i in range(posts_per_user)] for t in tokens]
+    q = "mutation($p: ID!) { createComment(input: {postId: $p, body: \"Seeded comment\"}) { id } }"
+    for u, mine in enumerate(posts):
+        for post in mine:
+            for k in range(1, comments_per_post + 1):
+                client.call(q, {"p": post}, tokens[(u + k) % users])
+    return tokens, posts, time.time() - started
+
+
+def wrk(port, connections, body_file=None, script="bench/graphql.lua", env=None):
+    """Runs wrk on WRK_CPU; returns (req/s, p50 ms, p99 ms, GraphQL errors)."""
+    cmd = ["taskset", "-c", WRK_CPU, "wrk", f"-t1", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", script,
+           f"http://127.0.0.1:{port}/graphql"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {}),
+                                                                   **({"BODY_FILE": body_file} if body_file else {})},
+                         check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = int(re.search(r"graphql_errors (\d+)", out).group(1))
+    return rps, pct(50), pct(99), errors
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) // 1024
+
+
+def time_create_post(port, token, n=200):
+    client = Client(port)
+    started = time.perf_counter()
+    for i in range(n):
+        create_post(client, token, i)
+    return (time.perf_counter() - started) / n * 1000
+
+
+def main():
+    blogql_port, calibration_port, blogql_pid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    tokens, posts, seconds = seed(blogql_port)
+    print(f"seeded 100 users, 1,000 posts, 2,000 comments through the API in {seconds:.1f} s", flush=True)
+    bodies = {}
+    for name, query in SHAPES.items():
+        f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump({"query": query}, f)
+        f.close()
+        bodies[name] = f.name
+
+    rows = []
+    for name in SHAPES:
+        row = {"shape": name}
+        for label, port in (("blogql", blogql_port), ("calibration", calibration_port)):
+            for c in (1, 32):
+                row[(label, c)] = wrk(port, c, bodies[name])
+        rows.append(row)
+        print(f"  measured {name}", flush=True)
+
+    accounts = tempfile.NamedTemporaryFile("w", delete=False)
+    for token, mine in zip(tokens, posts):
+        accounts.write(f"{token} {','.join(mine)}\n")
+    accounts.close()
+    writes = wrk(blogql_port, 32, script="bench/writes.lua", env={"ACCOUNTS": accounts.name})
+
+    client = Client(blogql_port)
+    small, big = sign_up(client, 1000), sign_up(client, 1001)
+    for i in range(10):
+        create_post(client, small, i)
+    fan_out = int(os.environ.get("FAN_OUT", "10000"))
+    for i in range(fan_out):
+        create_post(client, big, i)
+    small_ms, big_ms = time_create_post(blogql_port, small), time_create_post(blogql_port, big)
+    peak = peak_rss_mib(blogql_pid)
+
+    print()
+    print(f"| shape | blogql req/s c=32 | c=1 | p50 c=1 | p99 c=1 | calibration req/s c=32 | c=1 | p50 c=1 | blogql / calibration c=32 | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        b32, b1, c32, c1 = row[("blogql", 32)], row[("blogql", 1)], row[("calibration", 32)], row[("calibration", 1)]
+        print(f"| {row['shape']} | {b32[0]:,.0f} | {b1[0]:,.0f} | {b1[1]:.2f} ms | {b1[2]:.2f} ms | {c32[0]:,.0f} | "
+              f"{c1[0]:,.0f} | {c1[1]:.2f} ms | {100 * b32[0] / c32[0]:.0f}% | {b32[3] + b1[3]} |")
+    print()
+    print(f"write mix (createPost, createComment, likePost) at 32 connections: {writes[0]:,.0f} req/s, "
+          f"p50 {writes[1]:.2f} ms, p99 {writes[2]:.2f} ms, {writes[3]} answers with errors")
+    print(f"createPost: {small_ms:.2f} ms for an author with 10 posts, {big_ms:.2f} ms with {fan_out:,}: "
+          f"ratio {big_ms / small_ms:.2f}")
+    print(f"blogql peak RSS (VmHWM) over the whole run, seeding included: {peak} MiB")
+
+
+if __name__ == "__main__":
+    main()

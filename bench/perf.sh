@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Performance benchmark: blogql (release, embedded store, default settings but
+# the sign-up limit) pinned to core 0, the calibration server pinned to core 0
+# when its turn comes, wrk on core 1. Seeds through the public mutations, then
+# prints req/s, p50/p99 and blogql / calibration for three query shapes, a
+# write mix, createPost against fan-out, and blogql's peak RSS.
+#   bash bench/perf.sh        (DURATION=10s FAN_OUT=10000 BLOGQL_BIN=path to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+cargo build --release --quiet
+cargo build --release --quiet --manifest-path bench/calibration/Cargo.toml
+bin=${BLOGQL_BIN:-target/release/blogql}   # another build to compare, e.g. an older commit's
+data=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bport=$(free_port); cport=$(free_port)
+BLOGQL_JWT_SECRET=bench-secret-0123456789abcdef RUST_LOG=warn taskset -c 0 "$bin" serve \
+    --data-dir "$data" --bind "127.0.0.1:$bport" --signups-per-ip-per-minute 1000000 &
+blogql=$!
+taskset -c 0 bench/calibration/target/release/calibration "127.0.0.1:$cport" &
+calibration=$!
+trap 'kill $blogql $calibration 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$bport/healthz" >/dev/null && break; sleep 0.1; done
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+python3 bench/perf.py "$bport" "$cport" "$blogql"

@@ -1,0 +1,48 @@
+-- wrk script: a write mix (createPost, createComment, likePost) from seeded
+-- accounts. Needs ACCOUNTS: lines of "<token> <post id>,<post id>,...".
+local accounts = {}
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads + 1)
+  threads[#threads + 1] = thread
+end
+
+function init(args)
+  for line in io.lines(os.getenv("ACCOUNTS")) do
+    local token, posts = line:match("^(%S+) (%S*)$")
+    local ids = {}
+    for id in posts:gmatch("[^,]+") do ids[#ids + 1] = id end
+    accounts[#accounts + 1] = { token = token, posts = ids }
+  end
+  math.randomseed(os.time() + id)
+  errors, n = 0, 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  n = n + 1
+  local a = accounts[math.random(#accounts)]
+  local other = accounts[math.random(#accounts)]
+  local post = other.posts[math.random(#other.posts)]
+  local body
+  if n % 3 == 0 then
+    body = '{"query":"mutation { createPost(input: {title: \\"bench\\", body: \\"written under load\\"}) { id } }"}'
+  elseif n % 3 == 1 then
+    body = '{"query":"mutation($p: ID!) { createComment(input: {postId: $p, body: \\"bench\\"}) { id } }","variables":{"p":"' .. post .. '"}}'
+  else
+    body = '{"query":"mutation($p: ID!) { likePost(postId: $p) { id } }","variables":{"p":"' .. post .. '"}}'
+  end
+  return wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. a.token }, body)
+end
+
+function response(status, headers, body)
+  if status ~= 200 or body:find('"errors"', 1, true) then errors = errors + 1 end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("errors") end
+  io.write(string.format("graphql_errors %d\n", total))
+end
