@@ -34,7 +34,7 @@ function request()
   else
     body = '{"query":"mutation($p: ID!) { likePost(postId: $p) { id } }","variables":{"p":"' .. post .. '"}}'
   end
-  return wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. a.token }, body)
+  return wrk.format(nil, nil, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. a.token }, body)
 end
 
 function response(status, headers, body)
