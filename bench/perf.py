@@ -121,7 +121,7 @@ def main():
     for token, mine in zip(tokens, posts):
         accounts.write(f"{token} {','.join(mine)}\n")
     accounts.close()
-    writes = wrk(blogql_port, 32, script="bench/writes.lua", env={"ACCOUNTS": accounts.name})
+    writes = wrk(blogql_port, 32, env={"ACCOUNTS": accounts.name})
 
     client = Client(blogql_port)
     small, big = sign_up(client, 1000), sign_up(client, 1001)

@@ -221,6 +221,12 @@ impl TestApp {
         self.request(None, query, variables).await
     }
 
+    /// Sends a GraphQL request over GET with these query parameters; returns the whole body.
+    pub async fn graphql_get(&self, params: &[(&str, &str)]) -> Value {
+        let resp = self.client.get(self.url("/graphql")).query(params).send().await.expect("request");
+        resp.json().await.expect("json body")
+    }
+
     /// Sends a GraphQL request with `Authorization: Bearer <token>`.
     pub async fn graphql_as(&self, token: &str, query: &str, variables: Value) -> Value {
         self.request(Some(token), query, variables).await

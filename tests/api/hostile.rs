@@ -229,16 +229,7 @@ async fn fragment_fan_out_is_refused_fast() {
         let message = expect_error(&resp, "GRAPHQL_VALIDATION_FAILED");
         assert!(message.contains("more than"), "{message}");
         let started = std::time::Instant::now();
-        let get: Value = app
-            .client
-            .get(app.url("/graphql"))
-            .query(&[("query", query.as_str())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let get = app.graphql_get(&[("query", query.as_str())]).await;
         let get_took = started.elapsed();
         expect_error(&get, "GRAPHQL_VALIDATION_FAILED");
         assert!(post_took < Duration::from_millis(100), "k={levels}: POST took {post_took:?}");
@@ -288,16 +279,7 @@ async fn control_and_invisible_characters_are_refused() {
 async fn get_honours_operation_name() {
     let app = TestApp::spawn().await;
     let query = "query A { viewer { id } } query B { users(first: 1) { edges { cursor } } }";
-    let resp: Value = app
-        .client
-        .get(app.url("/graphql"))
-        .query(&[("query", query), ("operationName", "B")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app.graphql_get(&[("query", query), ("operationName", "B")]).await;
     assert!(resp.get("errors").is_none(), "{resp}");
     assert!(resp.pointer("/data/users/edges").is_some(), "{resp}");
 }
