@@ -77,6 +77,11 @@ impl Error {
         Error::Internal { context: context.into(), source: Some(Arc::new(source)) }
     }
 
+    /// The `CONFLICT` for a sign-up whose email has an account, whichever layer notices it.
+    pub fn email_taken() -> Self {
+        Error::Conflict("an account with this email already exists".into())
+    }
+
     /// A `NOT_FOUND` error for a kind of thing and its id.
     pub fn not_found(kind: &str, id: impl std::fmt::Display) -> Self {
         Error::NotFound(format!("{kind} {id} not found"))

@@ -199,7 +199,7 @@ impl UserMutation {
         // Refuse a taken email before paying for a hash; the unique index
         // still decides a race between two sign-ups.
         if ctx.store()?.user_by_email(email.as_str()).await?.is_some() {
-            return Err(Error::Conflict("an account with this email already exists".into()).into());
+            return Err(Error::email_taken().into());
         }
         let password_hash = app.auth.hash_password(password).await?;
         let user = ctx.store()?.run(SignUp { name, email, password_hash }).await?;

@@ -167,7 +167,7 @@ impl Tx for EmbeddedTx {
         {
             let mut emails = self.writer.0.open_table(USERS_BY_EMAIL)?;
             if emails.get(user.email.as_str())?.is_some() {
-                return Err(Error::Conflict("an account with this email already exists".into()));
+                return Err(Error::email_taken());
             }
             emails.insert(user.email.as_str(), user.id.bytes().as_slice())?;
         }

@@ -51,9 +51,7 @@ impl From<mongodb::error::Error> for Error {
         }
         match server_code(&err) {
             Some(DUPLICATE_KEY) => match server_message(&err).and_then(duplicate_index) {
-                Some(index) if index.starts_with("email") => {
-                    Error::Conflict("an account with this email already exists".into())
-                }
+                Some(index) if index.starts_with("email") => Error::email_taken(),
                 index => {
                     let context: Cow<'static, str> = format!("duplicate key on index {index:?}").into();
                     Error::internal_from(context, err)
