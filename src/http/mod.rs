@@ -224,7 +224,9 @@ async fn execute(
     // reuses this document; one that does not parse is left to the schema,
     // which reports the syntax error.
     let response_limit = routes.state.settings.http.max_response_bytes;
-    if let Ok(doc) = async_graphql::parser::parse_query(&req.query) {
+    let parsed = async_graphql::parser::parse_query(&req.query);
+    let parses = parsed.is_ok();
+    if let Ok(doc) = parsed {
         if let Err(err) = check_query_size(&doc, routes.state.settings.graphql.max_query_fields) {
             return respond(headers, &request_error("GRAPHQL_VALIDATION_FAILED", err.to_string()), response_limit);
         }
@@ -241,9 +243,8 @@ async fn execute(
     }
     let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store);
     ctx.client_ip = client;
-    let query = req.query.clone();
     let mut resp = routes.schema.execute(req.data(ctx)).await;
-    label_request_errors(&mut resp, &query);
+    label_request_errors(&mut resp, parses);
     respond(headers, &resp, response_limit)
 }
 
@@ -255,17 +256,15 @@ fn request_error(code: &'static str, message: String) -> async_graphql::Response
 }
 
 /// Gives errors raised before execution (syntax, validation, limits) a code,
-/// as every other error has: `GRAPHQL_PARSE_FAILED` or `GRAPHQL_VALIDATION_FAILED`.
-fn label_request_errors(resp: &mut async_graphql::Response, query: &str) {
-    let mut parsed: Option<bool> = None;
+/// as every other error has: `GRAPHQL_PARSE_FAILED` when the document did not
+/// parse (`parses`, from the parse in [`execute`]), else `GRAPHQL_VALIDATION_FAILED`.
+fn label_request_errors(resp: &mut async_graphql::Response, parses: bool) {
+    let code = if parses { "GRAPHQL_VALIDATION_FAILED" } else { "GRAPHQL_PARSE_FAILED" };
     for err in resp.errors.iter_mut().filter(|e| e.path.is_empty()) {
         let has_code = err.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
-        if has_code {
-            continue;
+        if !has_code {
+            err.extensions.get_or_insert_with(Default::default).set("code", code);
         }
-        let parses = *parsed.get_or_insert_with(|| async_graphql::parser::parse_query(query).is_ok());
-        let code = if parses { "GRAPHQL_VALIDATION_FAILED" } else { "GRAPHQL_PARSE_FAILED" };
-        err.extensions.get_or_insert_with(Default::default).set("code", code);
     }
 }
 
