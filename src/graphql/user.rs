@@ -218,7 +218,7 @@ impl UserMutation {
         // An address that cannot be valid has no account and no back-off
         // entry, but costs the same verification.
         let email = Email::parse(&input.email).ok();
-        let key = email.as_ref().map(|e| (e.as_str().to_owned(), ip));
+        let key = email.as_ref().map(|e| (e.as_str(), ip));
         if let Some(key) = &key {
             app.login_failures.check(key)?;
         }

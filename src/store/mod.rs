@@ -236,22 +236,6 @@ impl Store {
         self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Short backend name for logs and `/readyz`.
-    pub fn backend_name(&self) -> &'static str {
-        match &self.backend {
-            Kind::Embedded(_) => "embedded",
-            Kind::Mongo(_) => "mongodb",
-        }
-    }
-
-    /// The MongoDB backend, when that is what this store runs on.
-    pub fn as_mongo(&self) -> Option<&mongo::MongoStore> {
-        match &self.backend {
-            Kind::Mongo(m) => Some(m),
-            Kind::Embedded(_) => None,
-        }
-    }
-
     /// See [`Backend::ping`].
     pub async fn ping(&self) -> Result<()> {
         match &self.backend {
