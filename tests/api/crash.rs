@@ -1,9 +1,8 @@
 //! Crash safety of the embedded store: SIGKILL in the middle of a large
 //! cascade leaves the user either fully present or fully gone.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blogql::auth::{Auth, HashCost};
 use blogql::seed::{SeedPlan, seed};
@@ -12,7 +11,7 @@ use bson::oid::ObjectId;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
-use crate::helpers::TEST_SECRET;
+use crate::helpers::{Binary, TEST_SECRET};
 
 const POSTS: usize = 2000;
 
@@ -37,24 +36,6 @@ async fn seed_victim(dir: &std::path::Path) -> ObjectId {
             .expect("hash"),
     };
     seed(&store, &plan).await.expect("seed").users[0].0
-}
-
-fn start_server(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_blogql"))
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("BLOGQL_JWT_SECRET", TEST_SECRET)
-        .env_remove("MONGODB_URI")
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start blogql")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Whether the victim is entirely present (with all its posts) or entirely gone; panics otherwise.
@@ -90,17 +71,11 @@ async fn sigkill_during_delete_user_is_all_or_nothing() {
     let client = reqwest::Client::new();
     let (mut kept, mut gone, mut answered) = (0, 0, 0);
     for run in 0..runs {
-        let port = free_port();
-        let mut child = start_server(dir.path(), port);
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while client.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-            assert!(started.elapsed() < Duration::from_secs(20), "server did not become ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // The binary opens the store before it listens, so answering means ready.
+        let mut server = Binary::start_in(dir.path(), &[]).await;
         let token = auth().issue(victim).expect("token");
         let request = client
-            .post(format!("{base}/graphql"))
+            .post(server.url("/graphql"))
             .bearer_auth(token)
             .json(&json!({ "query": "mutation($id: ID!) { deleteUser(id: $id) { deletedPostCount } }", "variables": { "id": victim.to_hex() } }))
             .send();
@@ -115,8 +90,8 @@ async fn sigkill_during_delete_user_is_all_or_nothing() {
         });
         tokio::time::sleep(delay).await;
         let answered_ok = *reply.lock().await == Some(true);
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reap");
         waiter.abort();
 
         let present = victim_state(dir.path(), victim).await;

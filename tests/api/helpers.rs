@@ -323,26 +323,33 @@ pub fn expect_error(resp: &Value, code: &str) -> String {
     str_at(resp, "/errors/0/message")
 }
 
-/// The real `blogql` binary serving a fresh embedded store on a free port, with
-/// `env` added to its environment; killed when dropped.
+/// The real `blogql` binary serving an embedded store on a free port, with
+/// `env` added to its environment; killed (SIGKILL) when dropped.
 pub struct Binary {
     /// The server process.
     pub child: std::process::Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl Binary {
-    /// Starts the binary and waits until `/healthz` answers.
+    /// Starts the binary on a fresh store and waits until `/healthz` answers.
     pub async fn start(env: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut binary = Binary::start_in(dir.path(), env).await;
+        binary._dir = Some(dir);
+        binary
+    }
+
+    /// Starts the binary on the store in `data_dir` and waits until `/healthz` answers.
+    pub async fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Binary {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_blogql"));
         command
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
-            .arg(dir.path())
+            .arg(data_dir)
             .env("BLOGQL_JWT_SECRET", TEST_SECRET)
             .env_remove("MONGODB_URI")
             .env("RUST_LOG", "off")
@@ -352,7 +359,7 @@ impl Binary {
             command.env(key, value);
         }
         let child = command.spawn().expect("start blogql");
-        let binary = Binary { child, port, _dir: dir };
+        let binary = Binary { child, port, _dir: None };
         let started = std::time::Instant::now();
         while reqwest::get(binary.url("/healthz")).await.is_err() {
             assert!(started.elapsed() < Duration::from_secs(20), "the server did not start");
