@@ -46,7 +46,7 @@ impl Drop for Waiting<'_> {
 }
 
 fn hashing_error(context: &'static str, err: argon2::password_hash::Error) -> Error {
-    Error::internal(format!("{context}: {err}"))
+    Error::internal_from(context, err)
 }
 
 impl Hasher {
@@ -54,7 +54,7 @@ impl Hasher {
     /// time, with up to `queue` requests waiting.
     pub(super) fn new(memory_kib: u32, iterations: u32, concurrency: usize, queue: usize) -> Result<Self> {
         let params = Params::new(memory_kib, iterations, 1, Some(OUTPUT_LEN))
-            .map_err(|e| Error::internal(format!("argon2 parameters: {e}")))?;
+            .map_err(|e| Error::internal_from("argon2 parameters", e))?;
         let concurrency = concurrency.max(1);
         Ok(Hasher {
             params,
@@ -134,7 +134,7 @@ impl Hasher {
         let version = parsed
             .version
             .map_or(Ok(Version::V0x13), Version::try_from)
-            .map_err(|e| Error::internal(format!("a stored hash's version: {e}")))?;
+            .map_err(|e| Error::internal_from("a stored hash's version", e))?;
         let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
             return Err(Error::internal("a stored hash has no salt or output"));
         };
@@ -163,7 +163,7 @@ fn fill(
     }
     argon
         .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..])
-        .map_err(|e| Error::internal(format!("argon2: {e}")))
+        .map_err(|e| Error::internal_from("argon2", e))
 }
 
 #[cfg(test)]
