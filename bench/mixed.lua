@@ -54,7 +54,7 @@ function request()
   elseif r <= 92 then
     return gql(me.token, "mutation($p: ID!) { likePost(postId: $p) { likeCount } }", string.format('{"p":"%s"}', post))
   elseif r <= 95 then
-    return gql(me.token, "mutation($u: ID!) { followUser(userId: $u) { id } }", string.format('{"u":"%s"}', other.user))
+    return gql(me.token, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", string.format('{"u":"%s"}', other.user))
   elseif r <= 99 then
     return gql(other.token, "mutation($p: ID!) { deletePost(id: $p) { deletedCommentCount } }", string.format('{"p":"%s"}', post))
   else

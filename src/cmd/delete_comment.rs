@@ -18,11 +18,20 @@ pub struct DeleteComment {
     pub id: ObjectId,
 }
 
+/// What `deleteComment` removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletedComment {
+    /// The comment's id.
+    pub comment: ObjectId,
+    /// The post it was on, whose `commentCount` dropped (absent if the post was already gone).
+    pub post: Option<ObjectId>,
+}
+
 impl Command for DeleteComment {
-    type Output = ObjectId;
+    type Output = DeletedComment;
     const NAME: &'static str = "deleteComment";
 
-    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<ObjectId> {
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletedComment> {
         let comment = tx.comment(self.id).await?.ok_or_else(|| Error::not_found("comment", self.id))?;
         let post = tx.post(comment.post).await?;
         let post_author = post.as_ref().map(|p| p.author);
@@ -30,10 +39,11 @@ impl Command for DeleteComment {
             return Err(Error::Forbidden("only the comment's author or the post's author may delete it".into()));
         }
         tx.delete_comment(self.id).await?;
+        let post_id = post.as_ref().map(|p| p.id);
         if let Some(mut post) = post {
             post.comment_count = (post.comment_count - 1).max(0);
             tx.replace_post(&post).await?;
         }
-        Ok(self.id)
+        Ok(DeletedComment { comment: self.id, post: post_id })
     }
 }

@@ -19,13 +19,15 @@ pub struct DeletePost {
     pub id: ObjectId,
 }
 
-/// What `deletePost` removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What `deletePost` removed, read inside its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletedPost {
     /// The post's id.
     pub post: ObjectId,
-    /// Comments deleted with it.
-    pub comments: u64,
+    /// Its author, whose `posts` (and so `postCount`) changed.
+    pub author: ObjectId,
+    /// The comments deleted with it, by id.
+    pub comments: Vec<ObjectId>,
 }
 
 impl Command for DeletePost {
@@ -37,12 +39,13 @@ impl Command for DeletePost {
         if post.author != self.actor {
             return Err(Error::Forbidden("only the author may delete this post".into()));
         }
-        let comments = tx.delete_comments_on_posts(&[self.id]).await?;
+        let mut comments = tx.delete_comments_on_posts(&[self.id]).await?;
         tx.delete_posts(&[self.id]).await?;
         if let Some(mut author) = tx.user(post.author).await? {
             author.posts.retain(|p| *p != self.id);
             tx.replace_user(&author).await?;
         }
-        Ok(DeletedPost { post: self.id, comments })
+        comments.sort_unstable();
+        Ok(DeletedPost { post: self.id, author: post.author, comments })
     }
 }

@@ -1,6 +1,6 @@
 //! `deleteUser`: delete an account and everything hanging off it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bson::oid::ObjectId;
 
@@ -30,16 +30,21 @@ pub struct DeleteUser {
     pub id: ObjectId,
 }
 
-/// What `deleteUser` removed, reported back to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What `deleteUser` removed and changed, read inside its transaction, so
+/// clients can evict and refresh exactly the cached objects it touched.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeletedUser {
     /// The user's id.
     pub user: ObjectId,
-    /// Posts deleted (the union of the author index and `user.posts`).
-    pub posts: u64,
+    /// Posts deleted (the union of the author index and `user.posts`), by id.
+    pub posts: Vec<ObjectId>,
     /// Comments deleted: those on the user's posts plus the user's own elsewhere.
-    pub comments: u64,
-    /// Other documents the id was pulled out of (`likedBy`, `followers`, `following`).
+    pub comments: Vec<ObjectId>,
+    /// Surviving users whose `followers` or `following` lost the id.
+    pub affected_users: Vec<ObjectId>,
+    /// Surviving posts whose `likedBy` lost the id or whose `commentCount` dropped.
+    pub affected_posts: Vec<ObjectId>,
+    /// Documents the id was pulled out of (`likedBy`, `followers`, `following`).
     pub detached: u64,
 }
 
@@ -57,20 +62,33 @@ impl Command for DeleteUser {
         posts.extend(user.posts.iter().copied());
         let posts: Vec<ObjectId> = posts.into_iter().collect();
 
-        let on_own_posts = tx.delete_comments_on_posts(&posts).await?;
+        let mut comments = tx.delete_comments_on_posts(&posts).await?;
         let elsewhere = tx.delete_comments_by_author(id).await?;
-        let own_elsewhere: i64 = elsewhere.iter().map(|(_, n)| n).sum();
-        let decrements: Vec<(ObjectId, i64)> = elsewhere.iter().map(|(post, n)| (*post, -n)).collect();
+        let mut decrements: BTreeMap<ObjectId, i64> = BTreeMap::new();
+        for removed in &elsewhere {
+            *decrements.entry(removed.post).or_default() -= 1;
+        }
+        let decrements: Vec<(ObjectId, i64)> = decrements.into_iter().collect();
         tx.add_comment_counts(&decrements).await?;
+        comments.extend(elsewhere.iter().map(|c| c.id));
         let deleted_posts = tx.delete_posts(&posts).await?;
         let likes = tx.pull_liker_everywhere(id).await?;
         let follows = tx.pull_follow_refs_everywhere(id).await?;
         tx.delete_user(id).await?;
+
+        let detached = (likes.len() + follows.len()) as u64;
+        let gone: BTreeSet<ObjectId> = deleted_posts.iter().copied().collect();
+        let mut affected_posts: BTreeSet<ObjectId> = likes.into_iter().collect();
+        affected_posts.extend(decrements.iter().map(|(post, _)| *post));
+        affected_posts.retain(|p| !gone.contains(p));
+        comments.sort_unstable();
         Ok(DeletedUser {
             user: id,
             posts: deleted_posts,
-            comments: on_own_posts + own_elsewhere.unsigned_abs(),
-            detached: likes + follows,
+            comments,
+            affected_users: follows,
+            affected_posts: affected_posts.into_iter().collect(),
+            detached,
         })
     }
 }

@@ -2,9 +2,8 @@
 
 use bson::oid::ObjectId;
 
-use super::{Command, actor, existing_user};
+use super::{Command, Follow, actor, existing_user};
 use crate::error::{Error, Result};
-use crate::model::UserDoc;
 use crate::store::Tx;
 
 /// Follows a user (idempotent); following yourself is refused before any read.
@@ -22,10 +21,10 @@ pub struct FollowUser {
 }
 
 impl Command for FollowUser {
-    type Output = UserDoc;
+    type Output = Follow;
     const NAME: &'static str = "followUser";
 
-    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<UserDoc> {
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<Follow> {
         let (follower, target) = (self.follower, self.target);
         if follower == target {
             return Err(Error::bad_input("userId", "you cannot follow yourself"));
@@ -40,6 +39,6 @@ impl Command for FollowUser {
             followee.followers.push(follower);
             tx.replace_user(&followee).await?;
         }
-        Ok(followee)
+        Ok(Follow { follower: me, followee })
     }
 }

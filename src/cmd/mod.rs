@@ -38,7 +38,7 @@ use bson::oid::ObjectId;
 
 pub use create_comment::CreateComment;
 pub use create_post::CreatePost;
-pub use delete_comment::DeleteComment;
+pub use delete_comment::{DeleteComment, DeletedComment};
 pub use delete_post::{DeletePost, DeletedPost};
 pub use delete_user::{DeleteUser, DeletedUser};
 pub use follow_user::FollowUser;
@@ -78,4 +78,14 @@ async fn existing_post<T: Tx>(tx: &mut T, id: ObjectId) -> Result<PostDoc> {
 /// Loads a user the command targets, or `NOT_FOUND`.
 async fn existing_user<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
     tx.user(id).await?.ok_or_else(|| Error::not_found("user", id))
+}
+
+/// Both sides of a follow after `followUser` or `unfollowUser`, as committed:
+/// each side's count changed, so clients get both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Follow {
+    /// The viewer, whose `following` changed.
+    pub follower: UserDoc,
+    /// The other user, whose `followers` changed.
+    pub followee: UserDoc,
 }

@@ -2,9 +2,8 @@
 
 use bson::oid::ObjectId;
 
-use super::{Command, actor, existing_user};
+use super::{Command, Follow, actor, existing_user};
 use crate::error::{Error, Result};
-use crate::model::UserDoc;
 use crate::store::Tx;
 
 /// Unfollows a user (idempotent).
@@ -20,10 +19,10 @@ pub struct UnfollowUser {
 }
 
 impl Command for UnfollowUser {
-    type Output = UserDoc;
+    type Output = Follow;
     const NAME: &'static str = "unfollowUser";
 
-    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<UserDoc> {
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<Follow> {
         let (follower, target) = (self.follower, self.target);
         if follower == target {
             return Err(Error::bad_input("userId", "you cannot unfollow yourself"));
@@ -40,6 +39,6 @@ impl Command for UnfollowUser {
         if followee.followers.len() != before {
             tx.replace_user(&followee).await?;
         }
-        Ok(followee)
+        Ok(Follow { follower: me, followee })
     }
 }

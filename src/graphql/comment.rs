@@ -1,13 +1,13 @@
 //! Comments: the `Comment` type, the comment query, and commenting and deleting comments.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use super::error::ApiResult;
 use super::post::Post;
 use super::user::{User, load_user};
-use super::{CtxExt, as_viewer, parse_id, to_id, vanished};
-use crate::cmd::{CreateComment, DeleteComment};
+use super::{CtxExt, Query, as_viewer, parse_id, to_id, vanished};
+use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
 use crate::domain::CommentBody;
 use crate::model::CommentDoc;
 
@@ -66,11 +66,29 @@ pub struct CreateCommentInput {
     pub body: String,
 }
 
-/// What `deleteComment` removed.
-#[derive(SimpleObject)]
-pub struct DeleteCommentPayload {
-    /// The deleted comment's id.
-    pub deleted_comment_id: ID,
+/// What `deleteComment` removed, with the post it changed.
+pub struct DeleteCommentPayload(pub DeletedComment);
+
+#[Object]
+impl DeleteCommentPayload {
+    /// The deleted comment's id: evict it from your cache.
+    async fn deleted_comment_id(&self) -> ID {
+        to_id(self.0.comment)
+    }
+
+    /// The post the comment was on, as it is after the delete (`commentCount`
+    /// is fresh); null if the post is gone.
+    async fn post(&self, ctx: &Context<'_>) -> ApiResult<Option<Post>> {
+        let Some(post) = self.0.post else {
+            return Ok(None);
+        };
+        Ok(ctx.request()?.posts.load_one(post).await?.map(Post))
+    }
+
+    /// The root query, to refetch anything else in the same round trip.
+    async fn query(&self) -> Query {
+        Query::default()
+    }
 }
 
 /// Comment mutations.
@@ -89,7 +107,6 @@ impl CommentMutation {
 
     /// Deletes a comment; its author or the post's author may.
     async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteCommentPayload> {
-        let id = as_viewer(ctx, "id", &id, |actor, id| DeleteComment { actor, id }).await?;
-        Ok(DeleteCommentPayload { deleted_comment_id: to_id(id) })
+        Ok(DeleteCommentPayload(as_viewer(ctx, "id", &id, |actor, id| DeleteComment { actor, id }).await?))
     }
 }

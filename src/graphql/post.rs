@@ -1,14 +1,14 @@
 //! Posts: the `Post` type, post queries, and writing, editing, deleting and liking posts.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use super::comment::Comment;
 use super::connection::{self, Connection, related};
 use super::error::ApiResult;
 use super::user::{User, load_user};
-use super::{CtxExt, as_viewer, parse_id, to_id, to_int, vanished};
-use crate::cmd::{CreatePost, DeletePost, LikePost, UnlikePost, UpdatePost};
+use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int, vanished};
+use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, UnlikePost, UpdatePost};
 use crate::domain::{Page, PostBody, PostChanges, Title};
 use crate::model::{Chronological, PostDoc};
 use crate::store::{CommentsOf, PostsOf, UsersOf};
@@ -141,13 +141,37 @@ pub struct UpdatePostInput {
     pub body: Option<String>,
 }
 
-/// What `deletePost` removed.
-#[derive(SimpleObject)]
-pub struct DeletePostPayload {
-    /// The deleted post's id.
-    pub deleted_post_id: ID,
-    /// Comments deleted with it.
-    pub deleted_comment_count: i32,
+/// What `deletePost` removed, with the objects it changed, so a client
+/// cache can evict the post and its comments and refresh the author.
+pub struct DeletePostPayload(pub DeletedPost);
+
+#[Object]
+impl DeletePostPayload {
+    /// The deleted post's id: evict it from your cache.
+    async fn deleted_post_id(&self) -> ID {
+        to_id(self.0.post)
+    }
+
+    /// The ids of the comments deleted with it, read in the deleting transaction.
+    async fn deleted_comment_ids(&self) -> Vec<ID> {
+        self.0.comments.iter().copied().map(to_id).collect()
+    }
+
+    /// How many comments were deleted with it.
+    async fn deleted_comment_count(&self) -> i32 {
+        to_int(self.0.comments.len())
+    }
+
+    /// The author as it is after the delete (`postCount` and `posts` are
+    /// fresh); null only if the account was deleted meanwhile.
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        Ok(load_user(ctx, self.0.author).await?.map(User))
+    }
+
+    /// The root query, to refetch anything else in the same round trip.
+    async fn query(&self) -> Query {
+        Query::default()
+    }
 }
 
 /// Post mutations.
@@ -174,7 +198,7 @@ impl PostMutation {
     /// Deletes a post with its comments and pulls it from the author's `posts`, in one transaction.
     async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeletePostPayload> {
         let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id }).await?;
-        Ok(DeletePostPayload { deleted_post_id: to_id(done.post), deleted_comment_count: to_int(done.comments) })
+        Ok(DeletePostPayload(done))
     }
 
     /// Likes a post as the viewer (idempotent).

@@ -8,9 +8,9 @@ use super::comment::Comment;
 use super::connection::{self, Connection, related};
 use super::error::ApiResult;
 use super::post::Post;
-use super::{CtxExt, as_viewer, parse_id, to_id, to_int};
+use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int};
 use crate::auth::BAD_CREDENTIALS;
-use crate::cmd::{DeleteUser, FollowUser, SignUp, UnfollowUser};
+use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, SignUp, UnfollowUser};
 use crate::domain::{Email, Page, Password, UserName};
 use crate::error::{Error, Result};
 use crate::model::{Chronological, UserDoc};
@@ -97,6 +97,13 @@ impl User {
     }
 }
 
+/// Loads users by id in one batch, in the order given, skipping any that are gone.
+pub(crate) async fn load_users(ctx: &Context<'_>, ids: &[ObjectId]) -> Result<Vec<User>> {
+    let request = ctx.request()?;
+    let found = futures::future::try_join_all(ids.iter().map(|id| request.users.load_one(*id))).await?;
+    Ok(found.into_iter().flatten().map(User).collect())
+}
+
 /// Loads one user by id through the request's loader.
 pub(crate) async fn load_user(ctx: &Context<'_>, id: ObjectId) -> Result<Option<UserDoc>> {
     ctx.request()?.users.load_one(id).await
@@ -160,17 +167,77 @@ pub struct AuthPayload {
     pub user: User,
 }
 
-/// What `deleteUser` removed.
-#[derive(SimpleObject)]
-pub struct DeleteUserPayload {
+/// What `deleteUser` removed and changed, read in the deleting transaction,
+/// so a client cache can evict every deleted object and refresh every
+/// surviving one whose lists or counts changed.
+pub struct DeleteUserPayload(pub DeletedUser);
+
+#[Object]
+impl DeleteUserPayload {
     /// The deleted account's id.
-    pub deleted_user_id: ID,
-    /// Posts deleted with it.
-    pub deleted_post_count: i32,
-    /// Comments deleted with it: those on its posts and its own elsewhere.
-    pub deleted_comment_count: i32,
-    /// Other documents its id was pulled from (`likedBy`, `followers`, `following`).
-    pub detached_reference_count: i32,
+    async fn deleted_user_id(&self) -> ID {
+        to_id(self.0.user)
+    }
+
+    /// The ids of the posts deleted with it.
+    async fn deleted_post_ids(&self) -> Vec<ID> {
+        self.0.posts.iter().copied().map(to_id).collect()
+    }
+
+    /// The ids of the comments deleted with it: those on its posts and its own elsewhere.
+    async fn deleted_comment_ids(&self) -> Vec<ID> {
+        self.0.comments.iter().copied().map(to_id).collect()
+    }
+
+    /// How many posts were deleted with it.
+    async fn deleted_post_count(&self) -> i32 {
+        to_int(self.0.posts.len())
+    }
+
+    /// How many comments were deleted with it: those on its posts and its own elsewhere.
+    async fn deleted_comment_count(&self) -> i32 {
+        to_int(self.0.comments.len())
+    }
+
+    /// How many other documents its id was pulled from (`likedBy`, `followers`, `following`).
+    async fn detached_reference_count(&self) -> i32 {
+        to_int(self.0.detached)
+    }
+
+    /// Every surviving user whose `followers` or `following` changed, as they are now.
+    async fn affected_users(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
+        Ok(load_users(ctx, &self.0.affected_users).await?)
+    }
+
+    /// Every surviving post whose `likedBy`, `likeCount` or `commentCount` changed, as they are now.
+    async fn affected_posts(&self, ctx: &Context<'_>) -> ApiResult<Vec<Post>> {
+        let request = ctx.request()?;
+        let loads = self.0.affected_posts.iter().map(|id| request.posts.load_one(*id));
+        let found = futures::future::try_join_all(loads).await?;
+        Ok(found.into_iter().flatten().map(Post).collect())
+    }
+
+    /// The root query, to refetch anything else in the same round trip.
+    async fn query(&self) -> Query {
+        Query::default()
+    }
+}
+
+/// Both users of a follow or unfollow, as they are after it: the viewer's
+/// `followingCount` and the other user's `followerCount` both changed.
+pub struct FollowPayload(pub Follow);
+
+#[Object]
+impl FollowPayload {
+    /// The viewer, who follows (or stopped following).
+    async fn follower(&self) -> User {
+        User(self.0.follower.clone())
+    }
+
+    /// The user followed (or no longer followed).
+    async fn followee(&self) -> User {
+        User(self.0.followee.clone())
+    }
 }
 
 /// Account and follow mutations.
@@ -241,27 +308,21 @@ impl UserMutation {
     }
 
     /// Follows a user (idempotent). Following yourself is `BAD_USER_INPUT`.
-    async fn follow_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
-        let user = as_viewer(ctx, "userId", &user_id, |follower, target| FollowUser { follower, target }).await?;
-        Ok(User(user))
+    async fn follow_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<FollowPayload> {
+        Ok(FollowPayload(as_viewer(ctx, "userId", &user_id, |follower, target| FollowUser { follower, target }).await?))
     }
 
     /// Stops following a user (idempotent).
-    async fn unfollow_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<User> {
-        let user = as_viewer(ctx, "userId", &user_id, |follower, target| UnfollowUser { follower, target }).await?;
-        Ok(User(user))
+    async fn unfollow_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<FollowPayload> {
+        Ok(FollowPayload(
+            as_viewer(ctx, "userId", &user_id, |follower, target| UnfollowUser { follower, target }).await?,
+        ))
     }
 
     /// Deletes your own account with its posts, the comments on them and your
     /// comments elsewhere, and pulls your id from every like and follow, all in
     /// one transaction.
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteUserPayload> {
-        let done = as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id }).await?;
-        Ok(DeleteUserPayload {
-            deleted_user_id: to_id(done.user),
-            deleted_post_count: to_int(done.posts),
-            deleted_comment_count: to_int(done.comments),
-            detached_reference_count: to_int(done.detached),
-        })
+        Ok(DeleteUserPayload(as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id }).await?))
     }
 }

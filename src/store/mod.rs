@@ -56,6 +56,15 @@ pub enum PostsOf {
     Author,
 }
 
+/// A comment a cascade deleted, and the post it was on (whose `commentCount` then drops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovedComment {
+    /// The deleted comment.
+    pub id: ObjectId,
+    /// The post it was on.
+    pub post: ObjectId,
+}
+
 /// One page per parent, in the order the parents were asked for.
 pub type Pages<D> = Vec<Vec<D>>;
 
@@ -148,23 +157,23 @@ pub trait Tx: Send {
     /// Replaces an existing post (read earlier in this transaction) with `post`.
     fn replace_post(&mut self, post: &PostDoc) -> impl Future<Output = Result<()>> + Send;
 
-    /// Deletes the comments on any of `posts`; returns how many went.
-    fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<u64>> + Send;
-    /// Deletes every comment written by `author`; returns `(post, comments removed from it)`.
+    /// Deletes the comments on any of `posts`; returns the ids of those that went.
+    fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Deletes every comment written by `author`; returns each one removed with its post.
     fn delete_comments_by_author(
         &mut self,
         author: ObjectId,
-    ) -> impl Future<Output = Result<Vec<(ObjectId, i64)>>> + Send;
+    ) -> impl Future<Output = Result<Vec<RemovedComment>>> + Send;
     /// Deletes one comment; returns whether it existed.
     fn delete_comment(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
     /// Adds each delta to its post's `commentCount` (missing posts are skipped).
     fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> impl Future<Output = Result<()>> + Send;
-    /// Deletes the posts with these ids; returns how many existed.
-    fn delete_posts(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<u64>> + Send;
-    /// Pulls `user` out of every post's `likedBy`; returns how many posts changed.
-    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<u64>> + Send;
-    /// Pulls `user` out of every user's `followers` and `following`; returns how many users changed.
-    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<u64>> + Send;
+    /// Deletes the posts with these ids; returns the ids of those that existed.
+    fn delete_posts(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Pulls `user` out of every post's `likedBy`; returns the posts that changed.
+    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Pulls `user` out of every user's `followers` and `following`; returns the users that changed.
+    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
     /// Deletes a user document; returns whether it existed.
     fn delete_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 

@@ -20,8 +20,8 @@ async fn populated(app: &TestApp) -> (ObjectId, ObjectId) {
     app.comment(&ann, &q1, "ann on bob").await;
     app.ok_as(&ann, "mutation($p: ID!) { likePost(postId: $p) { id } }", json!({ "p": q1 })).await;
     app.ok_as(&bob, "mutation($p: ID!) { likePost(postId: $p) { id } }", json!({ "p": p1 })).await;
-    app.ok_as(&ann, "mutation($u: ID!) { followUser(userId: $u) { id } }", json!({ "u": bob_id })).await;
-    app.ok_as(&bob, "mutation($u: ID!) { followUser(userId: $u) { id } }", json!({ "u": ann_id })).await;
+    app.ok_as(&ann, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": bob_id })).await;
+    app.ok_as(&bob, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": ann_id })).await;
     (oid(&ann_id), oid(&p1))
 }
 

@@ -90,7 +90,7 @@ async fn delete_user_cascades_across_every_relation() {
     app.ok_as(&ann, like, json!({ "p": q1 })).await;
     app.ok_as(&cat, like, json!({ "p": q1 })).await;
     app.ok_as(&bob, like, json!({ "p": p1 })).await;
-    let follow = "mutation($u: ID!) { followUser(userId: $u) { followerCount } }";
+    let follow = "mutation($u: ID!) { followUser(userId: $u) { followee { followerCount } } }";
     app.ok_as(&ann, follow, json!({ "u": bob_id })).await;
     app.ok_as(&bob, follow, json!({ "u": ann_id })).await;
     app.ok_as(&cat, follow, json!({ "u": ann_id })).await;
@@ -153,18 +153,25 @@ async fn likes_and_follows_are_idempotent() {
         let d = app.ok_as(&bob, unlike, json!({ "p": post })).await;
         assert_eq!(d["unlikePost"], json!({ "likeCount": 0, "viewerHasLiked": false }));
     }
-    let follow = "mutation($u: ID!) { followUser(userId: $u) { id followerCount } }";
-    let unfollow = "mutation($u: ID!) { unfollowUser(userId: $u) { id followerCount } }";
+    let pair = "{ follower { id followingCount } followee { id followerCount } }";
+    let follow = format!("mutation($u: ID!) {{ followUser(userId: $u) {pair} }}");
+    let unfollow = format!("mutation($u: ID!) {{ unfollowUser(userId: $u) {pair} }}");
     for _ in 0..2 {
-        let d = app.ok_as(&bob, follow, json!({ "u": ann_id })).await;
-        assert_eq!(d["followUser"], json!({ "id": ann_id, "followerCount": 1 }));
+        let d = app.ok_as(&bob, &follow, json!({ "u": ann_id })).await;
+        assert_eq!(
+            d["followUser"],
+            json!({ "follower": { "id": bob_id, "followingCount": 1 }, "followee": { "id": ann_id, "followerCount": 1 } })
+        );
     }
     let me = app.ok_as(&bob, "{ viewer { id followingCount } }", json!({})).await;
     assert_eq!(me["viewer"], json!({ "id": bob_id, "followingCount": 1 }));
     app.assert_consistent().await;
     for _ in 0..2 {
-        let d = app.ok_as(&bob, unfollow, json!({ "u": ann_id })).await;
-        assert_eq!(d["unfollowUser"]["followerCount"], json!(0));
+        let d = app.ok_as(&bob, &unfollow, json!({ "u": ann_id })).await;
+        assert_eq!(
+            d["unfollowUser"],
+            json!({ "follower": { "id": bob_id, "followingCount": 0 }, "followee": { "id": ann_id, "followerCount": 0 } })
+        );
     }
     app.assert_consistent().await;
 }

@@ -5,7 +5,7 @@
 use blogql::cmd::Command;
 use blogql::error::{Error, Result};
 use blogql::model::{CommentDoc, PostDoc, UserDoc};
-use blogql::store::Tx;
+use blogql::store::{RemovedComment, Tx};
 use bson::DateTime;
 use bson::oid::ObjectId;
 
@@ -78,11 +78,11 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
         self.step("replace post")?;
         self.inner.replace_post(post).await
     }
-    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<u64> {
+    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
         self.step("delete comments on posts")?;
         self.inner.delete_comments_on_posts(posts).await
     }
-    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<(ObjectId, i64)>> {
+    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<RemovedComment>> {
         self.step("delete comments by author")?;
         self.inner.delete_comments_by_author(author).await
     }
@@ -94,15 +94,15 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
         self.step("add comment counts")?;
         self.inner.add_comment_counts(deltas).await
     }
-    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<u64> {
+    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
         self.step("delete posts")?;
         self.inner.delete_posts(ids).await
     }
-    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<u64> {
+    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
         self.step("pull liker")?;
         self.inner.pull_liker_everywhere(user).await
     }
-    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<u64> {
+    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
         self.step("pull follow refs")?;
         self.inner.pull_follow_refs_everywhere(user).await
     }

@@ -15,6 +15,7 @@ mod hostile;
 mod http;
 mod mongo;
 mod pagination;
+mod payloads;
 mod props;
 mod races;
 mod restart;

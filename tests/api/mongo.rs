@@ -81,8 +81,8 @@ async fn fan_out(app: &TestApp, posts: usize, comments_elsewhere: bool, likes: b
     if likes {
         app.ok_as(&ann, "mutation($p: ID!) { likePost(postId: $p) { id } }", json!({ "p": bobs })).await;
     }
-    app.ok_as(&ann, "mutation($u: ID!) { followUser(userId: $u) { id } }", json!({ "u": bob_id })).await;
-    app.ok_as(&bob, "mutation($u: ID!) { followUser(userId: $u) { id } }", json!({ "u": ann_id })).await;
+    app.ok_as(&ann, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": bob_id })).await;
+    app.ok_as(&bob, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": ann_id })).await;
     (ann, ann_id)
 }
 

@@ -90,7 +90,8 @@ async fn relations_page_across_boundaries() {
         let (token, id) = app.sign_up(&format!("Fan{i}")).await;
         app.comment(&token, &post, &format!("comment {i}")).await;
         app.ok_as(&token, "mutation($p: ID!) { likePost(postId: $p) { id } }", json!({ "p": post })).await;
-        app.ok_as(&token, "mutation($u: ID!) { followUser(userId: $u) { id } }", json!({ "u": ann_id })).await;
+        app.ok_as(&token, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": ann_id }))
+            .await;
         fans.push(id);
     }
     fans.reverse();

@@ -49,7 +49,7 @@ fn case() -> impl Strategy<Value = Case> {
             3 => ("mutation($t: String!, $b: String!) { createPost(input: {title: $t, body: $b}) { id } }", json!({ "t": a, "b": b })),
             4 => ("mutation($p: ID!, $b: String!) { createComment(input: {postId: $p, body: $b}) { id } }", json!({ "p": a, "b": b })),
             5 => ("mutation($n: String!, $e: String!, $p: String!) { signUp(input: {name: $n, email: $e, password: $p}) { token } }", json!({ "n": a, "e": b, "p": c })),
-            6 => ("mutation($u: ID!) { followUser(userId: $u) { id } }", json!({ "u": a })),
+            6 => ("mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": a })),
             _ => ("mutation($id: ID!) { deleteUser(id: $id) { deletedUserId } }", json!({ "id": a })),
         };
         Case { query, vars, signed_in }

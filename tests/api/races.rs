@@ -32,7 +32,7 @@ fn op(rng: &mut StdRng, users: &[Actor], posts: &[(String, usize)]) -> (String, 
         ),
         2 => (token, "mutation($p: ID!) { likePost(postId: $p) { id } }".into(), json!({ "p": post })),
         3 if other != &users[actor].id => {
-            (token, "mutation($u: ID!) { followUser(userId: $u) { id } }".into(), json!({ "u": other }))
+            (token, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }".into(), json!({ "u": other }))
         }
         4 => (
             users[author].token.clone(),

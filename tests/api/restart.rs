@@ -13,7 +13,7 @@ async fn data_survives_restart() {
     let (bob, bob_id) = app.sign_up("Bob").await;
     let post = app.create_post(&ann, "durable").await;
     app.comment(&bob, &post, "still here").await;
-    app.ok_as(&bob, "mutation($u: ID!) { followUser(userId: $u) { id } }", json!({ "u": ann_id })).await;
+    app.ok_as(&bob, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": ann_id })).await;
     let before = app.snapshot().await;
     let home = app.stop().await;
     assert!(home.path().join(blogql::JWT_SECRET_FILE).exists());

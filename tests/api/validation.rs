@@ -80,11 +80,21 @@ async fn content_validation_and_missing_targets() {
         "NOT_FOUND",
     );
     expect_error(
-        &app.graphql_as(&ann, "mutation($id: ID!) { followUser(userId: $id) { id } }", json!({ "id": missing })).await,
+        &app.graphql_as(
+            &ann,
+            "mutation($id: ID!) { followUser(userId: $id) { followee { id } } }",
+            json!({ "id": missing }),
+        )
+        .await,
         "NOT_FOUND",
     );
     assert_bad_field(
-        &app.graphql_as(&ann, "mutation($id: ID!) { followUser(userId: $id) { id } }", json!({ "id": ann_id })).await,
+        &app.graphql_as(
+            &ann,
+            "mutation($id: ID!) { followUser(userId: $id) { followee { id } } }",
+            json!({ "id": ann_id }),
+        )
+        .await,
         "userId",
     );
     assert_bad_field(&app.graphql("query { user(id: \"12\") { id } }", json!({})).await, "id");

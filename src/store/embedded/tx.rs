@@ -8,7 +8,7 @@
 //! something else) the transaction is rolled back with an internal error
 //! instead of parking a thread.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use super::schema::{
 use crate::cmd::Command;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, UserDoc};
-use crate::store::Tx;
+use crate::store::{RemovedComment, Tx};
 
 /// Runs `cmd` in one write transaction on the blocking pool: commit on `Ok`, roll back otherwise.
 pub(super) async fn run<C: Command + 'static>(db: &Arc<Database>, cmd: C) -> Result<C::Output> {
@@ -190,22 +190,19 @@ impl Tx for EmbeddedTx {
         self.writer.replace(post)
     }
 
-    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<u64> {
-        let mut n = 0;
+    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut gone = Vec::new();
         for post in posts {
             let ids = self.writer.index_ids(COMMENTS_BY_POST, &post.bytes(), false)?;
-            n += self.writer.delete_comments(&ids)?.len() as u64;
+            gone.extend(self.writer.delete_comments(&ids)?.into_iter().map(|c| c.id));
         }
-        Ok(n)
+        Ok(gone)
     }
 
-    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<(ObjectId, i64)>> {
+    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<RemovedComment>> {
         let ids = self.writer.index_ids(COMMENTS_BY_AUTHOR, &author.bytes(), false)?;
-        let mut per_post: BTreeMap<ObjectId, i64> = BTreeMap::new();
-        for comment in self.writer.delete_comments(&ids)? {
-            *per_post.entry(comment.post).or_default() += 1;
-        }
-        Ok(per_post.into_iter().collect())
+        let gone = self.writer.delete_comments(&ids)?;
+        Ok(gone.into_iter().map(|c| RemovedComment { id: c.id, post: c.post }).collect())
     }
 
     async fn delete_comment(&mut self, id: ObjectId) -> Result<bool> {
@@ -222,41 +219,43 @@ impl Tx for EmbeddedTx {
         Ok(())
     }
 
-    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<u64> {
-        let mut n = 0;
+    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut gone = Vec::with_capacity(ids.len());
         for id in ids {
-            n += u64::from(self.writer.remove::<PostDoc>(id)?.is_some());
+            if self.writer.remove::<PostDoc>(id)?.is_some() {
+                gone.push(*id);
+            }
         }
-        Ok(n)
+        Ok(gone)
     }
 
-    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<u64> {
+    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
         let posts = self.writer.index_ids(POSTS_BY_LIKER, &user.bytes(), true)?;
-        let mut n = 0;
+        let mut changed = Vec::with_capacity(posts.len());
         for id in posts {
             if let Some(mut post) = self.writer.get::<PostDoc>(&id)? {
                 post.liked_by.retain(|u| *u != user);
                 self.writer.put(&post)?;
-                n += 1;
+                changed.push(id);
             }
         }
-        Ok(n)
+        Ok(changed)
     }
 
-    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<u64> {
+    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
         let mut ids: BTreeSet<ObjectId> =
             self.writer.index_ids(USERS_BY_FOLLOWER, &user.bytes(), true)?.into_iter().collect();
         ids.extend(self.writer.index_ids(USERS_BY_FOLLOWING, &user.bytes(), true)?);
-        let mut n = 0;
+        let mut changed = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(mut other) = self.writer.get::<UserDoc>(&id)? {
                 other.followers.retain(|u| *u != user);
                 other.following.retain(|u| *u != user);
                 self.writer.put(&other)?;
-                n += 1;
+                changed.push(id);
             }
         }
-        Ok(n)
+        Ok(changed)
     }
 
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {

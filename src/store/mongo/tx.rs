@@ -10,11 +10,10 @@
 //!
 //! [`StartTransaction::and_run2`]: mongodb::action::StartTransaction::and_run2
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bson::oid::ObjectId;
-use bson::{Bson, DateTime, Document, doc};
+use bson::{DateTime, Document, doc};
 use futures::TryStreamExt;
 use mongodb::{ClientSession, Database};
 use serde::Serialize;
@@ -24,7 +23,7 @@ use super::{COMMENTS, MongoStore, POSTS, USERS, tx_options};
 use crate::cmd::Command;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, UserDoc};
-use crate::store::Tx;
+use crate::store::{RemovedComment, Tx};
 
 /// Runs `cmd` in one session transaction; see the module docs for retries.
 pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Output> {
@@ -80,6 +79,14 @@ impl MongoTx<'_> {
         rows.map_err(|e| self.fail(e))
     }
 
+    /// The ids of the documents in `coll` matching `filter`, in id order.
+    async fn ids(&mut self, coll: &str, filter: Document) -> Result<Vec<ObjectId>> {
+        let pipeline =
+            vec![doc! { "$match": filter }, doc! { "$project": { "_id": 1 } }, doc! { "$sort": { "_id": 1 } }];
+        let rows = self.aggregate(coll, pipeline).await?;
+        rows.iter().map(|r| r.get_object_id("_id").map_err(|e| Error::internal_from("an id", e))).collect()
+    }
+
     async fn insert<T>(&mut self, coll: &str, doc: &T) -> Result<()>
     where
         T: Serialize + Send + Sync,
@@ -124,10 +131,7 @@ impl Tx for MongoTx<'_> {
     }
 
     async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
-        let rows = self
-            .aggregate(POSTS, vec![doc! { "$match": { "author": author } }, doc! { "$project": { "_id": 1 } }])
-            .await?;
-        rows.iter().map(|r| r.get_object_id("_id").map_err(|e| Error::internal_from("a post id", e))).collect()
+        self.ids(POSTS, doc! { "author": author }).await
     }
 
     async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
@@ -150,38 +154,36 @@ impl Tx for MongoTx<'_> {
         self.replace(POSTS, post.id, post).await
     }
 
-    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<u64> {
+    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
         if posts.is_empty() {
-            // Nothing can match an empty `$in`: skip the command.
-            return Ok(0);
+            // Nothing can match an empty `$in`: skip the commands.
+            return Ok(Vec::new());
         }
-        self.delete_many(COMMENTS, doc! { "post": { "$in": posts } }).await
+        // Ids first, then one deleteMany with the same filter: both read the
+        // transaction's snapshot, so the ids are exactly what is deleted.
+        let filter = doc! { "post": { "$in": posts } };
+        let ids = self.ids(COMMENTS, filter.clone()).await?;
+        self.delete_many(COMMENTS, filter).await?;
+        Ok(ids)
     }
 
-    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<(ObjectId, i64)>> {
-        // Group first (one aggregate), then delete (one deleteMany): both read
-        // the transaction's snapshot, so the counts match what is deleted.
-        let groups = self
+    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<RemovedComment>> {
+        let rows = self
             .aggregate(
                 COMMENTS,
-                vec![
-                    doc! { "$match": { "author": author } },
-                    doc! { "$group": { "_id": "$post", "n": { "$sum": 1 } } },
-                ],
+                vec![doc! { "$match": { "author": author } }, doc! { "$project": { "_id": 1, "post": 1 } }],
             )
             .await?;
-        let mut per_post = BTreeMap::new();
-        for group in &groups {
-            let post = group.get_object_id("_id").map_err(|e| Error::internal_from("a comment group's post", e))?;
-            let n = match group.get("n") {
-                Some(Bson::Int32(n)) => i64::from(*n),
-                Some(Bson::Int64(n)) => *n,
-                other => return Err(Error::internal(format!("a comment group's count was {other:?}"))),
-            };
-            per_post.insert(post, n);
-        }
+        let removed = rows
+            .iter()
+            .map(|row| {
+                let id = row.get_object_id("_id").map_err(|e| Error::internal_from("a comment id", e))?;
+                let post = row.get_object_id("post").map_err(|e| Error::internal_from("a comment's post", e))?;
+                Ok(RemovedComment { id, post })
+            })
+            .collect::<Result<Vec<_>>>()?;
         self.delete_many(COMMENTS, doc! { "author": author }).await?;
-        Ok(per_post.into_iter().collect())
+        Ok(removed)
     }
 
     async fn delete_comment(&mut self, id: ObjectId) -> Result<bool> {
@@ -208,21 +210,32 @@ impl Tx for MongoTx<'_> {
         Ok(())
     }
 
-    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<u64> {
-        self.delete_many(POSTS, doc! { "_id": { "$in": ids } }).await
+    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = doc! { "_id": { "$in": ids } };
+        let existing = self.ids(POSTS, filter.clone()).await?;
+        self.delete_many(POSTS, filter).await?;
+        Ok(existing)
     }
 
-    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<u64> {
-        self.update_many(POSTS, doc! { "likedBy": user }, doc! { "$pull": { "likedBy": user } }).await
+    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        let filter = doc! { "likedBy": user };
+        let changed = self.ids(POSTS, filter.clone()).await?;
+        if !changed.is_empty() {
+            self.update_many(POSTS, filter, doc! { "$pull": { "likedBy": user } }).await?;
+        }
+        Ok(changed)
     }
 
-    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<u64> {
-        self.update_many(
-            USERS,
-            doc! { "$or": [ { "followers": user }, { "following": user } ] },
-            doc! { "$pull": { "followers": user, "following": user } },
-        )
-        .await
+    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        let filter = doc! { "$or": [ { "followers": user }, { "following": user } ] };
+        let changed = self.ids(USERS, filter.clone()).await?;
+        if !changed.is_empty() {
+            self.update_many(USERS, filter, doc! { "$pull": { "followers": user, "following": user } }).await?;
+        }
+        Ok(changed)
     }
 
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
