@@ -17,7 +17,7 @@ pub struct Comment(pub CommentDoc);
 #[Object]
 impl Comment {
     /// The comment's id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         to_id(self.0.id)
     }
 

@@ -12,6 +12,7 @@ pub mod comment;
 pub mod connection;
 pub mod error;
 pub mod loader;
+pub mod node;
 pub mod post;
 pub mod user;
 
@@ -27,7 +28,7 @@ use crate::store::{CommentsOf, PostsOf, Store, UsersOf};
 
 /// The root query: the union of every feature's queries.
 #[derive(MergedObject, Default)]
-pub struct Query(user::UserQuery, post::PostQuery, comment::CommentQuery);
+pub struct Query(node::NodeQuery, user::UserQuery, post::PostQuery, comment::CommentQuery);
 
 /// The root mutation: the union of every feature's mutations.
 #[derive(MergedObject, Default)]

@@ -19,7 +19,7 @@ pub struct Post(pub PostDoc);
 #[Object]
 impl Post {
     /// The post's id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         to_id(self.0.id)
     }
 

@@ -23,7 +23,7 @@ pub struct User(pub UserDoc);
 #[Object]
 impl User {
     /// The user's id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         to_id(self.0.id)
     }
 

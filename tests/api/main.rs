@@ -14,6 +14,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod mongo;
+mod nodes;
 mod pagination;
 mod payloads;
 mod props;
