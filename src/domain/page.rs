@@ -1,4 +1,4 @@
-//! A page request (`first`/`after`) and the opaque cursor it carries.
+//! A page request (`first`/`after`, `last`/`before`) and the opaque cursors it carries.
 //!
 //! Every listing is ordered newest first by `(createdAt, _id)`. A cursor is
 //! that pair, base64url encoded behind a version byte, so pages stay stable
@@ -39,9 +39,10 @@ impl CursorKey {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// Decodes a cursor made by [`CursorKey::encode`]; anything else is `BAD_USER_INPUT` on `after`.
-    pub fn decode(cursor: &str) -> Result<Self> {
-        let bad = || Error::bad_input("after", "after is not a valid cursor");
+    /// Decodes a cursor made by [`CursorKey::encode`]; anything else is
+    /// `BAD_USER_INPUT` on `field` (`after` or `before`).
+    pub fn decode(cursor: &str, field: &'static str) -> Result<Self> {
+        let bad = || Error::bad_input(field, format!("{field} is not a valid cursor"));
         let bytes = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
         let bytes: [u8; CURSOR_LEN] = bytes.as_slice().try_into().map_err(|_| bad())?;
         if bytes[0] != CURSOR_VERSION {
@@ -58,54 +59,92 @@ pub fn newest_first(a: &CursorKey, b: &CursorKey) -> std::cmp::Ordering {
     b.cmp(a)
 }
 
-/// One validated page request: at most `first` items strictly after `after`.
+/// One validated page request: `first` items after `after`, or (Relay's
+/// backward pagination) the `last` items before `before`; `after` and
+/// `before` may both bound either direction.
 ///
-/// Stores return up to `first + 1` items; the extra one only tells the
-/// connection whether there is a next page.
+/// Stores walk the listing from the page's start (forward) or from its end
+/// (backward) and return up to `size + 1` items in walk order; the extra one
+/// only tells the connection that more lie beyond the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Page {
-    first: usize,
+    size: usize,
     after: Option<CursorKey>,
+    before: Option<CursorKey>,
+    backward: bool,
+}
+
+fn size_arg(field: &'static str, n: i32) -> Result<usize> {
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_PAGE)
+        .ok_or_else(|| Error::bad_input(field, format!("{field} must be between 0 and {MAX_PAGE}")))
 }
 
 impl Page {
-    /// Validates the GraphQL arguments: `first` defaults to 20 and must be
-    /// within `0..=100`; `after` must be a cursor this server issued.
-    pub fn parse(first: Option<i32>, after: Option<&str>) -> Result<Self> {
-        let first = match first {
-            None => DEFAULT_PAGE,
-            Some(n) => usize::try_from(n)
-                .ok()
-                .filter(|n| *n <= MAX_PAGE)
-                .ok_or_else(|| Error::bad_input("first", format!("first must be between 0 and {MAX_PAGE}")))?,
+    /// Validates the GraphQL arguments. `first` and `last` are each `0..=100`
+    /// and may not both be given; with neither, the page is the first 20.
+    /// Cursors must be ones this server issued.
+    pub fn parse(first: Option<i32>, after: Option<&str>, last: Option<i32>, before: Option<&str>) -> Result<Self> {
+        let (size, backward) = match (first, last) {
+            (Some(_), Some(_)) => {
+                return Err(Error::bad_input("last", "pass either first or last, not both"));
+            }
+            (Some(n), None) => (size_arg("first", n)?, false),
+            (None, Some(n)) => (size_arg("last", n)?, true),
+            (None, None) => (DEFAULT_PAGE, false),
         };
-        let after = after.map(CursorKey::decode).transpose()?;
-        Ok(Page { first, after })
+        let after = after.map(|c| CursorKey::decode(c, "after")).transpose()?;
+        let before = before.map(|c| CursorKey::decode(c, "before")).transpose()?;
+        Ok(Page { size, after, before, backward })
     }
 
     /// The first page of the default size (seeding, checks and tests).
     pub fn newest(first: usize) -> Self {
-        Page { first: first.min(MAX_PAGE), after: None }
+        Page { size: first.min(MAX_PAGE), after: None, before: None, backward: false }
     }
 
     /// The page size asked for.
-    pub fn first(&self) -> usize {
-        self.first
+    pub fn size(&self) -> usize {
+        self.size
     }
 
-    /// The exclusive start position; `None` starts at the newest item.
+    /// Whether the page is taken from the end of the range (`last`).
+    pub fn backward(&self) -> bool {
+        self.backward
+    }
+
+    /// The exclusive start of the range; `None` starts at the newest item.
     pub fn after(&self) -> Option<CursorKey> {
         self.after
     }
 
-    /// How many items a store should fetch: one more than asked, to see past the page.
-    pub fn fetch_limit(&self) -> usize {
-        self.first + 1
+    /// The exclusive end of the range; `None` runs to the oldest item.
+    pub fn before(&self) -> Option<CursorKey> {
+        self.before
     }
 
-    /// Whether `key` lies after this page's start, i.e. may appear on this page.
+    /// How many items a store should fetch: one more than asked, to see past the page.
+    pub fn fetch_limit(&self) -> usize {
+        self.size + 1
+    }
+
+    /// Whether `key` lies strictly between the page's bounds, i.e. may appear on it.
     pub fn admits(&self, key: &CursorKey) -> bool {
         self.after.is_none_or(|after| newest_first(key, &after).is_gt())
+            && self.before.is_none_or(|before| newest_first(key, &before).is_lt())
+    }
+
+    /// Picks this page from `keys` sorted in listing order, the way every
+    /// store must: the admitted keys, walked from the page's end when
+    /// backward, at most [`Page::fetch_limit`] of them, in walk order.
+    pub fn select<T: Copy>(&self, listed: impl DoubleEndedIterator<Item = T>, key: impl Fn(&T) -> CursorKey) -> Vec<T> {
+        let admitted = listed.filter(|t| self.admits(&key(t)));
+        if self.backward {
+            admitted.rev().take(self.fetch_limit()).collect()
+        } else {
+            admitted.take(self.fetch_limit()).collect()
+        }
     }
 }
 
@@ -119,25 +158,37 @@ mod tests {
         CursorKey { created_ms: ms, id: ObjectId::from_bytes(id) }
     }
 
-    /// `first` is 0–100 with a default of 20, and is refused outside that range.
+    /// `first` and `last` are 0–100 with a default of `first: 20`, refused
+    /// outside that range and together.
     #[test]
-    fn first_is_bounded() {
-        assert_eq!(Page::parse(None, None).map(|p| p.first()).ok(), Some(DEFAULT_PAGE));
-        assert_eq!(Page::parse(Some(0), None).map(|p| p.fetch_limit()).ok(), Some(1));
+    fn sizes_are_bounded() {
+        assert_eq!(
+            Page::parse(None, None, None, None).map(|p| (p.size(), p.backward())).ok(),
+            Some((DEFAULT_PAGE, false))
+        );
+        assert_eq!(Page::parse(Some(0), None, None, None).map(|p| p.fetch_limit()).ok(), Some(1));
+        assert_eq!(Page::parse(None, None, Some(7), None).map(|p| (p.size(), p.backward())).ok(), Some((7, true)));
         for bad in [-1, 101, i32::MIN, i32::MAX] {
-            assert!(matches!(Page::parse(Some(bad), None), Err(Error::BadInput { field: "first", .. })));
+            assert!(matches!(Page::parse(Some(bad), None, None, None), Err(Error::BadInput { field: "first", .. })));
+            assert!(matches!(Page::parse(None, None, Some(bad), None), Err(Error::BadInput { field: "last", .. })));
         }
+        assert!(matches!(Page::parse(Some(1), None, Some(1), None), Err(Error::BadInput { field: "last", .. })));
     }
 
-    /// Strings that are not cursors this server issued are refused on `after`.
+    /// Strings that are not cursors this server issued are refused, naming the argument.
     #[test]
     fn foreign_cursors_are_refused() {
         for bad in ["garbage!", "", "AAAA", "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
-            assert!(matches!(Page::parse(None, Some(bad)), Err(Error::BadInput { field: "after", .. })), "{bad}");
+            assert!(matches!(Page::parse(None, Some(bad), None, None), Err(Error::BadInput { field: "after", .. })));
+            assert!(matches!(Page::parse(None, None, None, Some(bad)), Err(Error::BadInput { field: "before", .. })));
         }
         let mut wrong_version = key(1, [1; 12]).encode().into_bytes();
         wrong_version[0] = b'B';
-        assert!(CursorKey::decode(std::str::from_utf8(&wrong_version).unwrap_or("")).is_err());
+        assert!(CursorKey::decode(std::str::from_utf8(&wrong_version).unwrap_or(""), "after").is_err());
+    }
+
+    fn arb_key() -> impl Strategy<Value = CursorKey> {
+        (0i64..20, any::<[u8; 12]>()).prop_map(|(ms, id)| key(ms, id))
     }
 
     proptest! {
@@ -145,15 +196,39 @@ mod tests {
         #[test]
         fn cursor_round_trips(ms in any::<i64>(), id in any::<[u8; 12]>()) {
             let k = key(ms, id);
-            prop_assert_eq!(CursorKey::decode(&k.encode()).ok(), Some(k));
+            prop_assert_eq!(CursorKey::decode(&k.encode(), "after").ok(), Some(k));
         }
 
-        /// A page after cursor `c` admits exactly the keys that sort after `c`, newest first.
+        /// A page admits exactly the keys strictly between its bounds in listing order.
         #[test]
-        fn admits_what_sorts_after(a in any::<(i64, [u8; 12])>(), b in any::<(i64, [u8; 12])>()) {
-            let (ka, kb) = (key(a.0, a.1), key(b.0, b.1));
-            let page = Page { first: 10, after: Some(ka) };
-            prop_assert_eq!(page.admits(&kb), (kb.created_ms, kb.id) < (ka.created_ms, ka.id));
+        fn admits_what_lies_between(a in any::<(i64, [u8; 12])>(), b in any::<(i64, [u8; 12])>(), k in any::<(i64, [u8; 12])>()) {
+            let (ka, kb, kk) = (key(a.0, a.1), key(b.0, b.1), key(k.0, k.1));
+            let page = Page { size: 10, after: Some(ka), before: Some(kb), backward: false };
+            let t = |k: CursorKey| (k.created_ms, k.id);
+            prop_assert_eq!(page.admits(&kk), t(kk) < t(ka) && t(kk) > t(kb));
+        }
+
+        /// Walking forward then backward over the same bounds covers the same
+        /// items: forward pages are the head of the range, backward pages its
+        /// tail in reverse, each at most `size + 1` long.
+        #[test]
+        fn select_takes_head_or_tail(
+            mut keys in prop::collection::vec(arb_key(), 0..40),
+            after in prop::option::of(arb_key()),
+            before in prop::option::of(arb_key()),
+            size in 0usize..10,
+        ) {
+            keys.sort_by(newest_first);
+            keys.dedup();
+            let inside: Vec<CursorKey> = keys.iter().copied().filter(|k| {
+                after.is_none_or(|a| newest_first(k, &a).is_gt()) && before.is_none_or(|b| newest_first(k, &b).is_lt())
+            }).collect();
+            let fwd = Page { size, after, before, backward: false }.select(keys.iter().copied(), |k| *k);
+            let back = Page { size, after, before, backward: true }.select(keys.iter().copied(), |k| *k);
+            let head: Vec<CursorKey> = inside.iter().copied().take(size + 1).collect();
+            let tail: Vec<CursorKey> = inside.iter().rev().copied().take(size + 1).collect();
+            prop_assert_eq!(fwd, head);
+            prop_assert_eq!(back, tail);
         }
     }
 }

@@ -1,65 +1,226 @@
-//! Relay-style connections: the one way every list in the API is built.
+//! Relay connections: the one way every list in the API is built.
 //!
-//! Every list is a connection ordered newest first, with opaque cursors (see
-//! [`crate::domain::Page`]). [`related`] is the whole path of a list field
+//! Every list is ordered newest first, with opaque cursors (see
+//! [`crate::domain::Page`]), and pages both ways: `first`/`after` forward and
+//! `last`/`before` backward. [`related`] is the whole path of a list field
 //! (validate the page, load it through the request's batched loader, build
 //! the connection); [`build`] is the last step on its own, for root lists.
+//!
+//! The types are written here rather than taken from async-graphql so that
+//! every one of them carries `totalCount` and client-facing descriptions.
 
-use async_graphql::connection::{self, DefaultConnectionName, DefaultEdgeName, DisableNodesField, EmptyFields};
-use async_graphql::{Context, OutputType};
+use std::borrow::Cow;
+
+use async_graphql::{Context, Object, OutputType, SimpleObject, TypeName};
 use bson::oid::ObjectId;
 
 use super::CtxExt;
+use super::comment::Comment;
 use super::error::ApiResult;
 use super::loader::Relation;
+use super::post::Post;
+use super::to_int;
+use super::user::User;
 use crate::domain::{CursorKey, DEFAULT_PAGE, MAX_PAGE, Page};
+use crate::error::Result;
+use crate::store::{Collection, CountOf};
 
-/// A Relay connection of `T` with string cursors; GraphQL names it
-/// `{T}Connection` with `{T}Edge` edges and the standard `PageInfo`.
-pub type Connection<T> = connection::Connection<
-    String,
-    T,
-    EmptyFields,
-    EmptyFields,
-    DefaultConnectionName,
-    DefaultEdgeName,
-    DisableNodesField,
->;
+/// A node type that is listed in connections: names its connection and edge types.
+pub trait Listed: OutputType {
+    /// GraphQL name of the connection type, e.g. `PostConnection`.
+    const CONNECTION: &'static str;
+    /// GraphQL name of the edge type, e.g. `PostEdge`.
+    const EDGE: &'static str;
+}
 
-/// Builds a page from up to `first + 1` fetched documents: the extra one
-/// only signals that a next page exists.
-pub fn build<D, T: OutputType>(
+impl Listed for User {
+    const CONNECTION: &'static str = "UserConnection";
+    const EDGE: &'static str = "UserEdge";
+}
+
+impl Listed for Post {
+    const CONNECTION: &'static str = "PostConnection";
+    const EDGE: &'static str = "PostEdge";
+}
+
+impl Listed for Comment {
+    const CONNECTION: &'static str = "CommentConnection";
+    const EDGE: &'static str = "CommentEdge";
+}
+
+/// Where a connection's `totalCount` comes from. Counts are read only when
+/// the client selects `totalCount`, and never by reading the list itself.
+#[derive(Debug, Clone, Copy)]
+pub enum Total {
+    /// A count stored on the parent document (`postCount`, `commentCount`, an id array's length).
+    Known(usize),
+    /// Counted with an index, batched with the other parents of the same level.
+    Of(CountOf, ObjectId),
+    /// A whole collection's size.
+    All(Collection),
+}
+
+impl Total {
+    async fn resolve(self, ctx: &Context<'_>) -> Result<u64> {
+        match self {
+            Total::Known(n) => Ok(n as u64),
+            Total::Of(of, parent) => Ok(ctx.request()?.counts.load_one((of, parent)).await?.unwrap_or(0)),
+            Total::All(collection) => ctx.store()?.count_all(collection).await,
+        }
+    }
+}
+
+/// One page of a list, in the list's order (newest first), with the cursors
+/// to move through it and the list's total size.
+pub struct Connection<T> {
+    edges: Vec<Edge<T>>,
+    page_info: PageInfo,
+    total: Total,
+}
+
+impl<T: Listed> TypeName for Connection<T> {
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed(T::CONNECTION)
+    }
+}
+
+/// One page of a list, newest first, with the cursors to move through it and
+/// the list's total size. Page forward with `first`/`after` and backward with
+/// `last`/`before`.
+#[Object(name_type)]
+impl<T: Listed> Connection<T> {
+    /// The items on this page, each with its cursor, newest first.
+    async fn edges(&self) -> &[Edge<T>] {
+        &self.edges
+    }
+
+    /// Where this page sits in the list, and the cursors to continue.
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+
+    /// How many items the whole list holds (not just this page). Read from a
+    /// stored count or an index, never by walking the list.
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i32> {
+        Ok(to_int(self.total.resolve(ctx).await?))
+    }
+}
+
+/// One item of a connection and its position.
+pub struct Edge<T> {
+    cursor: String,
+    node: T,
+}
+
+impl<T: Listed> TypeName for Edge<T> {
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed(T::EDGE)
+    }
+}
+
+/// One item of a list and the cursor of its position.
+#[Object(name_type)]
+impl<T: Listed> Edge<T> {
+    /// The item.
+    async fn node(&self) -> &T {
+        &self.node
+    }
+
+    /// An opaque position: pass it as `after` for the items after this one,
+    /// or as `before` for the items before it.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+}
+
+/// Where a page sits in its list (Relay's `PageInfo`).
+#[derive(SimpleObject, Debug, Clone, Default)]
+pub struct PageInfo {
+    /// Whether items exist before this page. Exact when paging backward
+    /// (`last`); when paging forward it is true whenever `after` was given.
+    pub has_previous_page: bool,
+    /// Whether items exist after this page. Exact when paging forward
+    /// (`first`); when paging backward it is true whenever `before` was given.
+    pub has_next_page: bool,
+    /// The cursor of the first item on this page; null when the page is empty.
+    pub start_cursor: Option<String>,
+    /// The cursor of the last item on this page; null when the page is empty.
+    pub end_cursor: Option<String>,
+}
+
+/// Builds a connection from what a store returned for `page`: up to
+/// `size + 1` documents in walk order (newest first forward, oldest first
+/// backward), the extra one only signalling more beyond the page.
+pub fn build<D, T: Listed>(
     mut docs: Vec<D>,
     page: &Page,
+    total: Total,
     key: impl Fn(&D) -> CursorKey,
     node: impl Fn(D) -> T,
 ) -> Connection<T> {
-    let has_next_page = docs.len() > page.first();
-    docs.truncate(page.first());
-    let mut conn = Connection::new(page.after().is_some(), has_next_page);
-    conn.edges.extend(docs.into_iter().map(|d| connection::Edge::new(key(&d).encode(), node(d))));
-    conn
+    let more = docs.len() > page.size();
+    docs.truncate(page.size());
+    if page.backward() {
+        docs.reverse();
+    }
+    let edges: Vec<Edge<T>> = docs.into_iter().map(|d| Edge { cursor: key(&d).encode(), node: node(d) }).collect();
+    let (has_previous_page, has_next_page) =
+        if page.backward() { (more, page.before().is_some()) } else { (page.after().is_some(), more) };
+    let page_info = PageInfo {
+        has_previous_page,
+        has_next_page,
+        start_cursor: edges.first().map(|e| e.cursor.clone()),
+        end_cursor: edges.last().map(|e| e.cursor.clone()),
+    };
+    Connection { edges, page_info, total }
+}
+
+/// The page arguments every connection field takes.
+#[derive(Debug, Default)]
+pub struct PageArgs {
+    /// Forward page size.
+    pub first: Option<i32>,
+    /// Forward start cursor.
+    pub after: Option<String>,
+    /// Backward page size.
+    pub last: Option<i32>,
+    /// Backward end cursor.
+    pub before: Option<String>,
+}
+
+impl PageArgs {
+    /// Validates the arguments into a page request.
+    pub fn page(&self) -> Result<Page> {
+        Page::parse(self.first, self.after.as_deref(), self.last, self.before.as_deref())
+    }
 }
 
 /// One page of `relation` under `parent`, loaded through the request's
 /// batched loader and wrapped by `node`.
-pub async fn related<R: Relation, T: OutputType>(
+pub async fn related<R: Relation, T: Listed>(
     ctx: &Context<'_>,
     relation: R,
     parent: ObjectId,
-    first: Option<i32>,
-    after: Option<String>,
+    args: PageArgs,
+    total: Total,
     node: impl Fn(R::Doc) -> T,
 ) -> ApiResult<Connection<T>> {
-    let page = Page::parse(first, after.as_deref())?;
-    let docs = R::loader(ctx.request()?).load_one((relation, parent, page)).await?.unwrap_or_default();
-    Ok(build(docs, &page, R::cursor_key, node))
+    let page = args.page()?;
+    let wanted = ctx.look_ahead();
+    let docs = if wanted.field("edges").exists() || wanted.field("pageInfo").exists() {
+        R::loader(ctx.request()?).load_one((relation, parent, page)).await?.unwrap_or_default()
+    } else {
+        // Only `totalCount` (or `__typename`) was asked for: the page is not read at all.
+        Vec::new()
+    };
+    Ok(build(docs, &page, total, R::cursor_key, node))
 }
 
 /// Complexity of a connection field: its page size times the cost of one
 /// node, so `1,500 aliases × first: 100` is refused before it runs. Out-of-range
 /// sizes are clamped here and refused by the resolver.
-pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
-    let first = usize::try_from(first.map_or(DEFAULT_PAGE as i32, |n| n.clamp(0, MAX_PAGE as i32))).unwrap_or(MAX_PAGE);
-    1 + first.max(1).saturating_mul(child_complexity)
+pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.or(last).map_or(DEFAULT_PAGE as i32, |n| n.clamp(0, MAX_PAGE as i32));
+    let size = usize::try_from(size).unwrap_or(MAX_PAGE);
+    1 + size.max(1).saturating_mul(child_complexity)
 }

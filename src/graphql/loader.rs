@@ -16,7 +16,7 @@ use super::batch::Batcher;
 use crate::domain::{CursorKey, Page};
 use crate::error::{Error, Result};
 use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
-use crate::store::{CommentsOf, Pages, PostsOf, Store, UsersOf};
+use crate::store::{CommentsOf, CountOf, Pages, PostsOf, Store, UsersOf};
 
 /// A document the by-id loader can fetch in one batched store call.
 pub trait Entity: Clone + Send + Sync + 'static {
@@ -164,6 +164,42 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
             for ((parent, page), docs) in wanted.into_iter().zip(pages) {
                 out.insert((rel, parent, page), docs);
             }
+        }
+        Ok(out)
+    }
+}
+
+/// The key of a count load: which count, whose.
+pub type CountKey = (CountOf, ObjectId);
+
+/// Loads per-parent counts (`totalCount` without a stored count), one store call per kind in the batch.
+pub struct Counts {
+    store: Store,
+}
+
+impl Counts {
+    /// A loader over `store`.
+    pub fn new(store: &Store) -> Self {
+        Counts { store: store.clone() }
+    }
+}
+
+impl Loader<CountKey> for Counts {
+    type Value = u64;
+    type Error = Error;
+
+    async fn load(&self, keys: &[CountKey]) -> Result<HashMap<CountKey, u64>> {
+        let mut by_kind: HashMap<CountOf, Vec<ObjectId>> = HashMap::new();
+        for (of, parent) in keys {
+            by_kind.entry(*of).or_default().push(*parent);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for (of, parents) in by_kind {
+            let counts = self.store.count_of(of, &parents).await?;
+            if counts.len() != parents.len() {
+                return Err(Error::internal("the store returned a count list that does not match the keys"));
+            }
+            out.extend(parents.into_iter().zip(counts).map(|(parent, n)| ((of, parent), n)));
         }
         Ok(out)
     }

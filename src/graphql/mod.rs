@@ -102,6 +102,8 @@ pub struct RequestCtx {
     pub post_pages: Batcher<loader::PageKey<PostsOf>, loader::PageLoader<PostsOf>>,
     /// Pages of comments per post or author.
     pub comment_pages: Batcher<loader::PageKey<CommentsOf>, loader::PageLoader<CommentsOf>>,
+    /// Per-parent counts read through an index (`totalCount` without a stored count).
+    pub counts: Batcher<loader::CountKey, loader::Counts>,
 }
 
 impl RequestCtx {
@@ -118,6 +120,7 @@ impl RequestCtx {
             user_pages: Batcher::new(loader::PageLoader::new(&store)),
             post_pages: Batcher::new(loader::PageLoader::new(&store)),
             comment_pages: Batcher::new(loader::PageLoader::new(&store)),
+            counts: Batcher::new(loader::Counts::new(&store)),
             store,
         }
     }

@@ -18,7 +18,11 @@ use crate::error::{Error, Result};
 
 /// An object with a globally unique id that can be refetched with `Query.node`.
 #[derive(Interface)]
-#[graphql(field(name = "id", ty = "ID", desc = "A globally unique id: pass it to `Query.node` to refetch this object."))]
+#[graphql(field(
+    name = "id",
+    ty = "ID",
+    desc = "A globally unique id: pass it to `Query.node` to refetch this object."
+))]
 pub enum Node {
     /// A user account.
     User(User),
@@ -33,7 +37,10 @@ async fn find(ctx: &Context<'_>, id: ObjectId) -> Result<Option<Node>> {
     let request = ctx.request()?;
     let (user, post, comment) =
         futures::try_join!(request.users.load_one(id), request.posts.load_one(id), request.comments.load_one(id))?;
-    Ok(user.map(|u| Node::User(User(u))).or(post.map(|p| Node::Post(Post(p)))).or(comment.map(|c| Node::Comment(Comment(c)))))
+    Ok(user
+        .map(|u| Node::User(User(u)))
+        .or(post.map(|p| Node::Post(Post(p))))
+        .or(comment.map(|c| Node::Comment(Comment(c)))))
 }
 
 /// `node` and `nodes`.

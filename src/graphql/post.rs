@@ -4,14 +4,14 @@ use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use super::comment::Comment;
-use super::connection::{self, Connection, related};
+use super::connection::{self, Connection, PageArgs, Total, related};
 use super::error::ApiResult;
 use super::user::{User, load_user};
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int, vanished};
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, UnlikePost, UpdatePost};
-use crate::domain::{Page, PostBody, PostChanges, Title};
+use crate::domain::{PostBody, PostChanges, Title};
 use crate::model::{Chronological, PostDoc};
-use crate::store::{CommentsOf, PostsOf, UsersOf};
+use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
 
 /// A blog post.
 pub struct Post(pub PostDoc);
@@ -52,14 +52,25 @@ impl Post {
     }
 
     /// Comments on the post, newest first.
-    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
+    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Page forward: at most this many items, 0–100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Page forward: the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page backward: at most this many items from the end, 0–100.")] last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<Comment>> {
-        related(ctx, CommentsOf::Post, self.0.id, first, after, Comment).await
+        let args = PageArgs { first, after, last, before };
+        related(
+            ctx,
+            CommentsOf::Post,
+            self.0.id,
+            args,
+            Total::Known(usize::try_from(self.0.comment_count).unwrap_or(0)),
+            Comment,
+        )
+        .await
     }
 
     /// How many comments the post has.
@@ -68,14 +79,17 @@ impl Post {
     }
 
     /// Users who like the post, newest account first.
-    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
+    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn liked_by(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Page forward: at most this many items, 0–100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Page forward: the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page backward: at most this many items from the end, 0–100.")] last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<User>> {
-        related(ctx, UsersOf::Likers, self.0.id, first, after, User).await
+        let args = PageArgs { first, after, last, before };
+        related(ctx, UsersOf::Likers, self.0.id, args, Total::Known(self.0.liked_by.len()), User).await
     }
 
     /// How many users like the post.
@@ -102,24 +116,27 @@ impl PostQuery {
     }
 
     /// All posts, or one author's, newest first.
-    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
+    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        author_id: Option<ID>,
+        #[graphql(desc = "Page forward: at most this many items, 0–100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Page forward: the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page backward: at most this many items from the end, 0–100.")] last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
+        #[graphql(desc = "Only this user's posts.")] author_id: Option<ID>,
     ) -> ApiResult<Connection<Post>> {
-        let page = Page::parse(first, after.as_deref())?;
+        let page = PageArgs { first, after, last, before }.page()?;
         let store = ctx.store()?;
-        let docs = match author_id {
+        let (docs, total) = match author_id {
             Some(author) => {
                 let author = parse_id("authorId", &author)?;
-                store.posts_of(PostsOf::Author, &[(author, page)]).await?.pop().unwrap_or_default()
+                let docs = store.posts_of(PostsOf::Author, &[(author, page)]).await?.pop().unwrap_or_default();
+                (docs, Total::Of(CountOf::PostsByAuthor, author))
             }
-            None => store.posts_page(&page).await?,
+            None => (store.posts_page(&page).await?, Total::All(Collection::Posts)),
         };
-        Ok(connection::build(docs, &page, Chronological::cursor_key, Post))
+        Ok(connection::build(docs, &page, total, Chronological::cursor_key, Post))
     }
 }
 

@@ -5,16 +5,16 @@ use bson::oid::ObjectId;
 use chrono::{DateTime, Utc};
 
 use super::comment::Comment;
-use super::connection::{self, Connection, related};
+use super::connection::{self, Connection, PageArgs, Total, related};
 use super::error::ApiResult;
 use super::post::Post;
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int};
 use crate::auth::BAD_CREDENTIALS;
 use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, SignUp, UnfollowUser};
-use crate::domain::{Email, Page, Password, UserName};
+use crate::domain::{Email, Password, UserName};
 use crate::error::{Error, Result};
 use crate::model::{Chronological, UserDoc};
-use crate::store::{CommentsOf, PostsOf, UsersOf};
+use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
 
 /// A user account as clients see it. The password hash is never exposed,
 /// and `email` only to its owner.
@@ -43,9 +43,17 @@ impl User {
     }
 
     /// The user's posts, newest first.
-    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
-    async fn posts(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<Connection<Post>> {
-        related(ctx, PostsOf::Author, self.0.id, first, after, Post).await
+    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page forward: at most this many items, 0–100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Page forward: the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page backward: at most this many items from the end, 0–100.")] last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
+    ) -> ApiResult<Connection<Post>> {
+        let args = PageArgs { first, after, last, before };
+        related(ctx, PostsOf::Author, self.0.id, args, Total::Known(self.0.posts.len()), Post).await
     }
 
     /// How many posts the user has written.
@@ -54,36 +62,46 @@ impl User {
     }
 
     /// The user's comments on any post, newest first.
-    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
+    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Page forward: at most this many items, 0–100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Page forward: the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page backward: at most this many items from the end, 0–100.")] last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<Comment>> {
-        related(ctx, CommentsOf::Author, self.0.id, first, after, Comment).await
+        let args = PageArgs { first, after, last, before };
+        related(ctx, CommentsOf::Author, self.0.id, args, Total::Of(CountOf::CommentsByAuthor, self.0.id), Comment)
+            .await
     }
 
     /// Users following this user, newest account first.
-    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
+    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn followers(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Page forward: at most this many items, 0–100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Page forward: the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page backward: at most this many items from the end, 0–100.")] last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<User>> {
-        related(ctx, UsersOf::Followers, self.0.id, first, after, User).await
+        let args = PageArgs { first, after, last, before };
+        related(ctx, UsersOf::Followers, self.0.id, args, Total::Known(self.0.followers.len()), User).await
     }
 
     /// Users this user follows, newest account first.
-    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
+    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn following(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Page forward: at most this many items, 0–100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Page forward: the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page backward: at most this many items from the end, 0–100.")] last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<User>> {
-        related(ctx, UsersOf::Following, self.0.id, first, after, User).await
+        let args = PageArgs { first, after, last, before };
+        related(ctx, UsersOf::Following, self.0.id, args, Total::Known(self.0.following.len()), User).await
     }
 
     /// How many users follow this user.
@@ -130,11 +148,18 @@ impl UserQuery {
     }
 
     /// All users, newest first.
-    #[graphql(complexity = "connection::page_cost(first, child_complexity)")]
-    async fn users(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> ApiResult<Connection<User>> {
-        let page = Page::parse(first, after.as_deref())?;
+    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page forward: at most this many items, 0–100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Page forward: the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page backward: at most this many items from the end, 0–100.")] last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
+    ) -> ApiResult<Connection<User>> {
+        let page = PageArgs { first, after, last, before }.page()?;
         let docs = ctx.store()?.users_page(&page).await?;
-        Ok(connection::build(docs, &page, Chronological::cursor_key, User))
+        Ok(connection::build(docs, &page, Total::All(Collection::Users), Chronological::cursor_key, User))
     }
 }
 

@@ -56,6 +56,24 @@ pub enum PostsOf {
     Author,
 }
 
+/// A whole collection whose size a root list reports as `totalCount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Collection {
+    /// Every user.
+    Users,
+    /// Every post.
+    Posts,
+}
+
+/// A per-parent count read through an index (no stored count exists for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CountOf {
+    /// The posts whose `author` is the parent (the author index).
+    PostsByAuthor,
+    /// The comments whose `author` is the parent (the author index).
+    CommentsByAuthor,
+}
+
 /// A comment a cascade deleted, and the post it was on (whose `commentCount` then drops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemovedComment {
@@ -114,6 +132,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Pages<CommentDoc>>> + Send;
     /// One page of related users per parent, newest account first.
     fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<UserDoc>>> + Send;
+
+    /// The number of documents in `collection`, without reading them.
+    fn count_all(&self, collection: Collection) -> impl Future<Output = Result<u64>> + Send;
+    /// One count per parent, aligned with `parents`, counted with an index in one round trip.
+    fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> impl Future<Output = Result<Vec<u64>>> + Send;
 
     /// A view for one request. Every read of the view sees one snapshot (so a
     /// page and the authors loaded for it never disagree about a concurrent
@@ -296,6 +319,16 @@ impl Store {
     /// See [`Backend::users_of`].
     pub async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         on_backend!(self, b => b.users_of(of, keys).await)
+    }
+
+    /// See [`Backend::count_all`].
+    pub async fn count_all(&self, collection: Collection) -> Result<u64> {
+        on_backend!(self, b => b.count_all(collection).await)
+    }
+
+    /// See [`Backend::count_of`].
+    pub async fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> Result<Vec<u64>> {
+        on_backend!(self, b => b.count_of(of, parents).await)
     }
 
     /// See [`Backend::per_request`].

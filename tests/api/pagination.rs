@@ -128,3 +128,165 @@ async fn relations_page_across_boundaries() {
     all.push(ann_id);
     assert_eq!(pages.concat(), all);
 }
+
+/// Every item id of one page, and its `pageInfo`.
+fn page_of(conn: &Value) -> (Vec<String>, Value) {
+    let ids = conn["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()).collect();
+    (ids, conn["pageInfo"].clone())
+}
+
+/// Walks a connection from its end via `last`/`before = startCursor`; returns the whole list in listing order.
+async fn walk_back(app: &TestApp, query: &str, mut vars: Value, path: &str, last: i64) -> Vec<String> {
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        vars["last"] = json!(last);
+        vars["before"] = json!(before);
+        vars["first"] = Value::Null;
+        vars["after"] = Value::Null;
+        let resp = app.graphql(query, vars.clone()).await;
+        let conn = data(&resp).pointer(path).unwrap().clone();
+        let (ids, info) = page_of(&conn);
+        let cursors: Vec<&str> =
+            conn["edges"].as_array().unwrap().iter().map(|e| e["cursor"].as_str().unwrap()).collect();
+        assert_eq!(info["startCursor"].as_str(), cursors.first().copied(), "startCursor is the first edge's");
+        assert_eq!(info["hasNextPage"], json!(before.is_some()));
+        assert!(ids.len() <= last as usize);
+        pages.push(ids);
+        if info["hasPreviousPage"] != json!(true) {
+            break;
+        }
+        before = info["startCursor"].as_str().map(str::to_owned);
+        assert!(pages.len() < 100, "backward pagination does not terminate");
+    }
+    pages.reverse();
+    pages.concat()
+}
+
+/// Every connection pages backward with `last`/`before` to exactly the list
+/// forward paging gives, with `hasPreviousPage` exact, and reports the list's
+/// `totalCount` on every page.
+#[tokio::test]
+async fn every_connection_pages_backward_and_counts() {
+    let app = TestApp::spawn().await;
+    let (ann, ann_id) = app.sign_up("Ann").await;
+    let first_post = app.create_post(&ann, "first").await;
+    let post = app.create_post(&ann, "popular").await;
+    for i in 0..6 {
+        let (token, _) = app.sign_up(&format!("Fan{i}")).await;
+        app.comment(&token, &post, &format!("comment {i}")).await;
+        app.comment(&token, &first_post, "also").await;
+        app.create_post(&token, &format!("fan post {i}")).await;
+        app.ok_as(&token, "mutation($p: ID!) { likePost(postId: $p) { id } }", json!({ "p": post })).await;
+        app.ok_as(&token, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": ann_id }))
+            .await;
+        app.ok_as(
+            &ann,
+            "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }",
+            json!({ "u": id_of(&app, &token).await }),
+        )
+        .await;
+    }
+    for i in 0..5 {
+        app.comment(&ann, &post, &format!("ann {i}")).await;
+        app.create_post(&ann, &format!("more {i}")).await;
+    }
+    let page = "edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } totalCount";
+    let args = "first: $first, after: $after, last: $last, before: $before";
+    let vars = "$first: Int, $after: String, $last: Int, $before: String";
+    let cases = [
+        (format!("query({vars}) {{ posts({args}) {{ {page} }} }}"), json!({}), "/posts"),
+        (format!("query({vars}) {{ users({args}) {{ {page} }} }}"), json!({}), "/users"),
+        (
+            format!("query($id: ID, {vars}) {{ posts(authorId: $id, {args}) {{ {page} }} }}"),
+            json!({ "id": ann_id }),
+            "/posts",
+        ),
+        (
+            format!("query($id: ID!, {vars}) {{ user(id: $id) {{ posts({args}) {{ {page} }} }} }}"),
+            json!({ "id": ann_id }),
+            "/user/posts",
+        ),
+        (
+            format!("query($id: ID!, {vars}) {{ user(id: $id) {{ comments({args}) {{ {page} }} }} }}"),
+            json!({ "id": ann_id }),
+            "/user/comments",
+        ),
+        (
+            format!("query($id: ID!, {vars}) {{ user(id: $id) {{ followers({args}) {{ {page} }} }} }}"),
+            json!({ "id": ann_id }),
+            "/user/followers",
+        ),
+        (
+            format!("query($id: ID!, {vars}) {{ user(id: $id) {{ following({args}) {{ {page} }} }} }}"),
+            json!({ "id": ann_id }),
+            "/user/following",
+        ),
+        (
+            format!("query($id: ID!, {vars}) {{ post(id: $id) {{ comments({args}) {{ {page} }} }} }}"),
+            json!({ "id": post }),
+            "/post/comments",
+        ),
+        (
+            format!("query($id: ID!, {vars}) {{ post(id: $id) {{ likedBy({args}) {{ {page} }} }} }}"),
+            json!({ "id": post }),
+            "/post/likedBy",
+        ),
+    ];
+    let mut saw_counts = Vec::new();
+    for (q, vars, path) in cases {
+        let forward = walk(&app, &q, vars.clone(), path, 4).await.concat();
+        assert!(forward.len() >= 5, "{path}: the fixture should span pages");
+        let backward = walk_back(&app, &q, vars.clone(), path, 4).await;
+        assert_eq!(backward, forward, "{path}: backward pages differ from forward pages");
+        let mut one = vars.clone();
+        one["first"] = json!(1);
+        let resp = app.graphql(&q, one).await;
+        let total = data(&resp).pointer(path).unwrap()["totalCount"].as_i64().unwrap();
+        assert_eq!(total as usize, forward.len(), "{path}: totalCount");
+        saw_counts.push(total);
+
+        // `after` and `before` together bound the page from both sides, in either direction.
+        let (lo, hi) = (1, forward.len() - 2);
+        let cursor_at = |i: usize| {
+            let app = &app;
+            let (q, vars) = (q.clone(), vars.clone());
+            async move {
+                let mut v = vars;
+                v["first"] = json!(i + 1);
+                let resp = app.graphql(&q, v).await;
+                data(&resp).pointer(path).unwrap()["edges"][i]["cursor"].as_str().unwrap().to_owned()
+            }
+        };
+        let (after, before) = (cursor_at(lo).await, cursor_at(hi).await);
+        for dir in ["first", "last"] {
+            let mut v = vars.clone();
+            v[dir] = json!(100);
+            v["after"] = json!(after);
+            v["before"] = json!(before);
+            let resp = app.graphql(&q, v).await;
+            let (ids, _) = page_of(data(&resp).pointer(path).unwrap());
+            assert_eq!(ids, forward[lo + 1..hi].to_vec(), "{path}: {dir} between two cursors");
+        }
+    }
+    assert!(saw_counts.iter().all(|n| *n > 0));
+}
+
+/// The id of the account behind `token`.
+async fn id_of(app: &TestApp, token: &str) -> String {
+    let me = app.ok_as(token, "{ viewer { id } }", json!({})).await;
+    me["viewer"]["id"].as_str().unwrap().to_owned()
+}
+
+/// `first` with `last`, an out-of-range `last` and a foreign `before` are each `BAD_USER_INPUT` on that argument.
+#[tokio::test]
+async fn backward_arguments_are_validated() {
+    let app = TestApp::spawn().await;
+    for (args, field) in
+        [("first: 1, last: 1", "last"), ("last: 101", "last"), ("last: -1", "last"), ("before: \"nope\"", "before")]
+    {
+        let resp = app.graphql(&format!("{{ posts({args}) {{ totalCount }} }}"), json!({})).await;
+        crate::helpers::expect_error(&resp, "BAD_USER_INPUT");
+        assert_eq!(resp["errors"][0]["extensions"]["field"], json!(field), "{args}: {resp}");
+    }
+}

@@ -41,3 +41,39 @@ async fn round_trips_do_not_grow_with_list_length() {
     assert_eq!(small, 4, "posts page + authors + comment pages + comment authors");
     assert_eq!(large, small);
 }
+
+/// `totalCount` needing an index count is batched like any reference: users'
+/// comment counts cost one round trip for 5 users and for 50, and stored counts none.
+#[tokio::test]
+async fn total_counts_are_batched() {
+    let app = TestApp::spawn().await;
+    let mut tokens = Vec::new();
+    for i in 0..50 {
+        tokens.push(app.sign_up(&format!("U{i}")).await.0);
+    }
+    let post = app.create_post(&tokens[0], "p").await;
+    for t in &tokens[..10] {
+        app.comment(t, &post, "hi").await;
+    }
+    let mut trips = Vec::new();
+    for n in [5, 50] {
+        let q = format!(
+            "{{ users(first: {n}) {{ totalCount edges {{ node {{ comments {{ totalCount }} posts {{ totalCount }} }} }} }} }}"
+        );
+        let before = app.store.round_trips();
+        let resp = app.graphql(&q, json!({})).await;
+        let users = &data(&resp)["users"];
+        assert_eq!(users["totalCount"], json!(50));
+        let sum: i64 = users["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["comments"]["totalCount"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, if n == 50 { 10 } else { 0 }, "the 10 commenters are the oldest accounts");
+        trips.push(app.store.round_trips() - before);
+    }
+    // users page + users count + one batched comment count; `posts { totalCount }` is a stored
+    // count and `comments { totalCount }` reads no page, since neither selects edges.
+    assert_eq!(trips, vec![3, 3]);
+}

@@ -25,10 +25,10 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use self::read::Reader;
 use self::schema::{
-    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, POSTS_BY_AUTHOR, POSTS_BY_CREATED, USERS,
-    USERS_BY_CREATED, USERS_BY_EMAIL,
+    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, POSTS, POSTS_BY_AUTHOR, POSTS_BY_CREATED,
+    USERS, USERS_BY_CREATED, USERS_BY_EMAIL,
 };
-use super::{Backend, CommentsOf, Pages, PostsOf, Snapshot, UsersOf};
+use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
 use crate::cmd::Command;
 use crate::domain::Page;
 use crate::error::{Error, Result};
@@ -145,6 +145,22 @@ impl Backend for EmbeddedStore {
 
     async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         self.read(|r| r.related_users(of, keys)).await
+    }
+
+    async fn count_all(&self, collection: Collection) -> Result<u64> {
+        let table = match collection {
+            Collection::Users => USERS,
+            Collection::Posts => POSTS,
+        };
+        self.read(|r| r.len(table)).await
+    }
+
+    async fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> Result<Vec<u64>> {
+        let index = match of {
+            CountOf::PostsByAuthor => POSTS_BY_AUTHOR,
+            CountOf::CommentsByAuthor => COMMENTS_BY_AUTHOR,
+        };
+        self.read(|r| parents.iter().map(|p| r.count_prefix(index, &p.bytes())).collect()).await
     }
 
     fn per_request(&self) -> Self {

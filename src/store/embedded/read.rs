@@ -4,11 +4,11 @@
 use std::ops::Bound;
 
 use bson::oid::ObjectId;
-use redb::{ReadTransaction, ReadableTable};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::keys::{concat, desc_key, id_from_desc_tail, id_from_plain_tail};
-use super::schema::{IndexTable, Stored, USERS_BY_EMAIL};
-use crate::domain::Page;
+use super::schema::{DocTable, IndexTable, Stored, USERS_BY_EMAIL};
+use crate::domain::{CursorKey, Page};
 use crate::error::Result;
 use crate::model::{PostDoc, UserDoc};
 use crate::store::UsersOf;
@@ -29,30 +29,82 @@ pub(super) fn get_doc<D: Stored>(
     }
 }
 
-/// Up to `limit` index keys under `prefix`, strictly after `prefix ++ after`
-/// when `after` is given, in index order.
+/// Which part of an index prefix to walk, and in which direction.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Walk<'a> {
+    /// Start strictly after `prefix ++ after`.
+    pub after: Option<&'a [u8]>,
+    /// Stop strictly before `prefix ++ before`.
+    pub before: Option<&'a [u8]>,
+    /// Walk from the end of the range towards its start.
+    pub backward: bool,
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last != u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Up to `limit` index keys under `prefix` within `walk`'s bounds, in walk order.
 pub(super) fn scan_prefix(
     index: &impl ReadableTable<&'static [u8], ()>,
     prefix: &[u8],
-    after: Option<&[u8]>,
+    walk: Walk<'_>,
     limit: usize,
 ) -> Result<Vec<Vec<u8>>> {
-    let lower = match after {
+    let lower = match walk.after {
         Some(suffix) => Bound::Excluded(concat(prefix, suffix)),
         None => Bound::Included(prefix.to_vec()),
     };
-    let lower = lower.as_ref().map(Vec::as_slice);
+    let upper = match (walk.before, prefix_end(prefix)) {
+        (Some(suffix), _) => Bound::Excluded(concat(prefix, suffix)),
+        (None, Some(end)) => Bound::Excluded(end),
+        (None, None) => Bound::Unbounded,
+    };
+    let range = (lower.as_ref().map(Vec::as_slice), upper.as_ref().map(Vec::as_slice));
+    if let (Bound::Excluded(lo) | Bound::Included(lo), Bound::Excluded(hi)) = range
+        && lo >= hi
+    {
+        // An empty range (cursors out of order): redb refuses inverted bounds.
+        return Ok(Vec::new());
+    }
+    let entries = index.range::<&[u8]>(range)?;
     let mut out = Vec::new();
-    for entry in index.range::<&[u8]>((lower, Bound::Unbounded))? {
+    let mut keep = |entry: std::result::Result<
+        (redb::AccessGuard<'_, &'static [u8]>, redb::AccessGuard<'_, ()>),
+        redb::StorageError,
+    >|
+     -> Result<bool> {
         if out.len() >= limit {
-            break;
+            return Ok(false);
         }
-        let (key, ()) = entry.map(|(k, v)| (k, v.value()))?;
+        let (key, _) = entry?;
         let key = key.value();
         if !key.starts_with(prefix) {
-            break;
+            return Ok(false);
         }
         out.push(key.to_vec());
+        Ok(true)
+    };
+    if walk.backward {
+        for entry in entries.rev() {
+            if !keep(entry)? {
+                break;
+            }
+        }
+    } else {
+        for entry in entries {
+            if !keep(entry)? {
+                break;
+            }
+        }
     }
     Ok(out)
 }
@@ -64,7 +116,7 @@ pub(super) fn scan_prefix(
 pub(super) fn related_page_ids(mut ids: Vec<ObjectId>, page: &Page) -> Vec<ObjectId> {
     ids.sort_unstable_by(|a, b| b.cmp(a));
     ids.dedup();
-    ids.into_iter().filter(|id| page.after().is_none_or(|c| *id < c.id)).take(page.fetch_limit()).collect()
+    page.select(ids.into_iter(), |id| CursorKey { created_ms: 0, id: *id })
 }
 
 /// The read helpers, over one read transaction.
@@ -97,7 +149,13 @@ impl Reader<'_> {
     pub(super) fn page<D: Stored>(&self, index: IndexTable, prefix: &[u8], page: &Page) -> Result<Vec<D>> {
         let table = self.0.open_table(index)?;
         let after = page.after().map(|c| desc_key(&c));
-        let keys = scan_prefix(&table, prefix, after.as_ref().map(|a| a.as_slice()), page.fetch_limit())?;
+        let before = page.before().map(|c| desc_key(&c));
+        let walk = Walk {
+            after: after.as_ref().map(|a| a.as_slice()),
+            before: before.as_ref().map(|b| b.as_slice()),
+            backward: page.backward(),
+        };
+        let keys = scan_prefix(&table, prefix, walk, page.fetch_limit())?;
         let ids = keys.iter().map(|k| id_from_desc_tail(k)).collect::<Result<Vec<_>>>()?;
         self.docs(&ids)
     }
@@ -121,6 +179,24 @@ impl Reader<'_> {
             .collect()
     }
 
+    /// How many documents `table` holds (redb keeps the count in the tree header).
+    pub(super) fn len(&self, table: DocTable) -> Result<u64> {
+        Ok(self.0.open_table(table)?.len()?)
+    }
+
+    /// How many keys of `index` start with `prefix`: a key-only range walk, no document is read.
+    pub(super) fn count_prefix(&self, index: IndexTable, prefix: &[u8]) -> Result<u64> {
+        let table = self.0.open_table(index)?;
+        let upper = prefix_end(prefix);
+        let range = (Bound::Included(prefix), upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded));
+        let mut n = 0;
+        for entry in table.range::<&[u8]>(range)? {
+            entry?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Every document of one collection, by id.
     pub(super) fn all<D: Stored>(&self) -> Result<Vec<D>> {
         let table = self.0.open_table(D::TABLE)?;
@@ -136,23 +212,62 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use redb::ReadableDatabase as _;
 
     use super::*;
     use crate::domain::CursorKey;
 
     proptest! {
         /// A relation page is the ids newest first, without duplicates, strictly after
-        /// the cursor, and at most `first + 1` long.
+        /// the cursor, and at most `first + 1` long (backward pages: the tail, reversed).
         #[test]
-        fn related_pages(ids in prop::collection::vec(any::<[u8; 12]>(), 0..40), cut in any::<[u8; 12]>(), first in 0usize..10) {
+        fn related_pages(ids in prop::collection::vec(any::<[u8; 12]>(), 0..40), cut in any::<[u8; 12]>(), size in 0usize..10, backward in any::<bool>()) {
             let ids: Vec<ObjectId> = ids.into_iter().map(ObjectId::from_bytes).collect();
-            let cursor = CursorKey { created_ms: 0, id: ObjectId::from_bytes(cut) };
-            let page = Page::parse(Some(first as i32), Some(&cursor.encode())).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let cursor = CursorKey { created_ms: 0, id: ObjectId::from_bytes(cut) }.encode();
+            let n = Some(size as i32);
+            let page = if backward { Page::parse(None, Some(&cursor), n, None) } else { Page::parse(n, Some(&cursor), None, None) };
+            let page = page.map_err(|e| TestCaseError::fail(e.to_string()))?;
             let got = related_page_ids(ids.clone(), &page);
-            let mut want: Vec<ObjectId> = ids.into_iter().filter(|id| *id < cursor.id).collect();
+            let mut want: Vec<ObjectId> = ids.into_iter().filter(|id| *id < ObjectId::from_bytes(cut)).collect();
             want.sort_unstable_by(|a, b| b.cmp(a));
             want.dedup();
-            want.truncate(first + 1);
+            if backward {
+                want.reverse();
+            }
+            want.truncate(size + 1);
+            prop_assert_eq!(got, want);
+        }
+
+        /// A prefix scan returns exactly the keys under the prefix between the
+        /// bounds, in either direction, whatever the neighbouring prefixes hold.
+        #[test]
+        fn prefix_scans_stay_inside(prefix in any::<u8>(), suffixes in prop::collection::btree_set(any::<[u8; 2]>(), 0..30),
+                                    after in prop::option::of(any::<[u8; 2]>()), before in prop::option::of(any::<[u8; 2]>()),
+                                    backward in any::<bool>(), limit in 0usize..40) {
+            let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let db = redb::Database::create(dir.path().join("t.redb")).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let table: redb::TableDefinition<&[u8], ()> = redb::TableDefinition::new("t");
+            let wtx = db.begin_write().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            {
+                let mut t = wtx.open_table(table).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                for p in [prefix.wrapping_sub(1), prefix, prefix.wrapping_add(1)] {
+                    for s in &suffixes {
+                        t.insert([p, s[0], s[1]].as_slice(), ()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    }
+                }
+            }
+            wtx.commit().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let rtx = db.begin_read().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let t = rtx.open_table(table).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let walk = Walk { after: after.as_ref().map(|a| a.as_slice()), before: before.as_ref().map(|b| b.as_slice()), backward };
+            let got = scan_prefix(&t, &[prefix], walk, limit).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut want: Vec<Vec<u8>> = suffixes.iter()
+                .filter(|s| after.is_none_or(|a| **s > a) && before.is_none_or(|b| **s < b))
+                .map(|s| vec![prefix, s[0], s[1]]).collect();
+            if backward {
+                want.reverse();
+            }
+            want.truncate(limit);
             prop_assert_eq!(got, want);
         }
     }

@@ -19,7 +19,7 @@ use bson::oid::ObjectId;
 use redb::{Database, ReadableTable, TableHandle, WriteTransaction};
 
 use super::keys::{id_from_desc_tail, id_from_plain_tail};
-use super::read::{get_doc, scan_prefix};
+use super::read::{Walk, get_doc, scan_prefix};
 use super::schema::{
     ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER, Stored,
     USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
@@ -79,7 +79,7 @@ impl Writer {
     /// Every id under `prefix` in `index`; `plain_tail` says how the key ends.
     fn index_ids(&self, index: IndexTable, prefix: &[u8], plain_tail: bool) -> Result<Vec<ObjectId>> {
         let table = self.0.open_table(index)?;
-        scan_prefix(&table, prefix, None, usize::MAX)?
+        scan_prefix(&table, prefix, Walk::default(), usize::MAX)?
             .iter()
             .map(|k| if plain_tail { id_from_plain_tail(k) } else { id_from_desc_tail(k) })
             .collect()

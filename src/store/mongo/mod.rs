@@ -24,7 +24,7 @@ use mongodb::{Client, Database};
 
 pub use self::connect::{ConnectOptions, DEFAULT_DATABASE, NEEDS_REPLICA_SET};
 use self::read::{PageLookup, Pin};
-use super::{Backend, CommentsOf, Pages, PostsOf, Snapshot, UsersOf};
+use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
 use crate::cmd::Command;
 use crate::domain::Page;
 use crate::error::Result;
@@ -129,6 +129,28 @@ impl Backend for MongoStore {
             UsersOf::Likers => (POSTS, "likedBy"),
         };
         self.lookup_pages(PageLookup { parent, local, from: USERS, foreign: "_id", by_time: false }, keys).await
+    }
+
+    async fn count_all(&self, collection: Collection) -> Result<u64> {
+        let coll = match collection {
+            Collection::Users => USERS,
+            Collection::Posts => POSTS,
+        };
+        let counted = self.count_groups(coll, doc! {}, None).await?;
+        Ok(counted.get(&None).copied().unwrap_or(0))
+    }
+
+    async fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> Result<Vec<u64>> {
+        // Both counts group the `author` index of their collection.
+        let coll = match of {
+            CountOf::PostsByAuthor => POSTS,
+            CountOf::CommentsByAuthor => COMMENTS,
+        };
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let counted = self.count_groups(coll, doc! { "author": { "$in": parents } }, Some("$author")).await?;
+        Ok(parents.iter().map(|p| counted.get(&Some(*p)).copied().unwrap_or(0)).collect())
     }
 
     fn per_request(&self) -> Self {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use bson::oid::ObjectId;
-use bson::{DateTime, Document, Timestamp, doc};
+use bson::{Bson, DateTime, Document, Timestamp, doc};
 use futures::TryStreamExt;
 use mongodb::options::SessionOptions;
 use mongodb::{ClientSession, SessionCursor};
@@ -54,27 +54,51 @@ pub(super) struct PageLookup {
     pub by_time: bool,
 }
 
-/// The filter for "strictly after the page's cursor", newest first.
+/// The filter for "strictly between the page's cursors", newest first by `(createdAt, _id)`.
 fn created_filter(page: &Page) -> Document {
-    match page.after() {
-        None => doc! {},
-        Some(after) => {
-            let at = DateTime::from_millis(after.created_ms);
-            doc! { "$or": [ { "createdAt": { "$lt": at } }, { "createdAt": at, "_id": { "$lt": after.id } } ] }
-        }
+    let mut bounds = Vec::new();
+    if let Some(after) = page.after() {
+        let at = DateTime::from_millis(after.created_ms);
+        bounds
+            .push(doc! { "$or": [ { "createdAt": { "$lt": at } }, { "createdAt": at, "_id": { "$lt": after.id } } ] });
+    }
+    if let Some(before) = page.before() {
+        let at = DateTime::from_millis(before.created_ms);
+        bounds
+            .push(doc! { "$or": [ { "createdAt": { "$gt": at } }, { "createdAt": at, "_id": { "$gt": before.id } } ] });
+    }
+    match bounds.len() {
+        0 => doc! {},
+        1 => bounds.remove(0),
+        _ => doc! { "$and": bounds },
     }
 }
 
-/// The filter for "strictly after the page's cursor" in an id-ordered relation.
+/// The filter for "strictly between the page's cursors" in an id-ordered relation.
 fn id_filter(page: &Page) -> Document {
-    match page.after() {
-        None => doc! {},
-        Some(after) => doc! { "_id": { "$lt": after.id } },
+    let mut range = Document::new();
+    if let Some(after) = page.after() {
+        range.insert("$lt", after.id);
+    }
+    if let Some(before) = page.before() {
+        range.insert("$gt", before.id);
+    }
+    if range.is_empty() {
+        doc! {}
+    } else {
+        doc! { "_id": range }
     }
 }
 
-fn newest_first() -> Document {
-    doc! { "createdAt": -1, "_id": -1 }
+/// The sort that walks a page: newest first forward, oldest first backward.
+fn walk_by_time(page: &Page) -> Document {
+    let dir = if page.backward() { 1 } else { -1 };
+    doc! { "createdAt": dir, "_id": dir }
+}
+
+/// The sort that walks an id-ordered relation page.
+fn walk_by_id(page: &Page) -> Document {
+    doc! { "_id": if page.backward() { 1 } else { -1 } }
 }
 
 /// A `$limit` stage's argument: pages are at most 101 long, so an Int32 always fits
@@ -136,7 +160,7 @@ impl MongoStore {
             .await
     }
 
-    /// One newest-first page of `coll` under `filter`, in one `find`.
+    /// One page of `coll` under `filter`, in walk order (see [`Page`]), in one `find`.
     pub(super) async fn page<T>(&self, coll: &str, mut filter: Document, page: &Page) -> Result<Vec<T>>
     where
         T: DeserializeOwned + Send + Sync,
@@ -147,7 +171,7 @@ impl MongoStore {
             self.db
                 .collection::<T>(coll)
                 .find(filter)
-                .sort(newest_first())
+                .sort(walk_by_time(page))
                 .limit(limit)
                 .batch_size(batch(page.fetch_limit()))
                 .session(s)
@@ -170,9 +194,9 @@ impl MongoStore {
         let mut found: HashMap<(ObjectId, Page), Vec<T>> = HashMap::new();
         for (page, parents) in groups {
             let (filter, sort) = if how.by_time {
-                (created_filter(&page), newest_first())
+                (created_filter(&page), walk_by_time(&page))
             } else {
-                (id_filter(&page), doc! { "_id": -1 })
+                (id_filter(&page), walk_by_id(&page))
             };
             let pipeline = vec![
                 doc! { "$match": { "_id": { "$in": &parents } } },
@@ -207,6 +231,31 @@ impl MongoStore {
             }
         }
         Ok(keys.iter().map(|(parent, page)| found.remove(&(*parent, *page)).unwrap_or_default()).collect())
+    }
+
+    /// Counts the documents of `coll` matching `filter`, grouped by the
+    /// ObjectId field `by` (or all together when `None`, keyed `None`), in one `aggregate`.
+    pub(super) async fn count_groups(
+        &self,
+        coll: &str,
+        filter: Document,
+        by: Option<&str>,
+    ) -> Result<HashMap<Option<ObjectId>, u64>> {
+        let group = by.map_or(Bson::Null, |field| Bson::String(field.to_owned()));
+        let pipeline = vec![doc! { "$match": filter }, doc! { "$group": { "_id": group, "n": { "$sum": 1 } } }];
+        let rows: Vec<Document> =
+            self.read(async |s| self.db.collection::<Document>(coll).aggregate(pipeline).session(s).await).await?;
+        let mut counts = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let key = row.get_object_id("_id").ok();
+            let n = match row.get("n") {
+                Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+                Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+                other => return Err(Error::internal(format!("a count came back as {other:?}"))),
+            };
+            counts.insert(key, n);
+        }
+        Ok(counts)
     }
 
     /// Every document of `coll`, by id.
