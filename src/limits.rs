@@ -252,6 +252,26 @@ impl FailureBackoff {
     }
 }
 
+/// Whether any selection in `doc` (an operation or any fragment) names an
+/// introspection field (`__schema` or `__type`). Each selection set is
+/// visited once, without expanding spreads, so this is linear in the
+/// document. Used to refuse introspection when it is turned off: the
+/// fields are reachable below the root too, through the payloads' `query`.
+pub fn mentions_introspection(doc: &ExecutableDocument) -> bool {
+    fn set(selections: &SelectionSet) -> bool {
+        selections.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => {
+                let name = field.node.name.node.as_str();
+                name == "__schema" || name == "__type" || set(&field.node.selection_set.node)
+            }
+            Selection::InlineFragment(fragment) => set(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => false,
+        })
+    }
+    doc.operations.iter().any(|(_, op)| set(&op.node.selection_set.node))
+        || doc.fragments.values().any(|f| set(&f.node.selection_set.node))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +343,23 @@ mod tests {
             async_graphql::parser::parse_query("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
                 .expect("parses");
         assert!(matches!(check_query_size(&doc, 1000), Err(QuerySizeError::FragmentCycle(_))));
+    }
+
+    /// Introspection is found at the root, nested under a payload's `query`,
+    /// and inside fragments; `__typename` is not introspection.
+    #[test]
+    fn introspection_is_found_anywhere() {
+        let finds = |q: &str| async_graphql::parser::parse_query(q).map(|d| mentions_introspection(&d)).ok();
+        assert_eq!(finds("{ __schema { types { name } } }"), Some(true));
+        assert_eq!(
+            finds("mutation { deletePost(id: \"x\") { query { __type(name: \"User\") { name } } } }"),
+            Some(true)
+        );
+        assert_eq!(
+            finds("{ ...F } fragment F on Query { ... on Query { __schema { queryType { name } } } }"),
+            Some(true)
+        );
+        assert_eq!(finds("{ __typename posts { __typename } }"), Some(false));
     }
 
     /// `query{...F0} fragment F0 on Query{...F1 ...F1} ... fragment Fk on Query{...Missing}`.

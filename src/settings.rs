@@ -38,6 +38,14 @@ mod defaults {
     pub const IDLE_TIMEOUT_SECS: u64 = 60;
     pub const MAX_CONNECTIONS: usize = 1024;
     pub const MAX_QUERY_DEPTH: usize = 15;
+    pub const PERSISTED_QUERIES: usize = 1000;
+
+    /// The request headers allowed cross-origin by default.
+    pub fn cors_headers() -> Vec<String> {
+        ["content-type", "authorization", "accept", "apollographql-client-name", "apollographql-client-version"]
+            .map(String::from)
+            .to_vec()
+    }
     pub const MAX_QUERY_COMPLEXITY: usize = 20_000;
     pub const MAX_QUERY_FIELDS: usize = 1_000;
     pub const TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
@@ -80,6 +88,10 @@ pub struct HttpSettings {
     /// Comma-separated origins allowed to call the API from browsers (none by default).
     #[arg(long, env = "BLOGQL_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Comma-separated request headers browsers may send cross-origin (the
+    /// default covers bearer auth, JSON and Apollo's client-awareness headers).
+    #[arg(long, env = "BLOGQL_CORS_HEADERS", value_delimiter = ',', default_values_t = defaults::cors_headers())]
+    pub cors_headers: Vec<String>,
     /// Serve GraphiQL's pinned files from this directory instead of the CDN (offline use; see README).
     #[arg(long, env = "BLOGQL_GRAPHIQL_ASSETS_DIR")]
     pub graphiql_assets_dir: Option<PathBuf>,
@@ -96,6 +108,7 @@ impl Default for HttpSettings {
             idle_timeout_secs: defaults::IDLE_TIMEOUT_SECS,
             max_connections: defaults::MAX_CONNECTIONS,
             cors_origins: Vec::new(),
+            cors_headers: defaults::cors_headers(),
             graphiql_assets_dir: None,
         }
     }
@@ -131,6 +144,14 @@ pub struct GraphqlSettings {
     /// Most fields one query may select, counting aliases and every fragment use.
     #[arg(long, env = "BLOGQL_MAX_QUERY_FIELDS", default_value_t = defaults::MAX_QUERY_FIELDS)]
     pub max_query_fields: usize,
+    /// Parsed documents kept by SHA-256 for automatic persisted queries (APQ)
+    /// and repeat requests; 0 turns APQ off.
+    #[arg(long, env = "BLOGQL_PERSISTED_QUERIES", default_value_t = defaults::PERSISTED_QUERIES)]
+    pub persisted_queries: usize,
+    /// Answer introspection queries (`__schema`, `__type`). With `false` they
+    /// are refused as a validation error; `__typename` keeps working.
+    #[arg(long, env = "BLOGQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
 }
 
 impl Default for GraphqlSettings {
@@ -139,6 +160,8 @@ impl Default for GraphqlSettings {
             max_query_depth: defaults::MAX_QUERY_DEPTH,
             max_query_complexity: defaults::MAX_QUERY_COMPLEXITY,
             max_query_fields: defaults::MAX_QUERY_FIELDS,
+            persisted_queries: defaults::PERSISTED_QUERIES,
+            introspection: true,
         }
     }
 }

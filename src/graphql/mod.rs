@@ -52,12 +52,12 @@ pub fn build_schema(state: AppState) -> BlogSchema {
     let limits = state.settings.graphql.clone();
     // No extensions: any extension wraps every field resolution. The query
     // size is checked in `http` before the schema sees the document.
-    schema_builder()
+    let builder = schema_builder()
         .limit_depth(limits.max_query_depth)
         .limit_complexity(limits.max_query_complexity)
         .limit_recursive_depth(limits.max_query_depth.saturating_add(RECURSION_HEADROOM))
-        .data(state)
-        .finish()
+        .data(state);
+    if limits.introspection { builder.finish() } else { builder.disable_introspection().finish() }
 }
 
 /// How much deeper than the field depth limit a document may nest once

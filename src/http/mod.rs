@@ -27,10 +27,11 @@ use tower_http::trace::TraceLayer;
 
 pub mod conn;
 pub mod graphiql;
+pub mod persisted;
 
 use crate::AppState;
 use crate::graphql::{BlogSchema, RequestCtx, Viewer, build_schema};
-use crate::limits::check_query_size;
+use crate::limits::{check_query_size, mentions_introspection};
 
 const JSON: &str = "application/json";
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -39,6 +40,8 @@ const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 struct Routes {
     schema: BlogSchema,
     state: AppState,
+    /// Parsed documents by hash: APQ, and no re-parsing of repeat queries.
+    docs: std::sync::Arc<persisted::DocumentCache>,
 }
 
 /// The application's routes over `state`, with its HTTP limits applied:
@@ -46,7 +49,8 @@ struct Routes {
 /// the configured origins only, and a tracing span per request.
 pub fn router(state: AppState) -> Router {
     let http = state.settings.http.clone();
-    let routes = Routes { schema: build_schema(state.clone()), state };
+    let docs = std::sync::Arc::new(persisted::DocumentCache::new(state.settings.graphql.persisted_queries));
+    let routes = Routes { schema: build_schema(state.clone()), state, docs };
     let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());
     let graphiql = Router::new()
         .route("/", get(graphiql::page))
@@ -62,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyTimeoutLayer::new(http.read_timeout()))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout()))
         .layer(axum::middleware::map_response(graphql_shaped_refusals))
-        .layer(cors(&http.cors_origins))
+        .layer(cors(&http.cors_origins, &http.cors_headers))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -80,14 +84,17 @@ async fn graphql_shaped_refusals(resp: Response) -> Response {
     }
 }
 
-/// CORS for the configured origins. With none configured, browsers may call
-/// the API only from its own origin (GraphiQL on `/` keeps working).
-fn cors(origins: &[String]) -> CorsLayer {
+/// CORS for the configured origins and request headers. With no origin
+/// configured, browsers may call the API only from its own origin (GraphiQL
+/// on `/` keeps working). Entries that are not valid header values are skipped.
+fn cors(origins: &[String], headers: &[String]) -> CorsLayer {
     let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    let headers: Vec<header::HeaderName> =
+        headers.iter().filter_map(|h| header::HeaderName::from_bytes(h.trim().as_bytes()).ok()).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
+        .allow_headers(headers)
         .max_age(Duration::from_secs(600))
 }
 
@@ -219,16 +226,54 @@ async fn execute(
     mut req: async_graphql::Request,
     method: Method,
 ) -> Response {
-    // Parse once, here: the size check must run before anything expands
-    // fragment spreads, and GET must know the operation type. The schema
-    // reuses this document; one that does not parse is left to the schema,
-    // which reports the syntax error.
+    // Parse once, here (or not at all, for a document in the cache): the
+    // size check must run before anything expands fragment spreads, and GET
+    // must know the operation type. The schema reuses this document; one
+    // that does not parse is left to the schema, which reports the syntax error.
     let response_limit = routes.state.settings.http.max_response_bytes;
-    let parsed = async_graphql::parser::parse_query(&req.query);
-    let parses = parsed.is_ok();
-    if let Ok(doc) = parsed {
-        if let Err(err) = check_query_size(&doc, routes.state.settings.graphql.max_query_fields) {
-            return respond(headers, &request_error("GRAPHQL_VALIDATION_FAILED", err.to_string()), response_limit);
+    let refuse =
+        |code: &'static str, message: &str| respond(headers, &request_error(code, message.to_owned()), response_limit);
+    let apq = match persisted::requested_hash(&req.extensions.0) {
+        Ok(hash) if routes.docs.enabled() => hash,
+        Ok(Some(_)) => return refuse("PERSISTED_QUERY_NOT_SUPPORTED", "PersistedQueryNotSupported"),
+        Ok(None) => None,
+        Err(persisted::ApqError::Malformed(why)) => return refuse("BAD_USER_INPUT", why),
+    };
+    let hash = match apq {
+        Some(hash) if req.query.is_empty() => hash,
+        Some(hash) => {
+            if persisted::sha256(&req.query) != hash {
+                return refuse("BAD_USER_INPUT", "extensions.persistedQuery.sha256Hash does not match the query");
+            }
+            hash
+        }
+        None => persisted::sha256(&req.query),
+    };
+    let cached = routes.docs.get(&hash);
+    let (doc, parses) = match cached {
+        Some(entry) => {
+            if req.query.is_empty() {
+                req.query.clone_from(&entry.query);
+            }
+            (Some(entry.doc.clone()), true)
+        }
+        None if apq.is_some() && req.query.is_empty() => {
+            return refuse("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound");
+        }
+        None => match async_graphql::parser::parse_query(&req.query) {
+            Ok(doc) => {
+                if let Err(err) = check_query_size(&doc, routes.state.settings.graphql.max_query_fields) {
+                    return refuse("GRAPHQL_VALIDATION_FAILED", &err.to_string());
+                }
+                routes.docs.put(hash, &req.query, &doc);
+                (Some(doc), true)
+            }
+            Err(_) => (None, false),
+        },
+    };
+    if let Some(doc) = doc {
+        if !routes.state.settings.graphql.introspection && mentions_introspection(&doc) {
+            return refuse("GRAPHQL_VALIDATION_FAILED", "introspection is turned off on this server");
         }
         if method == Method::GET && is_mutation(&doc, req.operation_name.as_deref()) {
             let mut resp = error_response(

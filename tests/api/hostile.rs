@@ -205,6 +205,35 @@ async fn cors_allows_only_configured_origins() {
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 }
 
+/// The allowed request headers default to what Apollo Client sends and are a setting.
+#[tokio::test]
+async fn cors_headers_are_a_setting() {
+    let allowed = |resp: &reqwest::Response| {
+        resp.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase()
+    };
+    let preflight = |app: &TestApp| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,apollographql-client-name")
+            .send()
+    };
+    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec!["https://app.example".into()]).await;
+    let resp = preflight(&app).await.unwrap();
+    for h in ["content-type", "authorization", "accept", "apollographql-client-name", "apollographql-client-version"] {
+        assert!(allowed(&resp).contains(h), "{h} missing from {}", allowed(&resp));
+    }
+    let app = TestApp::spawn_with(|s| {
+        s.http.cors_origins = vec!["https://app.example".into()];
+        s.http.cors_headers = vec!["content-type".into(), "x-tenant".into()];
+    })
+    .await;
+    let resp = preflight(&app).await.unwrap();
+    assert!(allowed(&resp).contains("x-tenant"));
+    assert!(!allowed(&resp).contains("authorization"));
+}
+
 /// `query{...F0} fragment F0 on Query{...F1 ...F1} ... fragment Fk on Query{...Missing}`:
 /// each level doubles the expanded size.
 fn fragment_fan_out(levels: usize) -> String {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod abuse;
+mod apq;
 mod atomicity;
 mod auth;
 mod cascade;
