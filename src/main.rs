@@ -26,7 +26,11 @@ enum Command {
     /// Serve the API (the default when no subcommand is given).
     Serve(Settings),
     /// Print the GraphQL schema (SDL) to stdout; `schema.graphql` is this output.
-    PrintSchema,
+    PrintSchema {
+        /// Print the Apollo Federation v2 subgraph SDL instead (`subgraph.graphql`).
+        #[arg(long)]
+        federation: bool,
+    },
     /// Fill the store with generated accounts, posts, comments, likes and follows (benchmarks, crash tests).
     Seed(SeedArgs),
     /// Check the store's integrity (no orphans, mirrored references, exact counts); exit 1 on any violation.
@@ -69,8 +73,8 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::PrintSchema) => {
-            print!("{}", blogql::graphql::sdl());
+        Some(Command::PrintSchema { federation }) => {
+            print!("{}", if federation { blogql::graphql::subgraph_sdl() } else { blogql::graphql::sdl() });
             Ok(())
         }
         Some(Command::Serve(settings)) => serve(settings).await,

@@ -152,6 +152,10 @@ pub struct GraphqlSettings {
     /// are refused as a validation error; `__typename` keeps working.
     #[arg(long, env = "BLOGQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
+    /// Serve as an Apollo Federation v2 subgraph (`_service`, `_entities`,
+    /// `@key(fields: "id")` on `User`, `Post` and `Comment`).
+    #[arg(long, env = "BLOGQL_FEDERATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub federation: bool,
 }
 
 impl Default for GraphqlSettings {
@@ -162,6 +166,7 @@ impl Default for GraphqlSettings {
             max_query_fields: defaults::MAX_QUERY_FIELDS,
             persisted_queries: defaults::PERSISTED_QUERIES,
             introspection: true,
+            federation: false,
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Comments: the `Comment` type, the comment query, and commenting and deleting comments.
 
 use async_graphql::{Context, ID, InputObject, Object};
-use chrono::{DateTime, Utc};
 
 use super::error::ApiResult;
 use super::post::Post;
+use super::scalars::Timestamp;
 use super::user::{User, load_user};
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, vanished};
 use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
@@ -14,6 +14,7 @@ use crate::model::CommentDoc;
 /// A comment on a post.
 pub struct Comment(pub CommentDoc);
 
+/// A comment on a post.
 #[Object]
 impl Comment {
     /// The comment's id.
@@ -39,8 +40,8 @@ impl Comment {
     }
 
     /// When the comment was written.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at.to_chrono()
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 }
 
@@ -51,7 +52,11 @@ pub struct CommentQuery;
 #[Object]
 impl CommentQuery {
     /// A comment by id, or null if there is none.
-    async fn comment(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Comment>> {
+    async fn comment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The comment's id.")] id: ID,
+    ) -> ApiResult<Option<Comment>> {
         let id = parse_id("id", &id)?;
         Ok(ctx.request()?.comments.load_one(id).await?.map(Comment))
     }
@@ -69,6 +74,7 @@ pub struct CreateCommentInput {
 /// What `deleteComment` removed, with the post it changed.
 pub struct DeleteCommentPayload(pub DeletedComment);
 
+/// What `deleteComment` removed, with the post it changed.
 #[Object]
 impl DeleteCommentPayload {
     /// The deleted comment's id: evict it from your cache.
@@ -98,7 +104,11 @@ pub struct CommentMutation;
 #[Object]
 impl CommentMutation {
     /// Comments on a post as the viewer; the post's `commentCount` rises in the same transaction.
-    async fn create_comment(&self, ctx: &Context<'_>, input: CreateCommentInput) -> ApiResult<Comment> {
+    async fn create_comment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The post to comment on and the text.")] input: CreateCommentInput,
+    ) -> ApiResult<Comment> {
         let author = ctx.require_viewer()?;
         let post = parse_id("postId", &input.post_id)?;
         let body = CommentBody::parse(&input.body)?;
@@ -106,7 +116,11 @@ impl CommentMutation {
     }
 
     /// Deletes a comment; its author or the post's author may.
-    async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteCommentPayload> {
+    async fn delete_comment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The comment to delete; yours, or one on your post.")] id: ID,
+    ) -> ApiResult<DeleteCommentPayload> {
         Ok(DeleteCommentPayload(as_viewer(ctx, "id", &id, |actor, id| DeleteComment { actor, id }).await?))
     }
 }

@@ -11,12 +11,14 @@ pub mod batch;
 pub mod comment;
 pub mod connection;
 pub mod error;
+pub mod federation;
 pub mod loader;
 pub mod node;
 pub mod post;
+pub mod scalars;
 pub mod user;
 
-use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Context, EmptySubscription, ID, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
 use bson::oid::ObjectId;
 
 use self::batch::Batcher;
@@ -26,20 +28,30 @@ use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, UserDoc};
 use crate::store::{CommentsOf, PostsOf, Store, UsersOf};
 
-/// The root query: the union of every feature's queries.
+/// Everything you can read: start from `viewer`, a list (`users`, `posts`),
+/// or any object by id (`node`, `nodes`). Anonymous reads are allowed.
 #[derive(MergedObject, Default)]
 pub struct Query(node::NodeQuery, user::UserQuery, post::PostQuery, comment::CommentQuery);
 
-/// The root mutation: the union of every feature's mutations.
+/// Every write. Each runs in one transaction, so it happens completely or
+/// not at all; all but `signUp` and `logIn` need `Authorization: Bearer <token>`.
 #[derive(MergedObject, Default)]
 pub struct Mutation(user::UserMutation, post::PostMutation, comment::CommentMutation);
 
-/// The executable schema type.
+/// The client schema's type.
 pub type BlogSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The subgraph schema's type: the client schema plus Federation's entity resolvers.
+pub type SubgraphSchema = Schema<federation::FederatedQuery, Mutation, EmptySubscription>;
 
 /// The schema without runtime data: enough to print the SDL.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+/// The subgraph schema without runtime data.
+pub fn subgraph_builder() -> SchemaBuilder<federation::FederatedQuery, Mutation, EmptySubscription> {
+    Schema::build(federation::FederatedQuery::default(), Mutation::default(), EmptySubscription).enable_federation()
 }
 
 /// The SDL that `schema.graphql` must match; `blogql print-schema` prints it.
@@ -47,17 +59,52 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
+/// The Federation v2 subgraph SDL (`blogql print-schema --federation`), which
+/// `subgraph.graphql` must match and `_service { sdl }` answers.
+pub fn subgraph_sdl() -> String {
+    subgraph_builder().finish().sdl_with_options(SDLExportOptions::new().federation().compose_directive())
+}
+
+/// The executable schema this process serves: the client schema, or the
+/// subgraph schema when Federation is turned on.
+#[derive(Clone)]
+pub enum AppSchema {
+    /// Plain GraphQL for clients.
+    Client(BlogSchema),
+    /// A Federation v2 subgraph.
+    Subgraph(SubgraphSchema),
+}
+
+impl AppSchema {
+    /// Executes one request.
+    pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        match self {
+            AppSchema::Client(schema) => schema.execute(request).await,
+            AppSchema::Subgraph(schema) => schema.execute(request).await,
+        }
+    }
+}
+
 /// Builds the executable schema over the application state, with its query limits.
-pub fn build_schema(state: AppState) -> BlogSchema {
+pub fn build_schema(state: AppState) -> AppSchema {
     let limits = state.settings.graphql.clone();
     // No extensions: any extension wraps every field resolution. The query
     // size is checked in `http` before the schema sees the document.
-    let builder = schema_builder()
-        .limit_depth(limits.max_query_depth)
-        .limit_complexity(limits.max_query_complexity)
-        .limit_recursive_depth(limits.max_query_depth.saturating_add(RECURSION_HEADROOM))
-        .data(state);
-    if limits.introspection { builder.finish() } else { builder.disable_introspection().finish() }
+    macro_rules! finish {
+        ($builder:expr) => {{
+            let builder = $builder
+                .limit_depth(limits.max_query_depth)
+                .limit_complexity(limits.max_query_complexity)
+                .limit_recursive_depth(limits.max_query_depth.saturating_add(RECURSION_HEADROOM))
+                .data(state);
+            if limits.introspection { builder.finish() } else { builder.disable_introspection().finish() }
+        }};
+    }
+    if limits.federation {
+        AppSchema::Subgraph(finish!(subgraph_builder()))
+    } else {
+        AppSchema::Client(finish!(schema_builder()))
+    }
 }
 
 /// How much deeper than the field depth limit a document may nest once

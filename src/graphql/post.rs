@@ -1,11 +1,11 @@
 //! Posts: the `Post` type, post queries, and writing, editing, deleting and liking posts.
 
 use async_graphql::{Context, ID, InputObject, Object};
-use chrono::{DateTime, Utc};
 
 use super::comment::Comment;
 use super::connection::{self, Connection, PageArgs, Total, related};
 use super::error::ApiResult;
+use super::scalars::Timestamp;
 use super::user::{User, load_user};
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int, vanished};
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, UnlikePost, UpdatePost};
@@ -16,6 +16,7 @@ use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
 /// A blog post.
 pub struct Post(pub PostDoc);
 
+/// A blog post.
 #[Object]
 impl Post {
     /// The post's id.
@@ -42,13 +43,13 @@ impl Post {
     }
 
     /// When the post was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at.to_chrono()
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 
     /// When the title or body last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at.to_chrono()
+    async fn updated_at(&self) -> Timestamp {
+        Timestamp(self.0.updated_at)
     }
 
     /// Comments on the post, newest first.
@@ -110,7 +111,7 @@ pub struct PostQuery;
 #[Object]
 impl PostQuery {
     /// A post by id, or null if there is none.
-    async fn post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Post>> {
+    async fn post(&self, ctx: &Context<'_>, #[graphql(desc = "The post's id.")] id: ID) -> ApiResult<Option<Post>> {
         let id = parse_id("id", &id)?;
         Ok(ctx.request()?.posts.load_one(id).await?.map(Post))
     }
@@ -162,6 +163,8 @@ pub struct UpdatePostInput {
 /// cache can evict the post and its comments and refresh the author.
 pub struct DeletePostPayload(pub DeletedPost);
 
+/// What `deletePost` removed, with the objects it changed, so a client
+/// cache can evict the post and its comments and refresh the author.
 #[Object]
 impl DeletePostPayload {
     /// The deleted post's id: evict it from your cache.
@@ -198,14 +201,23 @@ pub struct PostMutation;
 #[Object]
 impl PostMutation {
     /// Writes a post as the viewer; its id joins the viewer's `posts` in the same transaction.
-    async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> ApiResult<Post> {
+    async fn create_post(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new post's title and body.")] input: CreatePostInput,
+    ) -> ApiResult<Post> {
         let author = ctx.require_viewer()?;
         let cmd = CreatePost { author, title: Title::parse(&input.title)?, body: PostBody::parse(&input.body)? };
         Ok(Post(ctx.store()?.run(cmd).await?))
     }
 
     /// Edits a post's title or body; only its author may.
-    async fn update_post(&self, ctx: &Context<'_>, id: ID, input: UpdatePostInput) -> ApiResult<Post> {
+    async fn update_post(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The post to edit; it must be yours.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdatePostInput,
+    ) -> ApiResult<Post> {
         let actor = ctx.require_viewer()?;
         let id = parse_id("id", &id)?;
         let changes = PostChanges::parse(input.title.as_deref(), input.body.as_deref())?;
@@ -213,18 +225,30 @@ impl PostMutation {
     }
 
     /// Deletes a post with its comments and pulls it from the author's `posts`, in one transaction.
-    async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeletePostPayload> {
+    async fn delete_post(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The post to delete; it must be yours.")] id: ID,
+    ) -> ApiResult<DeletePostPayload> {
         let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id }).await?;
         Ok(DeletePostPayload(done))
     }
 
     /// Likes a post as the viewer (idempotent).
-    async fn like_post(&self, ctx: &Context<'_>, post_id: ID) -> ApiResult<Post> {
+    async fn like_post(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The post to like.")] post_id: ID,
+    ) -> ApiResult<Post> {
         Ok(Post(as_viewer(ctx, "postId", &post_id, |liker, post| LikePost { liker, post }).await?))
     }
 
     /// Withdraws the viewer's like (idempotent).
-    async fn unlike_post(&self, ctx: &Context<'_>, post_id: ID) -> ApiResult<Post> {
+    async fn unlike_post(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The post to stop liking.")] post_id: ID,
+    ) -> ApiResult<Post> {
         Ok(Post(as_viewer(ctx, "postId", &post_id, |liker, post| UnlikePost { liker, post }).await?))
     }
 }

@@ -2,12 +2,12 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use bson::oid::ObjectId;
-use chrono::{DateTime, Utc};
 
 use super::comment::Comment;
 use super::connection::{self, Connection, PageArgs, Total, related};
 use super::error::ApiResult;
 use super::post::Post;
+use super::scalars::Timestamp;
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int};
 use crate::auth::BAD_CREDENTIALS;
 use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, SignUp, UnfollowUser};
@@ -20,6 +20,8 @@ use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
 /// and `email` only to its owner.
 pub struct User(pub UserDoc);
 
+/// A user account as clients see it. The password hash is never exposed,
+/// and `email` only to its owner.
 #[Object]
 impl User {
     /// The user's id.
@@ -38,8 +40,8 @@ impl User {
     }
 
     /// When the account was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at.to_chrono()
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 
     /// The user's posts, newest first.
@@ -142,7 +144,7 @@ impl UserQuery {
     }
 
     /// A user by id, or null if there is none.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<User>> {
+    async fn user(&self, ctx: &Context<'_>, #[graphql(desc = "The user's id.")] id: ID) -> ApiResult<Option<User>> {
         let id = parse_id("id", &id)?;
         Ok(load_user(ctx, id).await?.map(User))
     }
@@ -197,6 +199,9 @@ pub struct AuthPayload {
 /// surviving one whose lists or counts changed.
 pub struct DeleteUserPayload(pub DeletedUser);
 
+/// What `deleteUser` removed and changed, read in the deleting transaction,
+/// so a client cache can evict every deleted object and refresh every
+/// surviving one whose lists or counts changed.
 #[Object]
 impl DeleteUserPayload {
     /// The deleted account's id.
@@ -252,6 +257,8 @@ impl DeleteUserPayload {
 /// `followingCount` and the other user's `followerCount` both changed.
 pub struct FollowPayload(pub Follow);
 
+/// Both users of a follow or unfollow, as they are after it: the viewer's
+/// `followingCount` and the other user's `followerCount` both changed.
 #[Object]
 impl FollowPayload {
     /// The viewer, who follows (or stopped following).
@@ -280,7 +287,11 @@ fn signed_in(ctx: &Context<'_>, user: UserDoc) -> Result<AuthPayload> {
 #[Object]
 impl UserMutation {
     /// Creates an account and signs it in. A taken email is `CONFLICT`.
-    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<AuthPayload> {
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account's name, email and password.")] input: SignUpInput,
+    ) -> ApiResult<AuthPayload> {
         let app = ctx.app()?;
         if let Some(ip) = ctx.request()?.client_ip {
             app.signups_per_ip.hit(&ip)?;
@@ -301,7 +312,11 @@ impl UserMutation {
     /// Signs in. A wrong password and an unknown email get the same `UNAUTHENTICATED`
     /// answer after the same work. Repeated failures from one address for one
     /// email make that address wait; other addresses are not affected.
-    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> ApiResult<AuthPayload> {
+    async fn log_in(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's email and password.")] input: LogInInput,
+    ) -> ApiResult<AuthPayload> {
         let app = ctx.app()?;
         let ip = ctx.request()?.client_ip;
         if let Some(ip) = ip {
@@ -333,12 +348,20 @@ impl UserMutation {
     }
 
     /// Follows a user (idempotent). Following yourself is `BAD_USER_INPUT`.
-    async fn follow_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<FollowPayload> {
+    async fn follow_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to follow.")] user_id: ID,
+    ) -> ApiResult<FollowPayload> {
         Ok(FollowPayload(as_viewer(ctx, "userId", &user_id, |follower, target| FollowUser { follower, target }).await?))
     }
 
     /// Stops following a user (idempotent).
-    async fn unfollow_user(&self, ctx: &Context<'_>, user_id: ID) -> ApiResult<FollowPayload> {
+    async fn unfollow_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to stop following.")] user_id: ID,
+    ) -> ApiResult<FollowPayload> {
         Ok(FollowPayload(
             as_viewer(ctx, "userId", &user_id, |follower, target| UnfollowUser { follower, target }).await?,
         ))
@@ -347,7 +370,11 @@ impl UserMutation {
     /// Deletes your own account with its posts, the comments on them and your
     /// comments elsewhere, and pulls your id from every like and follow, all in
     /// one transaction.
-    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteUserPayload> {
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Your own account's id.")] id: ID,
+    ) -> ApiResult<DeleteUserPayload> {
         Ok(DeleteUserPayload(as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id }).await?))
     }
 }

@@ -30,7 +30,7 @@ pub mod graphiql;
 pub mod persisted;
 
 use crate::AppState;
-use crate::graphql::{BlogSchema, RequestCtx, Viewer, build_schema};
+use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
 use crate::limits::{check_query_size, mentions_introspection};
 
 const JSON: &str = "application/json";
@@ -38,7 +38,7 @@ const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 #[derive(Clone)]
 struct Routes {
-    schema: BlogSchema,
+    schema: AppSchema,
     state: AppState,
     /// Parsed documents by hash: APQ, and no re-parsing of repeat queries.
     docs: std::sync::Arc<persisted::DocumentCache>,

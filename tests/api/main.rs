@@ -11,6 +11,7 @@ mod auth;
 mod cascade;
 mod crash;
 mod faults;
+mod federation;
 mod helpers;
 mod hostile;
 mod http;

@@ -13,6 +13,26 @@ fn schema_snapshot_is_current() {
     );
 }
 
+/// `subgraph.graphql` matches `blogql print-schema --federation`, and the
+/// client schema carries none of Federation's fields or types.
+#[test]
+fn subgraph_snapshot_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/subgraph.graphql");
+    let committed = std::fs::read_to_string(path).expect("subgraph.graphql exists at the repo root");
+    assert!(
+        committed == blogql::graphql::subgraph_sdl(),
+        "subgraph.graphql is stale: run `cargo run -- print-schema --federation > subgraph.graphql`"
+    );
+    for ty in ["User", "Post", "Comment"] {
+        assert!(committed.contains(&format!("type {ty} implements Node @key(fields: \"id\")")), "{ty} lacks @key");
+    }
+    assert!(committed.contains("https://specs.apollo.dev/federation/v2"));
+    let client = blogql::graphql::sdl();
+    for federation_only in ["_entities", "_service", "_Any", "@key"] {
+        assert!(!client.contains(federation_only), "the client schema mentions {federation_only}");
+    }
+}
+
 /// Every field of the SDL as a one-line signature (`Type.field(arg: T, ...): R`),
 /// descriptions dropped, so the contract can be checked whatever the layout.
 fn signatures(sdl: &str) -> Vec<String> {
