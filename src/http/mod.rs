@@ -335,17 +335,34 @@ impl std::io::Write for Capped {
     }
 }
 
-/// Serialises `resp` within `limit` bytes, or says it would not fit.
-fn encode(resp: &async_graphql::Response, limit: usize) -> Result<Vec<u8>, serde_json::Error> {
+/// A response to a request that never started executing: GraphQL's spec says
+/// its result has no `data` entry at all (async-graphql would write `null`).
+#[derive(serde::Serialize)]
+struct NotExecuted<'a> {
+    errors: &'a [async_graphql::ServerError],
+}
+
+/// Serialises `resp` within `limit` bytes, or says it would not fit. A
+/// request error (`not_executed`) is written without `data`.
+fn encode(resp: &async_graphql::Response, not_executed: bool, limit: usize) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Capped { buf: Vec::with_capacity(4096.min(limit)), limit };
-    serde_json::to_writer(&mut out, resp)?;
+    if not_executed {
+        serde_json::to_writer(&mut out, &NotExecuted { errors: &resp.errors })?;
+    } else {
+        serde_json::to_writer(&mut out, resp)?;
+    }
     Ok(out.buf)
 }
 
 fn respond(headers: &HeaderMap, resp: &async_graphql::Response, limit: usize) -> Response {
     let wants_graphql_response =
         headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains(GRAPHQL_RESPONSE));
-    let body = match encode(resp, limit) {
+    // A response without data whose errors have no path never started executing:
+    // GraphQL over HTTP asks for 400 then, under its own media type.
+    let not_executed = resp.data == async_graphql::Value::Null
+        && !resp.errors.is_empty()
+        && resp.errors.iter().all(|e| e.path.is_empty());
+    let body = match encode(resp, not_executed, limit) {
         Ok(body) => body,
         Err(err) if err.is_io() => {
             tracing::info!(limit, "a response exceeded the size limit and was refused");
@@ -358,13 +375,8 @@ fn respond(headers: &HeaderMap, resp: &async_graphql::Response, limit: usize) ->
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error");
         }
     };
-    // A response without data whose errors have no path never started executing:
-    // GraphQL over HTTP asks for 400 then, under its own media type.
-    let request_error = resp.data == async_graphql::Value::Null
-        && !resp.errors.is_empty()
-        && resp.errors.iter().all(|e| e.path.is_empty());
     let (status, content_type) = if wants_graphql_response {
-        let status = if request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+        let status = if not_executed { StatusCode::BAD_REQUEST } else { StatusCode::OK };
         (status, GRAPHQL_RESPONSE)
     } else {
         (StatusCode::OK, JSON)
