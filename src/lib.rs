@@ -23,10 +23,12 @@
 //! - [`graphql`]: the schema by feature (`user`, `post`, `comment`), the
 //!   per-request DataLoaders and Relay connections, and `graphql::error`,
 //!   the one place a domain error becomes a client-facing code.
-//! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz` and `/readyz`,
-//!   with the HTTP limits (body and response size, timeouts, CORS);
+//! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz`, `/readyz`
+//!   and `/metrics`, with the HTTP limits (body and response size, timeouts,
+//!   CORS); `http::persisted` is APQ and the parsed-document cache;
 //!   `http::conn` is the accept loop with its connection limits.
 //! - [`limits`]: the selected-field cap and the log-in rate limiter.
+//! - [`metrics`]: the counters and histograms behind `GET /metrics`.
 //! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret.
 //! - [`error`]: the domain error, which keeps its cause.
 //! - [`check`]: the integrity checker for every invariant the commands promise.
@@ -43,6 +45,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod seed;
 pub mod settings;
@@ -78,6 +81,8 @@ pub struct AppState {
     pub logins_per_ip: Arc<RateLimiter>,
     /// Sign-up attempts per client IP.
     pub signups_per_ip: Arc<RateLimiter>,
+    /// What `/metrics` reports; `None` when metrics are turned off.
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 impl AppState {
@@ -91,6 +96,7 @@ impl AppState {
             login_failures: Arc::new(FailureBackoff::new(settings.auth.login_failures_before_backoff)),
             logins_per_ip: Arc::new(RateLimiter::new(settings.auth.logins_per_ip_per_minute, minute)),
             signups_per_ip: Arc::new(RateLimiter::new(settings.auth.signups_per_ip_per_minute, minute)),
+            metrics: settings.http.metrics.then(Arc::default),
             settings: Arc::new(settings),
         })
     }

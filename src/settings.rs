@@ -92,6 +92,9 @@ pub struct HttpSettings {
     /// default covers bearer auth, JSON and Apollo's client-awareness headers).
     #[arg(long, env = "BLOGQL_CORS_HEADERS", value_delimiter = ',', default_values_t = defaults::cors_headers())]
     pub cors_headers: Vec<String>,
+    /// Serve Prometheus metrics on `GET /metrics` (and record them).
+    #[arg(long, env = "BLOGQL_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
     /// Serve GraphiQL's pinned files from this directory instead of the CDN (offline use; see README).
     #[arg(long, env = "BLOGQL_GRAPHIQL_ASSETS_DIR")]
     pub graphiql_assets_dir: Option<PathBuf>,
@@ -109,6 +112,7 @@ impl Default for HttpSettings {
             max_connections: defaults::MAX_CONNECTIONS,
             cors_origins: Vec::new(),
             cors_headers: defaults::cors_headers(),
+            metrics: true,
             graphiql_assets_dir: None,
         }
     }

@@ -20,6 +20,7 @@ use async_graphql::dataloader::Loader;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 /// One batch: the keys collected so far, then the store's answer.
 struct Batch<K, V> {
@@ -35,6 +36,8 @@ type OpenBatch<K, V> = Mutex<Option<Arc<Batch<K, V>>>>;
 pub struct Batcher<K: Send + Sync + Hash + Eq + Clone + 'static, L: Loader<K>> {
     loader: L,
     open: OpenBatch<K, L::Value>,
+    /// Where batch sizes are recorded, when metrics are on.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<K, L> Batcher<K, L>
@@ -44,7 +47,13 @@ where
 {
     /// A batcher over `loader`.
     pub fn new(loader: L) -> Self {
-        Batcher { loader, open: Mutex::new(None) }
+        Batcher { loader, open: Mutex::new(None), metrics: None }
+    }
+
+    /// Records every batch's size in `metrics`.
+    pub fn recording(mut self, metrics: Option<&Arc<Metrics>>) -> Self {
+        self.metrics = metrics.cloned();
+        self
     }
 
     /// Takes the open batch (if any) and runs `f` on it, under the lock.
@@ -103,6 +112,9 @@ where
         let mut keys = std::mem::take(&mut *batch.keys.lock().map_err(|_| Error::internal("batch lock poisoned"))?);
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
         keys.retain(|k| seen.insert(k.clone()));
+        if let Some(metrics) = &self.metrics {
+            metrics.batch_sizes.observe(keys.len() as f64);
+        }
         let outcome = self.loader.load(&keys).await;
         let _ = batch.result.set(outcome);
         batch.done.notify_waiters();

@@ -154,20 +154,21 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    /// A context with new, empty loaders over a per-request view of `store`.
-    pub fn new(viewer: Viewer, store: &Store) -> Self {
+    /// A context with new, empty loaders over a per-request view of `store`,
+    /// recording batch sizes in `metrics` when given.
+    pub fn new(viewer: Viewer, store: &Store, metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>) -> Self {
         let store = store.per_request();
         RequestCtx {
             viewer,
             signed_in: std::sync::OnceLock::new(),
             client_ip: None,
-            users: Batcher::new(loader::ById::new(&store)),
-            posts: Batcher::new(loader::ById::new(&store)),
-            comments: Batcher::new(loader::ById::new(&store)),
-            user_pages: Batcher::new(loader::PageLoader::new(&store)),
-            post_pages: Batcher::new(loader::PageLoader::new(&store)),
-            comment_pages: Batcher::new(loader::PageLoader::new(&store)),
-            counts: Batcher::new(loader::Counts::new(&store)),
+            users: Batcher::new(loader::ById::new(&store)).recording(metrics),
+            posts: Batcher::new(loader::ById::new(&store)).recording(metrics),
+            comments: Batcher::new(loader::ById::new(&store)).recording(metrics),
+            user_pages: Batcher::new(loader::PageLoader::new(&store)).recording(metrics),
+            post_pages: Batcher::new(loader::PageLoader::new(&store)).recording(metrics),
+            comment_pages: Batcher::new(loader::PageLoader::new(&store)).recording(metrics),
+            counts: Batcher::new(loader::Counts::new(&store)).recording(metrics),
             store,
         }
     }

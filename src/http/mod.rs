@@ -32,6 +32,7 @@ pub mod persisted;
 use crate::AppState;
 use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
 use crate::limits::{check_query_size, mentions_introspection};
+use crate::metrics::Outcome;
 
 const JSON: &str = "application/json";
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(routes)
         .merge(graphiql)
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
@@ -219,20 +221,89 @@ fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
     }
 }
 
+/// What a request came to, before it is written out and counted.
+enum Answer {
+    /// The schema ran it (or its validation refused it), for this operation label.
+    Ran(async_graphql::Response, String),
+    /// Refused here, before the schema saw it.
+    Refused(async_graphql::Response),
+    /// Refused at the HTTP level, with the code it counts under.
+    Http(Response, &'static str),
+}
+
 async fn execute(
+    routes: &Routes,
+    client: Option<IpAddr>,
+    headers: &HeaderMap,
+    req: async_graphql::Request,
+    method: Method,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response_limit = routes.state.settings.http.max_response_bytes;
+    let answer = answer(routes, client, headers, req, method).await;
+    let (http, operation, outcome, resp) = match &answer {
+        Answer::Ran(resp, operation) => {
+            let outcome = if resp.errors.is_empty() {
+                Outcome::Ok
+            } else if not_executed(resp) {
+                Outcome::Rejected
+            } else {
+                Outcome::Error
+            };
+            (respond(headers, resp, response_limit), operation.as_str(), outcome, Some(resp))
+        }
+        Answer::Refused(resp) => (respond(headers, resp, response_limit), "refused", Outcome::Rejected, Some(resp)),
+        Answer::Http(..) => (Response::default(), "refused", Outcome::Rejected, None),
+    };
+    if let Some(metrics) = &routes.state.metrics {
+        let codes: Vec<&str> = match (&answer, resp) {
+            (Answer::Http(_, code), _) => vec![code],
+            (_, Some(resp)) => resp
+                .errors
+                .iter()
+                .filter_map(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                    Some(async_graphql::Value::String(code)) => Some(code.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        metrics.request(operation, outcome, started.elapsed(), codes.into_iter());
+    }
+    match answer {
+        Answer::Http(resp, _) => resp,
+        _ => http,
+    }
+}
+
+/// The label an operation is counted under: its name, `anonymous`, or
+/// `unknown` when the request names an operation the document lacks.
+/// (`unparsed` and `refused` label requests that never got this far.)
+fn operation_label(doc: &ExecutableDocument, operation_name: Option<&str>) -> String {
+    match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(_), Some(name)) => name.to_owned(),
+        (DocumentOperations::Single(_), None) => "anonymous".to_owned(),
+        (DocumentOperations::Multiple(ops), Some(name)) if ops.contains_key(name) => name.to_owned(),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.keys().next().map_or_else(|| "anonymous".to_owned(), |n| n.to_string())
+        }
+        _ => "unknown".to_owned(),
+    }
+}
+
+/// Parses (or finds in the cache), checks, and runs one request.
+async fn answer(
     routes: &Routes,
     client: Option<IpAddr>,
     headers: &HeaderMap,
     mut req: async_graphql::Request,
     method: Method,
-) -> Response {
+) -> Answer {
     // Parse once, here (or not at all, for a document in the cache): the
     // size check must run before anything expands fragment spreads, and GET
     // must know the operation type. The schema reuses this document; one
     // that does not parse is left to the schema, which reports the syntax error.
-    let response_limit = routes.state.settings.http.max_response_bytes;
-    let refuse =
-        |code: &'static str, message: &str| respond(headers, &request_error(code, message.to_owned()), response_limit);
+    let refuse = |code: &'static str, message: &str| Answer::Refused(request_error(code, message.to_owned()));
     let apq = match persisted::requested_hash(&req.extensions.0) {
         Ok(hash) if routes.docs.enabled() => hash,
         Ok(Some(_)) => return refuse("PERSISTED_QUERY_NOT_SUPPORTED", "PersistedQueryNotSupported"),
@@ -271,6 +342,7 @@ async fn execute(
             Err(_) => (None, false),
         },
     };
+    let mut operation = String::from("unparsed");
     if let Some(doc) = doc {
         if !routes.state.settings.graphql.introspection && mentions_introspection(&doc) {
             return refuse("GRAPHQL_VALIDATION_FAILED", "introspection is turned off on this server");
@@ -282,15 +354,35 @@ async fn execute(
                 "mutations must be sent with POST",
             );
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return resp;
+            return Answer::Http(resp, "METHOD_NOT_ALLOWED");
+        }
+        if routes.state.metrics.is_some() {
+            operation = operation_label(&doc, req.operation_name.as_deref());
         }
         req.set_parsed_query(doc);
     }
-    let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store);
+    let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store, routes.state.metrics.as_ref());
     ctx.client_ip = client;
     let mut resp = routes.schema.execute(req.data(ctx)).await;
     label_request_errors(&mut resp, parses);
-    respond(headers, &resp, response_limit)
+    Answer::Ran(resp, operation)
+}
+
+/// Whether `resp` never started executing: no data, and errors without a path.
+fn not_executed(resp: &async_graphql::Response) -> bool {
+    resp.data == async_graphql::Value::Null && !resp.errors.is_empty() && resp.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// Serves `/metrics` in the Prometheus text format; 404 when metrics are off.
+async fn metrics(State(routes): State<Routes>) -> Response {
+    match &routes.state.metrics {
+        Some(metrics) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+            metrics.render(routes.state.store.transactions()),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// A response for a request refused before execution, with its code.
@@ -359,9 +451,7 @@ fn respond(headers: &HeaderMap, resp: &async_graphql::Response, limit: usize) ->
         headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains(GRAPHQL_RESPONSE));
     // A response without data whose errors have no path never started executing:
     // GraphQL over HTTP asks for 400 then, under its own media type.
-    let not_executed = resp.data == async_graphql::Value::Null
-        && !resp.errors.is_empty()
-        && resp.errors.iter().all(|e| e.path.is_empty());
+    let not_executed = not_executed(resp);
     let body = match encode(resp, not_executed, limit) {
         Ok(body) => body,
         Err(err) if err.is_io() => {

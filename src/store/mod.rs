@@ -138,6 +138,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// One count per parent, aligned with `parents`, counted with an index in one round trip.
     fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> impl Future<Output = Result<Vec<u64>>> + Send;
 
+    /// How many times a transaction was re-run after a transient conflict, since start-up.
+    fn transaction_retries(&self) -> u64;
+
     /// A view for one request. Every read of the view sees one snapshot (so a
     /// page and the authors loaded for it never disagree about a concurrent
     /// delete), renewed after the view's own writes.
@@ -204,6 +207,24 @@ pub trait Tx: Send {
     fn now(&self) -> DateTime;
 }
 
+/// Write transactions since start-up, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxCounts {
+    /// Commands that committed.
+    pub committed: u64,
+    /// Commands that rolled back (refused, failed or conflicting).
+    pub rolled_back: u64,
+    /// Re-runs after transient conflicts (MongoDB only).
+    pub retried: u64,
+}
+
+/// Committed and rolled-back transactions, shared by a store and its views.
+#[derive(Debug, Default)]
+struct TxTally {
+    committed: std::sync::atomic::AtomicU64,
+    rolled_back: std::sync::atomic::AtomicU64,
+}
+
 /// The backend this process runs on.
 ///
 /// Cheap to clone. [`Store::per_request`] gives each request its own
@@ -211,6 +232,7 @@ pub trait Tx: Send {
 #[derive(Clone)]
 pub struct Store {
     backend: Kind,
+    tally: std::sync::Arc<TxTally>,
     /// Round trips through this store and every view of it. Compiled only
     /// for the test crate (the `test-hooks` feature), never in the server.
     #[cfg(feature = "test-hooks")]
@@ -251,6 +273,7 @@ impl Store {
     fn new(backend: Kind) -> Self {
         Store {
             backend,
+            tally: std::sync::Arc::default(),
             #[cfg(feature = "test-hooks")]
             round_trips: std::sync::Arc::default(),
         }
@@ -339,6 +362,7 @@ impl Store {
         };
         Store {
             backend,
+            tally: std::sync::Arc::clone(&self.tally),
             #[cfg(feature = "test-hooks")]
             round_trips: std::sync::Arc::clone(&self.round_trips),
         }
@@ -346,7 +370,23 @@ impl Store {
 
     /// Runs one command in one transaction; see [`Backend::run`].
     pub async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
-        on_backend!(self, b => b.run(cmd).await)
+        let outcome = on_backend!(self, b => b.run(cmd).await);
+        let counter = if outcome.is_ok() { &self.tally.committed } else { &self.tally.rolled_back };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        outcome
+    }
+
+    /// Transactions since start-up, across this store and all its views.
+    pub fn transactions(&self) -> TxCounts {
+        let retried = match &self.backend {
+            Kind::Embedded(b) => b.transaction_retries(),
+            Kind::Mongo(b) => b.transaction_retries(),
+        };
+        TxCounts {
+            committed: self.tally.committed.load(std::sync::atomic::Ordering::Relaxed),
+            rolled_back: self.tally.rolled_back.load(std::sync::atomic::Ordering::Relaxed),
+            retried,
+        }
     }
 
     /// See [`Backend::snapshot`].

@@ -15,6 +15,7 @@ mod federation;
 mod helpers;
 mod hostile;
 mod http;
+mod metrics;
 mod mongo;
 mod nodes;
 mod pagination;

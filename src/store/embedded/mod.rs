@@ -163,6 +163,11 @@ impl Backend for EmbeddedStore {
         self.read(|r| parents.iter().map(|p| r.count_prefix(index, &p.bytes())).collect()).await
     }
 
+    fn transaction_retries(&self) -> u64 {
+        // redb has one writer at a time: a transaction never conflicts, so never re-runs.
+        0
+    }
+
     fn per_request(&self) -> Self {
         EmbeddedStore { db: Arc::clone(&self.db), pinned: Some(Arc::new(Mutex::new(None))) }
     }

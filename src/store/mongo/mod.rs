@@ -42,6 +42,8 @@ pub struct MongoStore {
     /// Set on a view (one per request, or one per whole-store snapshot): the
     /// snapshot its reads share.
     pin: Option<Arc<tokio::sync::Mutex<Pin>>>,
+    /// Transaction attempts beyond the first (transient conflicts), shared by every view.
+    retries: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn tx_options() -> TransactionOptions {
@@ -53,7 +55,7 @@ impl MongoStore {
     /// An unreachable server fails within the server-selection timeout.
     pub async fn connect(uri: &str, options: ConnectOptions) -> Result<Self> {
         let (client, db) = connect::connect(uri, options).await?;
-        Ok(MongoStore { client, db, pin: None })
+        Ok(MongoStore { client, db, pin: None, retries: Arc::default() })
     }
 
     /// The database this store uses.
@@ -67,6 +69,7 @@ impl MongoStore {
             client: self.client.clone(),
             db: self.db.clone(),
             pin: Some(Arc::new(tokio::sync::Mutex::new(Pin::Unset))),
+            retries: Arc::clone(&self.retries),
         }
     }
 }
@@ -151,6 +154,10 @@ impl Backend for MongoStore {
         }
         let counted = self.count_groups(coll, doc! { "author": { "$in": parents } }, Some("$author")).await?;
         Ok(parents.iter().map(|p| counted.get(&Some(*p)).copied().unwrap_or(0)).collect())
+    }
+
+    fn transaction_retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn per_request(&self) -> Self {

@@ -29,6 +29,7 @@ use crate::store::{RemovedComment, Tx};
 pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Output> {
     let mut session = store.client.start_session().await?;
     let (db, cmd) = (store.db.clone(), Arc::new(cmd));
+    let (retries, attempts) = (Arc::clone(&store.retries), Arc::new(std::sync::atomic::AtomicU64::new(0)));
     let outcome = session
         .start_transaction()
         .with_options(tx_options())
@@ -36,6 +37,9 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
             // Owned handles per attempt: the callback captures no borrow, which
             // keeps its future `Send` for every lifetime the driver picks.
             let (db, cmd) = (db.clone(), Arc::clone(&cmd));
+            if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
+                retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut tx = MongoTx { session, db: &db, now: DateTime::now(), driver_error: None };
             match cmd.apply(&mut tx).await {
                 Ok(out) => Ok(out),

@@ -1,0 +1,229 @@
+//! Prometheus metrics on `GET /metrics`: requests, latency, error codes,
+//! transactions and DataLoader batch sizes.
+//!
+//! Everything is a plain atomic or a small bounded map, recorded once per
+//! request or per batch (never per field), and rendered in the Prometheus
+//! text format on demand. Operation names come from clients, so at most
+//! [`MAX_OPERATION_NAMES`] distinct names are tracked; later ones count as
+//! `__other__`, which keeps a client from growing the map (and the scrape)
+//! without bound. `--metrics false` turns recording and the route off.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Distinct operation names tracked before the rest are counted as `__other__`.
+pub const MAX_OPERATION_NAMES: usize = 256;
+
+/// The error codes the API answers with; anything else counts as `OTHER`.
+const CODES: [&str; 15] = [
+    "BAD_USER_INPUT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "CONFLICT",
+    "RATE_LIMITED",
+    "INTERNAL_SERVER_ERROR",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "PERSISTED_QUERY_NOT_FOUND",
+    "PERSISTED_QUERY_NOT_SUPPORTED",
+    "RESPONSE_TOO_LARGE",
+    "METHOD_NOT_ALLOWED",
+    "BAD_REQUEST",
+    "OTHER",
+];
+
+/// Upper bounds of the request latency buckets, in seconds.
+const LATENCY_BOUNDS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// Upper bounds of the DataLoader batch size buckets, in keys.
+const BATCH_BOUNDS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0];
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Executed without errors.
+    Ok,
+    /// Executed, with errors in the response.
+    Error,
+    /// Refused before execution (parse, validation, limits, APQ).
+    Rejected,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// A fixed-bucket histogram over atomics.
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// Sum of observations in millionths, so it stays an integer.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    requests: Mutex<HashMap<(String, Outcome), u64>>,
+    latency: Histogram,
+    errors: [AtomicU64; CODES.len()],
+    /// DataLoader batch sizes, in keys; every request's loaders record here.
+    pub batch_sizes: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Mutex::new(HashMap::new()),
+            latency: Histogram::new(&LATENCY_BOUNDS),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            batch_sizes: Histogram::new(&BATCH_BOUNDS),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one GraphQL request: its operation, outcome, latency and error codes.
+    pub fn request<'a>(&self, operation: &str, outcome: Outcome, took: Duration, codes: impl Iterator<Item = &'a str>) {
+        if let Ok(mut requests) = self.requests.lock() {
+            let known =
+                requests.contains_key(&(operation.to_owned(), outcome)) || requests.len() < MAX_OPERATION_NAMES * 3;
+            let name = if known { operation } else { "__other__" };
+            *requests.entry((name.to_owned(), outcome)).or_default() += 1;
+        }
+        self.latency.observe(took.as_secs_f64());
+        for code in codes {
+            let i = CODES.iter().position(|c| *c == code).unwrap_or(CODES.len() - 1);
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition, with the store's transaction counts.
+    pub fn render(&self, transactions: crate::store::TxCounts) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP blogql_requests_total GraphQL requests by operation name and outcome.\n");
+        out.push_str("# TYPE blogql_requests_total counter\n");
+        if let Ok(requests) = self.requests.lock() {
+            let mut rows: Vec<_> = requests.iter().collect();
+            rows.sort();
+            for ((operation, outcome), n) in rows {
+                let _ = writeln!(
+                    out,
+                    "blogql_requests_total{{operation=\"{}\",outcome=\"{}\"}} {n}",
+                    escape(operation),
+                    outcome.label()
+                );
+            }
+        }
+        self.latency.render(&mut out, "blogql_request_duration_seconds", "Time to answer a GraphQL request.");
+        out.push_str("# HELP blogql_errors_total Errors in GraphQL responses by extensions.code.\n");
+        out.push_str("# TYPE blogql_errors_total counter\n");
+        for (code, n) in CODES.iter().zip(&self.errors) {
+            let _ = writeln!(out, "blogql_errors_total{{code=\"{code}\"}} {}", n.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP blogql_transactions_total Write transactions by result; retried counts re-runs after transient conflicts.\n");
+        out.push_str("# TYPE blogql_transactions_total counter\n");
+        let _ = writeln!(out, "blogql_transactions_total{{result=\"committed\"}} {}", transactions.committed);
+        let _ = writeln!(out, "blogql_transactions_total{{result=\"rolled_back\"}} {}", transactions.rolled_back);
+        let _ = writeln!(out, "blogql_transactions_total{{result=\"retried\"}} {}", transactions.retried);
+        self.batch_sizes.render(
+            &mut out,
+            "blogql_dataloader_batch_size",
+            "Keys per DataLoader batch (one store round trip each).",
+        );
+        out
+    }
+}
+
+/// Escapes a label value for the text format.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Histograms are cumulative with a `+Inf` bucket equal to the count.
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = Histogram::new(&BATCH_BOUNDS);
+        for v in [1.0, 3.0, 3.0, 1000.0] {
+            h.observe(v);
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"1\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"5\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"500\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 4\nx_sum 1007\nx_count 4\n"), "{out}");
+    }
+
+    /// Operation names beyond the cap are counted as `__other__`, so the map stays bounded.
+    #[test]
+    fn operation_names_are_bounded() {
+        let m = Metrics::default();
+        for i in 0..MAX_OPERATION_NAMES * 5 {
+            m.request(&format!("Op{i}"), Outcome::Ok, Duration::from_millis(1), std::iter::empty());
+        }
+        let n = m.requests.lock().map(|r| r.len()).unwrap_or(usize::MAX);
+        assert!(n <= MAX_OPERATION_NAMES * 3 + 3, "{n}");
+        let text = m.render(crate::store::TxCounts::default());
+        assert!(text.contains("operation=\"__other__\""));
+        assert!(text.contains("operation=\"Op0\""));
+    }
+
+    /// Unknown codes count as `OTHER`; label values are escaped.
+    #[test]
+    fn codes_and_escaping() {
+        let m = Metrics::default();
+        m.request("a\"b", Outcome::Error, Duration::ZERO, ["NOT_FOUND", "WHATEVER"].into_iter());
+        let text = m.render(crate::store::TxCounts::default());
+        assert!(text.contains("blogql_errors_total{code=\"NOT_FOUND\"} 1"));
+        assert!(text.contains("blogql_errors_total{code=\"OTHER\"} 1"));
+        assert!(text.contains("operation=\"a\\\"b\""));
+    }
+}
