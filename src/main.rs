@@ -35,6 +35,14 @@ enum Command {
     Seed(SeedArgs),
     /// Check the store's integrity (no orphans, mirrored references, exact counts); exit 1 on any violation.
     Check(StoreSettings),
+    /// Ask a running server's `/healthz` and exit 0 if it answers 200 within
+    /// two seconds (the container image's HEALTHCHECK; it has no curl).
+    Healthcheck {
+        /// The server's address, as given to `serve --bind`; an unspecified
+        /// host (0.0.0.0 or ::) means this machine.
+        #[arg(long, env = "BLOGQL_BIND", default_value = "127.0.0.1:8000")]
+        bind: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -80,6 +88,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(settings)) => serve(settings).await,
         Some(Command::Check(store)) => check(&store).await,
         Some(Command::Seed(args)) => seed(args).await,
+        Some(Command::Healthcheck { bind }) => healthcheck(&bind).await,
         None => serve(cli.serve).await,
     };
     match result {
@@ -89,6 +98,32 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn healthcheck(bind: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr: std::net::SocketAddr = bind.parse().with_context(|| format!("{bind} is not an address"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(2), probe)
+        .await
+        .context("no answer within 2 s")?
+        .with_context(|| format!("asking http://{addr}/healthz"))?;
+    anyhow::ensure!(head.starts_with(b"HTTP/1.1 200"), "/healthz answered {}", String::from_utf8_lossy(&head));
+    println!("ok");
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

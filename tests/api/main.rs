@@ -9,6 +9,7 @@ mod apq;
 mod atomicity;
 mod auth;
 mod cascade;
+mod container;
 mod crash;
 mod faults;
 mod federation;
