@@ -41,6 +41,18 @@ pub enum Error {
     /// The operation collides with existing state (a taken email, a write conflict).
     #[error("{0}")]
     Conflict(Cow<'static, str>),
+    /// A delete given `expectedPlan` found a different plan in its transaction; nothing was deleted.
+    #[error("the deletion plan changed since it was previewed; nothing was deleted")]
+    PlanChanged {
+        /// Posts the delete would now delete.
+        posts: u64,
+        /// Comments it would now delete.
+        comments: u64,
+        /// References it would now detach.
+        detached: u64,
+        /// The fresh plan's token.
+        token: String,
+    },
     /// Too many attempts; the client may retry after the given number of seconds.
     #[error("too many attempts; retry after {retry_after_secs} s")]
     RateLimited {

@@ -2,6 +2,7 @@
 
 use bson::oid::ObjectId;
 
+use super::plan::plan_post;
 use super::{Command, existing_post};
 use crate::error::{Error, Result};
 use crate::store::Tx;
@@ -9,14 +10,18 @@ use crate::store::Tx;
 /// Deletes a post with its comments and pulls it from its author's `posts`;
 /// only the author may.
 ///
-/// Touches, in order: `posts` (read), `comments` (delete those on the post),
+/// Touches, in order: `posts` (read), with `expected_plan` the plan's reads
+/// (`comments` by post, `users` the author), `comments` (delete those on the post),
 /// `posts` (delete), `users` (read author, pull the id out of `posts`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DeletePost {
     /// The signed-in user.
     pub actor: ObjectId,
     /// The post to delete.
     pub id: ObjectId,
+    /// A preview's plan token: when given, the plan is recomputed first, in
+    /// this transaction, and any difference refuses the delete (`PLAN_CHANGED`).
+    pub expected_plan: Option<String>,
 }
 
 /// What `deletePost` removed, read inside its transaction.
@@ -38,6 +43,9 @@ impl Command for DeletePost {
         let post = existing_post(tx, self.id).await?;
         if post.author != self.actor {
             return Err(Error::Forbidden("only the author may delete this post".into()));
+        }
+        if let Some(expected) = &self.expected_plan {
+            plan_post(tx, &post).await?.confirm(Some(expected))?;
         }
         let mut comments = tx.delete_comments_on_posts(&[self.id]).await?;
         tx.delete_posts(&[self.id]).await?;

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bson::oid::ObjectId;
 
+use super::plan::plan_user;
 use super::{Command, existing_user};
 use crate::error::{Error, Result};
 use crate::store::Tx;
@@ -13,6 +14,7 @@ use crate::store::Tx;
 /// user may.
 ///
 /// Touches, in order:
+/// 0. with `expected_plan`, first the reads of the plan (see [`super::PlanUserDeletion`]);
 /// 1. `users` (read the user) and `posts` (read ids by author);
 /// 2. `comments` (delete those on the user's posts);
 /// 3. `comments` (delete the user's own comments elsewhere), then `posts`
@@ -22,12 +24,15 @@ use crate::store::Tx;
 /// 5. `posts` (pull the id out of every `likedBy`);
 /// 6. `users` (pull the id out of every `followers` and `following`);
 /// 7. `users` (delete the user).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DeleteUser {
     /// The signed-in user.
     pub actor: ObjectId,
     /// The account to delete.
     pub id: ObjectId,
+    /// A preview's plan token: when given, the plan is recomputed first, in
+    /// this transaction, and any difference refuses the delete (`PLAN_CHANGED`).
+    pub expected_plan: Option<String>,
 }
 
 /// What `deleteUser` removed and changed, read inside its transaction, so
@@ -57,6 +62,9 @@ impl Command for DeleteUser {
         let user = existing_user(tx, id).await?;
         if self.actor != id {
             return Err(Error::Forbidden("you may delete only your own account".into()));
+        }
+        if let Some(expected) = &self.expected_plan {
+            plan_user(tx, &user).await?.confirm(Some(expected))?;
         }
         let mut posts: BTreeSet<ObjectId> = tx.post_ids_by_author(id).await?.into_iter().collect();
         posts.extend(user.posts.iter().copied());

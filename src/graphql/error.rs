@@ -34,7 +34,7 @@ pub fn code(err: &Error) -> &'static str {
         Error::Unauthenticated(_) => "UNAUTHENTICATED",
         Error::Forbidden(_) => "FORBIDDEN",
         Error::NotFound(_) => "NOT_FOUND",
-        Error::Conflict(_) => "CONFLICT",
+        Error::Conflict(_) | Error::PlanChanged { .. } => "CONFLICT",
         Error::RateLimited { .. } => "RATE_LIMITED",
         Error::Internal { .. } => "INTERNAL_SERVER_ERROR",
     }
@@ -61,6 +61,17 @@ impl From<ApiError> for async_graphql::Error {
                 async_graphql::Error::new(message.into_owned()).extend_with(|_, e| e.set("code", code))
             }
             Error::NotFound(message) => async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code)),
+            Error::PlanChanged { posts, comments, detached, ref token } => {
+                let token = token.clone();
+                async_graphql::Error::new(err.to_string()).extend_with(move |_, e| {
+                    e.set("code", code);
+                    e.set("reason", "PLAN_CHANGED");
+                    e.set("postCount", posts);
+                    e.set("commentCount", comments);
+                    e.set("detachedReferenceCount", detached);
+                    e.set("planToken", token.as_str());
+                })
+            }
         }
     }
 }

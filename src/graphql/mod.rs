@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod comment;
 pub mod connection;
+pub mod deletion;
 pub mod error;
 pub mod federation;
 pub mod loader;

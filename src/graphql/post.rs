@@ -4,11 +4,12 @@ use async_graphql::{Context, ID, InputObject, Object};
 
 use super::comment::Comment;
 use super::connection::{self, Connection, PageArgs, Total, related};
+use super::deletion::DeletionPlan;
 use super::error::ApiResult;
 use super::scalars::Timestamp;
 use super::user::{User, load_user};
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int, vanished};
-use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, UnlikePost, UpdatePost};
+use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion, UnlikePost, UpdatePost};
 use crate::domain::{PostBody, PostChanges, Title};
 use crate::model::{Chronological, PostDoc};
 use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
@@ -114,6 +115,16 @@ impl PostQuery {
     async fn post(&self, ctx: &Context<'_>, #[graphql(desc = "The post's id.")] id: ID) -> ApiResult<Option<Post>> {
         let id = parse_id("id", &id)?;
         Ok(ctx.request()?.posts.load_one(id).await?.map(Post))
+    }
+
+    /// What `deletePost` would delete, with a token to make it refuse if that
+    /// changes first. Only the post's author may ask; reads only.
+    async fn delete_post_preview(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The post whose deletion to preview; it must be yours.")] id: ID,
+    ) -> ApiResult<DeletionPlan> {
+        Ok(DeletionPlan(as_viewer(ctx, "id", &id, |actor, id| PlanPostDeletion { actor, id }).await?))
     }
 
     /// All posts, or one author's, newest first.
@@ -229,8 +240,12 @@ impl PostMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The post to delete; it must be yours.")] id: ID,
+        #[graphql(
+            desc = "A `deletePostPreview` token: refuse with `PLAN_CHANGED` unless the delete is exactly that plan."
+        )]
+        expected_plan: Option<String>,
     ) -> ApiResult<DeletePostPayload> {
-        let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id }).await?;
+        let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id, expected_plan }).await?;
         Ok(DeletePostPayload(done))
     }
 

@@ -5,12 +5,13 @@ use bson::oid::ObjectId;
 
 use super::comment::Comment;
 use super::connection::{self, Connection, PageArgs, Total, related};
+use super::deletion::DeletionPlan;
 use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int};
 use crate::auth::BAD_CREDENTIALS;
-use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, SignUp, UnfollowUser};
+use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, PlanUserDeletion, SignUp, UnfollowUser};
 use crate::domain::{Email, Password, UserName};
 use crate::error::{Error, Result};
 use crate::model::{Chronological, UserDoc};
@@ -147,6 +148,16 @@ impl UserQuery {
     async fn user(&self, ctx: &Context<'_>, #[graphql(desc = "The user's id.")] id: ID) -> ApiResult<Option<User>> {
         let id = parse_id("id", &id)?;
         Ok(load_user(ctx, id).await?.map(User))
+    }
+
+    /// What `deleteUser` would delete and detach, with a token to make it
+    /// refuse if that changes first. Only the account itself may ask; reads only.
+    async fn delete_user_preview(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Your own account's id.")] id: ID,
+    ) -> ApiResult<DeletionPlan> {
+        Ok(DeletionPlan(as_viewer(ctx, "id", &id, |actor, id| PlanUserDeletion { actor, id }).await?))
     }
 
     /// All users, newest first.
@@ -374,7 +385,11 @@ impl UserMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Your own account's id.")] id: ID,
+        #[graphql(
+            desc = "A `deleteUserPreview` token: refuse with `PLAN_CHANGED` unless the delete is exactly that plan."
+        )]
+        expected_plan: Option<String>,
     ) -> ApiResult<DeleteUserPayload> {
-        Ok(DeleteUserPayload(as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id }).await?))
+        Ok(DeleteUserPayload(as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id, expected_plan }).await?))
     }
 }

@@ -172,6 +172,18 @@ pub trait Tx: Send {
     /// Ids of the posts whose `author` is `author` (the author index, not the user's array).
     fn post_ids_by_author(&mut self, author: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
 
+    /// Ids of the comments on any of `posts`.
+    fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Ids of the comments written by `author`.
+    fn comment_ids_by_author(&mut self, author: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Ids of the posts whose `likedBy` holds `user`.
+    fn post_ids_liked_by(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Ids of the users whose `followers` or `following` holds `user`.
+    fn user_ids_following_or_followed_by(
+        &mut self,
+        user: ObjectId,
+    ) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+
     /// Inserts a new user; a taken email is `CONFLICT`.
     fn insert_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
     /// Inserts a new post.

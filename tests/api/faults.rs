@@ -58,6 +58,18 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
     async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
         self.inner.post_ids_by_author(author).await
     }
+    async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        self.inner.comment_ids_on_posts(posts).await
+    }
+    async fn comment_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
+        self.inner.comment_ids_by_author(author).await
+    }
+    async fn post_ids_liked_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        self.inner.post_ids_liked_by(user).await
+    }
+    async fn user_ids_following_or_followed_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        self.inner.user_ids_following_or_followed_by(user).await
+    }
     async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
         self.step("insert user")?;
         self.inner.insert_user(user).await

@@ -11,6 +11,7 @@ mod auth;
 mod cascade;
 mod container;
 mod crash;
+mod deletion_plan;
 mod faults;
 mod federation;
 mod helpers;

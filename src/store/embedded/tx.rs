@@ -163,6 +163,29 @@ impl Tx for EmbeddedTx {
         self.writer.index_ids(POSTS_BY_AUTHOR, &author.bytes(), false)
     }
 
+    async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut ids = Vec::new();
+        for post in posts {
+            ids.extend(self.writer.index_ids(COMMENTS_BY_POST, &post.bytes(), false)?);
+        }
+        Ok(ids)
+    }
+
+    async fn comment_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
+        self.writer.index_ids(COMMENTS_BY_AUTHOR, &author.bytes(), false)
+    }
+
+    async fn post_ids_liked_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        self.writer.index_ids(POSTS_BY_LIKER, &user.bytes(), true)
+    }
+
+    async fn user_ids_following_or_followed_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        let mut ids: BTreeSet<ObjectId> =
+            self.writer.index_ids(USERS_BY_FOLLOWER, &user.bytes(), true)?.into_iter().collect();
+        ids.extend(self.writer.index_ids(USERS_BY_FOLLOWING, &user.bytes(), true)?);
+        Ok(ids.into_iter().collect())
+    }
+
     async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
         {
             let mut emails = self.writer.0.open_table(USERS_BY_EMAIL)?;

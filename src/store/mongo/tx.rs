@@ -138,6 +138,25 @@ impl Tx for MongoTx<'_> {
         self.ids(POSTS, doc! { "author": author }).await
     }
 
+    async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        if posts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ids(COMMENTS, doc! { "post": { "$in": posts } }).await
+    }
+
+    async fn comment_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
+        self.ids(COMMENTS, doc! { "author": author }).await
+    }
+
+    async fn post_ids_liked_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        self.ids(POSTS, doc! { "likedBy": user }).await
+    }
+
+    async fn user_ids_following_or_followed_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        self.ids(USERS, doc! { "$or": [ { "followers": user }, { "following": user } ] }).await
+    }
+
     async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
         self.insert(USERS, user).await
     }

@@ -1,0 +1,193 @@
+//! Deletion plans: exactly what a `deleteUser` or `deletePost` would delete
+//! and detach, computed inside a transaction, and the token that names it.
+//!
+//! A preview shows a plan's counts and token; the delete, given that token
+//! as `expectedPlan`, recomputes the plan in its own transaction and refuses
+//! (`CONFLICT`, reason `PLAN_CHANGED`) if anything differs, so "this will
+//! delete 12 posts" is never silently wrong. The token is a digest of the
+//! ids, so two plans with the same counts but different documents differ.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bson::oid::ObjectId;
+use sha2::{Digest, Sha256};
+
+use super::{Command, existing_post, existing_user};
+use crate::error::{Error, Result};
+use crate::model::{PostDoc, UserDoc};
+use crate::store::Tx;
+
+/// Every id a deletion would delete or detach, each list sorted and unique.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionPlan {
+    /// What is deleted at the root: `user` or `post`.
+    pub kind: &'static str,
+    /// The root document's id.
+    pub root: ObjectId,
+    /// Posts that would be deleted.
+    pub posts: Vec<ObjectId>,
+    /// Comments that would be deleted.
+    pub comments: Vec<ObjectId>,
+    /// Surviving documents the root's id would be pulled out of.
+    pub detached: Vec<ObjectId>,
+}
+
+/// Version prefix of plan tokens, so a future digest layout cannot be mistaken for this one.
+const TOKEN_VERSION: &str = "p1.";
+
+impl DeletionPlan {
+    fn new(
+        kind: &'static str,
+        root: ObjectId,
+        posts: BTreeSet<ObjectId>,
+        comments: BTreeSet<ObjectId>,
+        detached: BTreeSet<ObjectId>,
+    ) -> Self {
+        DeletionPlan {
+            kind,
+            root,
+            posts: posts.into_iter().collect(),
+            comments: comments.into_iter().collect(),
+            detached: detached.into_iter().collect(),
+        }
+    }
+
+    /// The plan's token: a SHA-256 of the kind, the root and every id, by category.
+    pub fn token(&self) -> String {
+        let mut digest = Sha256::new();
+        digest.update(self.kind.as_bytes());
+        digest.update(self.root.bytes());
+        for ids in [&self.posts, &self.comments, &self.detached] {
+            digest.update((ids.len() as u64).to_be_bytes());
+            for id in ids {
+                digest.update(id.bytes());
+            }
+        }
+        format!("{TOKEN_VERSION}{}", URL_SAFE_NO_PAD.encode(digest.finalize()))
+    }
+
+    /// Refuses with `PLAN_CHANGED` (and this plan's counts and token) unless `expected` is this plan's token.
+    pub fn confirm(&self, expected: Option<&str>) -> Result<()> {
+        match expected {
+            Some(token) if token != self.token() => Err(Error::PlanChanged {
+                posts: self.posts.len() as u64,
+                comments: self.comments.len() as u64,
+                detached: self.detached.len() as u64,
+                token: self.token(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The plan of deleting `user`, read through `tx`: the posts from the author
+/// index and from `user.posts` that exist, the comments on them and the
+/// user's own, and the surviving posts and users that reference the user.
+pub(crate) async fn plan_user<T: Tx>(tx: &mut T, user: &UserDoc) -> Result<DeletionPlan> {
+    let id = user.id;
+    let mut posts: BTreeSet<ObjectId> = tx.post_ids_by_author(id).await?.into_iter().collect();
+    for listed in &user.posts {
+        if !posts.contains(listed) && tx.post(*listed).await?.is_some() {
+            posts.insert(*listed);
+        }
+    }
+    let post_ids: Vec<ObjectId> = posts.iter().copied().collect();
+    let mut comments: BTreeSet<ObjectId> = tx.comment_ids_on_posts(&post_ids).await?.into_iter().collect();
+    comments.extend(tx.comment_ids_by_author(id).await?);
+    let mut detached: BTreeSet<ObjectId> =
+        tx.post_ids_liked_by(id).await?.into_iter().filter(|p| !posts.contains(p)).collect();
+    detached.extend(tx.user_ids_following_or_followed_by(id).await?);
+    Ok(DeletionPlan::new("user", id, posts, comments, detached))
+}
+
+/// The plan of deleting `post`: the post, its comments, and its author's `posts` entry.
+pub(crate) async fn plan_post<T: Tx>(tx: &mut T, post: &PostDoc) -> Result<DeletionPlan> {
+    let comments = tx.comment_ids_on_posts(&[post.id]).await?.into_iter().collect();
+    let author = tx.user(post.author).await?;
+    let detached = author.filter(|a| a.posts.contains(&post.id)).map(|a| a.id).into_iter().collect();
+    Ok(DeletionPlan::new("post", post.id, BTreeSet::from([post.id]), comments, detached))
+}
+
+/// Previews `deleteUser`: the plan, with the same authorization as the delete.
+///
+/// Touches (reads only): `users`, `posts` (author index), `comments` (by
+/// post, by author), `posts` (likers), `users` (follows).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanUserDeletion {
+    /// The signed-in user.
+    pub actor: ObjectId,
+    /// The account whose deletion is previewed.
+    pub id: ObjectId,
+}
+
+impl Command for PlanUserDeletion {
+    type Output = DeletionPlan;
+    const NAME: &'static str = "deleteUserPreview";
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletionPlan> {
+        let user = existing_user(tx, self.id).await?;
+        if self.actor != self.id {
+            return Err(Error::Forbidden("you may preview deleting only your own account".into()));
+        }
+        plan_user(tx, &user).await
+    }
+}
+
+/// Previews `deletePost`: the plan, with the same authorization as the delete.
+///
+/// Touches (reads only): `posts`, `comments` (by post), `users` (the author).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanPostDeletion {
+    /// The signed-in user.
+    pub actor: ObjectId,
+    /// The post whose deletion is previewed.
+    pub id: ObjectId,
+}
+
+impl Command for PlanPostDeletion {
+    type Output = DeletionPlan;
+    const NAME: &'static str = "deletePostPreview";
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletionPlan> {
+        let post = existing_post(tx, self.id).await?;
+        if post.author != self.actor {
+            return Err(Error::Forbidden("only the author may preview deleting this post".into()));
+        }
+        plan_post(tx, &post).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(posts: &[u8], comments: &[u8], detached: &[u8]) -> DeletionPlan {
+        let ids = |b: &[u8]| b.iter().map(|n| ObjectId::from_bytes([*n; 12])).collect();
+        DeletionPlan::new("user", ObjectId::from_bytes([0; 12]), ids(posts), ids(comments), ids(detached))
+    }
+
+    /// The token depends on every id and on which category it is in, not only on the counts.
+    #[test]
+    fn tokens_name_the_ids() {
+        let base = plan(&[1, 2], &[3], &[4]);
+        assert_eq!(base.token(), plan(&[2, 1], &[3], &[4]).token(), "order of discovery does not matter");
+        for other in [plan(&[1, 5], &[3], &[4]), plan(&[1, 2], &[4], &[3]), plan(&[1, 2, 3], &[], &[4])] {
+            assert_ne!(base.token(), other.token());
+        }
+        assert!(base.token().starts_with(TOKEN_VERSION));
+    }
+
+    /// Confirming with the plan's own token passes; any other refuses with the fresh counts.
+    #[test]
+    fn confirm_refuses_a_stale_token() {
+        let p = plan(&[1], &[2, 3], &[]);
+        assert!(p.confirm(None).is_ok());
+        assert!(p.confirm(Some(&p.token())).is_ok());
+        match p.confirm(Some("p1.stale")) {
+            Err(Error::PlanChanged { posts: 1, comments: 2, detached: 0, token }) => assert_eq!(token, p.token()),
+            other => panic!("{other:?}"),
+        }
+    }
+}
