@@ -32,6 +32,7 @@
 //! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret.
 //! - [`error`]: the domain error, which keeps its cause.
 //! - [`check`]: the integrity checker for every invariant the commands promise.
+//! - [`repair`]: `check --repair`, which fixes what older code left behind, in budget-sized transactions.
 //! - [`seed`]: bulk data through the same commands, for benchmarks and crash tests.
 //!
 //! [`build_app`] and [`serve`] are what both `main` and the integration tests
@@ -47,6 +48,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod repair;
 pub mod seed;
 pub mod settings;
 pub mod store;

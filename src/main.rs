@@ -34,7 +34,7 @@ enum Command {
     /// Fill the store with generated accounts, posts, comments, likes and follows (benchmarks, crash tests).
     Seed(SeedArgs),
     /// Check the store's integrity (no orphans, mirrored references, exact counts); exit 1 on any violation.
-    Check(StoreSettings),
+    Check(CheckArgs),
     /// Ask a running server's `/healthz` and exit 0 if it answers 200 within
     /// two seconds (the container image's HEALTHCHECK; it has no curl).
     Healthcheck {
@@ -43,6 +43,20 @@ enum Command {
         #[arg(long, env = "BLOGQL_BIND", default_value = "127.0.0.1:8000")]
         bind: String,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+struct CheckArgs {
+    #[command(flatten)]
+    store: StoreSettings,
+    /// List what a repair would change: orphan posts and comments, dangling or
+    /// one-sided ids in `posts`, `likedBy`, `followers`/`following`, wrong `commentCount`s.
+    #[arg(long)]
+    repair: bool,
+    /// With `--repair`: make those changes, in transactions of at most
+    /// `--cascade-budget-docs` documents, then check again.
+    #[arg(long, requires = "repair")]
+    apply: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -86,7 +100,7 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Serve(settings)) => serve(settings).await,
-        Some(Command::Check(store)) => check(&store).await,
+        Some(Command::Check(args)) => check(&args).await,
         Some(Command::Seed(args)) => seed(args).await,
         Some(Command::Healthcheck { bind }) => healthcheck(&bind).await,
         None => serve(cli.serve).await,
@@ -180,8 +194,8 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the integrity checker and prints one line per violation.
-async fn check(store: &StoreSettings) -> anyhow::Result<()> {
-    let store = store.open().await.context("opening the store")?;
+async fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await.context("opening the store")?;
     let snapshot = store.snapshot().await.context("reading the store")?;
     let problems = blogql::check::violations(&snapshot);
     println!(
@@ -194,7 +208,29 @@ async fn check(store: &StoreSettings) -> anyhow::Result<()> {
     for problem in &problems {
         println!("  {problem}");
     }
-    if problems.is_empty() { Ok(()) } else { anyhow::bail!("integrity check failed") }
+    if !args.repair {
+        return if problems.is_empty() { Ok(()) } else { anyhow::bail!("integrity check failed") };
+    }
+    let fixes = blogql::repair::plan(&snapshot);
+    println!("repair: {} document(s) to change", fixes.len());
+    for fix in &fixes {
+        println!("  {fix}");
+    }
+    if !args.apply {
+        if !fixes.is_empty() {
+            println!("nothing changed; run again with --apply to make these changes");
+        }
+        return if problems.is_empty() { Ok(()) } else { anyhow::bail!("integrity check failed") };
+    }
+    let budget = args.store.cascade_budget_docs;
+    let changed = blogql::repair::apply(&store, &fixes, budget).await.context("repairing")?;
+    println!("repair: changed {changed} document(s) in transactions of at most {budget}");
+    let after = blogql::check::violations(&store.snapshot().await.context("reading the store again")?);
+    println!("re-checked: {} violation(s)", after.len());
+    for problem in &after {
+        println!("  {problem}");
+    }
+    if after.is_empty() { Ok(()) } else { anyhow::bail!("violations remain after the repair") }
 }
 
 /// Resolves on SIGINT or SIGTERM.

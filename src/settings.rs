@@ -39,6 +39,7 @@ mod defaults {
     pub const MAX_CONNECTIONS: usize = 1024;
     pub const MAX_QUERY_DEPTH: usize = 15;
     pub const PERSISTED_QUERIES: usize = 1000;
+    pub const CASCADE_BUDGET_DOCS: usize = 1000;
 
     /// The request headers allowed cross-origin by default.
     pub fn cors_headers() -> Vec<String> {
@@ -271,11 +272,20 @@ pub struct StoreSettings {
     /// MongoDB database; defaults to the URI's path, else `blogql`.
     #[arg(long, env = "BLOGQL_MONGODB_DATABASE")]
     pub mongodb_database: Option<String>,
+    /// Most documents one maintenance transaction writes (`check --repair --apply`).
+    /// MongoDB advises about 1,000 per transaction.
+    #[arg(long, env = "BLOGQL_CASCADE_BUDGET_DOCS", default_value_t = defaults::CASCADE_BUDGET_DOCS)]
+    pub cascade_budget_docs: usize,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { data_dir: PathBuf::from(defaults::DATA_DIR), mongodb_uri: None, mongodb_database: None }
+        StoreSettings {
+            data_dir: PathBuf::from(defaults::DATA_DIR),
+            mongodb_uri: None,
+            mongodb_database: None,
+            cascade_budget_docs: defaults::CASCADE_BUDGET_DOCS,
+        }
     }
 }
 
@@ -286,6 +296,7 @@ impl std::fmt::Debug for StoreSettings {
             .field("data_dir", &self.data_dir)
             .field("mongodb_uri", &self.mongodb_uri.as_ref().map(|_| "<set>"))
             .field("mongodb_database", &self.mongodb_database)
+            .field("cascade_budget_docs", &self.cascade_budget_docs)
             .finish()
     }
 }

@@ -57,6 +57,16 @@ impl StoreHome {
         self.dir.path()
     }
 
+    /// The environment that points the `blogql` binary at this home's store:
+    /// its MongoDB database when the suite runs on MongoDB, else none (the
+    /// caller passes `--data-dir`).
+    pub fn binary_env(&self) -> Vec<(&'static str, String)> {
+        match (mongodb_uri(), &self.mongo_db) {
+            (Some(uri), Some(db)) => vec![("MONGODB_URI", uri), ("BLOGQL_MONGODB_DATABASE", db.clone())],
+            _ => Vec::new(),
+        }
+    }
+
     /// Opens the store; on MongoDB, with a command log installed (tests only).
     pub async fn open(&self) -> (Store, Option<MongoHandle>) {
         match (mongodb_uri(), &self.mongo_db) {

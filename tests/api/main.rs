@@ -24,6 +24,7 @@ mod pagination;
 mod payloads;
 mod props;
 mod races;
+mod repair;
 mod restart;
 mod round_trips;
 mod schema;
