@@ -2,17 +2,17 @@
 
 use bson::oid::ObjectId;
 
-use super::{Command, actor, existing_post};
+use super::{ACCOUNT_GONE, Command, existing_post};
 use crate::domain::CommentBody;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::CommentDoc;
 use crate::store::Tx;
 
 /// Comments on a post as `author`.
 ///
-/// Touches: `posts` (read), `users` (read author), `comments` (insert),
-/// `posts` (`commentCount` + 1), `users` (`rev` + 1, so a concurrent
-/// deletion of the author conflicts).
+/// Touches: `posts` (read), `users` (touch the author: it must exist, and a
+/// concurrent deletion of it must conflict; see [`Tx::touch_user`]),
+/// `comments` (insert), `posts` (`commentCount` + 1).
 #[derive(Debug, Clone)]
 pub struct CreateComment {
     /// The signed-in author.
@@ -29,7 +29,9 @@ impl Command for CreateComment {
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<CommentDoc> {
         let mut post = existing_post(tx, self.post).await?;
-        let mut user = actor(tx, self.author).await?;
+        if !tx.touch_user(self.author).await? {
+            return Err(Error::Unauthenticated(ACCOUNT_GONE.into()));
+        }
         let comment = CommentDoc {
             id: ObjectId::new(),
             body: self.body.as_str().to_owned(),
@@ -40,8 +42,6 @@ impl Command for CreateComment {
         tx.insert_comment(&comment).await?;
         post.comment_count += 1;
         tx.replace_post(&post).await?;
-        user.rev += 1;
-        tx.replace_user(&user).await?;
         Ok(comment)
     }
 }

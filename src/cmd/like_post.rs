@@ -2,16 +2,16 @@
 
 use bson::oid::ObjectId;
 
-use super::{Command, actor, existing_post};
-use crate::error::Result;
+use super::{ACCOUNT_GONE, Command, existing_post};
+use crate::error::{Error, Result};
 use crate::model::PostDoc;
 use crate::store::Tx;
 
 /// Likes a post (idempotent).
 ///
-/// Touches: `posts` (read), `users` (read liker), then only if not yet
-/// liked: `posts` (push into `likedBy`), `users` (`rev` + 1, so a concurrent
-/// deletion of the liker conflicts).
+/// Touches: `posts` (read), `users` (touch the liker: it must exist, and a
+/// concurrent deletion of it must conflict; see [`Tx::touch_user`]), then
+/// only if not yet liked: `posts` (push into `likedBy`).
 #[derive(Debug, Clone, Copy)]
 pub struct LikePost {
     /// The signed-in user.
@@ -26,12 +26,12 @@ impl Command for LikePost {
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
         let mut post = existing_post(tx, self.post).await?;
-        let mut user = actor(tx, self.liker).await?;
+        if !tx.touch_user(self.liker).await? {
+            return Err(Error::Unauthenticated(ACCOUNT_GONE.into()));
+        }
         if !post.liked_by.contains(&self.liker) {
             post.liked_by.push(self.liker);
             tx.replace_post(&post).await?;
-            user.rev += 1;
-            tx.replace_user(&user).await?;
         }
         Ok(post)
     }

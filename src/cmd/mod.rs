@@ -14,9 +14,10 @@
 //! - **Authorization is checked inside the transaction**, on the documents the
 //!   transaction read, so there is no check-then-act gap.
 //! - **Whoever creates a reference to document X also writes X** in the same
-//!   transaction (`users.posts`, `posts.commentCount`, `users.rev`, ...). A
-//!   concurrent deletion of X then conflicts with the write instead of
-//!   leaving an orphan behind.
+//!   transaction (`users.posts`, `posts.commentCount`, or for a reference to
+//!   a user that needs no other change, [`Tx::touch_user`]). A concurrent
+//!   deletion of X then conflicts with the write instead of leaving an
+//!   orphan behind.
 //!
 //! Each command's doc comment lists the collections it touches, in order.
 
@@ -67,9 +68,12 @@ pub trait Command: Send + Sync + 'static {
     fn apply<T: Tx>(&self, tx: &mut T) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
+/// What a token whose account is gone is told.
+const ACCOUNT_GONE: &str = "the account for this token no longer exists";
+
 /// Loads the acting user; a token whose account is gone no longer authenticates.
 async fn actor<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
-    tx.user(id).await?.ok_or(Error::Unauthenticated("the account for this token no longer exists".into()))
+    tx.user(id).await?.ok_or(Error::Unauthenticated(ACCOUNT_GONE.into()))
 }
 
 /// Loads a post the command needs, or `NOT_FOUND`.

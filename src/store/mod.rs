@@ -184,6 +184,15 @@ pub trait Tx: Send {
         user: ObjectId,
     ) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
 
+    /// Whether user `id` exists, and, where transactions run concurrently,
+    /// a write to it (`rev` + 1) so this transaction conflicts with a
+    /// concurrent deletion of the user. This is how a write that creates a
+    /// reference to a user (a comment, a like) keeps the concurrency
+    /// invariant without rewriting the user's whole document: on MongoDB it
+    /// is one `$inc`; on the embedded store, whose single writer already
+    /// serializes every transaction, it only checks the key, without decoding.
+    fn touch_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+
     /// Inserts a new user; a taken email is `CONFLICT`.
     fn insert_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
     /// Inserts a new post.

@@ -58,6 +58,10 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
     async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
         self.inner.post_ids_by_author(author).await
     }
+    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
+        self.step("touch user")?;
+        self.inner.touch_user(id).await
+    }
     async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
         self.inner.comment_ids_on_posts(posts).await
     }

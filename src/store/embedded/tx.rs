@@ -163,6 +163,12 @@ impl Tx for EmbeddedTx {
         self.writer.index_ids(POSTS_BY_AUTHOR, &author.bytes(), false)
     }
 
+    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
+        // One writer at a time: nothing can delete the user concurrently, so
+        // there is nothing to conflict with; an existence check is enough.
+        Ok(self.writer.0.open_table(UserDoc::TABLE)?.get(id.bytes().as_slice())?.is_some())
+    }
+
     async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
         let mut ids = Vec::new();
         for post in posts {

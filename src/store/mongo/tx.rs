@@ -138,6 +138,16 @@ impl Tx for MongoTx<'_> {
         self.ids(POSTS, doc! { "author": author }).await
     }
 
+    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
+        let done = self
+            .db
+            .collection::<Document>(USERS)
+            .update_one(doc! { "_id": id }, doc! { "$inc": { "rev": 1_i64 } })
+            .session(&mut *self.session)
+            .await;
+        Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
+    }
+
     async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
         if posts.is_empty() {
             return Ok(Vec::new());
