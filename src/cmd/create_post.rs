@@ -2,17 +2,17 @@
 
 use bson::oid::ObjectId;
 
-use super::{Command, actor};
+use super::{ACCOUNT_GONE, Command};
 use crate::domain::{PostBody, Title};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::PostDoc;
 use crate::store::Tx;
 
 /// Writes a post as `author`.
 ///
-/// Touches: `users` (read author), `posts` (insert), `users` (push the id
-/// into the author's `posts`; this write also makes a concurrent deletion
-/// of the author conflict).
+/// Touches: `posts` (insert), `users` (push the id into the author's
+/// `posts` with [`Tx::push_user_post`], which also proves the author exists;
+/// this write makes a concurrent deletion of the author conflict).
 #[derive(Debug, Clone)]
 pub struct CreatePost {
     /// The signed-in author.
@@ -28,7 +28,6 @@ impl Command for CreatePost {
     const NAME: &'static str = "createPost";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
-        let mut user = actor(tx, self.author).await?;
         let now = tx.now();
         let post = PostDoc {
             id: ObjectId::new(),
@@ -41,8 +40,10 @@ impl Command for CreatePost {
             updated_at: now,
         };
         tx.insert_post(&post).await?;
-        user.posts.push(post.id);
-        tx.replace_user(&user).await?;
+        if !tx.push_user_post(self.author, post.id).await? {
+            // The insert rolls back with the transaction.
+            return Err(Error::Unauthenticated(ACCOUNT_GONE.into()));
+        }
         Ok(post)
     }
 }

@@ -12,7 +12,8 @@ use crate::store::Tx;
 ///
 /// Touches, in order: `posts` (read), with `expected_plan` the plan's reads
 /// (`comments` by post, `users` the author), `comments` (delete those on the post),
-/// `posts` (delete), `users` (read author, pull the id out of `posts`).
+/// `posts` (delete), `users` (pull the id out of the author's `posts` with
+/// [`Tx::pull_user_post`]).
 #[derive(Debug, Clone)]
 pub struct DeletePost {
     /// The signed-in user.
@@ -49,10 +50,8 @@ impl Command for DeletePost {
         }
         let mut comments = tx.delete_comments_on_posts(&[self.id]).await?;
         tx.delete_posts(&[self.id]).await?;
-        if let Some(mut author) = tx.user(post.author).await? {
-            author.posts.retain(|p| *p != self.id);
-            tx.replace_user(&author).await?;
-        }
+        // A missing author (drifted data) has no `posts` to pull from.
+        tx.pull_user_post(post.author, self.id).await?;
         comments.sort_unstable();
         Ok(DeletedPost { post: self.id, author: post.author, comments })
     }

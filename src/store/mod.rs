@@ -193,6 +193,12 @@ pub trait Tx: Send {
     /// serializes every transaction, it only checks the key, without decoding.
     fn touch_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Appends `post` to `user`'s `posts` (one `$push` on MongoDB, not a
+    /// rewrite of the whole, possibly large, document); false if there is no such user.
+    fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+    /// Removes `post` from `user`'s `posts` (one `$pull` on MongoDB); false if there is no such user.
+    fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+
     /// Inserts a new user; a taken email is `CONFLICT`.
     fn insert_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
     /// Inserts a new post.

@@ -58,6 +58,14 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
     async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
         self.inner.post_ids_by_author(author).await
     }
+    async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+        self.step("push user post")?;
+        self.inner.push_user_post(user, post).await
+    }
+    async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+        self.step("pull user post")?;
+        self.inner.pull_user_post(user, post).await
+    }
     async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
         self.step("touch user")?;
         self.inner.touch_user(id).await

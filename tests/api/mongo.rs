@@ -160,7 +160,7 @@ async fn mongo_failpoint_on_each_cascade_command_rolls_back() {
     let before = app.snapshot().await;
     let q = "mutation($id: ID!) { deletePost(id: $id) { deletedCommentCount } }";
     for (command, coll) in
-        [("find", "posts"), ("delete", "comments"), ("delete", "posts"), ("find", "users"), ("update", "users")]
+        [("find", "posts"), ("aggregate", "comments"), ("delete", "comments"), ("delete", "posts"), ("update", "users")]
     {
         fail_next(&mongo, command, coll, 8, &[]).await;
         let resp = app.graphql_as(&ann, q, json!({ "id": post })).await;

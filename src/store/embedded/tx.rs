@@ -105,6 +105,15 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes `doc` over its previous version without touching the indexes:
+    /// only for changes to fields no index covers (a user's `posts`).
+    fn rewrite<D: Stored>(&self, doc: &D) -> Result<()> {
+        debug_assert!(self.get::<D>(&doc.id()).ok().flatten().is_some_and(|old| indexed(&old) == indexed(doc)));
+        let bytes = bson::serialize_to_vec(doc)?;
+        self.0.open_table(D::TABLE)?.insert(doc.id().bytes().as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
     /// Deletes the document with `id` and its index entries; returns it if it existed.
     fn remove<D: Stored>(&self, id: &ObjectId) -> Result<Option<D>> {
         let Some(old) = self.get::<D>(id)? else {
@@ -167,6 +176,21 @@ impl Tx for EmbeddedTx {
         // One writer at a time: nothing can delete the user concurrently, so
         // there is nothing to conflict with; an existence check is enough.
         Ok(self.writer.0.open_table(UserDoc::TABLE)?.get(id.bytes().as_slice())?.is_some())
+    }
+
+    async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+        let Some(mut doc) = self.writer.get::<UserDoc>(&user)? else { return Ok(false) };
+        doc.posts.push(post);
+        // `posts` is not indexed: the entries are unchanged, so skip the diff (and its second decode).
+        self.writer.rewrite(&doc)?;
+        Ok(true)
+    }
+
+    async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+        let Some(mut doc) = self.writer.get::<UserDoc>(&user)? else { return Ok(false) };
+        doc.posts.retain(|p| *p != post);
+        self.writer.rewrite(&doc)?;
+        Ok(true)
     }
 
     async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {

@@ -148,6 +148,26 @@ impl Tx for MongoTx<'_> {
         Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
     }
 
+    async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+        let done = self
+            .db
+            .collection::<Document>(USERS)
+            .update_one(doc! { "_id": user }, doc! { "$push": { "posts": post } })
+            .session(&mut *self.session)
+            .await;
+        Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
+    }
+
+    async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+        let done = self
+            .db
+            .collection::<Document>(USERS)
+            .update_one(doc! { "_id": user }, doc! { "$pull": { "posts": post } })
+            .session(&mut *self.session)
+            .await;
+        Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
+    }
+
     async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
         if posts.is_empty() {
             return Ok(Vec::new());
