@@ -227,8 +227,8 @@ enum Answer {
     Ran(async_graphql::Response, String),
     /// Refused here, before the schema saw it.
     Refused(async_graphql::Response),
-    /// Refused at the HTTP level, with the code it counts under.
-    Http(Response, &'static str),
+    /// A mutation sent over GET: refused at the HTTP level.
+    MutationOverGet,
 }
 
 async fn execute(
@@ -239,41 +239,48 @@ async fn execute(
     method: Method,
 ) -> Response {
     let started = std::time::Instant::now();
-    let response_limit = routes.state.settings.http.max_response_bytes;
     let answer = answer(routes, client, headers, req, method).await;
-    let (http, operation, outcome, resp) = match &answer {
-        Answer::Ran(resp, operation) => {
-            let outcome = if resp.errors.is_empty() {
-                Outcome::Ok
-            } else if not_executed(resp) {
-                Outcome::Rejected
-            } else {
-                Outcome::Error
-            };
-            (respond(headers, resp, response_limit), operation.as_str(), outcome, Some(resp))
+    let http = match &answer {
+        Answer::Ran(resp, _) | Answer::Refused(resp) => {
+            respond(headers, resp, routes.state.settings.http.max_response_bytes)
         }
-        Answer::Refused(resp) => (respond(headers, resp, response_limit), "refused", Outcome::Rejected, Some(resp)),
-        Answer::Http(..) => (Response::default(), "refused", Outcome::Rejected, None),
+        Answer::MutationOverGet => {
+            let mut resp = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "mutations must be sent with POST",
+            );
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            resp
+        }
     };
     if let Some(metrics) = &routes.state.metrics {
-        let codes: Vec<&str> = match (&answer, resp) {
-            (Answer::Http(_, code), _) => vec![code],
-            (_, Some(resp)) => resp
-                .errors
+        let codes = |resp: &async_graphql::Response| -> Vec<String> {
+            resp.errors
                 .iter()
                 .filter_map(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
-                    Some(async_graphql::Value::String(code)) => Some(code.as_str()),
+                    Some(async_graphql::Value::String(code)) => Some(code.clone()),
                     _ => None,
                 })
-                .collect(),
-            _ => Vec::new(),
+                .collect()
         };
-        metrics.request(operation, outcome, started.elapsed(), codes.into_iter());
+        let (operation, outcome, codes) = match &answer {
+            Answer::Ran(resp, operation) => {
+                let outcome = if resp.errors.is_empty() {
+                    Outcome::Ok
+                } else if not_executed(resp) {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Error
+                };
+                (operation.as_str(), outcome, codes(resp))
+            }
+            Answer::Refused(resp) => ("refused", Outcome::Rejected, codes(resp)),
+            Answer::MutationOverGet => ("refused", Outcome::Rejected, vec!["METHOD_NOT_ALLOWED".to_owned()]),
+        };
+        metrics.request(operation, outcome, started.elapsed(), codes.iter().map(String::as_str));
     }
-    match answer {
-        Answer::Http(resp, _) => resp,
-        _ => http,
-    }
+    http
 }
 
 /// The label an operation is counted under: its name, `anonymous`, or
@@ -348,13 +355,7 @@ async fn answer(
             return refuse("GRAPHQL_VALIDATION_FAILED", "introspection is turned off on this server");
         }
         if method == Method::GET && is_mutation(&doc, req.operation_name.as_deref()) {
-            let mut resp = error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                "mutations must be sent with POST",
-            );
-            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return Answer::Http(resp, "METHOD_NOT_ALLOWED");
+            return Answer::MutationOverGet;
         }
         if routes.state.metrics.is_some() {
             operation = operation_label(&doc, req.operation_name.as_deref());

@@ -34,6 +34,8 @@ async fn metrics_count_what_happened() {
     let missing = bson::oid::ObjectId::new().to_hex();
     app.graphql_as(&ann, "mutation Del($id: ID!) { deletePost(id: $id) { deletedPostId } }", json!({ "id": missing }))
         .await;
+    let get = app.client.get(app.url("/graphql")).query(&[("query", "mutation { __typename }")]).send().await.unwrap();
+    assert_eq!(get.status(), 405);
 
     let text = scrape(&app).await;
     assert_eq!(sample(&text, "blogql_requests_total{operation=\"Feed\",outcome=\"ok\"}"), 2.0);
@@ -41,6 +43,8 @@ async fn metrics_count_what_happened() {
     assert_eq!(sample(&text, "blogql_requests_total{operation=\"anonymous\",outcome=\"rejected\"}"), 1.0);
     assert_eq!(sample(&text, "blogql_errors_total{code=\"NOT_FOUND\"}"), 1.0);
     assert_eq!(sample(&text, "blogql_errors_total{code=\"GRAPHQL_VALIDATION_FAILED\"}"), 1.0);
+    assert_eq!(sample(&text, "blogql_errors_total{code=\"METHOD_NOT_ALLOWED\"}"), 1.0);
+    assert_eq!(sample(&text, "blogql_requests_total{operation=\"refused\",outcome=\"rejected\"}"), 1.0);
     // signUp + 3 createPost + 3 createComment committed; the missing deletePost rolled back.
     assert_eq!(sample(&text, "blogql_transactions_total{result=\"committed\"}"), 7.0);
     assert_eq!(sample(&text, "blogql_transactions_total{result=\"rolled_back\"}"), 1.0);
