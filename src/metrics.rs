@@ -129,10 +129,11 @@ impl Metrics {
     /// Records one GraphQL request: its operation, outcome, latency and error codes.
     pub fn request<'a>(&self, operation: &str, outcome: Outcome, took: Duration, codes: impl Iterator<Item = &'a str>) {
         if let Ok(mut requests) = self.requests.lock() {
-            let known =
-                requests.contains_key(&(operation.to_owned(), outcome)) || requests.len() < MAX_OPERATION_NAMES * 3;
-            let name = if known { operation } else { "__other__" };
-            *requests.entry((name.to_owned(), outcome)).or_default() += 1;
+            let mut key = (operation.to_owned(), outcome);
+            if requests.len() >= MAX_OPERATION_NAMES * 3 && !requests.contains_key(&key) {
+                key.0 = "__other__".to_owned();
+            }
+            *requests.entry(key).or_default() += 1;
         }
         self.latency.observe(took.as_secs_f64());
         for code in codes {

@@ -91,7 +91,7 @@ impl Command for SeedInteractions {
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<()> {
         let body = CommentBody::parse("Seeded comment")?;
         let now = tx.now();
-        let mut refs = 0;
+        let mut referenced = false;
         for id in &self.comment_on {
             let mut post = tx.post(*id).await?.ok_or_else(|| Error::not_found("post", *id))?;
             let comment = CommentDoc {
@@ -104,17 +104,17 @@ impl Command for SeedInteractions {
             tx.insert_comment(&comment).await?;
             post.comment_count += 1;
             tx.replace_post(&post).await?;
-            refs += 1;
+            referenced = true;
         }
         for id in &self.like {
             let mut post = tx.post(*id).await?.ok_or_else(|| Error::not_found("post", *id))?;
             if !post.liked_by.contains(&self.user) {
                 post.liked_by.push(self.user);
                 tx.replace_post(&post).await?;
-                refs += 1;
+                referenced = true;
             }
         }
-        if refs > 0 && !tx.touch_user(self.user).await? {
+        if referenced && !tx.touch_user(self.user).await? {
             return Err(Error::not_found("user", self.user));
         }
         for target in &self.follow {
