@@ -16,7 +16,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 BLOGQL_JWT_SECRET=bench-secret-0123456789abcdef RUST_LOG=warn taskset -c 0 "$bin" serve \
     --data-dir "$data" --bind "127.0.0.1:$port" --signups-per-ip-per-minute 1000000 &
 server=$!
-trap 'kill $server 2>/dev/null || true; rm -rf "$data"' EXIT
+# KEEP_PERF=path keeps the recording for `perf report -i path`.
+trap 'kill $server 2>/dev/null || true; [ -z "${KEEP_PERF:-}" ] || cp "$data/perf.data" "$KEEP_PERF"; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 body=$(mktemp --suffix=.json)
 python3 - "$port" "$shape" "$body" <<'PY'

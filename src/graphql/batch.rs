@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 /// One batch: the keys collected so far, then the store's answer.
 struct Batch<K, V> {
     keys: Mutex<Vec<K>>,
-    result: OnceLock<Result<HashMap<K, V>>>,
+    result: OnceLock<Result<HashMap<K, Arc<V>>>>,
     done: Notify,
 }
 
@@ -33,6 +33,9 @@ struct Batch<K, V> {
 type OpenBatch<K, V> = Mutex<Option<Arc<Batch<K, V>>>>;
 
 /// A per-request loader that batches keys by executor progress (see the module docs).
+///
+/// Values come back as `Arc`s: a document referenced by many parents (one
+/// author of many posts) is decoded once and shared, never deep-cloned.
 pub struct Batcher<K: Send + Sync + Hash + Eq + Clone + 'static, L: Loader<K>> {
     loader: L,
     open: OpenBatch<K, L::Value>,
@@ -63,20 +66,34 @@ where
     }
 
     /// Loads one key, batched with every other key its query level asks for.
-    pub async fn load_one(&self, key: K) -> Result<Option<L::Value>> {
+    pub async fn load_one(&self, key: K) -> Result<Option<Arc<L::Value>>> {
+        let batch = self.answer(vec![key.clone()]).await?;
+        Ok(Self::found(&batch)?.get(&key).cloned())
+    }
+
+    /// Loads several keys at once (a whole page's references), in the same
+    /// batch as every other load of this query level; keys not found are absent.
+    pub async fn load_many(&self, keys: Vec<K>) -> Result<HashMap<K, Arc<L::Value>>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let batch = self.answer(keys.clone()).await?;
+        let found = Self::found(&batch)?;
+        Ok(keys.into_iter().filter_map(|k| found.get(&k).map(|v| (k, Arc::clone(v)))).collect())
+    }
+
+    /// Adds `keys` to the open batch (opening one, and leading it, if none is
+    /// open) and waits for the batch's answer.
+    async fn answer(&self, keys: Vec<K>) -> Result<Arc<Batch<K, L::Value>>> {
         let (batch, leader) = self.with_open(|open| match open {
             Some(batch) => {
-                if let Ok(mut keys) = batch.keys.lock() {
-                    keys.push(key.clone());
+                if let Ok(mut open_keys) = batch.keys.lock() {
+                    open_keys.extend(keys);
                 }
                 (Arc::clone(batch), false)
             }
             None => {
-                let batch = Arc::new(Batch {
-                    keys: Mutex::new(vec![key.clone()]),
-                    result: OnceLock::new(),
-                    done: Notify::new(),
-                });
+                let batch = Arc::new(Batch { keys: Mutex::new(keys), result: OnceLock::new(), done: Notify::new() });
                 *open = Some(Arc::clone(&batch));
                 (batch, true)
             }
@@ -91,8 +108,13 @@ where
                 notified.await;
             }
         }
+        Ok(batch)
+    }
+
+    /// What a finished batch found, or its error.
+    fn found(batch: &Batch<K, L::Value>) -> Result<&HashMap<K, Arc<L::Value>>> {
         match batch.result.get() {
-            Some(Ok(found)) => Ok(found.get(&key).cloned()),
+            Some(Ok(found)) => Ok(found),
             Some(Err(err)) => Err(err.clone()),
             None => Err(Error::internal("a batch finished without a result")),
         }
@@ -115,7 +137,8 @@ where
         if let Some(metrics) = &self.metrics {
             metrics.batch_sizes.observe(keys.len() as f64);
         }
-        let outcome = self.loader.load(&keys).await;
+        let outcome =
+            self.loader.load(&keys).await.map(|found| found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect());
         let _ = batch.result.set(outcome);
         batch.done.notify_waiters();
         Ok(())
@@ -152,11 +175,26 @@ mod tests {
         let answers = futures::future::join_all((0..100u32).map(|k| batcher.load_one(key(k)))).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         for (k, answer) in (0..100u32).zip(answers) {
-            assert_eq!(answer.ok().flatten(), Some(key(k) * 10));
+            assert_eq!(answer.ok().flatten().as_deref(), Some(&(key(k) * 10)));
         }
         // A later level is a new batch: nothing is cached across batches.
-        assert_eq!(batcher.load_one(7).await.ok().flatten(), Some(70));
+        assert_eq!(batcher.load_one(7).await.ok().flatten().as_deref(), Some(&70));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A page's worth of keys loaded at once joins the same batch as the
+    /// single loads of its level: still one call.
+    #[tokio::test]
+    async fn load_many_joins_the_open_batch() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let batcher = Batcher::new(Echo(Arc::clone(&calls)));
+        let (one, many) = futures::join!(batcher.load_one(1), batcher.load_many(vec![2, 3, 3, 13 + 1]));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(one.ok().flatten().as_deref(), Some(&10));
+        let many = many.expect("loaded");
+        let mut got: Vec<(u32, u32)> = many.iter().map(|(k, v)| (*k, **v)).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![(2, 20), (3, 30), (14, 140)]);
     }
 
     /// A failed batch fails every load in it, with the same error.

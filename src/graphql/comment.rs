@@ -1,7 +1,10 @@
 //! Comments: the `Comment` type, the comment query, and commenting and deleting comments.
 
-use async_graphql::{Context, ID, InputObject, Object};
+use std::sync::Arc;
 
+use async_graphql::{Context, ID, InputObject, Lookahead, Object};
+
+use super::connection::Listed;
 use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
@@ -9,39 +12,77 @@ use super::user::{User, load_user};
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, vanished};
 use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
 use crate::domain::CommentBody;
-use crate::model::CommentDoc;
+use crate::error::Result;
+use crate::model::{CommentDoc, UserDoc};
 
-/// A comment on a post.
-pub struct Comment(pub CommentDoc);
+/// A comment on a post, with its author when the list it came from loaded
+/// the authors of the whole page at once (see [`Listed::wrap`]).
+pub struct Comment {
+    /// The stored comment.
+    pub doc: Arc<CommentDoc>,
+    /// The author, when already loaded with the page.
+    author: Option<Arc<UserDoc>>,
+}
+
+impl From<Arc<CommentDoc>> for Comment {
+    fn from(doc: Arc<CommentDoc>) -> Self {
+        Comment { doc, author: None }
+    }
+}
+
+impl From<CommentDoc> for Comment {
+    fn from(doc: CommentDoc) -> Self {
+        Comment::from(Arc::new(doc))
+    }
+}
+
+impl Listed for Comment {
+    const CONNECTION: &'static str = "CommentConnection";
+    const EDGE: &'static str = "CommentEdge";
+    type Doc = CommentDoc;
+
+    /// Loads the page's authors in one batch when `author` is selected (see `Post`'s).
+    async fn wrap(ctx: &Context<'_>, docs: Vec<Arc<CommentDoc>>, node: Lookahead<'_>) -> Result<Vec<Self>> {
+        if !node.field("author").exists() {
+            return Ok(docs.into_iter().map(Comment::from).collect());
+        }
+        let authors = ctx.request()?.users.load_many(docs.iter().map(|d| d.author).collect()).await?;
+        Ok(docs.into_iter().map(|doc| Comment { author: authors.get(&doc.author).cloned(), doc }).collect())
+    }
+}
 
 /// A comment on a post.
 #[Object]
 impl Comment {
     /// The comment's id.
     pub(crate) async fn id(&self) -> ID {
-        to_id(self.0.id)
+        to_id(self.doc.id)
     }
 
     /// Text, 1–5,000 characters. Costs 5 toward the query's complexity (one per 1,000 characters).
     #[graphql(complexity = 5)]
     async fn body(&self) -> &str {
-        &self.0.body
+        &self.doc.body
     }
 
     /// Who wrote the comment.
     async fn author(&self, ctx: &Context<'_>) -> ApiResult<User> {
-        Ok(load_user(ctx, self.0.author).await?.map(User).ok_or_else(|| vanished("author", self.0.author))?)
+        let author = match &self.author {
+            Some(author) => Some(Arc::clone(author)),
+            None => load_user(ctx, self.doc.author).await?,
+        };
+        Ok(author.map(User).ok_or_else(|| vanished("author", self.doc.author))?)
     }
 
     /// The post commented on.
     async fn post(&self, ctx: &Context<'_>) -> ApiResult<Post> {
-        let post = ctx.request()?.posts.load_one(self.0.post).await?;
-        Ok(post.map(Post).ok_or_else(|| vanished("post", self.0.post))?)
+        let post = ctx.request()?.posts.load_one(self.doc.post).await?;
+        Ok(post.map(Post::from).ok_or_else(|| vanished("post", self.doc.post))?)
     }
 
     /// When the comment was written.
     async fn created_at(&self) -> Timestamp {
-        Timestamp(self.0.created_at)
+        Timestamp(self.doc.created_at)
     }
 }
 
@@ -58,7 +99,7 @@ impl CommentQuery {
         #[graphql(desc = "The comment's id.")] id: ID,
     ) -> ApiResult<Option<Comment>> {
         let id = parse_id("id", &id)?;
-        Ok(ctx.request()?.comments.load_one(id).await?.map(Comment))
+        Ok(ctx.request()?.comments.load_one(id).await?.map(Comment::from))
     }
 }
 
@@ -88,7 +129,7 @@ impl DeleteCommentPayload {
         let Some(post) = self.0.post else {
             return Ok(None);
         };
-        Ok(ctx.request()?.posts.load_one(post).await?.map(Post))
+        Ok(ctx.request()?.posts.load_one(post).await?.map(Post::from))
     }
 
     /// The root query, to refetch anything else in the same round trip.
@@ -112,7 +153,7 @@ impl CommentMutation {
         let author = ctx.require_viewer()?;
         let post = parse_id("postId", &input.post_id)?;
         let body = CommentBody::parse(&input.body)?;
-        Ok(Comment(ctx.store()?.run(CreateComment { author, post, body }).await?))
+        Ok(Comment::from(ctx.store()?.run(CreateComment { author, post, body }).await?))
     }
 
     /// Deletes a comment; its author or the post's author may.

@@ -11,41 +11,37 @@
 
 use std::borrow::Cow;
 
-use async_graphql::{Context, Object, OutputType, SimpleObject, TypeName};
+use std::sync::Arc;
+
+use async_graphql::{Context, Lookahead, Object, OutputType, SimpleObject, TypeName};
 use bson::oid::ObjectId;
 
 use super::CtxExt;
-use super::comment::Comment;
 use super::error::ApiResult;
 use super::loader::Relation;
-use super::post::Post;
 use super::to_int;
-use super::user::User;
 use crate::domain::{CursorKey, DEFAULT_PAGE, MAX_PAGE, Page};
 use crate::error::Result;
 use crate::store::{Collection, CountOf};
 
-/// A node type that is listed in connections: names its connection and edge types.
-pub trait Listed: OutputType {
+/// A node type that is listed in connections: names its connection and edge
+/// types, and wraps a page of its documents.
+pub trait Listed: OutputType + Sized {
     /// GraphQL name of the connection type, e.g. `PostConnection`.
     const CONNECTION: &'static str;
     /// GraphQL name of the edge type, e.g. `PostEdge`.
     const EDGE: &'static str;
-}
+    /// The stored document behind a node.
+    type Doc: Send + Sync + 'static;
 
-impl Listed for User {
-    const CONNECTION: &'static str = "UserConnection";
-    const EDGE: &'static str = "UserEdge";
-}
-
-impl Listed for Post {
-    const CONNECTION: &'static str = "PostConnection";
-    const EDGE: &'static str = "PostEdge";
-}
-
-impl Listed for Comment {
-    const CONNECTION: &'static str = "CommentConnection";
-    const EDGE: &'static str = "CommentEdge";
+    /// Wraps one page of documents, in order. `node` is the selection on one
+    /// item: a reference it asks for may be loaded here for the whole page in
+    /// one batch, which is the level's round trip anyway.
+    fn wrap(
+        ctx: &Context<'_>,
+        docs: Vec<Arc<Self::Doc>>,
+        node: Lookahead<'_>,
+    ) -> impl Future<Output = Result<Vec<Self>>> + Send;
 }
 
 /// Where a connection's `totalCount` comes from. Counts are read only when
@@ -64,7 +60,7 @@ impl Total {
     async fn resolve(self, ctx: &Context<'_>) -> Result<u64> {
         match self {
             Total::Known(n) => Ok(n as u64),
-            Total::Of(of, parent) => Ok(ctx.request()?.counts.load_one((of, parent)).await?.unwrap_or(0)),
+            Total::Of(of, parent) => Ok(ctx.request()?.counts.load_one((of, parent)).await?.map_or(0, |n| *n)),
             Total::All(collection) => ctx.store()?.count_all(collection).await,
         }
     }
@@ -106,9 +102,10 @@ impl<T: Listed> Connection<T> {
     }
 }
 
-/// One item of a connection and its position.
+/// One item of a connection and its position. The cursor is encoded only
+/// when a client selects it.
 pub struct Edge<T> {
-    cursor: String,
+    key: CursorKey,
     node: T,
 }
 
@@ -128,8 +125,8 @@ impl<T: Listed> Edge<T> {
 
     /// An opaque position: pass it as `after` for the items after this one,
     /// or as `before` for the items before it.
-    async fn cursor(&self) -> &str {
-        &self.cursor
+    async fn cursor(&self) -> String {
+        self.key.encode()
     }
 }
 
@@ -151,28 +148,34 @@ pub struct PageInfo {
 /// Builds a connection from what a store returned for `page`: up to
 /// `size + 1` documents in walk order (newest first forward, oldest first
 /// backward), the extra one only signalling more beyond the page.
-pub fn build<D, T: Listed>(
-    mut docs: Vec<D>,
+pub async fn build<T: Listed>(
+    ctx: &Context<'_>,
+    mut docs: Vec<Arc<T::Doc>>,
     page: &Page,
     total: Total,
-    key: impl Fn(&D) -> CursorKey,
-    node: impl Fn(D) -> T,
-) -> Connection<T> {
+    key: impl Fn(&T::Doc) -> CursorKey,
+) -> Result<Connection<T>> {
     let more = docs.len() > page.size();
     docs.truncate(page.size());
     if page.backward() {
         docs.reverse();
     }
-    let edges: Vec<Edge<T>> = docs.into_iter().map(|d| Edge { cursor: key(&d).encode(), node: node(d) }).collect();
+    let keys: Vec<CursorKey> = docs.iter().map(|d| key(d)).collect();
+    let nodes = if docs.is_empty() {
+        Vec::new()
+    } else {
+        T::wrap(ctx, docs, ctx.look_ahead().field("edges").field("node")).await?
+    };
     let (has_previous_page, has_next_page) =
         if page.backward() { (more, page.before().is_some()) } else { (page.after().is_some(), more) };
     let page_info = PageInfo {
         has_previous_page,
         has_next_page,
-        start_cursor: edges.first().map(|e| e.cursor.clone()),
-        end_cursor: edges.last().map(|e| e.cursor.clone()),
+        start_cursor: keys.first().map(CursorKey::encode),
+        end_cursor: keys.last().map(CursorKey::encode),
     };
-    Connection { edges, page_info, total }
+    let edges = keys.into_iter().zip(nodes).map(|(key, node)| Edge { key, node }).collect();
+    Ok(Connection { edges, page_info, total })
 }
 
 /// The page arguments every connection field takes.
@@ -197,23 +200,26 @@ impl PageArgs {
 
 /// One page of `relation` under `parent`, loaded through the request's
 /// batched loader and wrapped by `node`.
-pub async fn related<R: Relation, T: Listed>(
+pub async fn related<R: Relation, T: Listed<Doc = R::Doc>>(
     ctx: &Context<'_>,
     relation: R,
     parent: ObjectId,
     args: PageArgs,
     total: Total,
-    node: impl Fn(R::Doc) -> T,
 ) -> ApiResult<Connection<T>> {
     let page = args.page()?;
     let wanted = ctx.look_ahead();
     let docs = if wanted.field("edges").exists() || wanted.field("pageInfo").exists() {
-        R::loader(ctx.request()?).load_one((relation, parent, page)).await?.unwrap_or_default()
+        R::loader(ctx.request()?)
+            .load_one((relation, parent, page))
+            .await?
+            .map(|docs| docs.to_vec())
+            .unwrap_or_default()
     } else {
         // Only `totalCount` (or `__typename`) was asked for: the page is not read at all.
         Vec::new()
     };
-    Ok(build(docs, &page, total, R::cursor_key, node))
+    Ok(build(ctx, docs, &page, total, R::cursor_key).await?)
 }
 
 /// Complexity of a connection field: its page size times the cost of one

@@ -31,13 +31,13 @@ impl EntityQuery {
     /// Resolves a `Post` reference by id.
     #[graphql(entity)]
     async fn post_by_id(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Post>> {
-        Ok(ctx.request()?.posts.load_one(parse_id("id", &id)?).await?.map(Post))
+        Ok(ctx.request()?.posts.load_one(parse_id("id", &id)?).await?.map(Post::from))
     }
 
     /// Resolves a `Comment` reference by id.
     #[graphql(entity)]
     async fn comment_by_id(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Comment>> {
-        Ok(ctx.request()?.comments.load_one(parse_id("id", &id)?).await?.map(Comment))
+        Ok(ctx.request()?.comments.load_one(parse_id("id", &id)?).await?.map(Comment::from))
     }
 }
 

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use bson::oid::ObjectId;
@@ -146,10 +147,10 @@ impl<R> PageLoader<R> {
 }
 
 impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
-    type Value = Vec<R::Doc>;
+    type Value = Vec<Arc<R::Doc>>;
     type Error = Error;
 
-    async fn load(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Vec<R::Doc>>> {
+    async fn load(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Vec<Arc<R::Doc>>>> {
         tracing::debug!(relation = std::any::type_name::<R>(), keys = keys.len(), "batch of pages");
         let mut by_rel: HashMap<R, Vec<(ObjectId, Page)>> = HashMap::new();
         for (rel, parent, page) in keys {
@@ -162,7 +163,7 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
                 return Err(Error::internal("the store returned a page count that does not match the keys"));
             }
             for ((parent, page), docs) in wanted.into_iter().zip(pages) {
-                out.insert((rel, parent, page), docs);
+                out.insert((rel, parent, page), docs.into_iter().map(Arc::new).collect());
             }
         }
         Ok(out)

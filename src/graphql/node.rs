@@ -39,8 +39,8 @@ async fn find(ctx: &Context<'_>, id: ObjectId) -> Result<Option<Node>> {
         futures::try_join!(request.users.load_one(id), request.posts.load_one(id), request.comments.load_one(id))?;
     Ok(user
         .map(|u| Node::User(User(u)))
-        .or(post.map(|p| Node::Post(Post(p))))
-        .or(comment.map(|c| Node::Comment(Comment(c)))))
+        .or(post.map(|p| Node::Post(Post::from(p))))
+        .or(comment.map(|c| Node::Comment(Comment::from(c)))))
 }
 
 /// `node` and `nodes`.

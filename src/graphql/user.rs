@@ -1,10 +1,12 @@
 //! Users: the `User` type, account mutations (sign-up, log-in, delete) and follows.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, SimpleObject};
 use bson::oid::ObjectId;
 
 use super::comment::Comment;
-use super::connection::{self, Connection, PageArgs, Total, related};
+use super::connection::{self, Connection, Listed, PageArgs, Total, related};
 use super::deletion::DeletionPlan;
 use super::error::ApiResult;
 use super::post::Post;
@@ -19,7 +21,23 @@ use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
 
 /// A user account as clients see it. The password hash is never exposed,
 /// and `email` only to its owner.
-pub struct User(pub UserDoc);
+pub struct User(pub Arc<UserDoc>);
+
+impl From<UserDoc> for User {
+    fn from(doc: UserDoc) -> Self {
+        User(Arc::new(doc))
+    }
+}
+
+impl Listed for User {
+    const CONNECTION: &'static str = "UserConnection";
+    const EDGE: &'static str = "UserEdge";
+    type Doc = UserDoc;
+
+    async fn wrap(_ctx: &Context<'_>, docs: Vec<Arc<UserDoc>>, _node: Lookahead<'_>) -> Result<Vec<Self>> {
+        Ok(docs.into_iter().map(User).collect())
+    }
+}
 
 /// A user account as clients see it. The password hash is never exposed,
 /// and `email` only to its owner.
@@ -56,7 +74,7 @@ impl User {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<Post>> {
         let args = PageArgs { first, after, last, before };
-        related(ctx, PostsOf::Author, self.0.id, args, Total::Known(self.0.posts.len()), Post).await
+        related(ctx, PostsOf::Author, self.0.id, args, Total::Known(self.0.posts.len())).await
     }
 
     /// How many posts the user has written.
@@ -75,8 +93,7 @@ impl User {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<Comment>> {
         let args = PageArgs { first, after, last, before };
-        related(ctx, CommentsOf::Author, self.0.id, args, Total::Of(CountOf::CommentsByAuthor, self.0.id), Comment)
-            .await
+        related(ctx, CommentsOf::Author, self.0.id, args, Total::Of(CountOf::CommentsByAuthor, self.0.id)).await
     }
 
     /// Users following this user, newest account first.
@@ -90,7 +107,7 @@ impl User {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<User>> {
         let args = PageArgs { first, after, last, before };
-        related(ctx, UsersOf::Followers, self.0.id, args, Total::Known(self.0.followers.len()), User).await
+        related(ctx, UsersOf::Followers, self.0.id, args, Total::Known(self.0.followers.len())).await
     }
 
     /// Users this user follows, newest account first.
@@ -104,7 +121,7 @@ impl User {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<User>> {
         let args = PageArgs { first, after, last, before };
-        related(ctx, UsersOf::Following, self.0.id, args, Total::Known(self.0.following.len()), User).await
+        related(ctx, UsersOf::Following, self.0.id, args, Total::Known(self.0.following.len())).await
     }
 
     /// How many users follow this user.
@@ -126,7 +143,7 @@ pub(crate) async fn load_users(ctx: &Context<'_>, ids: &[ObjectId]) -> Result<Ve
 }
 
 /// Loads one user by id through the request's loader.
-pub(crate) async fn load_user(ctx: &Context<'_>, id: ObjectId) -> Result<Option<UserDoc>> {
+pub(crate) async fn load_user(ctx: &Context<'_>, id: ObjectId) -> Result<Option<Arc<UserDoc>>> {
     ctx.request()?.users.load_one(id).await
 }
 
@@ -172,7 +189,8 @@ impl UserQuery {
     ) -> ApiResult<Connection<User>> {
         let page = PageArgs { first, after, last, before }.page()?;
         let docs = ctx.store()?.users_page(&page).await?;
-        Ok(connection::build(docs, &page, Total::All(Collection::Users), Chronological::cursor_key, User))
+        let docs = docs.into_iter().map(Arc::new).collect();
+        Ok(connection::build(ctx, docs, &page, Total::All(Collection::Users), Chronological::cursor_key).await?)
     }
 }
 
@@ -255,7 +273,7 @@ impl DeleteUserPayload {
         let request = ctx.request()?;
         let loads = self.0.affected_posts.iter().map(|id| request.posts.load_one(*id));
         let found = futures::future::try_join_all(loads).await?;
-        Ok(found.into_iter().flatten().map(Post).collect())
+        Ok(found.into_iter().flatten().map(Post::from).collect())
     }
 
     /// The root query, to refetch anything else in the same round trip.
@@ -274,12 +292,12 @@ pub struct FollowPayload(pub Follow);
 impl FollowPayload {
     /// The viewer, who follows (or stopped following).
     async fn follower(&self) -> User {
-        User(self.0.follower.clone())
+        User::from(self.0.follower.clone())
     }
 
     /// The user followed (or no longer followed).
     async fn followee(&self) -> User {
-        User(self.0.followee.clone())
+        User::from(self.0.followee.clone())
     }
 }
 
@@ -292,7 +310,7 @@ fn signed_in(ctx: &Context<'_>, user: UserDoc) -> Result<AuthPayload> {
     let token = ctx.app()?.auth.issue(user.id)?;
     // A second sign-in in one request keeps the first identity; that is harmless.
     let _ = ctx.request()?.signed_in.set(user.id);
-    Ok(AuthPayload { token, user: User(user) })
+    Ok(AuthPayload { token, user: User::from(user) })
 }
 
 #[Object]

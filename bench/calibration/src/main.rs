@@ -8,6 +8,10 @@
 
 use std::collections::HashMap;
 
+/// The same allocator as blogql, so the ratio compares code, not allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, EmptyMutation, EmptySubscription, ID, Object, Schema};
 use async_graphql_axum::GraphQL;

@@ -1,6 +1,7 @@
 //! The embedded backend: a single redb file under the data directory.
 //!
 //! - `schema`: tables, and the index entries each document implies.
+//! - `codec`: decoding stored documents directly from their BSON bytes.
 //! - `keys`: index key encoding (byte order = listing order).
 //! - `read`: reads over one read transaction.
 //! - `tx`: the transaction handle and how a command runs in it.
@@ -10,6 +11,7 @@
 //! Reads run inline in a redb read transaction (an MVCC snapshot); writes
 //! run on the blocking pool and queue for redb's single writer.
 
+mod codec;
 mod errors;
 mod keys;
 mod read;
@@ -41,6 +43,10 @@ pub const DB_FILE: &str = "blogql.redb";
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Write transactions take turns here, asynchronously, before going to the
+    /// blocking pool: redb has one writer, so a second blocked thread would add
+    /// only memory (a thread and its allocator heap per waiting writer).
+    writer: Arc<tokio::sync::Mutex<()>>,
     /// Set on a per-request view: every read of the request shares one MVCC
     /// snapshot, taken at the first read and dropped when the request writes.
     pinned: Option<Arc<Mutex<Option<Arc<ReadTransaction>>>>>,
@@ -63,7 +69,7 @@ impl EmbeddedStore {
             }
         }
         wtx.commit()?;
-        Ok(EmbeddedStore { db: Arc::new(db), pinned: None })
+        Ok(EmbeddedStore { db: Arc::new(db), writer: Arc::default(), pinned: None })
     }
 
     /// Runs `f` against the view's snapshot (or a fresh one), on the calling
@@ -169,7 +175,11 @@ impl Backend for EmbeddedStore {
     }
 
     fn per_request(&self) -> Self {
-        EmbeddedStore { db: Arc::clone(&self.db), pinned: Some(Arc::new(Mutex::new(None))) }
+        EmbeddedStore {
+            db: Arc::clone(&self.db),
+            writer: Arc::clone(&self.writer),
+            pinned: Some(Arc::new(Mutex::new(None))),
+        }
     }
 
     async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
@@ -179,7 +189,8 @@ impl Backend for EmbeddedStore {
         {
             *pinned = None;
         }
-        tx::run(&self.db, cmd).await
+        let turn = Arc::clone(&self.writer).lock_owned().await;
+        tx::run(&self.db, turn, cmd).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {

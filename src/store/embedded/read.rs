@@ -6,6 +6,7 @@ use std::ops::Bound;
 use bson::oid::ObjectId;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
+use super::codec::decode_fast;
 use super::keys::{concat, desc_key, id_from_desc_tail, id_from_plain_tail};
 use super::schema::{DocTable, IndexTable, Stored, USERS_BY_EMAIL};
 use crate::domain::{CursorKey, Page};
@@ -13,9 +14,13 @@ use crate::error::Result;
 use crate::model::{PostDoc, UserDoc};
 use crate::store::UsersOf;
 
-/// Decodes a stored document.
+/// Decodes a stored document: directly when it has the layout this store
+/// writes, through serde otherwise (see [`super::codec`]).
 pub(super) fn decode<D: Stored>(bytes: &[u8]) -> Result<D> {
-    Ok(bson::deserialize_from_slice(bytes)?)
+    match decode_fast(bytes) {
+        Some(doc) => Ok(doc),
+        None => Ok(bson::deserialize_from_slice(bytes)?),
+    }
 }
 
 /// The document with `id` in `table`, if any.

@@ -29,10 +29,17 @@ use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, UserDoc};
 use crate::store::{RemovedComment, Tx};
 
-/// Runs `cmd` in one write transaction on the blocking pool: commit on `Ok`, roll back otherwise.
-pub(super) async fn run<C: Command + 'static>(db: &Arc<Database>, cmd: C) -> Result<C::Output> {
+/// Runs `cmd` in one write transaction on the blocking pool: commit on `Ok`,
+/// roll back otherwise. `turn` is held until the transaction ends, even if the
+/// caller stops waiting.
+pub(super) async fn run<C: Command + 'static>(
+    db: &Arc<Database>,
+    turn: tokio::sync::OwnedMutexGuard<()>,
+    cmd: C,
+) -> Result<C::Output> {
     let db = Arc::clone(db);
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let mut tx = EmbeddedTx { writer: Writer(db.begin_write()?), now: DateTime::now() };
         let outcome = complete_now(cmd.apply(&mut tx));
         match outcome {
