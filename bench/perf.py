@@ -100,7 +100,8 @@ def time_create_post(port, token, n=200):
 def main():
     blogql_port, calibration_port, blogql_pid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     tokens, posts, seconds = seed(blogql_port)
-    print(f"seeded 100 users, 1,000 posts, 2,000 comments through the API in {seconds:.1f} s", flush=True)
+    print(f"seeded 100 users, 1,000 posts, 2,000 comments through the API in {seconds:.1f} s "
+          f"(peak RSS so far {peak_rss_mib(blogql_pid)} MiB)", flush=True)
     bodies = {}
     for name, query in SHAPES.items():
         f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
@@ -115,13 +116,14 @@ def main():
             for c in (1, 32):
                 row[(label, c)] = wrk(port, c, bodies[name])
         rows.append(row)
-        print(f"  measured {name}", flush=True)
+        print(f"  measured {name} (peak RSS so far {peak_rss_mib(blogql_pid)} MiB)", flush=True)
 
     accounts = tempfile.NamedTemporaryFile("w", delete=False)
     for token, mine in zip(tokens, posts):
         accounts.write(f"{token} {','.join(mine)}\n")
     accounts.close()
     writes = wrk(blogql_port, 32, env={"ACCOUNTS": accounts.name})
+    print(f"  measured the write mix (peak RSS so far {peak_rss_mib(blogql_pid)} MiB)", flush=True)
 
     client = Client(blogql_port)
     small, big = sign_up(client, 1000), sign_up(client, 1001)

@@ -29,7 +29,7 @@ pub struct Settings {
 }
 
 /// The defaults, each written once and used by both clap and `Default`.
-mod defaults {
+pub(crate) mod defaults {
     pub const BIND: &str = "127.0.0.1:8000";
     pub const MAX_BODY_BYTES: usize = 1024 * 1024;
     pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -40,6 +40,7 @@ mod defaults {
     pub const MAX_QUERY_DEPTH: usize = 15;
     pub const PERSISTED_QUERIES: usize = 1000;
     pub const CASCADE_BUDGET_DOCS: usize = 1000;
+    pub const STORE_CACHE_MIB: usize = 16;
 
     /// The request headers allowed cross-origin by default.
     pub fn cors_headers() -> Vec<String> {
@@ -276,6 +277,12 @@ pub struct StoreSettings {
     /// MongoDB advises about 1,000 per transaction.
     #[arg(long, env = "BLOGQL_CASCADE_BUDGET_DOCS", default_value_t = defaults::CASCADE_BUDGET_DOCS)]
     pub cascade_budget_docs: usize,
+    /// The embedded store's page cache, in MiB: pages kept in memory beyond
+    /// the operating system's file cache. redb's own default is 1 GiB, which a
+    /// server that should fit in tens of MiB cannot afford; 16 MiB holds the
+    /// indexes and hot documents of a store of tens of thousands of posts.
+    #[arg(long, env = "BLOGQL_STORE_CACHE_MIB", default_value_t = defaults::STORE_CACHE_MIB)]
+    pub store_cache_mib: usize,
 }
 
 impl Default for StoreSettings {
@@ -285,6 +292,7 @@ impl Default for StoreSettings {
             mongodb_uri: None,
             mongodb_database: None,
             cascade_budget_docs: defaults::CASCADE_BUDGET_DOCS,
+            store_cache_mib: defaults::STORE_CACHE_MIB,
         }
     }
 }
@@ -297,6 +305,7 @@ impl std::fmt::Debug for StoreSettings {
             .field("mongodb_uri", &self.mongodb_uri.as_ref().map(|_| "<set>"))
             .field("mongodb_database", &self.mongodb_database)
             .field("cascade_budget_docs", &self.cascade_budget_docs)
+            .field("store_cache_mib", &self.store_cache_mib)
             .finish()
     }
 }
@@ -313,7 +322,9 @@ impl StoreSettings {
                 tracing::info!(database = %store.database().name(), "using MongoDB");
                 store.into()
             }
-            None => EmbeddedStore::open(&self.data_dir)?.into(),
+            None => {
+                EmbeddedStore::open_with_cache(&self.data_dir, self.store_cache_mib.saturating_mul(1024 * 1024))?.into()
+            }
         })
     }
 }

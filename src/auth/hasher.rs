@@ -76,10 +76,15 @@ impl Hasher {
         self.in_slot(move |hasher, memory| hasher.verify_now(&password, &hash, memory)).await
     }
 
-    /// Hashes on the calling thread, outside the pool (start-up only).
+    /// Hashes on the calling thread (start-up only), with a buffer that then
+    /// joins the pool as a slot's, so this hash adds no memory of its own.
     pub(super) fn hash_blocking(&self, password: &str) -> Result<String> {
-        let mut memory = Vec::new();
-        self.hash_now(password, &mut memory)
+        let mut memory = self.buffers.lock().ok().and_then(|mut b| b.pop()).unwrap_or_default();
+        let out = self.hash_now(password, &mut memory);
+        if let Ok(mut buffers) = self.buffers.lock() {
+            buffers.push(memory);
+        }
+        out
     }
 
     /// Runs `work` in a slot on the blocking pool with the slot's buffer.

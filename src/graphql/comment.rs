@@ -1,8 +1,10 @@
 //! Comments: the `Comment` type, the comment query, and commenting and deleting comments.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, Lookahead, Object};
+use bson::oid::ObjectId;
 
 use super::connection::Listed;
 use super::error::ApiResult;
@@ -27,6 +29,13 @@ pub struct Comment {
 impl From<Arc<CommentDoc>> for Comment {
     fn from(doc: Arc<CommentDoc>) -> Self {
         Comment { doc, author: None }
+    }
+}
+
+impl Comment {
+    /// A comment whose author was loaded ahead, with its page; `authors` is that batch.
+    pub(crate) fn ahead(doc: Arc<CommentDoc>, authors: &HashMap<ObjectId, Arc<UserDoc>>) -> Self {
+        Comment { author: authors.get(&doc.author).cloned(), doc }
     }
 }
 

@@ -150,22 +150,35 @@ pub struct PageInfo {
 /// backward), the extra one only signalling more beyond the page.
 pub async fn build<T: Listed>(
     ctx: &Context<'_>,
-    mut docs: Vec<Arc<T::Doc>>,
+    docs: Vec<Arc<T::Doc>>,
     page: &Page,
     total: Total,
     key: impl Fn(&T::Doc) -> CursorKey,
 ) -> Result<Connection<T>> {
+    let node = ctx.look_ahead().field("edges").field("node");
+    assemble(docs, page, total, key, |docs| T::wrap(ctx, docs, node)).await
+}
+
+/// [`build`] with the nodes made by `wrap` from the page's documents, for a
+/// page whose references were already loaded by the parent list.
+pub async fn assemble<D, T, F, Fut>(
+    mut docs: Vec<Arc<D>>,
+    page: &Page,
+    total: Total,
+    key: impl Fn(&D) -> CursorKey,
+    wrap: F,
+) -> Result<Connection<T>>
+where
+    F: FnOnce(Vec<Arc<D>>) -> Fut,
+    Fut: Future<Output = Result<Vec<T>>>,
+{
     let more = docs.len() > page.size();
     docs.truncate(page.size());
     if page.backward() {
         docs.reverse();
     }
     let keys: Vec<CursorKey> = docs.iter().map(|d| key(d)).collect();
-    let nodes = if docs.is_empty() {
-        Vec::new()
-    } else {
-        T::wrap(ctx, docs, ctx.look_ahead().field("edges").field("node")).await?
-    };
+    let nodes = if docs.is_empty() { Vec::new() } else { wrap(docs).await? };
     let (has_previous_page, has_next_page) =
         if page.backward() { (more, page.before().is_some()) } else { (page.after().is_some(), more) };
     let page_info = PageInfo {
@@ -176,6 +189,27 @@ pub async fn build<T: Listed>(
     };
     let edges = keys.into_iter().zip(nodes).map(|(key, node)| Edge { key, node }).collect();
     Ok(Connection { edges, page_info, total })
+}
+
+/// The page a connection field below `parent` will ask for, read from the
+/// query ahead of time so a parent list can load it for all its items in
+/// one batch. `None` unless the field is selected exactly once (aliases with
+/// different pages are left to the field) with valid arguments.
+pub fn page_ahead(parent: &Lookahead<'_>, field: &str) -> Option<Page> {
+    let mut fields = parent.field(field).selection_fields();
+    let only = fields.pop().filter(|_| fields.is_empty())?;
+    let mut args = PageArgs::default();
+    for (name, value) in only.arguments().ok()? {
+        match (name.as_str(), value) {
+            ("first", async_graphql::Value::Number(n)) => args.first = Some(i32::try_from(n.as_i64()?).ok()?),
+            ("last", async_graphql::Value::Number(n)) => args.last = Some(i32::try_from(n.as_i64()?).ok()?),
+            ("after", async_graphql::Value::String(c)) => args.after = Some(c),
+            ("before", async_graphql::Value::String(c)) => args.before = Some(c),
+            (_, async_graphql::Value::Null) => {}
+            _ => return None,
+        }
+    }
+    args.page().ok()
 }
 
 /// The page arguments every connection field takes.

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use async_graphql::{Context, ID, InputObject, Lookahead, Object};
+use bson::oid::ObjectId;
 
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
@@ -12,23 +15,33 @@ use super::scalars::Timestamp;
 use super::user::{User, load_user};
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int, vanished};
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion, UnlikePost, UpdatePost};
-use crate::domain::{PostBody, PostChanges, Title};
+use crate::domain::{Page, PostBody, PostChanges, Title};
 use crate::error::Result;
-use crate::model::{Chronological, PostDoc, UserDoc};
+use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
 use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
 
-/// A blog post, with its author when the list it came from loaded the
-/// authors of the whole page at once (see [`Listed::wrap`]).
+/// A blog post, with what the list it came from loaded for the whole page
+/// at once (see [`Listed::wrap`]): its author, and its first page of comments.
 pub struct Post {
     /// The stored post.
     pub doc: Arc<PostDoc>,
     /// The author, when already loaded with the page.
     author: Option<Arc<UserDoc>>,
+    /// One page of comments, when already loaded with the page.
+    comments: Option<CommentsAhead>,
+}
+
+/// A page of a post's comments loaded by the list the post came from,
+/// with the comments' authors when those are selected.
+struct CommentsAhead {
+    page: Page,
+    docs: Vec<Arc<CommentDoc>>,
+    authors: Arc<HashMap<ObjectId, Arc<UserDoc>>>,
 }
 
 impl From<Arc<PostDoc>> for Post {
     fn from(doc: Arc<PostDoc>) -> Self {
-        Post { doc, author: None }
+        Post { doc, author: None, comments: None }
     }
 }
 
@@ -43,15 +56,41 @@ impl Listed for Post {
     const EDGE: &'static str = "PostEdge";
     type Doc = PostDoc;
 
-    /// Loads the page's authors in one batch when `author` is selected, so
-    /// each post's `author` resolves at once instead of waiting on a batch of
-    /// its own: the same round trip, without a suspended resolver per post.
+    /// Loads what the selection asks of every post on the page, each kind in
+    /// one batch: the authors, and the comment pages (then their authors).
+    /// These are the round trips the fields would make anyway, one per
+    /// level, but each post's fields then resolve at once instead of each
+    /// suspending on a batch of its own.
     async fn wrap(ctx: &Context<'_>, docs: Vec<Arc<PostDoc>>, node: Lookahead<'_>) -> Result<Vec<Self>> {
-        if !node.field("author").exists() {
-            return Ok(docs.into_iter().map(Post::from).collect());
-        }
-        let authors = ctx.request()?.users.load_many(docs.iter().map(|d| d.author).collect()).await?;
-        Ok(docs.into_iter().map(|doc| Post { author: authors.get(&doc.author).cloned(), doc }).collect())
+        let request = ctx.request()?;
+        let author_ids = if node.field("author").exists() { docs.iter().map(|d| d.author).collect() } else { vec![] };
+        let comments_page = connection::page_ahead(&node, "comments");
+        let page_keys = match comments_page {
+            Some(page) => docs.iter().map(|d| (CommentsOf::Post, d.id, page)).collect(),
+            None => vec![],
+        };
+        let (authors, pages) =
+            futures::try_join!(request.users.load_many(author_ids), request.comment_pages.load_many(page_keys))?;
+        let commenters = match comments_page {
+            Some(_) if node.field("comments").field("edges").field("node").field("author").exists() => {
+                let ids = pages.values().flat_map(|docs| docs.iter().map(|c| c.author)).collect();
+                request.users.load_many(ids).await?
+            }
+            _ => HashMap::new(),
+        };
+        let commenters = Arc::new(commenters);
+        Ok(docs
+            .into_iter()
+            .map(|doc| Post {
+                author: authors.get(&doc.author).cloned(),
+                comments: comments_page.map(|page| CommentsAhead {
+                    page,
+                    docs: pages.get(&(CommentsOf::Post, doc.id, page)).map(|d| d.to_vec()).unwrap_or_default(),
+                    authors: Arc::clone(&commenters),
+                }),
+                doc,
+            })
+            .collect())
     }
 }
 
@@ -106,14 +145,17 @@ impl Post {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<Comment>> {
         let args = PageArgs { first, after, last, before };
-        related(
-            ctx,
-            CommentsOf::Post,
-            self.doc.id,
-            args,
-            Total::Known(usize::try_from(self.doc.comment_count).unwrap_or(0)),
-        )
-        .await
+        let total = Total::Known(usize::try_from(self.doc.comment_count).unwrap_or(0));
+        match &self.comments {
+            Some(ahead) if args.page().ok() == Some(ahead.page) => {
+                let wrap = |docs: Vec<Arc<CommentDoc>>| async move {
+                    Ok(docs.into_iter().map(|doc| Comment::ahead(doc, &ahead.authors)).collect())
+                };
+                Ok(connection::assemble(ahead.docs.clone(), &ahead.page, total, Chronological::cursor_key, wrap)
+                    .await?)
+            }
+            _ => related(ctx, CommentsOf::Post, self.doc.id, args, total).await,
+        }
     }
 
     /// How many comments the post has.

@@ -77,3 +77,49 @@ async fn total_counts_are_batched() {
     // count and `comments { totalCount }` reads no page, since neither selects edges.
     assert_eq!(trips, vec![3, 3]);
 }
+
+/// A post's comments (and their authors) loaded ahead by the posts list equal
+/// the same post's comments read on their own, forward and backward, with a
+/// cursor from a variable; two aliases with different pages (which are not
+/// loaded ahead) get their own pages.
+#[tokio::test]
+async fn comments_loaded_ahead_equal_comments_read_alone() {
+    let app = TestApp::spawn().await;
+    seed(&app, 3).await;
+    let fields = "edges { cursor node { id body author { name } } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } totalCount";
+    let alone = |post: &str, page: &str| {
+        let q = format!("{{ post(id: \"{post}\") {{ comments({page}) {{ {fields} }} }} }}");
+        let app = &app;
+        async move { data(&app.graphql(&q, json!({})).await)["post"]["comments"].clone() }
+    };
+    let listed = data(&app.graphql("{ posts(first: 3) { edges { node { id } } } }", json!({})).await)["posts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    let first_page = alone(&listed[0], "first: 1").await;
+    let cursor = first_page["edges"][0]["cursor"].as_str().unwrap().to_owned();
+    for page in ["first: 2", "last: 2", "first: 1, after: $c", "last: 5, before: $c"] {
+        let (vars, values) =
+            if page.contains("$c") { ("($c: String)", json!({ "c": cursor })) } else { ("", json!({})) };
+        let q = format!(
+            "query{vars} {{ posts(first: 3) {{ edges {{ node {{ id comments({page}) {{ {fields} }} }} }} }} }}"
+        );
+        let resp = app.graphql(&q, values).await;
+        for edge in data(&resp)["posts"]["edges"].as_array().unwrap() {
+            let post = edge["node"]["id"].as_str().unwrap();
+            let page_alone = page.replace("$c", &format!("\"{cursor}\""));
+            assert_eq!(edge["node"]["comments"], alone(post, &page_alone).await, "{page} on {post}");
+        }
+    }
+    let q = format!(
+        "{{ posts(first: 3) {{ edges {{ node {{ id a: comments(first: 1) {{ {fields} }} b: comments(last: 2) {{ {fields} }} }} }} }} }}"
+    );
+    let resp = app.graphql(&q, json!({})).await;
+    for edge in data(&resp)["posts"]["edges"].as_array().unwrap() {
+        let post = edge["node"]["id"].as_str().unwrap();
+        assert_eq!(edge["node"]["a"], alone(post, "first: 1").await);
+        assert_eq!(edge["node"]["b"], alone(post, "last: 2").await);
+    }
+}

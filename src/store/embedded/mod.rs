@@ -39,6 +39,10 @@ use crate::model::{CommentDoc, PostDoc, UserDoc};
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "blogql.redb";
 
+/// The page cache [`EmbeddedStore::open`] gives redb: the server's default
+/// (`--store-cache-mib`), not redb's 1 GiB.
+pub const DEFAULT_CACHE_BYTES: usize = crate::settings::defaults::STORE_CACHE_MIB * 1024 * 1024;
+
 /// The embedded redb backend. Cheap to clone: clones share the database.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -56,8 +60,14 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `data_dir`, creating the directory and
     /// every table so later read transactions never meet a missing table.
     pub fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens the store with a page cache of `cache_bytes` (the
+    /// `--store-cache-mib` setting) instead of the default.
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::internal_from("creating the data directory", e))?;
-        let db = upgrade::open_or_upgrade(&data_dir.join(DB_FILE))?;
+        let db = upgrade::open_or_upgrade(&data_dir.join(DB_FILE), cache_bytes)?;
         let wtx = db.begin_write()?;
         {
             for table in ALL_COLLECTIONS {

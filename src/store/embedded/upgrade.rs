@@ -12,16 +12,18 @@ use redb::{Database, DatabaseError};
 
 use crate::error::{Error, Result};
 
-/// Opens (or creates) the database at `path`, upgrading a v2 file first.
-pub(super) fn open_or_upgrade(path: &Path) -> Result<Database> {
-    match Database::create(path) {
+/// Opens (or creates) the database at `path` with a page cache of
+/// `cache_bytes`, upgrading a v2 file first.
+pub(super) fn open_or_upgrade(path: &Path, cache_bytes: usize) -> Result<Database> {
+    let create = || Database::builder().set_cache_size(cache_bytes).create(path);
+    match create() {
         Err(DatabaseError::UpgradeRequired(version)) => {
             tracing::warn!(path = %path.display(), version, "upgrading the embedded store's file format to v3 (one time)");
             let mut old = redb2::Database::open(path)
                 .map_err(|e| Error::internal_from("opening a v2 embedded store to upgrade it", e))?;
             old.upgrade().map_err(|e| Error::internal_from("upgrading the embedded store to file format v3", e))?;
             drop(old);
-            Ok(Database::create(path)?)
+            Ok(create()?)
         }
         other => Ok(other?),
     }
