@@ -1,7 +1,7 @@
 //! The embedded backend: a single redb file under the data directory.
 //!
 //! - `schema`: tables, and the index entries each document implies.
-//! - `codec`: decoding stored documents directly from their BSON bytes.
+//! - `codec`: encoding and decoding stored documents directly to and from BSON bytes.
 //! - `keys`: index key encoding (byte order = listing order).
 //! - `read`: reads over one read transaction.
 //! - `tx`: the transaction handle and how a command runs in it.
@@ -9,7 +9,7 @@
 //! - `upgrade`: the one-time upgrade of a blogql 0.1 (redb 2) data directory.
 //!
 //! Reads run inline in a redb read transaction (an MVCC snapshot); writes
-//! run on the blocking pool and queue for redb's single writer.
+//! queue for redb's single writer, on a thread of their own.
 
 mod codec;
 mod errors;
@@ -47,10 +47,8 @@ pub const DEFAULT_CACHE_BYTES: usize = crate::settings::defaults::STORE_CACHE_MI
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    /// Write transactions take turns here, asynchronously, before going to the
-    /// blocking pool: redb has one writer, so a second blocked thread would add
-    /// only memory (a thread and its allocator heap per waiting writer).
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// The queue of the thread that runs write transactions (see [`tx::start_writer`]).
+    writer: tokio::sync::mpsc::Sender<tx::Job>,
     /// Set on a per-request view: every read of the request shares one MVCC
     /// snapshot, taken at the first read and dropped when the request writes.
     pinned: Option<Arc<Mutex<Option<Arc<ReadTransaction>>>>>,
@@ -79,7 +77,7 @@ impl EmbeddedStore {
             }
         }
         wtx.commit()?;
-        Ok(EmbeddedStore { db: Arc::new(db), writer: Arc::default(), pinned: None })
+        Ok(EmbeddedStore { db: Arc::new(db), writer: tx::start_writer()?, pinned: None })
     }
 
     /// Runs `f` against the view's snapshot (or a fresh one), on the calling
@@ -187,7 +185,7 @@ impl Backend for EmbeddedStore {
     fn per_request(&self) -> Self {
         EmbeddedStore {
             db: Arc::clone(&self.db),
-            writer: Arc::clone(&self.writer),
+            writer: self.writer.clone(),
             pinned: Some(Arc::new(Mutex::new(None))),
         }
     }
@@ -199,8 +197,7 @@ impl Backend for EmbeddedStore {
         {
             *pinned = None;
         }
-        let turn = Arc::clone(&self.writer).lock_owned().await;
-        tx::run(&self.db, turn, cmd).await
+        tx::run(&self.db, &self.writer, cmd).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {

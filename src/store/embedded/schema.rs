@@ -10,7 +10,7 @@ use redb::TableDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::FastDecode;
+use super::codec::{FastDecode, FastEncode};
 use super::keys::{concat, desc_key};
 use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
 
@@ -50,7 +50,7 @@ pub(super) const ALL_INDEXES: [IndexTable; 8] = [
 ];
 
 /// A document type the embedded store can hold, with the index entries it implies.
-pub(super) trait Stored: Serialize + DeserializeOwned + FastDecode + Send + 'static {
+pub(super) trait Stored: Serialize + DeserializeOwned + FastEncode + FastDecode + Send + 'static {
     /// The collection it lives in.
     const TABLE: DocTable;
     /// Its primary key.

@@ -19,7 +19,7 @@ use bson::oid::ObjectId;
 use redb::{Database, ReadableTable, TableHandle, WriteTransaction};
 
 use super::keys::{id_from_desc_tail, id_from_plain_tail};
-use super::read::{Walk, get_doc, scan_prefix};
+use super::read::{Walk, encode, get_doc, scan_prefix};
 use super::schema::{
     ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER, Stored,
     USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
@@ -29,31 +29,68 @@ use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, UserDoc};
 use crate::store::{RemovedComment, Tx};
 
-/// Runs `cmd` in one write transaction on the blocking pool: commit on `Ok`,
-/// roll back otherwise. `turn` is held until the transaction ends, even if the
-/// caller stops waiting.
+/// One write transaction for the writer thread, with its reply channel inside.
+pub(super) type Job = Box<dyn FnOnce() + Send>;
+
+/// How many transactions may wait for the writer thread; a request beyond
+/// that waits (asynchronously) to enqueue.
+const QUEUED_WRITES: usize = 64;
+
+/// Starts the thread that runs every write transaction, one at a time.
+///
+/// redb has one writer, so one thread is all writes can use. A dedicated
+/// thread, rather than a blocking-pool task per write, keeps waiting writers
+/// as cheap queued jobs instead of parked threads, and keeps the allocator's
+/// memory for large documents in one thread's heap, reused by every write.
+/// The thread ends when the last store handle (the last sender) is dropped.
+pub(super) fn start_writer() -> Result<tokio::sync::mpsc::Sender<Job>> {
+    let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(QUEUED_WRITES);
+    std::thread::Builder::new()
+        .name("blogql-writer".into())
+        .spawn(move || {
+            while let Some(job) = queue.blocking_recv() {
+                // A panicking command drops its reply (its caller gets an
+                // internal error); the thread goes on with the next one.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+        })
+        .map_err(|e| Error::internal_from("starting the embedded store's writer thread", e))?;
+    Ok(jobs)
+}
+
+/// Runs `cmd` in one write transaction on the writer thread: commit on `Ok`,
+/// roll back otherwise.
 pub(super) async fn run<C: Command + 'static>(
     db: &Arc<Database>,
-    turn: tokio::sync::OwnedMutexGuard<()>,
+    writer: &tokio::sync::mpsc::Sender<Job>,
     cmd: C,
 ) -> Result<C::Output> {
     let db = Arc::clone(db);
-    tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        let mut tx = EmbeddedTx { writer: Writer(db.begin_write()?), now: DateTime::now() };
-        let outcome = complete_now(cmd.apply(&mut tx));
-        match outcome {
-            Ok(Ok(out)) => {
-                tx.writer.0.commit()?;
-                Ok(out)
-            }
-            Ok(Err(err)) | Err(err) => {
-                tx.writer.0.abort()?;
-                Err(err)
-            }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let out = run_now(&db, cmd);
+        // Release the database before answering, so a caller that drops the
+        // store on the answer can reopen the file at once.
+        drop(db);
+        let _ = reply.send(out);
+    });
+    writer.send(job).await.map_err(|_| Error::internal("the embedded store's writer thread has stopped"))?;
+    answer.await.map_err(|_| Error::internal("a write transaction ended without an answer"))?
+}
+
+/// Runs `cmd` in one write transaction on this thread.
+fn run_now<C: Command>(db: &Database, cmd: C) -> Result<C::Output> {
+    let mut tx = EmbeddedTx { writer: Writer(db.begin_write()?), now: DateTime::now() };
+    match complete_now(cmd.apply(&mut tx)) {
+        Ok(Ok(out)) => {
+            tx.writer.0.commit()?;
+            Ok(out)
         }
-    })
-    .await?
+        Ok(Err(err)) | Err(err) => {
+            tx.writer.0.abort()?;
+            Err(err)
+        }
+    }
 }
 
 /// Polls `fut` once and returns its output, or an error if it is not ready.
@@ -107,7 +144,7 @@ impl Writer {
         for (index, key) in new.difference(&old) {
             self.0.open_table(ALL_INDEXES[*index])?.insert(key.as_slice(), ())?;
         }
-        let bytes = bson::serialize_to_vec(doc)?;
+        let bytes = encode(doc)?;
         self.0.open_table(D::TABLE)?.insert(doc.id().bytes().as_slice(), bytes.as_slice())?;
         Ok(())
     }
@@ -116,7 +153,7 @@ impl Writer {
     /// only for changes to fields no index covers (a user's `posts`).
     fn rewrite<D: Stored>(&self, doc: &D) -> Result<()> {
         debug_assert!(self.get::<D>(&doc.id()).ok().flatten().is_some_and(|old| indexed(&old) == indexed(doc)));
-        let bytes = bson::serialize_to_vec(doc)?;
+        let bytes = encode(doc)?;
         self.0.open_table(D::TABLE)?.insert(doc.id().bytes().as_slice(), bytes.as_slice())?;
         Ok(())
     }
