@@ -26,7 +26,11 @@ pub struct UserDoc {
     pub password_hash: String,
     /// When the account was created.
     pub created_at: DateTime,
-    /// Ids of the posts this user wrote (the seeds' `user.posts`).
+    /// Ids of the posts this user wrote (the seeds' `user.posts`). Complete
+    /// in a transaction and in a snapshot; documents a store returns for
+    /// reading may leave it empty and carry [`UserDoc::stored_post_count`]
+    /// instead (the embedded store, whose author index is this list). Read
+    /// its length through [`UserDoc::post_count`].
     pub posts: Vec<ObjectId>,
     /// Ids of the users following this user.
     pub followers: Vec<ObjectId>,
@@ -37,6 +41,19 @@ pub struct UserDoc {
     /// user instead of leaving an orphan behind.
     #[serde(default)]
     pub rev: i64,
+    /// The post count a store keeps apart from `posts`, when it does (the
+    /// embedded store, so that a post by an author with 10,000 posts does not
+    /// rewrite a 10,000-id array). Never a MongoDB field: there the count is
+    /// the array's length.
+    #[serde(skip)]
+    pub stored_post_count: Option<u64>,
+}
+
+impl UserDoc {
+    /// How many posts the user wrote.
+    pub fn post_count(&self) -> u64 {
+        self.stored_post_count.unwrap_or(self.posts.len() as u64)
+    }
 }
 
 /// A blog post.

@@ -37,6 +37,7 @@ impl Command for SignUp {
             followers: Vec::new(),
             following: Vec::new(),
             rev: 0,
+            stored_post_count: None,
         };
         tx.insert_user(&user).await?;
         Ok(user)

@@ -74,12 +74,19 @@ impl User {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<Post>> {
         let args = PageArgs { first, after, last, before };
-        related(ctx, PostsOf::Author, self.0.id, args, Total::Known(self.0.posts.len())).await
+        related(
+            ctx,
+            PostsOf::Author,
+            self.0.id,
+            args,
+            Total::Known(usize::try_from(self.0.post_count()).unwrap_or(usize::MAX)),
+        )
+        .await
     }
 
     /// How many posts the user has written.
     async fn post_count(&self) -> i32 {
-        to_int(self.0.posts.len())
+        to_int(self.0.post_count())
     }
 
     /// The user's comments on any post, newest first.

@@ -194,9 +194,13 @@ pub trait Tx: Send {
     fn touch_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 
     /// Appends `post` to `user`'s `posts` (one `$push` on MongoDB, not a
-    /// rewrite of the whole, possibly large, document); false if there is no such user.
+    /// rewrite of the whole, possibly large, document; on the embedded store,
+    /// whose list is its author index, one bump of the count the user's
+    /// record keeps); false if there is no such user.
     fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send;
-    /// Removes `post` from `user`'s `posts` (one `$pull` on MongoDB); false if there is no such user.
+    /// Removes `post` from `user`'s `posts` (one `$pull` on MongoDB; a
+    /// decrement of the kept count on the embedded store, called once the
+    /// post itself is deleted); false if there is no such user.
     fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 
     /// Inserts a new user; a taken email is `CONFLICT`.

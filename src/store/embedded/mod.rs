@@ -201,6 +201,6 @@ impl Backend for EmbeddedStore {
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
-        self.read(|r| Ok(Snapshot { users: r.all()?, posts: r.all()?, comments: r.all()? })).await
+        self.read(|r| Ok(Snapshot { users: r.all_users()?, posts: r.all()?, comments: r.all()? })).await
     }
 }

@@ -8,7 +8,7 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::codec::{decode_fast, encode_fast};
 use super::keys::{concat, desc_key, id_from_desc_tail, id_from_plain_tail};
-use super::schema::{DocTable, IndexTable, Stored, USERS_BY_EMAIL};
+use super::schema::{DocTable, IndexTable, POSTS_BY_AUTHOR, Stored, USERS_BY_EMAIL};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
 use crate::model::{PostDoc, UserDoc};
@@ -209,6 +209,19 @@ impl Reader<'_> {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Every user, each with its whole `posts` list (this store's list is
+    /// its author index) and the count its record keeps, so `check` can
+    /// compare the two.
+    pub(super) fn all_users(&self) -> Result<Vec<UserDoc>> {
+        let mut users: Vec<UserDoc> = self.all()?;
+        let index = self.0.open_table(POSTS_BY_AUTHOR)?;
+        for user in &mut users {
+            let keys = scan_prefix(&index, &user.id.bytes(), Walk::default(), usize::MAX)?;
+            user.posts = keys.iter().map(|k| id_from_desc_tail(k)).collect::<Result<_>>()?;
+        }
+        Ok(users)
     }
 
     /// Every document of one collection, by id.

@@ -201,7 +201,11 @@ struct EmbeddedTx {
 
 impl Tx for EmbeddedTx {
     async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
-        self.writer.get(&id)
+        // A transaction sees the whole `posts` list: this store's list is its author index.
+        let Some(mut user) = self.writer.get::<UserDoc>(&id)? else { return Ok(None) };
+        user.posts = self.writer.index_ids(POSTS_BY_AUTHOR, &id.bytes(), false)?;
+        user.stored_post_count = None;
+        Ok(Some(user))
     }
 
     async fn post(&mut self, id: ObjectId) -> Result<Option<PostDoc>> {
@@ -222,17 +226,22 @@ impl Tx for EmbeddedTx {
         Ok(self.writer.0.open_table(UserDoc::TABLE)?.get(id.bytes().as_slice())?.is_some())
     }
 
-    async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+    async fn push_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
+        // The list is the author index, which the post's insert already
+        // extended; the record keeps only the count, so this rewrite is the
+        // same size whatever the author's post count.
         let Some(mut doc) = self.writer.get::<UserDoc>(&user)? else { return Ok(false) };
-        doc.posts.push(post);
-        // `posts` is not indexed: the entries are unchanged, so skip the diff (and its second decode).
+        doc.stored_post_count = Some(doc.post_count() + 1);
+        doc.posts.clear();
+        // Neither `posts` nor the count is indexed: skip the diff (and its second decode).
         self.writer.rewrite(&doc)?;
         Ok(true)
     }
 
-    async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+    async fn pull_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
         let Some(mut doc) = self.writer.get::<UserDoc>(&user)? else { return Ok(false) };
-        doc.posts.retain(|p| *p != post);
+        doc.stored_post_count = Some(doc.post_count().saturating_sub(1));
+        doc.posts.clear();
         self.writer.rewrite(&doc)?;
         Ok(true)
     }
@@ -388,6 +397,7 @@ mod tests {
             followers: vec![b],
             following: vec![b],
             rev: 0,
+            stored_post_count: None,
         };
         let post = PostDoc {
             id: b,
@@ -411,5 +421,61 @@ mod tests {
         let pending = std::future::pending::<()>();
         assert!(matches!(complete_now(pending), Err(Error::Internal { .. })));
         assert_eq!(complete_now(async { 7 }).ok(), Some(7));
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use redb::ReadableDatabase as _;
+
+    use super::*;
+    use crate::cmd::CreatePost;
+    use crate::domain::{PostBody, Title};
+    use crate::store::Store;
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::embedded::schema::USERS;
+
+    /// A user record written before records kept counts (the full `posts`
+    /// list, serde's layout) reads with the list's length as its count, and
+    /// the next post turns it into a counted record, one higher.
+    #[tokio::test]
+    async fn a_listed_record_becomes_a_counted_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let embedded = EmbeddedStore::open(dir.path()).expect("open");
+        let id = ObjectId::new();
+        let old = UserDoc {
+            id,
+            name: "Old".into(),
+            email: "old@example.com".into(),
+            password_hash: String::new(),
+            created_at: DateTime::now(),
+            posts: vec![ObjectId::new(), ObjectId::new()],
+            followers: vec![],
+            following: vec![],
+            rev: 0,
+            stored_post_count: None,
+        };
+        let wtx = embedded.db.begin_write().expect("write");
+        wtx.open_table(USERS)
+            .expect("users")
+            .insert(id.bytes().as_slice(), bson::serialize_to_vec(&old).expect("encode").as_slice())
+            .expect("insert");
+        wtx.commit().expect("commit");
+        let store: Store = embedded.clone().into();
+        let read = |store: Store| async move { store.users_by_ids(&[id]).await.expect("read").pop().expect("user") };
+        assert_eq!(read(store.clone()).await.post_count(), 2);
+
+        let cmd = CreatePost {
+            author: id,
+            title: Title::parse("New").expect("title"),
+            body: PostBody::parse("Body").expect("body"),
+        };
+        store.run(cmd).await.expect("create post");
+        let user = read(store.clone()).await;
+        assert_eq!((user.post_count(), user.posts.len()), (3, 0), "counted, not listed");
+        let raw = embedded.db.begin_read().expect("read").open_table(USERS).expect("users");
+        let bytes = raw.get(id.bytes().as_slice()).expect("get").expect("present");
+        let record = bson::RawDocument::from_bytes(bytes.value()).expect("bson");
+        assert_eq!(record.get_i64("postCount").ok(), Some(3));
     }
 }

@@ -51,6 +51,7 @@ mod tests {
             followers: Vec::new(),
             following: Vec::new(),
             rev: 0,
+            stored_post_count: None,
         }
     }
 
