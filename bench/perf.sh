@@ -4,7 +4,8 @@
 # when its turn comes, wrk on core 1. Seeds through the public mutations, then
 # prints req/s, p50/p99 and blogql / calibration for three query shapes, a
 # write mix, createPost against fan-out, and blogql's peak RSS.
-#   bash bench/perf.sh        (DURATION=10s FAN_OUT=10000 BLOGQL_BIN=path to change)
+#   bash bench/perf.sh        (DURATION=5s ROUNDS=3 FAN_OUT=10000 BLOGQL_BIN=path to change)
+# Each table cell is the median of ROUNDS runs, blogql and the calibration alternating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }

@@ -244,8 +244,10 @@ pub async fn related<R: Relation, T: Listed<Doc = R::Doc>>(
     let page = args.page()?;
     let wanted = ctx.look_ahead();
     let docs = if wanted.field("edges").exists() || wanted.field("pageInfo").exists() {
-        R::loader(ctx.request()?)
-            .load_one((relation, parent, page))
+        // Boxed here and below: every field resolver's future is as large as
+        // its largest await, and async-graphql moves those futures around, so
+        // a large one inline costs a copy per field of every item.
+        Box::pin(R::loader(ctx.request()?).load_one((relation, parent, page)))
             .await?
             .map(|docs| docs.to_vec())
             .unwrap_or_default()
@@ -253,7 +255,7 @@ pub async fn related<R: Relation, T: Listed<Doc = R::Doc>>(
         // Only `totalCount` (or `__typename`) was asked for: the page is not read at all.
         Vec::new()
     };
-    Ok(build(ctx, docs, &page, total, R::cursor_key).await?)
+    Ok(Box::pin(build(ctx, docs, &page, total, R::cursor_key)).await?)
 }
 
 /// Complexity of a connection field: its page size times the cost of one

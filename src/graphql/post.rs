@@ -151,8 +151,8 @@ impl Post {
                 let wrap = |docs: Vec<Arc<CommentDoc>>| async move {
                     Ok(docs.into_iter().map(|doc| Comment::ahead(doc, &ahead.authors)).collect())
                 };
-                Ok(connection::assemble(ahead.docs.clone(), &ahead.page, total, Chronological::cursor_key, wrap)
-                    .await?)
+                let docs = ahead.docs.clone();
+                Ok(Box::pin(connection::assemble(docs, &ahead.page, total, Chronological::cursor_key, wrap)).await?)
             }
             _ => related(ctx, CommentsOf::Post, self.doc.id, args, total).await,
         }

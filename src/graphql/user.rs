@@ -151,7 +151,8 @@ pub(crate) async fn load_users(ctx: &Context<'_>, ids: &[ObjectId]) -> Result<Ve
 
 /// Loads one user by id through the request's loader.
 pub(crate) async fn load_user(ctx: &Context<'_>, id: ObjectId) -> Result<Option<Arc<UserDoc>>> {
-    ctx.request()?.users.load_one(id).await
+    // Boxed: see `connection::related`.
+    Box::pin(ctx.request()?.users.load_one(id)).await
 }
 
 /// User queries.
