@@ -200,27 +200,28 @@ mod tests {
         assert!(pool(1, 1).verify("pw-123456".into(), bigger).await.expect("verify"));
     }
 
-    /// With one slot and a queue of one, a third concurrent request is refused at once
-    /// with RATE_LIMITED, and the pool works again afterwards.
+    /// With one slot busy and a queue of one, a second waiting request is
+    /// refused at once with RATE_LIMITED, and the queued one completes once
+    /// the slot frees. The slot is held by the test itself, so the queued
+    /// state lasts until the test releases it, however slow the machine.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_is_rate_limited() {
-        let hasher = Arc::new(Hasher::new(32 * 1024, 8, 1, 1).expect("pool"));
-        let running: Vec<_> = (0..2)
-            .map(|_| {
-                let h = Arc::clone(&hasher);
-                tokio::spawn(async move { h.hash("password-1".into()).await })
-            })
-            .collect();
-        // Wait until one hash holds the slot and the other waits for it.
+        let hasher = Arc::new(Hasher::new(64, 1, 1, 1).expect("pool"));
+        let busy = Arc::clone(&hasher.slots).acquire_owned().await.expect("the one slot");
+        let queued = {
+            let h = Arc::clone(&hasher);
+            tokio::spawn(async move { h.hash("password-1".into()).await })
+        };
         let started = std::time::Instant::now();
-        while !(hasher.slots.available_permits() == 0 && hasher.waiting.load(Ordering::Acquire) == 1) {
-            assert!(started.elapsed() < std::time::Duration::from_secs(10), "the requests never queued");
+        while hasher.waiting.load(Ordering::Acquire) != 1 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "the request never queued");
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        assert!(matches!(hasher.hash("password-1".into()).await, Err(Error::RateLimited { .. })));
-        for task in running {
-            assert!(task.await.expect("task").is_ok());
-        }
+        // Refused at once, not queued behind the held slot (which would time out here).
+        let third = tokio::time::timeout(std::time::Duration::from_secs(5), hasher.hash("password-1".into())).await;
+        assert!(matches!(third, Ok(Err(Error::RateLimited { .. }))));
+        drop(busy);
+        assert!(queued.await.expect("task").is_ok());
         assert!(hasher.hash("password-1".into()).await.is_ok());
         assert_eq!(hasher.buffers.lock().map(|b| b.len()).unwrap_or(0), 1, "one slot, one buffer, reused");
     }
