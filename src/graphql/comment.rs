@@ -10,7 +10,7 @@ use super::connection::Listed;
 use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
-use super::user::{User, load_user};
+use super::user::{User, author_of, authors_for};
 use super::{CtxExt, Query, as_viewer, parse_id, to_id, vanished};
 use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
 use crate::domain::CommentBody;
@@ -52,11 +52,8 @@ impl Listed for Comment {
 
     /// Loads the page's authors in one batch when `author` is selected (see `Post`'s).
     async fn wrap(ctx: &Context<'_>, docs: Vec<Arc<CommentDoc>>, node: Lookahead<'_>) -> Result<Vec<Self>> {
-        if !node.field("author").exists() {
-            return Ok(docs.into_iter().map(Comment::from).collect());
-        }
-        let authors = ctx.request()?.users.load_many(docs.iter().map(|d| d.author).collect()).await?;
-        Ok(docs.into_iter().map(|doc| Comment { author: authors.get(&doc.author).cloned(), doc }).collect())
+        let authors = authors_for(ctx, &node, docs.iter().map(|d| d.author)).await?;
+        Ok(docs.into_iter().map(|doc| Comment::ahead(doc, &authors)).collect())
     }
 }
 
@@ -76,11 +73,7 @@ impl Comment {
 
     /// Who wrote the comment.
     async fn author(&self, ctx: &Context<'_>) -> ApiResult<User> {
-        let author = match &self.author {
-            Some(author) => Some(Arc::clone(author)),
-            None => load_user(ctx, self.doc.author).await?,
-        };
-        Ok(author.map(User).ok_or_else(|| vanished("author", self.doc.author))?)
+        author_of(ctx, self.author.as_ref(), self.doc.author).await
     }
 
     /// The post commented on.

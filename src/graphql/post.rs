@@ -12,8 +12,8 @@ use super::connection::{self, Connection, Listed, PageArgs, Total, related};
 use super::deletion::DeletionPlan;
 use super::error::ApiResult;
 use super::scalars::Timestamp;
-use super::user::{User, load_user};
-use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int, vanished};
+use super::user::{User, author_of, authors_for, load_user};
+use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int};
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion, UnlikePost, UpdatePost};
 use crate::domain::{Page, PostBody, PostChanges, Title};
 use crate::error::Result;
@@ -62,23 +62,19 @@ impl Listed for Post {
     /// level, but each post's fields then resolve at once instead of each
     /// suspending on a batch of its own.
     async fn wrap(ctx: &Context<'_>, docs: Vec<Arc<PostDoc>>, node: Lookahead<'_>) -> Result<Vec<Self>> {
-        let request = ctx.request()?;
-        let author_ids = if node.field("author").exists() { docs.iter().map(|d| d.author).collect() } else { vec![] };
         let comments_page = connection::page_ahead(&node, "comments");
         let page_keys = match comments_page {
             Some(page) => docs.iter().map(|d| (CommentsOf::Post, d.id, page)).collect(),
             None => vec![],
         };
-        let (authors, pages) =
-            futures::try_join!(request.users.load_many(author_ids), request.comment_pages.load_many(page_keys))?;
-        let commenters = match comments_page {
-            Some(_) if node.field("comments").field("edges").field("node").field("author").exists() => {
-                let ids = pages.values().flat_map(|docs| docs.iter().map(|c| c.author)).collect();
-                request.users.load_many(ids).await?
-            }
-            _ => HashMap::new(),
-        };
-        let commenters = Arc::new(commenters);
+        let (authors, pages) = futures::try_join!(
+            authors_for(ctx, &node, docs.iter().map(|d| d.author)),
+            ctx.request()?.comment_pages.load_many(page_keys)
+        )?;
+        // No pages loaded ahead means no ids, and so no batch.
+        let comment_node = node.field("comments").field("edges").field("node");
+        let commenter_ids: Vec<ObjectId> = pages.values().flat_map(|p| p.iter().map(|c| c.author)).collect();
+        let commenters = Arc::new(authors_for(ctx, &comment_node, commenter_ids).await?);
         Ok(docs
             .into_iter()
             .map(|doc| Post {
@@ -117,11 +113,7 @@ impl Post {
 
     /// Who wrote the post.
     async fn author(&self, ctx: &Context<'_>) -> ApiResult<User> {
-        let author = match &self.author {
-            Some(author) => Some(Arc::clone(author)),
-            None => load_user(ctx, self.doc.author).await?,
-        };
-        Ok(author.map(User).ok_or_else(|| vanished("author", self.doc.author))?)
+        author_of(ctx, self.author.as_ref(), self.doc.author).await
     }
 
     /// When the post was created.

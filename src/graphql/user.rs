@@ -1,5 +1,6 @@
 //! Users: the `User` type, account mutations (sign-up, log-in, delete) and follows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, Lookahead, Object, SimpleObject};
@@ -11,7 +12,7 @@ use super::deletion::DeletionPlan;
 use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
-use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int};
+use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int, vanished};
 use crate::auth::BAD_CREDENTIALS;
 use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, PlanUserDeletion, SignUp, UnfollowUser};
 use crate::domain::{Email, Password, UserName};
@@ -147,6 +148,30 @@ pub(crate) async fn load_users(ctx: &Context<'_>, ids: &[ObjectId]) -> Result<Ve
     let request = ctx.request()?;
     let found = futures::future::try_join_all(ids.iter().map(|id| request.users.load_one(*id))).await?;
     Ok(found.into_iter().flatten().map(User).collect())
+}
+
+/// The authors of a page's documents, in one batch, when `node` (the
+/// selection on one item) asks for `author`; empty otherwise. `Listed::wrap`
+/// uses it so each item's `author` resolves without a batch of its own.
+pub(crate) async fn authors_for(
+    ctx: &Context<'_>,
+    node: &Lookahead<'_>,
+    ids: impl IntoIterator<Item = ObjectId>,
+) -> Result<HashMap<ObjectId, Arc<UserDoc>>> {
+    if !node.field("author").exists() {
+        return Ok(HashMap::new());
+    }
+    ctx.request()?.users.load_many(ids.into_iter().collect()).await
+}
+
+/// A document's author: the one its page loaded ahead, else through the
+/// request's loader; `NOT_FOUND` if the author is gone.
+pub(crate) async fn author_of(ctx: &Context<'_>, ahead: Option<&Arc<UserDoc>>, id: ObjectId) -> ApiResult<User> {
+    let author = match ahead {
+        Some(author) => Some(Arc::clone(author)),
+        None => load_user(ctx, id).await?,
+    };
+    Ok(author.map(User).ok_or_else(|| vanished("author", id))?)
 }
 
 /// Loads one user by id through the request's loader.
