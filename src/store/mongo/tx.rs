@@ -115,6 +115,18 @@ impl MongoTx<'_> {
         done.map(|r| r.deleted_count).map_err(|e| self.fail(e))
     }
 
+    /// Applies `update` to the user `id` in place (no read, no whole-document
+    /// rewrite); false if there is no such user.
+    async fn update_user(&mut self, id: ObjectId, update: Document) -> Result<bool> {
+        let done = self
+            .db
+            .collection::<Document>(USERS)
+            .update_one(doc! { "_id": id }, update)
+            .session(&mut *self.session)
+            .await;
+        Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
+    }
+
     async fn update_many(&mut self, coll: &str, filter: Document, update: Document) -> Result<u64> {
         let done = self.db.collection::<Document>(coll).update_many(filter, update).session(&mut *self.session).await;
         done.map(|r| r.modified_count).map_err(|e| self.fail(e))
@@ -139,33 +151,15 @@ impl Tx for MongoTx<'_> {
     }
 
     async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
-        let done = self
-            .db
-            .collection::<Document>(USERS)
-            .update_one(doc! { "_id": id }, doc! { "$inc": { "rev": 1_i64 } })
-            .session(&mut *self.session)
-            .await;
-        Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
+        self.update_user(id, doc! { "$inc": { "rev": 1_i64 } }).await
     }
 
     async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
-        let done = self
-            .db
-            .collection::<Document>(USERS)
-            .update_one(doc! { "_id": user }, doc! { "$push": { "posts": post } })
-            .session(&mut *self.session)
-            .await;
-        Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
+        self.update_user(user, doc! { "$push": { "posts": post } }).await
     }
 
     async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
-        let done = self
-            .db
-            .collection::<Document>(USERS)
-            .update_one(doc! { "_id": user }, doc! { "$pull": { "posts": post } })
-            .session(&mut *self.session)
-            .await;
-        Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
+        self.update_user(user, doc! { "$pull": { "posts": post } }).await
     }
 
     async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
