@@ -9,10 +9,10 @@
 
 use bson::oid::ObjectId;
 
-use crate::cmd::{Command, FollowUser, SignUp};
+use crate::cmd::{Command, CreatePost, FollowUser, SignUp};
 use crate::domain::{CommentBody, Email, PostBody, Title, UserName};
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, PostDoc};
+use crate::model::CommentDoc;
 use crate::store::{Store, Tx};
 
 /// How much data to create.
@@ -54,16 +54,9 @@ impl Command for SeedPosts {
         let now = tx.now();
         let mut ids = Vec::with_capacity(self.count);
         for i in 0..self.count {
-            let post = PostDoc {
-                id: ObjectId::new(),
-                title: Title::parse(&format!("Post {i}"))?.as_str().to_owned(),
-                body: PostBody::parse(&format!("Body of post {i}"))?.as_str().to_owned(),
-                author: self.author,
-                liked_by: Vec::new(),
-                comment_count: 0,
-                created_at: now,
-                updated_at: now,
-            };
+            let title = Title::parse(&format!("Post {i}"))?;
+            let post = CreatePost { author: self.author, title, body: PostBody::parse(&format!("Body of post {i}"))? }
+                .post(now);
             tx.insert_post(&post).await?;
             ids.push(post.id);
         }

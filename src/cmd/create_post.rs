@@ -23,13 +23,11 @@ pub struct CreatePost {
     pub body: PostBody,
 }
 
-impl Command for CreatePost {
-    type Output = PostDoc;
-    const NAME: &'static str = "createPost";
-
-    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
-        let now = tx.now();
-        let post = PostDoc {
+impl CreatePost {
+    /// The new post's document, created at `now`; `blogql seed` builds its
+    /// posts here too, so both write the same shape.
+    pub(crate) fn post(&self, now: bson::DateTime) -> PostDoc {
+        PostDoc {
             id: ObjectId::new(),
             title: self.title.as_str().to_owned(),
             body: self.body.as_str().to_owned(),
@@ -38,7 +36,16 @@ impl Command for CreatePost {
             comment_count: 0,
             created_at: now,
             updated_at: now,
-        };
+        }
+    }
+}
+
+impl Command for CreatePost {
+    type Output = PostDoc;
+    const NAME: &'static str = "createPost";
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
+        let post = self.post(tx.now());
         tx.insert_post(&post).await?;
         if !tx.push_user_post(self.author, post.id).await? {
             // The insert rolls back with the transaction.
