@@ -5,6 +5,7 @@
 //! third of a list query's CPU; and it encodes every `ObjectId` through a hex
 //! string, which made rewriting an author with 10,000 posts cost four times
 //! a small one. The documents this store writes have one layout, so:
+//! [`encode`] and [`decode`] are the store's only way between documents and bytes:
 //! - [`encode_fast`] writes exactly the bytes `bson::serialize_to_vec` would
 //!   (the tests compare them byte for byte), except that a user record holds
 //!   its post count instead of its post list (see `UserDoc`'s `FastEncode`);
@@ -14,9 +15,28 @@
 //!   caller decodes it with serde instead, which is the reference: the tests
 //!   check that both agree on every document.
 
+use crate::error::Result;
 use crate::model::{CommentDoc, PostDoc, UserDoc};
 use bson::oid::ObjectId;
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
+
+/// Encodes a document for storage: directly, through serde only for a
+/// document too large for BSON, to get serde's error.
+pub(super) fn encode<D: FastEncode + serde::Serialize>(doc: &D) -> Result<Vec<u8>> {
+    match encode_fast(doc) {
+        Some(bytes) => Ok(bytes),
+        None => Ok(bson::serialize_to_vec(doc)?),
+    }
+}
+
+/// Decodes a stored document: directly when it has the layout this store
+/// writes, through serde otherwise.
+pub(super) fn decode<D: FastDecode + serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<D> {
+    match decode_fast(bytes) {
+        Some(doc) => Ok(doc),
+        None => Ok(bson::deserialize_from_slice(bytes)?),
+    }
+}
 
 /// A document with a direct encoder for the layout this store writes.
 pub(super) trait FastEncode {
@@ -26,7 +46,7 @@ pub(super) trait FastEncode {
 
 /// The document's BSON bytes, as `bson::serialize_to_vec` would write them;
 /// `None` only if a length does not fit BSON's 32 bits.
-pub(super) fn encode_fast<D: FastEncode>(doc: &D) -> Option<Vec<u8>> {
+fn encode_fast<D: FastEncode>(doc: &D) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
     let mut writer = Writer::begin(&mut out);
     doc.encode_fields(&mut writer);
@@ -166,7 +186,7 @@ pub(super) trait FastDecode: Sized {
 }
 
 /// The bytes as a document, then [`FastDecode::decode_fast`].
-pub(super) fn decode_fast<D: FastDecode>(bytes: &[u8]) -> Option<D> {
+fn decode_fast<D: FastDecode>(bytes: &[u8]) -> Option<D> {
     D::decode_fast(RawDocument::from_bytes(bytes).ok()?)
 }
 

@@ -6,31 +6,13 @@ use std::ops::Bound;
 use bson::oid::ObjectId;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
-use super::codec::{decode_fast, encode_fast};
+use super::codec::decode;
 use super::keys::{concat, desc_key, id_from_desc_tail, id_from_plain_tail};
 use super::schema::{DocTable, IndexTable, POSTS_BY_AUTHOR, Stored, USERS_BY_EMAIL};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
 use crate::model::{PostDoc, UserDoc};
 use crate::store::UsersOf;
-
-/// Encodes a document for storage: directly (see [`super::codec`]), through
-/// serde only for a document too large for BSON, to get serde's error.
-pub(super) fn encode<D: Stored>(doc: &D) -> Result<Vec<u8>> {
-    match encode_fast(doc) {
-        Some(bytes) => Ok(bytes),
-        None => Ok(bson::serialize_to_vec(doc)?),
-    }
-}
-
-/// Decodes a stored document: directly when it has the layout this store
-/// writes, through serde otherwise (see [`super::codec`]).
-pub(super) fn decode<D: Stored>(bytes: &[u8]) -> Result<D> {
-    match decode_fast(bytes) {
-        Some(doc) => Ok(doc),
-        None => Ok(bson::deserialize_from_slice(bytes)?),
-    }
-}
 
 /// The document with `id` in `table`, if any.
 pub(super) fn get_doc<D: Stored>(

@@ -18,8 +18,9 @@ use bson::DateTime;
 use bson::oid::ObjectId;
 use redb::{Database, ReadableTable, TableHandle, WriteTransaction};
 
+use super::codec::encode;
 use super::keys::{id_from_desc_tail, id_from_plain_tail};
-use super::read::{Walk, encode, get_doc, scan_prefix};
+use super::read::{Walk, get_doc, scan_prefix};
 use super::schema::{
     ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER, Stored,
     USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
