@@ -4,8 +4,9 @@
 //! extended-JSON model (a map, then a string parse), which made decoding a
 //! third of a list query's CPU; and it encodes every `ObjectId` through a hex
 //! string, which made rewriting an author with 10,000 posts cost four times
-//! a small one. The documents this store writes have one layout, so:
-//! [`encode`] and [`decode`] are the store's only way between documents and bytes:
+//! a small one. The documents this store writes have one layout, so
+//! [`encode`] and [`decode`], the store's only way between documents and
+//! bytes, go direct:
 //! - [`encode_fast`] writes exactly the bytes `bson::serialize_to_vec` would
 //!   (the tests compare them byte for byte), except that a user record holds
 //!   its post count instead of its post list (see `UserDoc`'s `FastEncode`);
@@ -15,10 +16,11 @@
 //!   caller decodes it with serde instead, which is the reference: the tests
 //!   check that both agree on every document.
 
-use crate::error::Result;
-use crate::model::{CommentDoc, PostDoc, UserDoc};
 use bson::oid::ObjectId;
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
+
+use crate::error::Result;
+use crate::model::{CommentDoc, PostDoc, UserDoc};
 
 /// Encodes a document for storage: directly, through serde only for a
 /// document too large for BSON, to get serde's error.
