@@ -130,6 +130,19 @@ impl Writer {
             .collect()
     }
 
+    /// Adds `delta` to the post count `user`'s record keeps (see
+    /// `store::embedded::codec`): a rewrite of the same small size whatever
+    /// the count. False if there is no such user.
+    fn add_to_post_count(&self, user: ObjectId, delta: i64) -> Result<bool> {
+        let Some(mut doc) = self.get::<UserDoc>(&user)? else { return Ok(false) };
+        doc.stored_post_count = Some(doc.post_count().saturating_add_signed(delta));
+        // A record from before counts were kept lists its posts; the count replaces it.
+        doc.posts.clear();
+        // Neither `posts` nor the count is indexed: skip the diff (and its second decode).
+        self.rewrite(&doc)?;
+        Ok(true)
+    }
+
     /// Writes `doc`, replacing any previous version. Only the index entries
     /// that changed are written, so a like by a user who follows thousands
     /// does not rewrite thousands of follow-index entries.
@@ -229,22 +242,12 @@ impl Tx for EmbeddedTx {
 
     async fn push_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
         // The list is the author index, which the post's insert already
-        // extended; the record keeps only the count, so this rewrite is the
-        // same size whatever the author's post count.
-        let Some(mut doc) = self.writer.get::<UserDoc>(&user)? else { return Ok(false) };
-        doc.stored_post_count = Some(doc.post_count() + 1);
-        doc.posts.clear();
-        // Neither `posts` nor the count is indexed: skip the diff (and its second decode).
-        self.writer.rewrite(&doc)?;
-        Ok(true)
+        // extended; the record keeps only the count.
+        self.writer.add_to_post_count(user, 1)
     }
 
     async fn pull_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
-        let Some(mut doc) = self.writer.get::<UserDoc>(&user)? else { return Ok(false) };
-        doc.stored_post_count = Some(doc.post_count().saturating_sub(1));
-        doc.posts.clear();
-        self.writer.rewrite(&doc)?;
-        Ok(true)
+        self.writer.add_to_post_count(user, -1)
     }
 
     async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
