@@ -1,19 +1,89 @@
 //! The integrity checker: every invariant the commands promise, checked
 //! over a [`Snapshot`] so any backend (and any test) can run it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use bson::DateTime;
 use bson::oid::ObjectId;
 
+use crate::model::DeletionKind;
 use crate::store::Snapshot;
+
+/// A staged deletion whose reaper has committed no step for this long is
+/// reported: reapers step every few milliseconds while a job lasts.
+pub const STUCK_AFTER_MS: i64 = 10 * 60 * 1000;
+
+/// `snap` as readers see it: without the documents staged deletions hide
+/// (the users and posts they tombstoned, the posts and comments their plans
+/// name), and without hidden posts in surviving users' `posts` lists.
+///
+/// A staged deletion changes every surviving document in its first
+/// transaction, so this view is consistent at every step of the reaper;
+/// the hidden documents are the job's to delete, not violations.
+pub fn visible(snap: &Snapshot) -> Snapshot {
+    let mut users: HashSet<ObjectId> = HashSet::new();
+    let mut posts: HashSet<ObjectId> = HashSet::new();
+    let mut comments: HashSet<ObjectId> = HashSet::new();
+    for job in &snap.jobs {
+        if job.kind == DeletionKind::User {
+            users.insert(job.root);
+        }
+        posts.extend(job.posts.iter().copied());
+        comments.extend(job.comments.iter().copied());
+    }
+    users.extend(snap.users.iter().filter(|u| u.deleting.is_some()).map(|u| u.id));
+    posts.extend(snap.posts.iter().filter(|p| p.deleting.is_some() || users.contains(&p.author)).map(|p| p.id));
+    let mut out = Snapshot {
+        users: snap.users.iter().filter(|u| !users.contains(&u.id)).cloned().collect(),
+        posts: snap.posts.iter().filter(|p| !posts.contains(&p.id)).cloned().collect(),
+        comments: snap
+            .comments
+            .iter()
+            .filter(|c| !comments.contains(&c.id) && !posts.contains(&c.post) && !users.contains(&c.author))
+            .cloned()
+            .collect(),
+        jobs: Vec::new(),
+    };
+    for user in &mut out.users {
+        user.posts.retain(|p| !posts.contains(p));
+    }
+    out
+}
+
+/// Staged deletions whose reaper made no progress for [`STUCK_AFTER_MS`], one line each.
+pub fn stuck_jobs(snap: &Snapshot, now: DateTime) -> Vec<String> {
+    snap.jobs
+        .iter()
+        .filter(|j| now.timestamp_millis() - j.progress_at.timestamp_millis() > STUCK_AFTER_MS)
+        .map(|j| {
+            format!(
+                "deletion job {} ({:?} {}) has made no progress since {} ({} of {} documents deleted)",
+                j.id,
+                j.kind,
+                j.root,
+                j.progress_at,
+                j.reaped,
+                j.comments.len() + j.posts.len()
+            )
+        })
+        .collect()
+}
 
 /// Every violated invariant in `snap`, one human-readable line each; empty when clean.
 ///
-/// Checks: posts' authors exist; comments' posts and authors exist;
-/// `user.posts` equals the posts whose `author` is that user; `likedBy` ids
-/// exist and are unique; follows are symmetric, unique and point at existing
-/// users; `commentCount` equals the number of comments.
+/// Checks, over what readers see ([`visible`]): posts' authors exist;
+/// comments' posts and authors exist; `user.posts` equals the posts whose
+/// `author` is that user; `likedBy` ids exist and are unique; follows are
+/// symmetric, unique and point at existing users; `commentCount` equals the
+/// number of comments. Then: no staged deletion is stuck ([`stuck_jobs`]).
 pub fn violations(snap: &Snapshot) -> Vec<String> {
+    let mut out = invariants(&visible(snap));
+    out.extend(stuck_jobs(snap, DateTime::now()));
+    out
+}
+
+/// The invariants of [`violations`], over every document of `snap`.
+fn invariants(snap: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
     let users: BTreeMap<ObjectId, _> = snap.users.iter().map(|u| (u.id, u)).collect();
     let posts: BTreeSet<ObjectId> = snap.posts.iter().map(|p| p.id).collect();

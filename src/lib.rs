@@ -32,6 +32,7 @@
 //! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret.
 //! - [`error`]: the domain error, which keeps its cause.
 //! - [`check`]: the integrity checker for every invariant the commands promise.
+//! - [`reaper`]: the background task that finishes staged deletions, step by step.
 //! - [`repair`]: `check --repair`, which fixes what older code left behind, in budget-sized transactions.
 //! - [`seed`]: bulk data through the same commands, for benchmarks and crash tests.
 //!
@@ -48,6 +49,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod reaper;
 pub mod repair;
 pub mod seed;
 pub mod settings;
@@ -85,6 +87,8 @@ pub struct AppState {
     pub signups_per_ip: Arc<RateLimiter>,
     /// What `/metrics` reports; `None` when metrics are turned off.
     pub metrics: Option<Arc<metrics::Metrics>>,
+    /// Woken when a deletion is staged, so it is finished without waiting for the poll.
+    pub reaper: Arc<reaper::Reaper>,
 }
 
 impl AppState {
@@ -99,6 +103,7 @@ impl AppState {
             logins_per_ip: Arc::new(RateLimiter::new(settings.auth.logins_per_ip_per_minute, minute)),
             signups_per_ip: Arc::new(RateLimiter::new(settings.auth.signups_per_ip_per_minute, minute)),
             metrics: settings.http.metrics.then(Arc::default),
+            reaper: Arc::default(),
             settings: Arc::new(settings),
         })
     }
@@ -121,5 +126,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let limits = http::conn::ConnLimits::from(&state.settings.http);
-    http::conn::serve_connections(listener, build_app(state), limits, shutdown).await
+    let stop_reaping = Arc::new(tokio::sync::Notify::new());
+    let reaping = state.settings.store.reap_deletions.then(|| {
+        let (store, budget) = (state.store.clone(), state.settings.store.cascade_budget_docs);
+        tokio::spawn(reaper::run(store, budget, Arc::clone(&state.reaper), Arc::clone(&stop_reaping)))
+    });
+    let served = http::conn::serve_connections(listener, build_app(state), limits, shutdown).await;
+    if let Some(reaping) = reaping {
+        // A step in flight commits or rolls back whole; the next start resumes the job.
+        stop_reaping.notify_one();
+        let _ = reaping.await;
+    }
+    served
 }

@@ -47,6 +47,11 @@ pub struct UserDoc {
     /// the array's length.
     #[serde(skip)]
     pub stored_post_count: Option<u64>,
+    /// Set by the first transaction of a staged deletion: the job deleting
+    /// this account. From that commit on the account is gone for every read
+    /// and write; a background reaper removes what hangs off it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<ObjectId>,
 }
 
 impl UserDoc {
@@ -77,6 +82,10 @@ pub struct PostDoc {
     pub created_at: DateTime,
     /// When the title or body last changed.
     pub updated_at: DateTime,
+    /// Set by the first transaction of a staged deletion of this post (see
+    /// [`UserDoc::deleting`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<ObjectId>,
 }
 
 /// A comment on a post.
@@ -94,6 +103,53 @@ pub struct CommentDoc {
     pub author: ObjectId,
     /// When the comment was created.
     pub created_at: DateTime,
+}
+
+/// What a staged deletion deletes at its root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletionKind {
+    /// An account (`deleteUser`).
+    User,
+    /// A post (`deletePost`).
+    Post,
+}
+
+/// A staged deletion in progress: the durable record its first transaction
+/// writes beside the tombstone, and the reaper's resume point.
+///
+/// It holds the plan fixed at the tombstone, so every process can hide
+/// exactly these documents, and the reaper deletes exactly these, in this
+/// order (comments, then posts, then the root), `reaped` at a time. Nothing
+/// can add to the set afterwards: every write that would reference a
+/// tombstoned document refuses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionJobDoc {
+    /// The job id (`deletionJobId` in the payload).
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    /// What the root is.
+    pub kind: DeletionKind,
+    /// The tombstoned user or post.
+    pub root: ObjectId,
+    /// The posts to delete: the user's (a user job) or the root (a post job).
+    pub posts: Vec<ObjectId>,
+    /// The comments to delete, sorted.
+    pub comments: Vec<ObjectId>,
+    /// Each comment's author, aligned with `comments`, so a visible author's
+    /// comment count can leave these out.
+    pub comment_authors: Vec<ObjectId>,
+    /// For a post job, the post's author (whose post count leaves it out);
+    /// for a user job, the user.
+    pub author: ObjectId,
+    /// How many of `comments` then `posts` the reaper has deleted.
+    pub reaped: i64,
+    /// When the tombstone committed.
+    pub created_at: DateTime,
+    /// When the reaper last committed a step; `blogql check` reports a job
+    /// whose progress stopped.
+    pub progress_at: DateTime,
 }
 
 /// Something that sorts newest first in a connection.

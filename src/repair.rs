@@ -65,7 +65,12 @@ impl fmt::Display for Fix {
 }
 
 /// Every fix `snap` needs, comments first, then posts, then the documents that point at them.
+///
+/// Only what readers see is repaired: documents under a staged deletion are
+/// the reaper's (see [`crate::check::visible`]).
 pub fn plan(snap: &Snapshot) -> Vec<Fix> {
+    let visible = crate::check::visible(snap);
+    let snap = &visible;
     let users: BTreeMap<ObjectId, _> = snap.users.iter().map(|u| (u.id, u)).collect();
     let orphan_posts: BTreeMap<ObjectId, ObjectId> =
         snap.posts.iter().filter(|p| !users.contains_key(&p.author)).map(|p| (p.id, p.author)).collect();
@@ -281,6 +286,7 @@ mod tests {
             following,
             rev: 0,
             stored_post_count: None,
+            deleting: None,
         }
     }
 
@@ -295,6 +301,7 @@ mod tests {
             comment_count,
             created_at: now,
             updated_at: now,
+            deleting: None,
         }
     }
 
@@ -309,6 +316,7 @@ mod tests {
             users: vec![user(a, vec![p], vec![b], vec![]), user(b, vec![], vec![], vec![a])],
             posts: vec![post(p, a, vec![b], 1)],
             comments: vec![comment(c_ok, p, b)],
+            jobs: vec![],
         };
         assert!(plan(&clean).is_empty());
 
@@ -316,6 +324,7 @@ mod tests {
             users: vec![user(a, vec![p, gone], vec![b, gone], vec![]), user(b, vec![], vec![], vec![a])],
             posts: vec![post(p, a, vec![b, b, gone], 1), post(orphan, gone, vec![], 1)],
             comments: vec![comment(c_ok, p, b), comment(c_on_orphan, orphan, b), comment(c_by_gone, p, gone)],
+            jobs: vec![],
         };
         let fixes = plan(&damaged);
         let kinds: Vec<String> =

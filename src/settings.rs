@@ -273,10 +273,17 @@ pub struct StoreSettings {
     /// MongoDB database; defaults to the URI's path, else `blogql`.
     #[arg(long, env = "BLOGQL_MONGODB_DATABASE")]
     pub mongodb_database: Option<String>,
-    /// Most documents one maintenance transaction writes (`check --repair --apply`).
-    /// MongoDB advises about 1,000 per transaction.
+    /// Most documents one cascade transaction writes. A `deleteUser` or
+    /// `deletePost` over it is staged (hidden at once, deleted in steps of
+    /// this size by the reaper); `check --repair --apply` fixes in batches of
+    /// it. MongoDB advises about 1,000 documents per transaction.
     #[arg(long, env = "BLOGQL_CASCADE_BUDGET_DOCS", default_value_t = defaults::CASCADE_BUDGET_DOCS)]
     pub cascade_budget_docs: usize,
+    /// Run the reaper, which finishes staged deletions in the background.
+    /// `false` leaves them to another process on the same MongoDB (or to a
+    /// later start); their documents stay hidden meanwhile.
+    #[arg(long, env = "BLOGQL_REAP_DELETIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reap_deletions: bool,
     /// The embedded store's page cache, in MiB: pages kept in memory beyond
     /// the operating system's file cache. redb's own default is 1 GiB, which a
     /// server that should fit in tens of MiB cannot afford; 16 MiB holds the
@@ -292,6 +299,7 @@ impl Default for StoreSettings {
             mongodb_uri: None,
             mongodb_database: None,
             cascade_budget_docs: defaults::CASCADE_BUDGET_DOCS,
+            reap_deletions: true,
             store_cache_mib: defaults::STORE_CACHE_MIB,
         }
     }
@@ -305,6 +313,7 @@ impl std::fmt::Debug for StoreSettings {
             .field("mongodb_uri", &self.mongodb_uri.as_ref().map(|_| "<set>"))
             .field("mongodb_database", &self.mongodb_database)
             .field("cascade_budget_docs", &self.cascade_budget_docs)
+            .field("reap_deletions", &self.reap_deletions)
             .field("store_cache_mib", &self.store_cache_mib)
             .finish()
     }

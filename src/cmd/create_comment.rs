@@ -10,8 +10,10 @@ use crate::store::Tx;
 
 /// Comments on a post as `author`.
 ///
-/// Touches: `posts` (read), `users` (touch the author: it must exist, and a
-/// concurrent deletion of it must conflict; see [`Tx::touch_user`]),
+/// Touches: `posts` (read), `users` (touch the post's author, so a
+/// concurrent staged deletion of that account conflicts), `users` (touch the
+/// comment's author: it must exist, and a concurrent deletion of it must
+/// conflict; see [`Tx::touch_user`]),
 /// `comments` (insert), `posts` (`commentCount` + 1).
 #[derive(Debug, Clone)]
 pub struct CreateComment {
@@ -28,7 +30,7 @@ impl Command for CreateComment {
     const NAME: &'static str = "createComment";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<CommentDoc> {
-        let mut post = existing_post(tx, self.post).await?;
+        let mut post = existing_post(tx, self.post, true).await?;
         if !tx.touch_user(self.author).await? {
             return Err(Error::Unauthenticated(ACCOUNT_GONE.into()));
         }

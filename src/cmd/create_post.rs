@@ -36,6 +36,7 @@ impl CreatePost {
             comment_count: 0,
             created_at: now,
             updated_at: now,
+            deleting: None,
         }
     }
 }

@@ -2,14 +2,15 @@
 
 use bson::oid::ObjectId;
 
-use super::Command;
+use super::{Command, being_deleted};
 use crate::error::{Error, Result};
 use crate::store::Tx;
 
 /// Deletes a comment; its author or the post's author may.
 ///
-/// Touches: `comments` (read), `posts` (read), `comments` (delete),
-/// `posts` (`commentCount` - 1).
+/// Touches: `comments` (read), `posts` (read), `users` (read the comment's
+/// and the post's authors: a staged deletion of either hides the comment),
+/// `comments` (delete), `posts` (`commentCount` - 1).
 #[derive(Debug, Clone, Copy)]
 pub struct DeleteComment {
     /// The signed-in user.
@@ -35,6 +36,16 @@ impl Command for DeleteComment {
         let comment = tx.comment(self.id).await?.ok_or_else(|| Error::not_found("comment", self.id))?;
         let post = tx.post(comment.post).await?;
         let post_author = post.as_ref().map(|p| p.author);
+        // A staged deletion hides the comment: its post, or either account, is being deleted.
+        let hidden = post.as_ref().is_some_and(|p| p.deleting.is_some())
+            || being_deleted(tx, comment.author).await?
+            || match post_author {
+                Some(a) if a != comment.author => being_deleted(tx, a).await?,
+                _ => false,
+            };
+        if hidden {
+            return Err(Error::not_found("comment", self.id));
+        }
         if comment.author != self.actor && post_author != Some(self.actor) {
             return Err(Error::Forbidden("only the comment's author or the post's author may delete it".into()));
         }

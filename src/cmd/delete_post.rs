@@ -5,7 +5,8 @@ use bson::oid::ObjectId;
 use super::plan::plan_post;
 use super::{Command, existing_post};
 use crate::error::{Error, Result};
-use crate::store::Tx;
+use crate::model::{DeletionJobDoc, DeletionKind};
+use crate::store::{CommentsOf, Tx};
 
 /// Deletes a post with its comments and pulls it from its author's `posts`;
 /// only the author may.
@@ -14,6 +15,11 @@ use crate::store::Tx;
 /// (`comments` by post, `users` the author), `comments` (delete those on the post),
 /// `posts` (delete), `users` (pull the id out of the author's `posts` with
 /// [`Tx::pull_user_post`]).
+///
+/// When that is more than `budget` documents, the deletion is staged: this
+/// transaction reads the comments' references, tombstones the post
+/// (`posts`), pulls it from the author's `posts` (`users`) and records the
+/// job (`deletionJobs`); the reaper deletes the comments and the post.
 #[derive(Debug, Clone)]
 pub struct DeletePost {
     /// The signed-in user.
@@ -23,6 +29,8 @@ pub struct DeletePost {
     /// A preview's plan token: when given, the plan is recomputed first, in
     /// this transaction, and any difference refuses the delete (`PLAN_CHANGED`).
     pub expected_plan: Option<String>,
+    /// Most documents the cascade may write in this transaction; a larger plan is staged.
+    pub budget: usize,
 }
 
 /// What `deletePost` removed, read inside its transaction.
@@ -34,6 +42,8 @@ pub struct DeletedPost {
     pub author: ObjectId,
     /// The comments deleted with it, by id.
     pub comments: Vec<ObjectId>,
+    /// The staged deletion's job, when the plan was over the budget.
+    pub job: Option<ObjectId>,
 }
 
 impl Command for DeletePost {
@@ -41,18 +51,41 @@ impl Command for DeletePost {
     const NAME: &'static str = "deletePost";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletedPost> {
-        let post = existing_post(tx, self.id).await?;
+        let post = existing_post(tx, self.id, false).await?;
         if post.author != self.actor {
             return Err(Error::Forbidden("only the author may delete this post".into()));
         }
-        if let Some(expected) = &self.expected_plan {
-            plan_post(tx, &post).await?.confirm(Some(expected))?;
+        let plan = plan_post(tx, &post).await?;
+        plan.confirm(self.expected_plan.as_deref())?;
+        if plan.writes() > self.budget {
+            let mut refs = tx.comment_refs(CommentsOf::Post, &[post.id]).await?;
+            refs.sort_unstable_by_key(|r| r.id);
+            let now = tx.now();
+            let job = DeletionJobDoc {
+                id: ObjectId::new(),
+                kind: DeletionKind::Post,
+                root: post.id,
+                author: post.author,
+                posts: vec![post.id],
+                comments: refs.iter().map(|r| r.id).collect(),
+                comment_authors: refs.iter().map(|r| r.author).collect(),
+                reaped: 0,
+                created_at: now,
+                progress_at: now,
+            };
+            let (id, author) = (post.id, post.author);
+            let mut post = post;
+            post.deleting = Some(job.id);
+            tx.replace_post(&post).await?;
+            tx.pull_user_post(author, id).await?;
+            tx.insert_job(&job).await?;
+            return Ok(DeletedPost { post: id, author, comments: plan.comments, job: Some(job.id) });
         }
         let mut comments = tx.delete_comments_on_posts(&[self.id]).await?;
         tx.delete_posts(&[self.id]).await?;
         // A missing author (drifted data) has no `posts` to pull from.
         tx.pull_user_post(post.author, self.id).await?;
         comments.sort_unstable();
-        Ok(DeletedPost { post: self.id, author: post.author, comments })
+        Ok(DeletedPost { post: self.id, author: post.author, comments, job: None })
     }
 }

@@ -7,15 +7,20 @@ use bson::oid::ObjectId;
 use super::plan::plan_user;
 use super::{Command, existing_user};
 use crate::error::{Error, Result};
-use crate::store::Tx;
+use crate::model::{DeletionJobDoc, DeletionKind};
+use crate::store::{CommentsOf, Tx};
 
 /// Deletes an account with its posts, the comments on them and its own
 /// comments elsewhere, and pulls its id from every like and follow; only the
 /// user may.
 ///
+/// When the plan writes more than `budget` documents, the deletion is
+/// *staged* instead (see [`stage`]): this transaction hides everything and
+/// detaches the id, and the reaper ([`super::ReapDeletion`]) deletes the
+/// rest in transactions of at most `budget` documents.
+///
 /// Touches, in order:
-/// 0. with `expected_plan`, first the reads of the plan (see [`super::PlanUserDeletion`]);
-/// 1. `users` (read the user) and `posts` (read ids by author);
+/// 0. `users` (read the user), then the reads of the plan (see [`super::PlanUserDeletion`]);
 /// 2. `comments` (delete those on the user's posts);
 /// 3. `comments` (delete the user's own comments elsewhere), then `posts`
 ///    (decrement those posts' `commentCount`);
@@ -33,6 +38,8 @@ pub struct DeleteUser {
     /// A preview's plan token: when given, the plan is recomputed first, in
     /// this transaction, and any difference refuses the delete (`PLAN_CHANGED`).
     pub expected_plan: Option<String>,
+    /// Most documents the cascade may write in this transaction; a larger plan is staged.
+    pub budget: usize,
 }
 
 /// What `deleteUser` removed and changed, read inside its transaction, so
@@ -51,6 +58,9 @@ pub struct DeletedUser {
     pub affected_posts: Vec<ObjectId>,
     /// Documents the id was pulled out of (`likedBy`, `followers`, `following`).
     pub detached: u64,
+    /// The staged deletion's job, when the plan was over the budget: the ids
+    /// above are then the plan's, hidden now and deleted by the reaper.
+    pub job: Option<ObjectId>,
 }
 
 impl Command for DeleteUser {
@@ -63,12 +73,13 @@ impl Command for DeleteUser {
         if self.actor != id {
             return Err(Error::Forbidden("you may delete only your own account".into()));
         }
-        if let Some(expected) = &self.expected_plan {
-            plan_user(tx, &user).await?.confirm(Some(expected))?;
+        let plan = plan_user(tx, &user).await?;
+        plan.confirm(self.expected_plan.as_deref())?;
+        if plan.writes() > self.budget {
+            return stage(tx, user, plan.posts, plan.comments).await;
         }
-        let mut posts: BTreeSet<ObjectId> = tx.post_ids_by_author(id).await?.into_iter().collect();
-        posts.extend(user.posts.iter().copied());
-        let posts: Vec<ObjectId> = posts.into_iter().collect();
+        // The plan's posts: the author index and `user.posts`, so drifted data is cleaned too.
+        let posts = plan.posts;
 
         let mut comments = tx.delete_comments_on_posts(&posts).await?;
         let elsewhere = tx.delete_comments_by_author(id).await?;
@@ -97,6 +108,76 @@ impl Command for DeleteUser {
             affected_users: follows,
             affected_posts: affected_posts.into_iter().collect(),
             detached,
+            job: None,
         })
     }
+}
+
+/// The first transaction of a staged `deleteUser`. After it commits the
+/// account and everything the plan names is hidden from every read and
+/// count, and no write can reference them:
+/// 1. `comments` (read the plan's comments with their posts and authors);
+/// 2. `posts` (decrement `commentCount` of surviving posts the user commented on);
+/// 3. `posts` (pull the id out of every `likedBy`);
+/// 4. `users` (pull the id out of every `followers` and `following`);
+/// 5. `users` (tombstone the user: `deleting` = the job);
+/// 6. `deletionJobs` (insert the job, with the plan's posts and comments).
+///
+/// Surviving documents change here, at once, so what readers see is final
+/// from this commit on; only hidden documents are left for the reaper.
+async fn stage<T: Tx>(
+    tx: &mut T,
+    mut user: crate::model::UserDoc,
+    posts: Vec<ObjectId>,
+    comments: Vec<ObjectId>,
+) -> Result<DeletedUser> {
+    let id = user.id;
+    let mut refs = tx.comment_refs(CommentsOf::Post, &posts).await?;
+    refs.extend(tx.comment_refs(CommentsOf::Author, &[id]).await?);
+    refs.sort_unstable_by_key(|r| r.id);
+    refs.dedup_by_key(|r| r.id);
+    let doomed: BTreeSet<ObjectId> = posts.iter().copied().collect();
+    let mut decrements: BTreeMap<ObjectId, i64> = BTreeMap::new();
+    for r in refs.iter().filter(|r| !doomed.contains(&r.post)) {
+        *decrements.entry(r.post).or_default() -= 1;
+    }
+    let decrements: Vec<(ObjectId, i64)> = decrements.into_iter().collect();
+    tx.add_comment_counts(&decrements).await?;
+    let likes = tx.pull_liker_everywhere(id).await?;
+    let follows = tx.pull_follow_refs_everywhere(id).await?;
+
+    let now = tx.now();
+    let job = DeletionJobDoc {
+        id: ObjectId::new(),
+        kind: DeletionKind::User,
+        root: id,
+        author: id,
+        posts: posts.clone(),
+        comments: refs.iter().map(|r| r.id).collect(),
+        comment_authors: refs.iter().map(|r| r.author).collect(),
+        reaped: 0,
+        created_at: now,
+        progress_at: now,
+    };
+    // Re-read: the pulls above may have changed the user's own follow arrays.
+    if let Some(fresh) = tx.user(id).await? {
+        user = fresh;
+    }
+    user.deleting = Some(job.id);
+    tx.replace_user(&user).await?;
+    tx.insert_job(&job).await?;
+
+    let detached = (likes.len() + follows.len()) as u64;
+    let mut affected_posts: BTreeSet<ObjectId> = likes.into_iter().collect();
+    affected_posts.extend(decrements.iter().map(|(post, _)| *post));
+    affected_posts.retain(|p| !doomed.contains(p));
+    Ok(DeletedUser {
+        user: id,
+        posts,
+        comments,
+        affected_users: follows,
+        affected_posts: affected_posts.into_iter().collect(),
+        detached,
+        job: Some(job.id),
+    })
 }

@@ -9,7 +9,8 @@ use crate::store::Tx;
 
 /// Likes a post (idempotent).
 ///
-/// Touches: `posts` (read), `users` (touch the liker: it must exist, and a
+/// Touches: `posts` (read), `users` (touch the post's author, so a
+/// concurrent staged deletion of that account conflicts), `users` (touch the liker: it must exist, and a
 /// concurrent deletion of it must conflict; see [`Tx::touch_user`]), then
 /// only if not yet liked: `posts` (push into `likedBy`).
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +26,7 @@ impl Command for LikePost {
     const NAME: &'static str = "likePost";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
-        let mut post = existing_post(tx, self.post).await?;
+        let mut post = existing_post(tx, self.post, true).await?;
         if !tx.touch_user(self.liker).await? {
             return Err(Error::Unauthenticated(ACCOUNT_GONE.into()));
         }

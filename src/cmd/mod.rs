@@ -29,6 +29,7 @@ mod delete_user;
 mod follow_user;
 mod like_post;
 mod plan;
+mod reap_deletion;
 mod sign_up;
 mod unfollow_user;
 mod unlike_post;
@@ -46,6 +47,7 @@ pub use delete_user::{DeleteUser, DeletedUser};
 pub use follow_user::FollowUser;
 pub use like_post::LikePost;
 pub use plan::{DeletionPlan, PlanPostDeletion, PlanUserDeletion};
+pub use reap_deletion::{ReapDeletion, Reaped};
 pub use sign_up::SignUp;
 pub use unfollow_user::UnfollowUser;
 pub use unlike_post::UnlikePost;
@@ -71,19 +73,42 @@ pub trait Command: Send + Sync + 'static {
 /// What a token whose account is gone is told.
 const ACCOUNT_GONE: &str = "the account for this token no longer exists";
 
-/// Loads the acting user; a token whose account is gone no longer authenticates.
+/// Loads the acting user; a token whose account is gone (or being deleted,
+/// see [`UserDoc::deleting`]) no longer authenticates.
 async fn actor<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
-    tx.user(id).await?.ok_or(Error::Unauthenticated(ACCOUNT_GONE.into()))
+    tx.user(id).await?.filter(|u| u.deleting.is_none()).ok_or(Error::Unauthenticated(ACCOUNT_GONE.into()))
 }
 
-/// Loads a post the command needs, or `NOT_FOUND`.
-async fn existing_post<T: Tx>(tx: &mut T, id: ObjectId) -> Result<PostDoc> {
-    tx.post(id).await?.ok_or_else(|| Error::not_found("post", id))
+/// Loads a post the command needs, or `NOT_FOUND`: missing, being deleted,
+/// or written by an account being deleted (a staged deletion hides it).
+///
+/// A command that creates a reference to the post passes `touch_author`:
+/// the author is then written too ([`Tx::touch_user`]), so a concurrent
+/// staged deletion of the author conflicts with the command instead of
+/// missing the new reference. A post whose author is missing is then
+/// `NOT_FOUND` as well: nothing new may hang off an orphan.
+async fn existing_post<T: Tx>(tx: &mut T, id: ObjectId, touch_author: bool) -> Result<PostDoc> {
+    let not_found = || Error::not_found("post", id);
+    let post = tx.post(id).await?.filter(|p| p.deleting.is_none()).ok_or_else(not_found)?;
+    let author_live = if touch_author {
+        tx.touch_user(post.author).await?
+    } else {
+        tx.user(post.author).await?.is_none_or(|a| a.deleting.is_none())
+    };
+    if !author_live {
+        return Err(not_found());
+    }
+    Ok(post)
 }
 
-/// Loads a user the command targets, or `NOT_FOUND`.
+/// Whether user `id` exists with a staged deletion in progress.
+async fn being_deleted<T: Tx>(tx: &mut T, id: ObjectId) -> Result<bool> {
+    Ok(tx.user(id).await?.is_some_and(|u| u.deleting.is_some()))
+}
+
+/// Loads a user the command targets, or `NOT_FOUND` (missing or being deleted).
 async fn existing_user<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
-    tx.user(id).await?.ok_or_else(|| Error::not_found("user", id))
+    tx.user(id).await?.filter(|u| u.deleting.is_none()).ok_or_else(|| Error::not_found("user", id))
 }
 
 /// Both sides of a follow after `followUser` or `unfollowUser`, as committed:

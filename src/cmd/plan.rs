@@ -68,6 +68,13 @@ impl DeletionPlan {
         format!("{TOKEN_VERSION}{}", URL_SAFE_NO_PAD.encode(digest.finalize()))
     }
 
+    /// The documents the deletion writes when it runs in one transaction:
+    /// every deleted and every detached document, and the root. Above the
+    /// cascade budget the deletion is staged instead.
+    pub fn writes(&self) -> usize {
+        self.posts.len() + self.comments.len() + self.detached.len() + 1
+    }
+
     /// Refuses with `PLAN_CHANGED` (and this plan's counts and token) unless `expected` is this plan's token.
     pub fn confirm(&self, expected: Option<&str>) -> Result<()> {
         match expected {
@@ -151,7 +158,7 @@ impl Command for PlanPostDeletion {
     const NAME: &'static str = "deletePostPreview";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletionPlan> {
-        let post = existing_post(tx, self.id).await?;
+        let post = existing_post(tx, self.id, false).await?;
         if post.author != self.actor {
             return Err(Error::Forbidden("only the author may preview deleting this post".into()));
         }

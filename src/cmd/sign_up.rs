@@ -38,6 +38,7 @@ impl Command for SignUp {
             following: Vec::new(),
             rev: 0,
             stored_post_count: None,
+            deleting: None,
         };
         tx.insert_user(&user).await?;
         Ok(user)

@@ -24,7 +24,7 @@ impl Command for UnlikePost {
     const NAME: &'static str = "unlikePost";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
-        let mut post = existing_post(tx, self.post).await?;
+        let mut post = existing_post(tx, self.post, false).await?;
         actor(tx, self.liker).await?;
         if post.liked_by.contains(&self.liker) {
             post.liked_by.retain(|u| *u != self.liker);

@@ -104,6 +104,20 @@ impl Page {
         Page { size: first.min(MAX_PAGE), after: None, before: None, backward: false }
     }
 
+    /// The rest of this page's range beyond `last`, the last item a store
+    /// returned for it (in walk order), `size` items at a time: where a read
+    /// that left out hidden documents continues.
+    pub fn resume(&self, last: CursorKey, size: usize) -> Page {
+        let mut next = *self;
+        next.size = size;
+        if self.backward {
+            next.before = Some(last);
+        } else {
+            next.after = Some(last);
+        }
+        next
+    }
+
     /// The page size asked for.
     pub fn size(&self) -> usize {
         self.size

@@ -195,6 +195,10 @@ pub(crate) trait CtxExt {
     fn require_viewer(&self) -> Result<ObjectId> {
         self.viewer_id()?.ok_or(Error::Unauthenticated("sign in first: send `Authorization: Bearer <token>`".into()))
     }
+    /// Most documents one cascade transaction may write (`--cascade-budget-docs`).
+    fn cascade_budget(&self) -> Result<usize> {
+        Ok(self.app()?.settings.store.cascade_budget_docs)
+    }
 }
 
 impl CtxExt for Context<'_> {

@@ -199,7 +199,8 @@ impl PostQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The post whose deletion to preview; it must be yours.")] id: ID,
     ) -> ApiResult<DeletionPlan> {
-        Ok(DeletionPlan(as_viewer(ctx, "id", &id, |actor, id| PlanPostDeletion { actor, id }).await?))
+        let plan = as_viewer(ctx, "id", &id, |actor, id| PlanPostDeletion { actor, id }).await?;
+        Ok(DeletionPlan::new(ctx, plan)?)
     }
 
     /// All posts, or one author's, newest first.
@@ -269,6 +270,18 @@ impl DeletePostPayload {
         to_int(self.0.comments.len())
     }
 
+    /// True when the deletion was staged (it was larger than one transaction
+    /// may write): the post and its comments are already gone for every read
+    /// and count, and a background job is deleting them for good.
+    async fn staged(&self) -> bool {
+        self.0.job.is_some()
+    }
+
+    /// The staged deletion's job; null when not staged.
+    async fn deletion_job_id(&self) -> Option<ID> {
+        self.0.job.map(to_id)
+    }
+
     /// The author as it is after the delete (`postCount` and `posts` are
     /// fresh); null only if the account was deleted meanwhile.
     async fn author(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
@@ -321,7 +334,11 @@ impl PostMutation {
         )]
         expected_plan: Option<String>,
     ) -> ApiResult<DeletePostPayload> {
-        let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id, expected_plan }).await?;
+        let budget = ctx.cascade_budget()?;
+        let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id, expected_plan, budget }).await?;
+        if done.job.is_some() {
+            ctx.app()?.reaper.wake();
+        }
         Ok(DeletePostPayload(done))
     }
 

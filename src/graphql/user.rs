@@ -207,7 +207,8 @@ impl UserQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Your own account's id.")] id: ID,
     ) -> ApiResult<DeletionPlan> {
-        Ok(DeletionPlan(as_viewer(ctx, "id", &id, |actor, id| PlanUserDeletion { actor, id }).await?))
+        let plan = as_viewer(ctx, "id", &id, |actor, id| PlanUserDeletion { actor, id }).await?;
+        Ok(DeletionPlan::new(ctx, plan)?)
     }
 
     /// All users, newest first.
@@ -294,6 +295,19 @@ impl DeleteUserPayload {
     /// How many other documents its id was pulled from (`likedBy`, `followers`, `following`).
     async fn detached_reference_count(&self) -> i32 {
         to_int(self.0.detached)
+    }
+
+    /// True when the deletion was staged (it was larger than one transaction
+    /// may write): everything listed here is already gone for every read and
+    /// count, and a background job is deleting it for good. The ids and
+    /// counts are the plan's, fixed when the deletion committed.
+    async fn staged(&self) -> bool {
+        self.0.job.is_some()
+    }
+
+    /// The staged deletion's job, to find it in logs and `blogql check`; null when not staged.
+    async fn deletion_job_id(&self) -> Option<ID> {
+        self.0.job.map(to_id)
     }
 
     /// Every surviving user whose `followers` or `following` changed, as they are now.
@@ -441,6 +455,11 @@ impl UserMutation {
         )]
         expected_plan: Option<String>,
     ) -> ApiResult<DeleteUserPayload> {
-        Ok(DeleteUserPayload(as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id, expected_plan }).await?))
+        let budget = ctx.cascade_budget()?;
+        let done = as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id, expected_plan, budget }).await?;
+        if done.job.is_some() {
+            ctx.app()?.reaper.wake();
+        }
+        Ok(DeleteUserPayload(done))
     }
 }

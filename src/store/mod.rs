@@ -17,17 +17,20 @@
 //! session transaction.
 
 pub mod embedded;
+pub mod hidden;
 pub mod mongo;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bson::DateTime;
 use bson::oid::ObjectId;
 
+use self::hidden::{Hidden, Sets};
 use crate::cmd::Command;
-use crate::domain::Page;
+use crate::domain::{CursorKey, Page};
 use crate::error::Result;
-use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::model::{Chronological, CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
 
 /// Which comments a one-to-many page lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +86,18 @@ pub struct RemovedComment {
     pub post: ObjectId,
 }
 
+/// A comment's id with the two documents it references; what a staged
+/// deletion records about each comment it will delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommentRef {
+    /// The comment.
+    pub id: ObjectId,
+    /// The post it is on.
+    pub post: ObjectId,
+    /// Its writer.
+    pub author: ObjectId,
+}
+
 /// One page per parent, in the order the parents were asked for.
 pub type Pages<D> = Vec<Vec<D>>;
 
@@ -98,6 +113,8 @@ pub struct Snapshot {
     pub posts: Vec<PostDoc>,
     /// All comments, by id.
     pub comments: Vec<CommentDoc>,
+    /// Staged deletions in progress, by id.
+    pub jobs: Vec<DeletionJobDoc>,
 }
 
 /// What a storage backend implements: batched reads and the transaction door.
@@ -154,6 +171,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Reads the whole store in one snapshot (tests, `check`, small deployments only).
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot>> + Send;
+
+    /// Every staged deletion in progress, durable (the reaper's work list).
+    fn deletion_jobs(&self) -> impl Future<Output = Result<Vec<DeletionJobDoc>>> + Send;
+
+    /// The documents staged deletions hide, shared by the store and its
+    /// views. A transaction that records a job publishes it here before it
+    /// commits and retires it if the commit fails.
+    fn hidden(&self) -> &Arc<Hidden>;
 }
 
 /// The transaction handle: the only way to write.
@@ -184,13 +209,15 @@ pub trait Tx: Send {
         user: ObjectId,
     ) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
 
-    /// Whether user `id` exists, and, where transactions run concurrently,
+    /// Whether user `id` exists and is not being deleted (see
+    /// [`UserDoc::deleting`]), and, where transactions run concurrently,
     /// a write to it (`rev` + 1) so this transaction conflicts with a
-    /// concurrent deletion of the user. This is how a write that creates a
-    /// reference to a user (a comment, a like) keeps the concurrency
-    /// invariant without rewriting the user's whole document: on MongoDB it
-    /// is one `$inc`; on the embedded store, whose single writer already
-    /// serializes every transaction, it only checks the key, without decoding.
+    /// concurrent deletion of the user, staged or not. This is how a write
+    /// that creates a reference to a user (a comment, a like, or anything on
+    /// one of the user's posts) keeps the concurrency invariant without
+    /// rewriting the user's whole document: on MongoDB it is one `$inc`; on
+    /// the embedded store, whose single writer already serializes every
+    /// transaction, it only reads the user.
     fn touch_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 
     /// Appends `post` to `user`'s `posts` (one `$push` on MongoDB, not a
@@ -233,6 +260,23 @@ pub trait Tx: Send {
     fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
     /// Deletes a user document; returns whether it existed.
     fn delete_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The comments on any of `parents` (posts) or by any of them (authors), with what they reference.
+    fn comment_refs(
+        &mut self,
+        of: CommentsOf,
+        parents: &[ObjectId],
+    ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
+    /// Deletes the comments with these ids; returns the ids of those that existed.
+    fn delete_comments(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Records a staged deletion, and publishes it to [`Backend::hidden`] before the commit.
+    fn insert_job(&mut self, job: &DeletionJobDoc) -> impl Future<Output = Result<()>> + Send;
+    /// Reads a staged deletion.
+    fn job(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<DeletionJobDoc>>> + Send;
+    /// Records a staged deletion's progress.
+    fn replace_job(&mut self, job: &DeletionJobDoc) -> impl Future<Output = Result<()>> + Send;
+    /// Removes a finished staged deletion; returns whether it existed.
+    fn delete_job(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 
     /// The transaction's clock, so every document written by one transaction shares a timestamp.
     fn now(&self) -> DateTime;
@@ -330,59 +374,184 @@ impl Store {
         }
     }
 
-    /// See [`Backend::users_by_ids`].
+    /// The documents staged deletions hide right now, if any job is in progress.
+    fn hidden_now(&self) -> Option<Arc<Sets>> {
+        match &self.backend {
+            Kind::Embedded(b) => b.hidden().current(),
+            Kind::Mongo(b) => b.hidden().current(),
+        }
+    }
+
+    /// The registry of staged deletions this process knows of.
+    pub fn hidden(&self) -> &Arc<Hidden> {
+        match &self.backend {
+            Kind::Embedded(b) => b.hidden(),
+            Kind::Mongo(b) => b.hidden(),
+        }
+    }
+
+    /// See [`Backend::users_by_ids`]; staged deletions' users are left out.
     pub async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
-        on_backend!(self, b => b.users_by_ids(ids).await)
+        let mut users = on_backend!(self, b => b.users_by_ids(ids).await)?;
+        match self.hidden_now() {
+            Some(sets) => users.retain(|u| !sets.hides_user(u)),
+            None => users.retain(|u| u.deleting.is_none()),
+        }
+        Ok(users)
     }
 
-    /// See [`Backend::posts_by_ids`].
+    /// See [`Backend::posts_by_ids`]; staged deletions' posts are left out.
     pub async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
-        on_backend!(self, b => b.posts_by_ids(ids).await)
+        let mut posts = on_backend!(self, b => b.posts_by_ids(ids).await)?;
+        match self.hidden_now() {
+            Some(sets) => posts.retain(|p| !sets.hides_post(p)),
+            None => posts.retain(|p| p.deleting.is_none()),
+        }
+        Ok(posts)
     }
 
-    /// See [`Backend::comments_by_ids`].
+    /// See [`Backend::comments_by_ids`]; staged deletions' comments are left out.
     pub async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
-        on_backend!(self, b => b.comments_by_ids(ids).await)
+        let mut comments = on_backend!(self, b => b.comments_by_ids(ids).await)?;
+        if let Some(sets) = self.hidden_now() {
+            comments.retain(|c| !sets.hides_comment(c));
+        }
+        Ok(comments)
     }
 
-    /// See [`Backend::user_by_email`].
+    /// See [`Backend::user_by_email`]; a staged deletion's user is not found.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>> {
-        on_backend!(self, b => b.user_by_email(email).await)
+        let user = on_backend!(self, b => b.user_by_email(email).await)?;
+        let sets = self.hidden_now();
+        Ok(user.filter(|u| match &sets {
+            Some(sets) => !sets.hides_user(u),
+            None => u.deleting.is_none(),
+        }))
     }
 
-    /// See [`Backend::users_page`].
+    /// See [`Backend::users_page`]; pages skip staged deletions' users.
     pub async fn users_page(&self, page: &Page) -> Result<Vec<UserDoc>> {
-        on_backend!(self, b => b.users_page(page).await)
+        let got = on_backend!(self, b => b.users_page(page).await)?;
+        self.one_page(&RootUsers, page, got).await
     }
 
-    /// See [`Backend::posts_page`].
+    /// See [`Backend::posts_page`]; pages skip staged deletions' posts.
     pub async fn posts_page(&self, page: &Page) -> Result<Vec<PostDoc>> {
-        on_backend!(self, b => b.posts_page(page).await)
+        let got = on_backend!(self, b => b.posts_page(page).await)?;
+        self.one_page(&RootPosts, page, got).await
     }
 
-    /// See [`Backend::posts_of`].
+    /// See [`Backend::posts_of`]; pages skip staged deletions' posts.
     pub async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
-        on_backend!(self, b => b.posts_of(of, keys).await)
+        let got = on_backend!(self, b => b.posts_of(of, keys).await)?;
+        self.refill(&of, keys, got).await
     }
 
-    /// See [`Backend::comments_of`].
+    /// See [`Backend::comments_of`]; pages skip staged deletions' comments.
     pub async fn comments_of(&self, of: CommentsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
-        on_backend!(self, b => b.comments_of(of, keys).await)
+        let got = on_backend!(self, b => b.comments_of(of, keys).await)?;
+        self.refill(&of, keys, got).await
     }
 
-    /// See [`Backend::users_of`].
+    /// See [`Backend::users_of`]; pages skip staged deletions' users.
     pub async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
-        on_backend!(self, b => b.users_of(of, keys).await)
+        let got = on_backend!(self, b => b.users_of(of, keys).await)?;
+        self.refill(&of, keys, got).await
     }
 
-    /// See [`Backend::count_all`].
+    /// See [`Backend::count_all`]; staged deletions' documents are not counted.
+    ///
+    /// While a job is in progress this reads which of its documents still
+    /// exist, in the view's snapshot, so the count is exact at every step
+    /// of the reaper.
     pub async fn count_all(&self, collection: Collection) -> Result<u64> {
-        on_backend!(self, b => b.count_all(collection).await)
+        let raw = on_backend!(self, b => b.count_all(collection).await)?;
+        let Some(sets) = self.hidden_now() else { return Ok(raw) };
+        let users = sets.users();
+        let hidden = match collection {
+            Collection::Users => on_backend!(self, b => b.users_by_ids(&users).await)?.len() as u64,
+            Collection::Posts => {
+                let by_hidden_authors: u64 = if users.is_empty() {
+                    0
+                } else {
+                    on_backend!(self, b => b.count_of(CountOf::PostsByAuthor, &users).await)?.iter().sum()
+                };
+                let others = sets.posts_of_visible_authors();
+                let others =
+                    if others.is_empty() { 0 } else { on_backend!(self, b => b.posts_by_ids(&others).await)?.len() };
+                by_hidden_authors + others as u64
+            }
+        };
+        Ok(raw.saturating_sub(hidden))
     }
 
-    /// See [`Backend::count_of`].
+    /// See [`Backend::count_of`]; staged deletions' documents are not counted.
     pub async fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> Result<Vec<u64>> {
-        on_backend!(self, b => b.count_of(of, parents).await)
+        let mut counts = on_backend!(self, b => b.count_of(of, parents).await)?;
+        let Some(sets) = self.hidden_now() else { return Ok(counts) };
+        let hidden_of = |p: &ObjectId| match of {
+            CountOf::PostsByAuthor => sets.posts_by(p),
+            CountOf::CommentsByAuthor => sets.comments_by(p),
+        };
+        let candidates: Vec<ObjectId> = parents.iter().flat_map(|p| hidden_of(p).iter().copied()).collect();
+        if candidates.is_empty() {
+            return Ok(counts);
+        }
+        // Which of them still exist, with their authors: the reaper may have taken some already.
+        let existing: Vec<ObjectId> = match of {
+            CountOf::PostsByAuthor => {
+                on_backend!(self, b => b.posts_by_ids(&candidates).await)?.iter().map(|p| p.author).collect()
+            }
+            CountOf::CommentsByAuthor => {
+                on_backend!(self, b => b.comments_by_ids(&candidates).await)?.iter().map(|c| c.author).collect()
+            }
+        };
+        for (parent, count) in parents.iter().zip(counts.iter_mut()) {
+            let gone = existing.iter().filter(|a| *a == parent).count() as u64;
+            *count = count.saturating_sub(gone);
+        }
+        Ok(counts)
+    }
+
+    /// `got` (one page read with `page`) without hidden documents, refilled
+    /// from beyond it when it lost some.
+    async fn one_page<L: Listing>(&self, listing: &L, page: &Page, got: Vec<L::Doc>) -> Result<Vec<L::Doc>> {
+        let keys = [(ObjectId::from_bytes([0; 12]), *page)];
+        Ok(self.refill(listing, &keys, vec![got]).await?.pop().unwrap_or_default())
+    }
+
+    /// Leaves hidden documents out of `pages` (read with `keys`) and tops up
+    /// every page that lost some by reading on past its last item, so a page
+    /// is as full as it would be without them. Costs nothing with no job in
+    /// progress; otherwise round trips grow with the hidden documents in the
+    /// way, read in growing steps, and end when the reaper is done.
+    async fn refill<L: Listing>(
+        &self,
+        listing: &L,
+        keys: &[(ObjectId, Page)],
+        pages: Pages<L::Doc>,
+    ) -> Result<Pages<L::Doc>> {
+        let Some(sets) = self.hidden_now() else { return Ok(pages) };
+        let mut out: Pages<L::Doc> = Vec::with_capacity(keys.len());
+        let mut pending: Vec<(usize, Page)> = Vec::new();
+        for (i, ((_, page), got)) in keys.iter().zip(pages).enumerate() {
+            out.push(Vec::new());
+            if let Some(next) = thin::<L>(&sets, &mut out[i], page, page, got) {
+                pending.push((i, next));
+            }
+        }
+        while !pending.is_empty() {
+            let asked: Vec<(ObjectId, Page)> = pending.iter().map(|(i, page)| (keys[*i].0, *page)).collect();
+            let got = listing.fetch(self, &asked).await?;
+            let mut next_round = Vec::new();
+            for ((i, asked), got) in pending.into_iter().zip(got) {
+                if let Some(next) = thin::<L>(&sets, &mut out[i], &keys[i].1, &asked, got) {
+                    next_round.push((i, next));
+                }
+            }
+            pending = next_round;
+        }
+        Ok(out)
     }
 
     /// See [`Backend::per_request`].
@@ -420,11 +589,135 @@ impl Store {
         }
     }
 
-    /// See [`Backend::snapshot`].
+    /// See [`Backend::snapshot`]: everything, hidden documents included.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         match &self.backend {
             Kind::Embedded(b) => b.snapshot().await,
             Kind::Mongo(b) => b.snapshot().await,
         }
+    }
+
+    /// See [`Backend::deletion_jobs`].
+    pub async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
+        match &self.backend {
+            Kind::Embedded(b) => b.deletion_jobs().await,
+            Kind::Mongo(b) => b.deletion_jobs().await,
+        }
+    }
+}
+
+/// Most items one refill step reads past hidden documents.
+const REFILL_STEP_MAX: usize = 1000;
+
+/// Adds the visible part of `got` (read with `asked`, part of `original`) to
+/// `kept`; returns the next step's page if `kept` is still short and the
+/// range goes on.
+fn thin<L: Listing>(
+    sets: &Sets,
+    kept: &mut Vec<L::Doc>,
+    original: &Page,
+    asked: &Page,
+    got: Vec<L::Doc>,
+) -> Option<Page> {
+    let want = original.size() + 1;
+    let exhausted = got.len() <= asked.size();
+    let last = got.last().map(L::key);
+    kept.extend(got.into_iter().filter(|d| !L::hides(sets, d)));
+    if kept.len() >= want {
+        kept.truncate(want);
+        return None;
+    }
+    let step = (asked.size() * 2).clamp(16, REFILL_STEP_MAX);
+    last.filter(|_| !exhausted).map(|last| original.resume(last, step))
+}
+
+/// A paged read whose pages [`Store::refill`] can top up.
+trait Listing: Sync {
+    /// The listed documents.
+    type Doc: Send + Sync;
+    /// Reads one page per key, straight from the backend.
+    fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
+    /// Whether a staged deletion hides `doc`.
+    fn hides(sets: &Sets, doc: &Self::Doc) -> bool;
+    /// The document's place in the listing.
+    fn key(doc: &Self::Doc) -> CursorKey;
+}
+
+/// `Query.users`.
+struct RootUsers;
+/// `Query.posts`.
+struct RootPosts;
+
+impl Listing for RootUsers {
+    type Doc = UserDoc;
+    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
+        let mut pages = Vec::with_capacity(keys.len());
+        for (_, page) in keys {
+            pages.push(on_backend!(store, b => b.users_page(page).await)?);
+        }
+        Ok(pages)
+    }
+    fn hides(sets: &Sets, doc: &UserDoc) -> bool {
+        sets.hides_user(doc)
+    }
+    fn key(doc: &UserDoc) -> CursorKey {
+        doc.cursor_key()
+    }
+}
+
+impl Listing for RootPosts {
+    type Doc = PostDoc;
+    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
+        let mut pages = Vec::with_capacity(keys.len());
+        for (_, page) in keys {
+            pages.push(on_backend!(store, b => b.posts_page(page).await)?);
+        }
+        Ok(pages)
+    }
+    fn hides(sets: &Sets, doc: &PostDoc) -> bool {
+        sets.hides_post(doc)
+    }
+    fn key(doc: &PostDoc) -> CursorKey {
+        doc.cursor_key()
+    }
+}
+
+impl Listing for PostsOf {
+    type Doc = PostDoc;
+    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
+        on_backend!(store, b => b.posts_of(*self, keys).await)
+    }
+    fn hides(sets: &Sets, doc: &PostDoc) -> bool {
+        sets.hides_post(doc)
+    }
+    fn key(doc: &PostDoc) -> CursorKey {
+        doc.cursor_key()
+    }
+}
+
+impl Listing for CommentsOf {
+    type Doc = CommentDoc;
+    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
+        on_backend!(store, b => b.comments_of(*self, keys).await)
+    }
+    fn hides(sets: &Sets, doc: &CommentDoc) -> bool {
+        sets.hides_comment(doc)
+    }
+    fn key(doc: &CommentDoc) -> CursorKey {
+        doc.cursor_key()
+    }
+}
+
+impl Listing for UsersOf {
+    type Doc = UserDoc;
+    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
+        on_backend!(store, b => b.users_of(*self, keys).await)
+    }
+    fn hides(sets: &Sets, doc: &UserDoc) -> bool {
+        sets.hides_user(doc)
+    }
+    fn key(doc: &UserDoc) -> CursorKey {
+        // User relations are listed by id alone.
+        CursorKey { created_ms: 0, id: doc.id }
     }
 }

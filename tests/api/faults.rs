@@ -4,8 +4,8 @@
 
 use blogql::cmd::Command;
 use blogql::error::{Error, Result};
-use blogql::model::{CommentDoc, PostDoc, UserDoc};
-use blogql::store::{RemovedComment, Tx};
+use blogql::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use blogql::store::{CommentRef, CommentsOf, RemovedComment, Tx};
 use bson::DateTime;
 use bson::oid::ObjectId;
 
@@ -133,6 +133,28 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
         self.step("delete user")?;
         self.inner.delete_user(id).await
+    }
+    async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        self.inner.comment_refs(of, parents).await
+    }
+    async fn delete_comments(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        self.step("delete comments")?;
+        self.inner.delete_comments(ids).await
+    }
+    async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+        self.step("insert job")?;
+        self.inner.insert_job(job).await
+    }
+    async fn job(&mut self, id: ObjectId) -> Result<Option<DeletionJobDoc>> {
+        self.inner.job(id).await
+    }
+    async fn replace_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+        self.step("replace job")?;
+        self.inner.replace_job(job).await
+    }
+    async fn delete_job(&mut self, id: ObjectId) -> Result<bool> {
+        self.step("delete job")?;
+        self.inner.delete_job(id).await
     }
     fn now(&self) -> DateTime {
         self.inner.now()

@@ -36,6 +36,7 @@ impl Command for Corrupt {
             comment_count: 1,
             created_at: now,
             updated_at: now,
+            deleting: None,
         };
         tx.insert_post(&orphan).await?;
         let comment =

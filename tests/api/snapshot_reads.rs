@@ -35,7 +35,7 @@ pub async fn check_request_snapshot(store: Store) {
     let page = request.posts_page(&Page::newest(10)).await.unwrap();
     assert_eq!(page.len(), 1);
     // Another request deletes the author after our page was read.
-    store.run(DeleteUser { actor: ann, id: ann, expected_plan: None }).await.unwrap();
+    store.run(DeleteUser { actor: ann, id: ann, expected_plan: None, budget: usize::MAX }).await.unwrap();
     assert!(store.users_by_ids(&[ann]).await.unwrap().is_empty(), "the deletion committed");
     assert_eq!(request.users_by_ids(&[page[0].author]).await.unwrap().len(), 1, "this request still sees its snapshot");
 

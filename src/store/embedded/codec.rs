@@ -155,6 +155,9 @@ impl FastEncode for UserDoc {
         doc.ids("following", &self.following);
         doc.int64("rev", self.rev);
         doc.int64("postCount", i64::try_from(self.post_count()).unwrap_or(i64::MAX));
+        if let Some(job) = &self.deleting {
+            doc.oid("deleting", job);
+        }
     }
 }
 
@@ -168,6 +171,9 @@ impl FastEncode for PostDoc {
         doc.int64("commentCount", self.comment_count);
         doc.datetime("createdAt", self.created_at);
         doc.datetime("updatedAt", self.updated_at);
+        if let Some(job) = &self.deleting {
+            doc.oid("deleting", job);
+        }
     }
 }
 
@@ -222,7 +228,7 @@ macro_rules! fields {
 
 impl FastDecode for UserDoc {
     fn decode_fast(raw: &RawDocument) -> Option<Self> {
-        let (id, name, email, password_hash, created_at, posts, followers, following, rev, post_count) = fields!(raw, {
+        let (id, name, email, password_hash, created_at, posts, followers, following, rev, post_count, deleting) = fields!(raw, {
             "_id" => id: ObjectId,
             "name" => name: String,
             "email" => email: String,
@@ -233,6 +239,7 @@ impl FastDecode for UserDoc {
             "following" => following: Array(ids),
             "rev" => rev: Int64,
             "postCount" => post_count: Int64,
+            "deleting" => deleting: ObjectId,
         });
         Some(UserDoc {
             id: id?,
@@ -245,13 +252,14 @@ impl FastDecode for UserDoc {
             following: following?,
             rev: rev.unwrap_or(0),
             stored_post_count: post_count.map(|n| u64::try_from(n).unwrap_or(0)),
+            deleting,
         })
     }
 }
 
 impl FastDecode for PostDoc {
     fn decode_fast(raw: &RawDocument) -> Option<Self> {
-        let (id, title, body, author, liked_by, comment_count, created_at, updated_at) = fields!(raw, {
+        let (id, title, body, author, liked_by, comment_count, created_at, updated_at, deleting) = fields!(raw, {
             "_id" => id: ObjectId,
             "title" => title: String,
             "body" => body: String,
@@ -260,6 +268,7 @@ impl FastDecode for PostDoc {
             "commentCount" => comment_count: Int64,
             "createdAt" => created_at: DateTime,
             "updatedAt" => updated_at: DateTime,
+            "deleting" => deleting: ObjectId,
         });
         Some(PostDoc {
             id: id?,
@@ -270,6 +279,7 @@ impl FastDecode for PostDoc {
             comment_count: comment_count?,
             created_at: created_at?,
             updated_at: updated_at?,
+            deleting,
         })
     }
 }
@@ -306,10 +316,10 @@ mod tests {
         (
             (oid(), ".{0,20}", ".{0,20}", ".{0,20}", time()),
             (prop::collection::vec(oid(), 0..30), prop::collection::vec(oid(), 0..5)),
-            (prop::collection::vec(oid(), 0..12), any::<i64>()),
+            (prop::collection::vec(oid(), 0..12), any::<i64>(), prop::option::of(oid())),
         )
             .prop_map(
-                |((id, name, email, password_hash, created_at), (posts, followers), (following, rev))| UserDoc {
+                |((id, name, email, password_hash, created_at), (posts, followers), (following, rev, deleting))| UserDoc {
                     id,
                     name,
                     email,
@@ -320,13 +330,17 @@ mod tests {
                     following,
                     rev,
                     stored_post_count: None,
+                    deleting,
                 },
             )
     }
 
     fn post() -> impl Strategy<Value = PostDoc> {
-        (oid(), ".{0,20}", ".{0,40}", oid(), prop::collection::vec(oid(), 0..5), any::<i64>(), time(), time()).prop_map(
-            |(id, title, body, author, liked_by, comment_count, created_at, updated_at)| PostDoc {
+        (
+            (oid(), ".{0,20}", ".{0,40}", oid(), prop::collection::vec(oid(), 0..5)),
+            (any::<i64>(), time(), time(), prop::option::of(oid())),
+        )
+            .prop_map(|((id, title, body, author, liked_by), (comment_count, created_at, updated_at, deleting))| PostDoc {
                 id,
                 title,
                 body,
@@ -335,8 +349,8 @@ mod tests {
                 comment_count,
                 created_at,
                 updated_at,
-            },
-        )
+                deleting,
+            })
     }
 
     fn comment() -> impl Strategy<Value = CommentDoc> {

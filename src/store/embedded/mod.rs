@@ -27,14 +27,15 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use self::read::Reader;
 use self::schema::{
-    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, POSTS, POSTS_BY_AUTHOR, POSTS_BY_CREATED,
-    USERS, USERS_BY_CREATED, USERS_BY_EMAIL,
+    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOBS, POSTS, POSTS_BY_AUTHOR,
+    POSTS_BY_CREATED, USERS, USERS_BY_CREATED, USERS_BY_EMAIL,
 };
+use super::hidden::Hidden;
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
 use crate::cmd::Command;
 use crate::domain::Page;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "blogql.redb";
@@ -52,6 +53,8 @@ pub struct EmbeddedStore {
     /// Set on a per-request view: every read of the request shares one MVCC
     /// snapshot, taken at the first read and dropped when the request writes.
     pinned: Option<Arc<Mutex<Option<Arc<ReadTransaction>>>>>,
+    /// What staged deletions hide, loaded from the jobs table at open.
+    hidden: Arc<Hidden>,
 }
 
 impl EmbeddedStore {
@@ -72,18 +75,24 @@ impl EmbeddedStore {
                 wtx.open_table(table)?;
             }
             wtx.open_table(USERS_BY_EMAIL)?;
+            wtx.open_table(DELETION_JOBS)?;
             for index in ALL_INDEXES {
                 wtx.open_table(index)?;
             }
         }
         wtx.commit()?;
-        Ok(EmbeddedStore { db: Arc::new(db), writer: tx::start_writer()?, pinned: None })
+        let store =
+            EmbeddedStore { db: Arc::new(db), writer: tx::start_writer()?, pinned: None, hidden: Arc::default() };
+        // Jobs a previous run left unfinished hide their documents from the first read on.
+        let jobs = store.read(|r| r.jobs())?;
+        store.hidden.reset(&jobs);
+        Ok(store)
     }
 
     /// Runs `f` against the view's snapshot (or a fresh one), on the calling
     /// thread: a batched read is a handful of B-tree lookups in redb's page
     /// cache, far cheaper than a hop to the blocking pool and back.
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    fn read<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(Reader<'_>) -> Result<T>,
     {
@@ -119,34 +128,34 @@ impl Backend for EmbeddedStore {
     }
 
     async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
-        self.read(|r| r.docs(ids)).await
+        self.read(|r| r.docs(ids))
     }
 
     async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
-        self.read(|r| r.docs(ids)).await
+        self.read(|r| r.docs(ids))
     }
 
     async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
-        self.read(|r| r.docs(ids)).await
+        self.read(|r| r.docs(ids))
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>> {
-        self.read(|r| r.user_by_email(email)).await
+        self.read(|r| r.user_by_email(email))
     }
 
     async fn users_page(&self, page: &Page) -> Result<Vec<UserDoc>> {
-        self.read(|r| r.page(USERS_BY_CREATED, &[], page)).await
+        self.read(|r| r.page(USERS_BY_CREATED, &[], page))
     }
 
     async fn posts_page(&self, page: &Page) -> Result<Vec<PostDoc>> {
-        self.read(|r| r.page(POSTS_BY_CREATED, &[], page)).await
+        self.read(|r| r.page(POSTS_BY_CREATED, &[], page))
     }
 
     async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         let index = match of {
             PostsOf::Author => POSTS_BY_AUTHOR,
         };
-        self.read(|r| r.pages(index, keys)).await
+        self.read(|r| r.pages(index, keys))
     }
 
     async fn comments_of(&self, of: CommentsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
@@ -154,11 +163,11 @@ impl Backend for EmbeddedStore {
             CommentsOf::Post => COMMENTS_BY_POST,
             CommentsOf::Author => COMMENTS_BY_AUTHOR,
         };
-        self.read(|r| r.pages(index, keys)).await
+        self.read(|r| r.pages(index, keys))
     }
 
     async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
-        self.read(|r| r.related_users(of, keys)).await
+        self.read(|r| r.related_users(of, keys))
     }
 
     async fn count_all(&self, collection: Collection) -> Result<u64> {
@@ -166,7 +175,7 @@ impl Backend for EmbeddedStore {
             Collection::Users => USERS,
             Collection::Posts => POSTS,
         };
-        self.read(|r| r.len(table)).await
+        self.read(|r| r.len(table))
     }
 
     async fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> Result<Vec<u64>> {
@@ -174,7 +183,7 @@ impl Backend for EmbeddedStore {
             CountOf::PostsByAuthor => POSTS_BY_AUTHOR,
             CountOf::CommentsByAuthor => COMMENTS_BY_AUTHOR,
         };
-        self.read(|r| parents.iter().map(|p| r.count_prefix(index, &p.bytes())).collect()).await
+        self.read(|r| parents.iter().map(|p| r.count_prefix(index, &p.bytes())).collect())
     }
 
     fn transaction_retries(&self) -> u64 {
@@ -187,6 +196,7 @@ impl Backend for EmbeddedStore {
             db: Arc::clone(&self.db),
             writer: self.writer.clone(),
             pinned: Some(Arc::new(Mutex::new(None))),
+            hidden: Arc::clone(&self.hidden),
         }
     }
 
@@ -197,10 +207,18 @@ impl Backend for EmbeddedStore {
         {
             *pinned = None;
         }
-        tx::run(&self.db, &self.writer, cmd).await
+        tx::run(&self.db, &self.writer, &self.hidden, cmd).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
-        self.read(|r| Ok(Snapshot { users: r.all_users()?, posts: r.all()?, comments: r.all()? })).await
+        self.read(|r| Ok(Snapshot { users: r.all_users()?, posts: r.all()?, comments: r.all()?, jobs: r.jobs()? }))
+    }
+
+    async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
+        self.read(|r| r.jobs())
+    }
+
+    fn hidden(&self) -> &Arc<Hidden> {
+        &self.hidden
     }
 }

@@ -8,10 +8,10 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::codec::decode;
 use super::keys::{concat, desc_key, id_from_desc_tail, id_from_plain_tail};
-use super::schema::{DocTable, IndexTable, POSTS_BY_AUTHOR, Stored, USERS_BY_EMAIL};
+use super::schema::{DELETION_JOBS, DocTable, IndexTable, POSTS_BY_AUTHOR, Stored, USERS_BY_EMAIL};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
-use crate::model::{PostDoc, UserDoc};
+use crate::model::{DeletionJobDoc, PostDoc, UserDoc};
 use crate::store::UsersOf;
 
 /// The document with `id` in `table`, if any.
@@ -204,6 +204,17 @@ impl Reader<'_> {
             user.posts = keys.iter().map(|k| id_from_desc_tail(k)).collect::<Result<_>>()?;
         }
         Ok(users)
+    }
+
+    /// Every staged deletion in progress, by id.
+    pub(super) fn jobs(&self) -> Result<Vec<DeletionJobDoc>> {
+        let table = self.0.open_table(DELETION_JOBS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            out.push(bson::deserialize_from_slice(value.value())?);
+        }
+        Ok(out)
     }
 
     /// Every document of one collection, by id.

@@ -22,6 +22,8 @@ pub(super) type IndexTable = TableDefinition<'static, &'static [u8], ()>;
 pub(super) const USERS: DocTable = TableDefinition::new("users");
 pub(super) const POSTS: DocTable = TableDefinition::new("posts");
 pub(super) const COMMENTS: DocTable = TableDefinition::new("comments");
+/// Staged deletions in progress: job id bytes → BSON `DeletionJobDoc`.
+pub(super) const DELETION_JOBS: DocTable = TableDefinition::new("deletion_jobs");
 /// The unique email index: normalised email → user id.
 pub(super) const USERS_BY_EMAIL: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("users_by_email");

@@ -22,13 +22,14 @@ use super::codec::encode;
 use super::keys::{id_from_desc_tail, id_from_plain_tail};
 use super::read::{Walk, get_doc, scan_prefix};
 use super::schema::{
-    ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER, Stored,
-    USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
+    ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOBS, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER,
+    Stored, USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
 };
 use crate::cmd::Command;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, PostDoc, UserDoc};
-use crate::store::{RemovedComment, Tx};
+use crate::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use crate::store::hidden::Hidden;
+use crate::store::{CommentRef, CommentsOf, RemovedComment, Tx};
 
 /// One write transaction for the writer thread, with its reply channel inside.
 pub(super) type Job = Box<dyn FnOnce() + Send>;
@@ -64,12 +65,13 @@ pub(super) fn start_writer() -> Result<tokio::sync::mpsc::Sender<Job>> {
 pub(super) async fn run<C: Command + 'static>(
     db: &Arc<Database>,
     writer: &tokio::sync::mpsc::Sender<Job>,
+    hidden: &Arc<Hidden>,
     cmd: C,
 ) -> Result<C::Output> {
-    let db = Arc::clone(db);
+    let (db, hidden) = (Arc::clone(db), Arc::clone(hidden));
     let (reply, answer) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
-        let out = run_now(&db, cmd);
+        let out = run_now(&db, &hidden, cmd);
         // Release the database before answering, so a caller that drops the
         // store on the answer can reopen the file at once.
         drop(db);
@@ -80,11 +82,23 @@ pub(super) async fn run<C: Command + 'static>(
 }
 
 /// Runs `cmd` in one write transaction on this thread.
-fn run_now<C: Command>(db: &Database, cmd: C) -> Result<C::Output> {
-    let mut tx = EmbeddedTx { writer: Writer(db.begin_write()?), now: DateTime::now() };
+///
+/// Staged deletions the command recorded are published to `hidden` just
+/// before the commit, so no read that starts after the commit can see their
+/// documents, and retired again if the commit fails.
+fn run_now<C: Command>(db: &Database, hidden: &Hidden, cmd: C) -> Result<C::Output> {
+    let mut tx = EmbeddedTx { writer: Writer(db.begin_write()?), now: DateTime::now(), staged: Vec::new() };
     match complete_now(cmd.apply(&mut tx)) {
         Ok(Ok(out)) => {
-            tx.writer.0.commit()?;
+            for job in &tx.staged {
+                hidden.publish(job);
+            }
+            if let Err(err) = tx.writer.0.commit() {
+                for job in &tx.staged {
+                    hidden.retire(&job.id);
+                }
+                return Err(err.into());
+            }
             Ok(out)
         }
         Ok(Err(err)) | Err(err) => {
@@ -133,8 +147,9 @@ impl Writer {
     /// Adds `delta` to the post count `user`'s record keeps (see
     /// `store::embedded::codec`): a rewrite of the same small size whatever
     /// the count. False if there is no such user.
+    /// False too if the user's deletion is staged: a tombstoned account takes no new posts.
     fn add_to_post_count(&self, user: ObjectId, delta: i64) -> Result<bool> {
-        let Some(mut doc) = self.get::<UserDoc>(&user)? else { return Ok(false) };
+        let Some(mut doc) = self.get::<UserDoc>(&user)?.filter(|u| u.deleting.is_none()) else { return Ok(false) };
         doc.stored_post_count = Some(doc.post_count().saturating_add_signed(delta));
         // A record from before counts were kept lists its posts; the count replaces it.
         doc.posts.clear();
@@ -211,6 +226,8 @@ impl Writer {
 struct EmbeddedTx {
     writer: Writer,
     now: DateTime,
+    /// Staged deletions recorded by this transaction, published at commit.
+    staged: Vec<DeletionJobDoc>,
 }
 
 impl Tx for EmbeddedTx {
@@ -236,8 +253,8 @@ impl Tx for EmbeddedTx {
 
     async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
         // One writer at a time: nothing can delete the user concurrently, so
-        // there is nothing to conflict with; an existence check is enough.
-        Ok(self.writer.0.open_table(UserDoc::TABLE)?.get(id.bytes().as_slice())?.is_some())
+        // there is nothing to conflict with; a read is enough.
+        Ok(self.writer.get::<UserDoc>(&id)?.is_some_and(|u| u.deleting.is_none()))
     }
 
     async fn push_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
@@ -376,6 +393,56 @@ impl Tx for EmbeddedTx {
         Ok(true)
     }
 
+    async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        let index = match of {
+            CommentsOf::Post => COMMENTS_BY_POST,
+            CommentsOf::Author => COMMENTS_BY_AUTHOR,
+        };
+        let comments = self.writer.0.open_table(CommentDoc::TABLE)?;
+        let mut refs = Vec::new();
+        for parent in parents {
+            for id in self.writer.index_ids(index, &parent.bytes(), false)? {
+                if let Some(c) = get_doc::<CommentDoc>(&comments, &id)? {
+                    refs.push(CommentRef { id, post: c.post, author: c.author });
+                }
+            }
+        }
+        Ok(refs)
+    }
+
+    async fn delete_comments(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        Ok(self.writer.delete_comments(ids)?.into_iter().map(|c| c.id).collect())
+    }
+
+    async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+        let bytes = bson::serialize_to_vec(job)?;
+        let mut jobs = self.writer.0.open_table(DELETION_JOBS)?;
+        if jobs.insert(job.id.bytes().as_slice(), bytes.as_slice())?.is_some() {
+            return Err(Error::internal(format!("inserting deletion job {}: the id is taken", job.id)));
+        }
+        self.staged.push(job.clone());
+        Ok(())
+    }
+
+    async fn job(&mut self, id: ObjectId) -> Result<Option<DeletionJobDoc>> {
+        let jobs = self.writer.0.open_table(DELETION_JOBS)?;
+        let found = jobs.get(id.bytes().as_slice())?;
+        Ok(match found {
+            Some(bytes) => Some(bson::deserialize_from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    async fn replace_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+        let bytes = bson::serialize_to_vec(job)?;
+        self.writer.0.open_table(DELETION_JOBS)?.insert(job.id.bytes().as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    async fn delete_job(&mut self, id: ObjectId) -> Result<bool> {
+        Ok(self.writer.0.open_table(DELETION_JOBS)?.remove(id.bytes().as_slice())?.is_some())
+    }
+
     fn now(&self) -> DateTime {
         self.now
     }
@@ -402,6 +469,7 @@ mod tests {
             following: vec![b],
             rev: 0,
             stored_post_count: None,
+            deleting: None,
         };
         let post = PostDoc {
             id: b,
@@ -412,6 +480,7 @@ mod tests {
             comment_count: 0,
             created_at: now,
             updated_at: now,
+            deleting: None,
         };
         let comment = CommentDoc { id: ObjectId::new(), body: "c".into(), post: b, author: a, created_at: now };
         assert_eq!(indexed(&user).len(), user.index_entries().len());
@@ -458,6 +527,7 @@ mod record_tests {
             following: vec![],
             rev: 0,
             stored_post_count: None,
+            deleting: None,
         };
         let wtx = embedded.db.begin_write().expect("write");
         wtx.open_table(USERS)

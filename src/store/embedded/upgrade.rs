@@ -52,6 +52,7 @@ mod tests {
             following: Vec::new(),
             rev: 0,
             stored_post_count: None,
+            deleting: None,
         }
     }
 

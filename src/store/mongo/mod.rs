@@ -24,15 +24,18 @@ use mongodb::{Client, Database};
 
 pub use self::connect::{ConnectOptions, DEFAULT_DATABASE, NEEDS_REPLICA_SET};
 use self::read::{PageLookup, Pin};
+use super::hidden::Hidden;
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
 use crate::cmd::Command;
 use crate::domain::Page;
 use crate::error::Result;
-use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
 
 const USERS: &str = "users";
 const POSTS: &str = "posts";
 const COMMENTS: &str = "comments";
+/// Staged deletions in progress (`DeletionJobDoc`).
+const DELETION_JOBS: &str = "deletionJobs";
 
 /// The MongoDB backend. Cheap to clone: clones share the client's pool.
 #[derive(Clone)]
@@ -44,6 +47,9 @@ pub struct MongoStore {
     pin: Option<Arc<tokio::sync::Mutex<Pin>>>,
     /// Transaction attempts beyond the first (transient conflicts), shared by every view.
     retries: Arc<std::sync::atomic::AtomicU64>,
+    /// What staged deletions hide, shared by every view; loaded at connect
+    /// and refreshed by the reaper's poll (jobs staged by other processes).
+    hidden: Arc<Hidden>,
 }
 
 fn tx_options() -> TransactionOptions {
@@ -55,7 +61,10 @@ impl MongoStore {
     /// An unreachable server fails within the server-selection timeout.
     pub async fn connect(uri: &str, options: ConnectOptions) -> Result<Self> {
         let (client, db) = connect::connect(uri, options).await?;
-        Ok(MongoStore { client, db, pin: None, retries: Arc::default() })
+        let store = MongoStore { client, db, pin: None, retries: Arc::default(), hidden: Arc::default() };
+        let jobs = store.deletion_jobs().await?;
+        store.hidden.reset(&jobs);
+        Ok(store)
     }
 
     /// The database this store uses.
@@ -70,6 +79,7 @@ impl MongoStore {
             db: self.db.clone(),
             pin: Some(Arc::new(tokio::sync::Mutex::new(Pin::Unset))),
             retries: Arc::clone(&self.retries),
+            hidden: Arc::clone(&self.hidden),
         }
     }
 }
@@ -181,6 +191,17 @@ impl Backend for MongoStore {
             users: view.all(USERS).await?,
             posts: view.all(POSTS).await?,
             comments: view.all(COMMENTS).await?,
+            jobs: view.all(DELETION_JOBS).await?,
         })
+    }
+
+    async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
+        // Latest data, not a view's snapshot: the reaper must see jobs as they are.
+        let fresh = MongoStore { pin: None, ..self.clone() };
+        fresh.all(DELETION_JOBS).await
+    }
+
+    fn hidden(&self) -> &Arc<Hidden> {
+        &self.hidden
     }
 }

@@ -19,17 +19,21 @@ use mongodb::{ClientSession, Database};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{COMMENTS, MongoStore, POSTS, USERS, tx_options};
+use super::{COMMENTS, DELETION_JOBS, MongoStore, POSTS, USERS, tx_options};
 use crate::cmd::Command;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, PostDoc, UserDoc};
-use crate::store::{RemovedComment, Tx};
+use crate::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use crate::store::{CommentRef, CommentsOf, RemovedComment, Tx};
 
 /// Runs `cmd` in one session transaction; see the module docs for retries.
 pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Output> {
     let mut session = store.client.start_session().await?;
     let (db, cmd) = (store.db.clone(), Arc::new(cmd));
     let (retries, attempts) = (Arc::clone(&store.retries), Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    // Staged deletions are published before the commit (see `Tx::insert_job`);
+    // if the transaction never commits, they are retired below.
+    let (hidden, published) = (Arc::clone(&store.hidden), Arc::new(std::sync::Mutex::new(Vec::new())));
+    let (hidden_in, published_in) = (Arc::clone(&hidden), Arc::clone(&published));
     let outcome = session
         .start_transaction()
         .with_options(tx_options())
@@ -37,16 +41,33 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
             // Owned handles per attempt: the callback captures no borrow, which
             // keeps its future `Send` for every lifetime the driver picks.
             let (db, cmd) = (db.clone(), Arc::clone(&cmd));
+            let (hidden, published) = (Arc::clone(&hidden_in), Arc::clone(&published_in));
             if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
                 retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            let mut tx = MongoTx { session, db: &db, now: DateTime::now(), driver_error: None };
+            let mut tx = MongoTx { session, db: &db, now: DateTime::now(), driver_error: None, staged: Vec::new() };
             match cmd.apply(&mut tx).await {
-                Ok(out) => Ok(out),
+                Ok(out) => {
+                    // The driver commits after this callback returns.
+                    for job in &tx.staged {
+                        hidden.publish(job);
+                        if let Ok(mut ids) = published.lock() {
+                            ids.push(job.id);
+                        }
+                    }
+                    Ok(out)
+                }
                 Err(err) => Err(tx.driver_error.take().unwrap_or_else(|| mongodb::error::Error::custom(err))),
             }
         })
         .await;
+    if outcome.is_err()
+        && let Ok(ids) = published.lock()
+    {
+        for id in ids.iter() {
+            hidden.retire(id);
+        }
+    }
     Ok(outcome?)
 }
 
@@ -58,6 +79,8 @@ struct MongoTx<'s> {
     now: DateTime,
     /// The last driver error, kept with its labels for the callback API.
     driver_error: Option<mongodb::error::Error>,
+    /// Staged deletions recorded by this attempt, published before the commit.
+    staged: Vec<DeletionJobDoc>,
 }
 
 impl MongoTx<'_> {
@@ -116,12 +139,13 @@ impl MongoTx<'_> {
     }
 
     /// Applies `update` to the user `id` in place (no read, no whole-document
-    /// rewrite); false if there is no such user.
+    /// rewrite); false if there is no such user, or its deletion is staged
+    /// (a tombstoned account takes no new references).
     async fn update_user(&mut self, id: ObjectId, update: Document) -> Result<bool> {
         let done = self
             .db
             .collection::<Document>(USERS)
-            .update_one(doc! { "_id": id }, update)
+            .update_one(doc! { "_id": id, "deleting": { "$exists": false } }, update)
             .session(&mut *self.session)
             .await;
         Ok(done.map_err(|e| self.fail(e))?.matched_count == 1)
@@ -287,6 +311,55 @@ impl Tx for MongoTx<'_> {
 
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
         Ok(self.delete_many(USERS, doc! { "_id": id }).await? == 1)
+    }
+
+    async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let field = match of {
+            CommentsOf::Post => "post",
+            CommentsOf::Author => "author",
+        };
+        let pipeline = vec![
+            doc! { "$match": { field: { "$in": parents } } },
+            doc! { "$project": { "_id": 1, "post": 1, "author": 1 } },
+        ];
+        let rows = self.aggregate(COMMENTS, pipeline).await?;
+        rows.iter()
+            .map(|row| {
+                let get = |k: &str| row.get_object_id(k).map_err(|e| Error::internal_from("a comment reference", e));
+                Ok(CommentRef { id: get("_id")?, post: get("post")?, author: get("author")? })
+            })
+            .collect()
+    }
+
+    async fn delete_comments(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = doc! { "_id": { "$in": ids } };
+        let existing = self.ids(COMMENTS, filter.clone()).await?;
+        self.delete_many(COMMENTS, filter).await?;
+        Ok(existing)
+    }
+
+    async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+        self.insert(DELETION_JOBS, job).await?;
+        self.staged.push(job.clone());
+        Ok(())
+    }
+
+    async fn job(&mut self, id: ObjectId) -> Result<Option<DeletionJobDoc>> {
+        self.find_one(DELETION_JOBS, id).await
+    }
+
+    async fn replace_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+        self.replace(DELETION_JOBS, job.id, job).await
+    }
+
+    async fn delete_job(&mut self, id: ObjectId) -> Result<bool> {
+        Ok(self.delete_many(DELETION_JOBS, doc! { "_id": id }).await? == 1)
     }
 
     fn now(&self) -> DateTime {

@@ -1,0 +1,95 @@
+//! The reaper: finishes staged deletions in the background.
+//!
+//! A staged `deleteUser` or `deletePost` commits a tombstone and a job (see
+//! [`crate::model::DeletionJobDoc`]); from then on its documents are hidden.
+//! The reaper runs the job's [`ReapDeletion`] steps, each one transaction of
+//! at most the cascade budget, until the job is done. Progress is recorded
+//! in each step's own transaction, so after a crash or restart the next
+//! process (this one again, or any other on the same MongoDB) resumes where
+//! the last commit left off. A step run twice, or by two reapers at once,
+//! deletes nothing twice: each step re-reads the job inside its transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::DateTime;
+use tokio::sync::Notify;
+
+use crate::cmd::{ReapDeletion, Reaped};
+use crate::error::Result;
+use crate::store::Store;
+
+/// How often the reaper looks for jobs without being woken: jobs left by a
+/// previous run or staged by another process on the same MongoDB.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// A job this process knows of but no longer finds in the store was
+/// finished by another process, once it is older than any transaction that
+/// could still be committing it (MongoDB's default lifetime limit is 60 s).
+const FORGET_AFTER_MS: i64 = 120_000;
+
+/// The handle requests use to wake the reaper when they stage a deletion.
+#[derive(Debug, Default)]
+pub struct Reaper {
+    wake: Notify,
+}
+
+impl Reaper {
+    /// Asks the reaper to look for jobs now rather than at its next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Finishes jobs until `stop` is notified: at start-up, whenever woken, and every [`POLL`].
+/// A failed step is logged and retried at the next round.
+pub async fn run(store: Store, budget: usize, reaper: Arc<Reaper>, stop: Arc<Notify>) {
+    loop {
+        if let Err(err) = drain(&store, budget).await {
+            tracing::warn!(error = %err, "a staged deletion step failed; retrying at the next poll");
+        }
+        tokio::select! {
+            () = reaper.wake.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+            () = stop.notified() => return,
+        }
+    }
+}
+
+/// Runs every job in the store to its end, one bounded step at a time;
+/// returns how many jobs it finished. Also teaches this process's hidden set
+/// the jobs other processes staged.
+pub async fn drain(store: &Store, budget: usize) -> Result<usize> {
+    let jobs = store.deletion_jobs().await?;
+    let hidden = store.hidden();
+    for job in &jobs {
+        if !hidden.knows(&job.id) {
+            hidden.publish(job);
+        }
+    }
+    if let Some(sets) = hidden.current() {
+        let now = DateTime::now().timestamp_millis();
+        for known in sets.jobs() {
+            let gone = !jobs.iter().any(|j| j.id == known.id);
+            if gone && now - known.created_at.timestamp_millis() > FORGET_AFTER_MS {
+                hidden.retire(&known.id);
+            }
+        }
+    }
+    let mut finished = 0;
+    for job in jobs {
+        let mut steps = 0u64;
+        loop {
+            match store.run(ReapDeletion { job: job.id, budget }).await? {
+                Reaped::Done => break,
+                Reaped::Progress(_) => steps += 1,
+            }
+            // Let queued requests' writes in between steps.
+            tokio::task::yield_now().await;
+        }
+        hidden.retire(&job.id);
+        tracing::info!(job = %job.id, kind = ?job.kind, root = %job.root, steps, "staged deletion finished");
+        finished += 1;
+    }
+    Ok(finished)
+}

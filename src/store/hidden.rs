@@ -1,0 +1,206 @@
+//! What staged deletions hide: the documents of every deletion job in progress.
+//!
+//! A staged deletion commits a tombstone and a [`DeletionJobDoc`] holding
+//! its plan, and a reaper deletes the rest later. From the tombstone's
+//! commit on, no read may return those documents or count them. This
+//! registry is how reads know which they are: the jobs this process knows
+//! of, as id sets. A backend publishes a job here *before* its first
+//! transaction commits (so no read after the commit can miss it) and takes
+//! it back if the commit fails; start-up loads every durable job; the
+//! reaper retires a job after its last step.
+//!
+//! With no job in progress (the normal case) a read pays one atomic load.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bson::oid::ObjectId;
+
+use crate::model::{CommentDoc, DeletionJobDoc, DeletionKind, PostDoc, UserDoc};
+
+/// The hidden documents of every deletion job this process knows of.
+#[derive(Debug, Default)]
+pub struct Hidden {
+    /// How many jobs `sets` holds, read without the lock.
+    jobs: AtomicUsize,
+    /// Replaced whole on every change, so a read holds an `Arc`, not the lock.
+    sets: RwLock<Arc<Sets>>,
+}
+
+/// The id sets, rebuilt from the jobs whenever one comes or goes.
+#[derive(Debug, Default)]
+pub struct Sets {
+    jobs: HashMap<ObjectId, Arc<DeletionJobDoc>>,
+    users: HashSet<ObjectId>,
+    /// Hidden post → its author.
+    posts: HashMap<ObjectId, ObjectId>,
+    /// Hidden comment → its author.
+    comments: HashMap<ObjectId, ObjectId>,
+    /// Hidden posts by author, for counts.
+    posts_by_author: HashMap<ObjectId, Vec<ObjectId>>,
+    /// Hidden comments by author, for counts.
+    comments_by_author: HashMap<ObjectId, Vec<ObjectId>>,
+}
+
+impl Sets {
+    fn rebuild(jobs: HashMap<ObjectId, Arc<DeletionJobDoc>>) -> Sets {
+        let mut sets = Sets { jobs, ..Sets::default() };
+        for job in sets.jobs.values() {
+            if job.kind == DeletionKind::User {
+                sets.users.insert(job.root);
+            }
+            sets.posts.extend(job.posts.iter().map(|p| (*p, job.author)));
+            sets.comments.extend(job.comments.iter().copied().zip(job.comment_authors.iter().copied()));
+        }
+        for (post, author) in &sets.posts {
+            sets.posts_by_author.entry(*author).or_default().push(*post);
+        }
+        for (comment, author) in &sets.comments {
+            sets.comments_by_author.entry(*author).or_default().push(*comment);
+        }
+        sets
+    }
+
+    /// Whether user `id` is under a job.
+    pub fn user(&self, id: &ObjectId) -> bool {
+        self.users.contains(id)
+    }
+
+    /// Whether `user` is to be left out of reads.
+    pub fn hides_user(&self, user: &UserDoc) -> bool {
+        user.deleting.is_some() || self.users.contains(&user.id)
+    }
+
+    /// Whether `post` is to be left out of reads: tombstoned, under a job, or by a hidden author.
+    pub fn hides_post(&self, post: &PostDoc) -> bool {
+        post.deleting.is_some() || self.posts.contains_key(&post.id) || self.users.contains(&post.author)
+    }
+
+    /// Whether `comment` is to be left out of reads.
+    pub fn hides_comment(&self, comment: &CommentDoc) -> bool {
+        self.comments.contains_key(&comment.id)
+            || self.users.contains(&comment.author)
+            || self.posts.contains_key(&comment.post)
+    }
+
+    /// The hidden users.
+    pub fn users(&self) -> Vec<ObjectId> {
+        self.users.iter().copied().collect()
+    }
+
+    /// Hidden posts whose author is not itself hidden (those are counted through the author).
+    pub fn posts_of_visible_authors(&self) -> Vec<ObjectId> {
+        self.posts.iter().filter(|(_, author)| !self.users.contains(author)).map(|(id, _)| *id).collect()
+    }
+
+    /// Hidden posts written by `author`.
+    pub fn posts_by(&self, author: &ObjectId) -> &[ObjectId] {
+        self.posts_by_author.get(author).map_or(&[], Vec::as_slice)
+    }
+
+    /// Hidden comments written by `author`.
+    pub fn comments_by(&self, author: &ObjectId) -> &[ObjectId] {
+        self.comments_by_author.get(author).map_or(&[], Vec::as_slice)
+    }
+
+    /// The jobs, by id.
+    pub fn jobs(&self) -> impl Iterator<Item = &Arc<DeletionJobDoc>> {
+        self.jobs.values()
+    }
+}
+
+impl Hidden {
+    /// The current sets, or `None` when no job is in progress (no lock taken).
+    pub fn current(&self) -> Option<Arc<Sets>> {
+        if self.jobs.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.sets.read().ok().map(|s| Arc::clone(&s))
+    }
+
+    /// Whether a job with this id is known here.
+    pub fn knows(&self, job: &ObjectId) -> bool {
+        self.jobs.load(Ordering::Acquire) > 0 && self.sets.read().is_ok_and(|s| s.jobs.contains_key(job))
+    }
+
+    /// Hides `job`'s documents from now on (idempotent).
+    pub fn publish(&self, job: &DeletionJobDoc) {
+        self.update(|jobs| {
+            jobs.insert(job.id, Arc::new(job.clone()));
+        });
+    }
+
+    /// Stops hiding `job`'s documents: its last step committed (they are
+    /// gone), or its first transaction did not commit.
+    pub fn retire(&self, job: &ObjectId) {
+        self.update(|jobs| {
+            jobs.remove(job);
+        });
+    }
+
+    /// Replaces every job with `jobs` (start-up, and the reaper's poll, which
+    /// also learns of jobs other processes staged on a shared MongoDB).
+    pub fn reset(&self, jobs: &[DeletionJobDoc]) {
+        self.update(|known| {
+            known.clear();
+            known.extend(jobs.iter().map(|j| (j.id, Arc::new(j.clone()))));
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut HashMap<ObjectId, Arc<DeletionJobDoc>>)) {
+        // A poisoned lock only means a panic elsewhere mid-update; the sets
+        // are rebuilt whole below, so the data is still usable.
+        let mut sets = self.sets.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut jobs = sets.jobs.clone();
+        change(&mut jobs);
+        let count = jobs.len();
+        *sets = Arc::new(Sets::rebuild(jobs));
+        self.jobs.store(count, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::DateTime;
+
+    use super::*;
+
+    fn job(kind: DeletionKind, root: ObjectId, posts: Vec<ObjectId>, comments: Vec<(ObjectId, ObjectId)>) -> DeletionJobDoc {
+        DeletionJobDoc {
+            id: ObjectId::new(),
+            kind,
+            root,
+            author: root,
+            posts,
+            comments: comments.iter().map(|c| c.0).collect(),
+            comment_authors: comments.iter().map(|c| c.1).collect(),
+            reaped: 0,
+            created_at: DateTime::now(),
+            progress_at: DateTime::now(),
+        }
+    }
+
+    /// Publishing hides a job's documents; retiring one job keeps another job's ids hidden even where they overlap.
+    #[test]
+    fn jobs_hide_their_documents_until_retired() {
+        let hidden = Hidden::default();
+        assert!(hidden.current().is_none(), "no job, no sets");
+        let (user, post, comment, other) = (ObjectId::new(), ObjectId::new(), ObjectId::new(), ObjectId::new());
+        let a = job(DeletionKind::User, user, vec![post], vec![(comment, other)]);
+        let mut b = job(DeletionKind::Post, post, vec![post], vec![]);
+        b.author = user;
+        hidden.publish(&a);
+        hidden.publish(&b);
+        let sets = hidden.current().expect("sets");
+        assert!(sets.user(&user) && !sets.user(&other));
+        assert_eq!(sets.comments_by(&other), &[comment]);
+        assert!(sets.posts_of_visible_authors().is_empty(), "the author is hidden, so is counted through it");
+        hidden.retire(&a.id);
+        let sets = hidden.current().expect("b remains");
+        assert!(!sets.user(&user));
+        assert_eq!(sets.posts_by(&user), &[post], "b still hides the post");
+        hidden.retire(&b.id);
+        assert!(hidden.current().is_none());
+    }
+}
