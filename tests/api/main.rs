@@ -30,4 +30,5 @@ mod round_trips;
 mod schema;
 mod seeds;
 mod snapshot_reads;
+mod staged;
 mod validation;
