@@ -166,7 +166,12 @@ mod tests {
 
     use super::*;
 
-    fn job(kind: DeletionKind, root: ObjectId, posts: Vec<ObjectId>, comments: Vec<(ObjectId, ObjectId)>) -> DeletionJobDoc {
+    fn job(
+        kind: DeletionKind,
+        root: ObjectId,
+        posts: Vec<ObjectId>,
+        comments: Vec<(ObjectId, ObjectId)>,
+    ) -> DeletionJobDoc {
         DeletionJobDoc {
             id: ObjectId::new(),
             kind,

@@ -80,6 +80,9 @@ async fn post_and_comment_writes_are_all_or_nothing() {
     let post =
         CreatePost { author: ann, title: Title::parse("t").expect("title"), body: PostBody::parse("b").expect("b") };
     assert_eq!(fail_each_write(&app, &post).await, 2);
-    assert_eq!(fail_each_write(&app, &DeletePost { actor: ann, id: p1, expected_plan: None, budget: usize::MAX }).await, 3);
+    assert_eq!(
+        fail_each_write(&app, &DeletePost { actor: ann, id: p1, expected_plan: None, budget: usize::MAX }).await,
+        3
+    );
     app.assert_consistent().await;
 }

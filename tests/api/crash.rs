@@ -125,3 +125,70 @@ async fn sigkill_during_delete_user_is_all_or_nothing() {
         "crash seed {seed_value}: {kept} runs kept the user, {gone} deleted it ({answered} answered before the kill)"
     );
 }
+
+/// A staged deleteUser whose reaper is SIGKILLed again and again, each
+/// restart resuming the job, ends with exactly the store an unstaged delete
+/// of the same user leaves: the same users, posts and comments, byte for
+/// byte as documents, and no job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_reaping_ends_like_an_unstaged_delete() {
+    let staged_dir = tempfile::tempdir().expect("temp dir");
+    let victim = seed_victim(staged_dir.path()).await;
+    let twin_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        staged_dir.path().join(blogql::store::embedded::DB_FILE),
+        twin_dir.path().join(blogql::store::embedded::DB_FILE),
+    )
+    .expect("copy the store");
+
+    // The twin: the same user deleted in one transaction.
+    let twin: blogql::store::Store = EmbeddedStore::open(twin_dir.path()).expect("open twin").into();
+    let unstaged = blogql::cmd::DeleteUser { actor: victim, id: victim, expected_plan: None, budget: usize::MAX };
+    assert!(twin.run(unstaged).await.expect("unstaged delete").job.is_none());
+    let expected = twin.snapshot().await.expect("twin snapshot");
+    drop(twin);
+
+    // Staged, with steps of 100 documents, killed soon after it answers and again after each restart.
+    let budget = [("BLOGQL_CASCADE_BUDGET_DOCS", "100")];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(rand::random());
+    let mut cut_short = Vec::new();
+    for run in 0..4 {
+        let mut server = Binary::start_in(staged_dir.path(), &budget).await;
+        if run == 0 {
+            let resp: serde_json::Value = reqwest::Client::new()
+                .post(server.url("/graphql"))
+                .bearer_auth(auth().issue(victim).expect("token"))
+                .json(&json!({ "query": "mutation($id: ID!) { deleteUser(id: $id) { staged } }", "variables": { "id": victim.to_hex() } }))
+                .send()
+                .await
+                .expect("deleteUser")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(resp["data"]["deleteUser"]["staged"], json!(true), "{resp}");
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reap the process");
+        let store: blogql::store::Store = EmbeddedStore::open(staged_dir.path()).expect("open").into();
+        let snap = store.snapshot().await.expect("snapshot");
+        assert!(blogql::check::violations(&snap).is_empty(), "consistent for readers after every kill");
+        assert!(blogql::check::visible(&snap).users.iter().all(|u| u.id != victim), "hidden after every kill");
+        match snap.jobs.first() {
+            Some(job) => cut_short.push(job.reaped),
+            None => break,
+        }
+    }
+    println!("job progress at each kill: {cut_short:?}");
+    assert!(cut_short.iter().any(|r| *r > 0), "at least one kill landed while the reaper was mid-job: {cut_short:?}");
+
+    let store: blogql::store::Store = EmbeddedStore::open(staged_dir.path()).expect("open").into();
+    blogql::reaper::drain(&store, 100).await.expect("the last start finishes the job");
+    let got = store.snapshot().await.expect("snapshot");
+    assert!(got.jobs.is_empty());
+    assert_eq!(got.users, expected.users);
+    assert_eq!(got.posts.len(), expected.posts.len());
+    assert_eq!(got.posts, expected.posts);
+    assert_eq!(got.comments, expected.comments);
+    assert_eq!(got, expected);
+}

@@ -267,7 +267,10 @@ async fn pages_are_refilled_past_hidden_documents() {
     };
     let newest: Vec<String> = bobs.iter().rev().cloned().collect();
     assert_eq!(edges(&first), newest[..3].to_vec());
-    assert_eq!((int_at(&first, "/posts/totalCount"), first["posts"]["pageInfo"]["hasNextPage"].clone()), (4, json!(true)));
+    assert_eq!(
+        (int_at(&first, "/posts/totalCount"), first["posts"]["pageInfo"]["hasNextPage"].clone()),
+        (4, json!(true))
+    );
     let next = app.ok_as(&bob, page, json!({ "after": first["posts"]["pageInfo"]["endCursor"] })).await;
     assert_eq!(edges(&next), newest[3..].to_vec());
     assert_eq!(next["posts"]["pageInfo"]["hasNextPage"], json!(false));
@@ -334,7 +337,8 @@ async fn check_reports_a_stuck_job_only() {
     let mut snap = app.snapshot().await;
     assert!(blogql::check::violations(&snap).is_empty(), "in progress is consistent");
     let job = &mut snap.jobs[0];
-    job.progress_at = bson::DateTime::from_millis(job.progress_at.timestamp_millis() - blogql::check::STUCK_AFTER_MS - 1);
+    job.progress_at =
+        bson::DateTime::from_millis(job.progress_at.timestamp_millis() - blogql::check::STUCK_AFTER_MS - 1);
     let found = blogql::check::violations(&snap);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("no progress"), "{found:?}");
@@ -349,7 +353,9 @@ async fn a_restart_resumes_the_job() {
     app.ok_as(&w.ann, DELETE_USER, json!({ "id": w.ann_id })).await;
     let home = app.stop().await;
     let app = TestApp::spawn_in(home, Some(crate::helpers::TEST_SECRET)).await;
-    let got = app.ok_as(&w.bob, "query($u: ID!) { user(id: $u) { id } users { totalCount } }", json!({ "u": w.ann_id })).await;
+    let got = app
+        .ok_as(&w.bob, "query($u: ID!) { user(id: $u) { id } users { totalCount } }", json!({ "u": w.ann_id }))
+        .await;
     assert_eq!((got["user"].clone(), int_at(&got, "/users/totalCount")), (Value::Null, 2));
     let mut snap = app.snapshot().await;
     for _ in 0..200 {

@@ -319,18 +319,20 @@ mod tests {
             (prop::collection::vec(oid(), 0..12), any::<i64>(), prop::option::of(oid())),
         )
             .prop_map(
-                |((id, name, email, password_hash, created_at), (posts, followers), (following, rev, deleting))| UserDoc {
-                    id,
-                    name,
-                    email,
-                    password_hash,
-                    created_at,
-                    posts,
-                    followers,
-                    following,
-                    rev,
-                    stored_post_count: None,
-                    deleting,
+                |((id, name, email, password_hash, created_at), (posts, followers), (following, rev, deleting))| {
+                    UserDoc {
+                        id,
+                        name,
+                        email,
+                        password_hash,
+                        created_at,
+                        posts,
+                        followers,
+                        following,
+                        rev,
+                        stored_post_count: None,
+                        deleting,
+                    }
                 },
             )
     }
@@ -340,17 +342,19 @@ mod tests {
             (oid(), ".{0,20}", ".{0,40}", oid(), prop::collection::vec(oid(), 0..5)),
             (any::<i64>(), time(), time(), prop::option::of(oid())),
         )
-            .prop_map(|((id, title, body, author, liked_by), (comment_count, created_at, updated_at, deleting))| PostDoc {
-                id,
-                title,
-                body,
-                author,
-                liked_by,
-                comment_count,
-                created_at,
-                updated_at,
-                deleting,
-            })
+            .prop_map(
+                |((id, title, body, author, liked_by), (comment_count, created_at, updated_at, deleting))| PostDoc {
+                    id,
+                    title,
+                    body,
+                    author,
+                    liked_by,
+                    comment_count,
+                    created_at,
+                    updated_at,
+                    deleting,
+                },
+            )
     }
 
     fn comment() -> impl Strategy<Value = CommentDoc> {
