@@ -15,7 +15,7 @@ use crate::store::{CommentsOf, Tx};
 /// user may.
 ///
 /// When the plan writes more than `budget` documents, the deletion is
-/// *staged* instead (see [`stage`]): this transaction hides everything and
+/// *staged* instead: this transaction hides everything and
 /// detaches the id, and the reaper ([`super::ReapDeletion`]) deletes the
 /// rest in transactions of at most `budget` documents.
 ///
