@@ -9,6 +9,7 @@ longest a concurrent write took while the delete ran (on the embedded store,
 redb's single writer makes other writes queue behind the cascade).
 
     python3 bench/delete.py                       # embedded: 10, 1000, 10000, 100000 posts
+    python3 bench/delete.py --budget 1000000000   # the same, never staged (one transaction each)
     python3 bench/delete.py --sizes 10,1000 --no-writer --mongo 'mongodb://127.0.0.1:27017/?replicaSet=rs0'
 
 Against mongoeco, run with --no-writer: there a concurrent writer, even on
@@ -50,9 +51,12 @@ def gql(port, token, query, variables):
         return json.loads(resp.read())
 
 
-def run(size, mongo, with_writer):
+def run(size, mongo, with_writer, budget):
     data = tempfile.mkdtemp(prefix="blogql-delete-")
-    env = dict(os.environ, BLOGQL_JWT_SECRET=SECRET, RUST_LOG="warn")
+    # The reaper logs each finished job at info.
+    env = dict(os.environ, BLOGQL_JWT_SECRET=SECRET, RUST_LOG="warn,blogql::reaper=info")
+    if budget:
+        env["BLOGQL_CASCADE_BUDGET_DOCS"] = str(budget)
     env.pop("MONGODB_URI", None)
     if mongo:
         env["MONGODB_URI"] = mongo
@@ -107,8 +111,18 @@ def run(size, mongo, with_writer):
         time.sleep(0.5)
         t0 = time.monotonic()
         done = gql(port, victim_token, "mutation($id: ID!) { deleteUser(id: $id) { deletedPostCount "
-                   "deletedCommentCount detachedReferenceCount } }", {"id": victim})
+                   "deletedCommentCount detachedReferenceCount staged } }", {"id": victim})
         t1 = time.monotonic()
+        staged = bool(done.get("data", {}).get("deleteUser", {}).get("staged"))
+        t2 = t1
+        if staged:
+            # Until the reaper has deleted everything (its log line).
+            for _ in range(12000):
+                log.flush()
+                if "staged deletion finished" in open(os.path.join(data, "server.log")).read():
+                    break
+                time.sleep(0.05)
+            t2 = time.monotonic()
         time.sleep(0.5)
         stop.set()
         if with_writer:
@@ -118,11 +132,12 @@ def run(size, mongo, with_writer):
         if "errors" in done:
             raise SystemExit(f"deleteUser failed at {size}: {done['errors']}")
         d = done["data"]["deleteUser"]
-        during = [e - s for s, e in writes if e > t0 and s < t1]
-        outside = [e - s for s, e in writes if e <= t0 or s >= t1]
+        during = [e - s for s, e in writes if e > t0 and s < t2]
+        outside = [e - s for s, e in writes if e <= t0 or s >= t2]
         return {
             "posts": d["deletedPostCount"], "comments": d["deletedCommentCount"],
             "detached": d["detachedReferenceCount"], "seconds": t1 - t0, "seed_seconds": seeded,
+            "staged": staged, "reaped_seconds": t2 - t0,
             "max_wait": max(during) if during else 0.0, "writes_during": len(during),
             "typical_write": statistics.median(outside) if outside else 0.0,
             "failed_writes": len(failed),
@@ -140,17 +155,20 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,1000,10000,100000")
     parser.add_argument("--mongo", help="run on MongoDB at this URI instead of the embedded store")
+    parser.add_argument("--budget", type=int, help="--cascade-budget-docs for the server (default: its own)")
     parser.add_argument("--no-writer", action="store_true",
                         help="no concurrent writer (mongoeco starves a transaction that overlaps other writers)")
     args = parser.parse_args()
     print(f"backend: {'MongoDB at ' + args.mongo if args.mongo else 'embedded (redb)'}; "
           f"{os.cpu_count()} cores")
-    print("| posts | comments deleted | references detached | deleteUser | longest concurrent write during it "
-          "| writes completed during it | typical write | seeding |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"cascade budget: {args.budget or 'the server default'}")
+    print("| posts | comments deleted | references detached | staged | deleteUser answered | all deleted "
+          "| longest concurrent write until then | writes completed meanwhile | typical write | seeding |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for size in [int(s) for s in args.sizes.split(",")]:
-        r = run(size, args.mongo, not args.no_writer)
-        print(f"| {r['posts']:,} | {r['comments']:,} | {r['detached']:,} | {r['seconds']:.2f} s "
+        r = run(size, args.mongo, not args.no_writer, args.budget)
+        print(f"| {r['posts']:,} | {r['comments']:,} | {r['detached']:,} | {'yes' if r['staged'] else 'no'} "
+              f"| {r['seconds']:.2f} s | {r['reaped_seconds']:.2f} s "
               f"| {r['max_wait'] * 1000:.0f} ms | {r['writes_during']} | {r['typical_write'] * 1000:.1f} ms "
               f"| {r['seed_seconds']:.0f} s |", flush=True)
 
