@@ -15,11 +15,12 @@ pub const STUCK_AFTER_MS: i64 = 10 * 60 * 1000;
 
 /// `snap` as readers see it: without the documents staged deletions hide
 /// (the users and posts they tombstoned, the posts and comments their plans
-/// name), and without hidden posts in surviving users' `posts` lists.
+/// name), and with what reads leave out of surviving documents until the
+/// reaper changes them: hidden users in `likedBy`, `followers` and
+/// `following`, hidden comments in `commentCount`, hidden posts in `posts`.
 ///
-/// A staged deletion changes every surviving document in its first
-/// transaction, so this view is consistent at every step of the reaper;
-/// the hidden documents are the job's to delete, not violations.
+/// This view is consistent at every step of the reaper, so documents under
+/// a job in progress are never reported; they are the job's to change.
 pub fn visible(snap: &Snapshot) -> Snapshot {
     let mut users: HashSet<ObjectId> = HashSet::new();
     let mut posts: HashSet<ObjectId> = HashSet::new();
@@ -44,8 +45,18 @@ pub fn visible(snap: &Snapshot) -> Snapshot {
             .collect(),
         jobs: Vec::new(),
     };
+    let mut hidden_comments: HashMap<ObjectId, i64> = HashMap::new();
+    for c in snap.comments.iter().filter(|c| comments.contains(&c.id) || users.contains(&c.author)) {
+        *hidden_comments.entry(c.post).or_default() += 1;
+    }
     for user in &mut out.users {
         user.posts.retain(|p| !posts.contains(p));
+        user.followers.retain(|u| !users.contains(u));
+        user.following.retain(|u| !users.contains(u));
+    }
+    for post in &mut out.posts {
+        post.liked_by.retain(|u| !users.contains(u));
+        post.comment_count -= hidden_comments.get(&post.id).copied().unwrap_or(0);
     }
     out
 }

@@ -119,9 +119,12 @@ pub enum DeletionKind {
 /// writes beside the tombstone, and the reaper's resume point.
 ///
 /// It holds the plan fixed at the tombstone, so every process can hide
-/// exactly these documents, and the reaper deletes exactly these, in this
-/// order (comments, then posts, then the root), `reaped` at a time. Nothing
-/// can add to the set afterwards: every write that would reference a
+/// exactly these documents, and the reaper works through exactly these, in
+/// this order: delete the comments (decrementing surviving posts'
+/// `commentCount`), delete the posts, pull the id from the `liked` posts'
+/// `likedBy` and from the `follows` users' arrays, then delete the root.
+/// `reaped` counts the steps' progress through that concatenation. Nothing
+/// can add to the sets afterwards: every write that would reference a
 /// tombstoned document refuses it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -140,10 +143,20 @@ pub struct DeletionJobDoc {
     /// Each comment's author, aligned with `comments`, so a visible author's
     /// comment count can leave these out.
     pub comment_authors: Vec<ObjectId>,
+    /// Each comment's post, aligned with `comments`, so a surviving post's
+    /// `commentCount` can leave them out until the reaper decrements it.
+    #[serde(default)]
+    pub comment_posts: Vec<ObjectId>,
+    /// Surviving posts whose `likedBy` holds the user (a user job).
+    #[serde(default)]
+    pub liked: Vec<ObjectId>,
+    /// Surviving users whose `followers` or `following` holds the user (a user job).
+    #[serde(default)]
+    pub follows: Vec<ObjectId>,
     /// For a post job, the post's author (whose post count leaves it out);
     /// for a user job, the user.
     pub author: ObjectId,
-    /// How many of `comments` then `posts` the reaper has deleted.
+    /// How far the reaper got through `comments`, `posts`, `liked`, `follows`.
     pub reaped: i64,
     /// When the tombstone committed.
     pub created_at: DateTime,

@@ -113,18 +113,17 @@ impl Command for DeleteUser {
     }
 }
 
-/// The first transaction of a staged `deleteUser`. After it commits the
-/// account and everything the plan names is hidden from every read and
-/// count, and no write can reference them:
+/// The first transaction of a staged `deleteUser`: a constant number of
+/// writes, whatever the fan-out. After it commits the account and
+/// everything the plan names is hidden from every read and count (reads
+/// also leave the id out of surviving `likedBy`, `followers` and
+/// `following`, and the hidden comments out of surviving posts'
+/// `commentCount`, until the reaper has changed those documents), and no
+/// write can reference them:
 /// 1. `comments` (read the plan's comments with their posts and authors);
-/// 2. `posts` (decrement `commentCount` of surviving posts the user commented on);
-/// 3. `posts` (pull the id out of every `likedBy`);
-/// 4. `users` (pull the id out of every `followers` and `following`);
-/// 5. `users` (tombstone the user: `deleting` = the job);
-/// 6. `deletionJobs` (insert the job, with the plan's posts and comments).
-///
-/// Surviving documents change here, at once, so what readers see is final
-/// from this commit on; only hidden documents are left for the reaper.
+/// 2. `posts`, `users` (read the surviving posts and users that reference the user);
+/// 3. `users` (tombstone the user: `deleting` = the job);
+/// 4. `deletionJobs` (insert the job, holding all of the above).
 async fn stage<T: Tx>(
     tx: &mut T,
     mut user: crate::model::UserDoc,
@@ -137,14 +136,8 @@ async fn stage<T: Tx>(
     refs.sort_unstable_by_key(|r| r.id);
     refs.dedup_by_key(|r| r.id);
     let doomed: BTreeSet<ObjectId> = posts.iter().copied().collect();
-    let mut decrements: BTreeMap<ObjectId, i64> = BTreeMap::new();
-    for r in refs.iter().filter(|r| !doomed.contains(&r.post)) {
-        *decrements.entry(r.post).or_default() -= 1;
-    }
-    let decrements: Vec<(ObjectId, i64)> = decrements.into_iter().collect();
-    tx.add_comment_counts(&decrements).await?;
-    let likes = tx.pull_liker_everywhere(id).await?;
-    let follows = tx.pull_follow_refs_everywhere(id).await?;
+    let liked: Vec<ObjectId> = tx.post_ids_liked_by(id).await?.into_iter().filter(|p| !doomed.contains(p)).collect();
+    let follows = tx.user_ids_following_or_followed_by(id).await?;
 
     let now = tx.now();
     let job = DeletionJobDoc {
@@ -155,22 +148,20 @@ async fn stage<T: Tx>(
         posts: posts.clone(),
         comments: refs.iter().map(|r| r.id).collect(),
         comment_authors: refs.iter().map(|r| r.author).collect(),
+        comment_posts: refs.iter().map(|r| r.post).collect(),
+        liked: liked.clone(),
+        follows: follows.clone(),
         reaped: 0,
         created_at: now,
         progress_at: now,
     };
-    // Re-read: the pulls above may have changed the user's own follow arrays.
-    if let Some(fresh) = tx.user(id).await? {
-        user = fresh;
-    }
     user.deleting = Some(job.id);
     tx.replace_user(&user).await?;
     tx.insert_job(&job).await?;
 
-    let detached = (likes.len() + follows.len()) as u64;
-    let mut affected_posts: BTreeSet<ObjectId> = likes.into_iter().collect();
-    affected_posts.extend(decrements.iter().map(|(post, _)| *post));
-    affected_posts.retain(|p| !doomed.contains(p));
+    let detached = (liked.len() + follows.len()) as u64;
+    let mut affected_posts: BTreeSet<ObjectId> = liked.into_iter().collect();
+    affected_posts.extend(refs.iter().map(|r| r.post).filter(|p| !doomed.contains(p)));
     Ok(DeletedUser {
         user: id,
         posts,

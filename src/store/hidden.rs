@@ -41,6 +41,8 @@ pub struct Sets {
     posts_by_author: HashMap<ObjectId, Vec<ObjectId>>,
     /// Hidden comments by author, for counts.
     comments_by_author: HashMap<ObjectId, Vec<ObjectId>>,
+    /// Hidden comments by the post they are on, for surviving posts' `commentCount`.
+    comments_by_post: HashMap<ObjectId, Vec<ObjectId>>,
 }
 
 impl Sets {
@@ -52,6 +54,9 @@ impl Sets {
             }
             sets.posts.extend(job.posts.iter().map(|p| (*p, job.author)));
             sets.comments.extend(job.comments.iter().copied().zip(job.comment_authors.iter().copied()));
+            for (comment, post) in job.comments.iter().zip(&job.comment_posts) {
+                sets.comments_by_post.entry(*post).or_default().push(*comment);
+            }
         }
         for (post, author) in &sets.posts {
             sets.posts_by_author.entry(*author).or_default().push(*post);
@@ -102,6 +107,27 @@ impl Sets {
     /// Hidden comments written by `author`.
     pub fn comments_by(&self, author: &ObjectId) -> &[ObjectId] {
         self.comments_by_author.get(author).map_or(&[], Vec::as_slice)
+    }
+
+    /// Hidden comments on `post`.
+    pub fn comments_on(&self, post: &ObjectId) -> &[ObjectId] {
+        self.comments_by_post.get(post).map_or(&[], Vec::as_slice)
+    }
+
+    /// Leaves hidden users out of a surviving user's `followers` and
+    /// `following` (the reaper pulls them for good later).
+    pub fn scrub_user(&self, user: &mut UserDoc) {
+        if !self.users.is_empty() {
+            user.followers.retain(|u| !self.users.contains(u));
+            user.following.retain(|u| !self.users.contains(u));
+        }
+    }
+
+    /// Leaves hidden users out of a surviving post's `likedBy`.
+    pub fn scrub_post(&self, post: &mut PostDoc) {
+        if !self.users.is_empty() {
+            post.liked_by.retain(|u| !self.users.contains(u));
+        }
     }
 
     /// The jobs, by id.
@@ -180,6 +206,9 @@ mod tests {
             posts,
             comments: comments.iter().map(|c| c.0).collect(),
             comment_authors: comments.iter().map(|c| c.1).collect(),
+            comment_posts: comments.iter().map(|_| ObjectId::new()).collect(),
+            liked: vec![],
+            follows: vec![],
             reaped: 0,
             created_at: DateTime::now(),
             progress_at: DateTime::now(),

@@ -269,6 +269,10 @@ pub trait Tx: Send {
     ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
     /// Deletes the comments with these ids; returns the ids of those that existed.
     fn delete_comments(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Pulls `user` out of these posts' `likedBy` (a staged deletion's bounded step).
+    fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
+    /// Pulls `user` out of these users' `followers` and `following` (a staged deletion's bounded step).
+    fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
     /// Records a staged deletion, and publishes it to [`Backend::hidden`] before the commit.
     fn insert_job(&mut self, job: &DeletionJobDoc) -> impl Future<Output = Result<()>> + Send;
     /// Reads a staged deletion.
@@ -394,7 +398,10 @@ impl Store {
     pub async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
         let mut users = on_backend!(self, b => b.users_by_ids(ids).await)?;
         match self.hidden_now() {
-            Some(sets) => users.retain(|u| !sets.hides_user(u)),
+            Some(sets) => {
+                users.retain(|u| !sets.hides_user(u));
+                users.iter_mut().for_each(|u| sets.scrub_user(u));
+            }
             None => users.retain(|u| u.deleting.is_none()),
         }
         Ok(users)
@@ -404,7 +411,10 @@ impl Store {
     pub async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
         let mut posts = on_backend!(self, b => b.posts_by_ids(ids).await)?;
         match self.hidden_now() {
-            Some(sets) => posts.retain(|p| !sets.hides_post(p)),
+            Some(sets) => {
+                posts.retain(|p| !sets.hides_post(p));
+                self.scrub_posts(&sets, posts.iter_mut()).await?;
+            }
             None => posts.retain(|p| p.deleting.is_none()),
         }
         Ok(posts)
@@ -422,41 +432,77 @@ impl Store {
     /// See [`Backend::user_by_email`]; a staged deletion's user is not found.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserDoc>> {
         let user = on_backend!(self, b => b.user_by_email(email).await)?;
-        let sets = self.hidden_now();
-        Ok(user.filter(|u| match &sets {
-            Some(sets) => !sets.hides_user(u),
-            None => u.deleting.is_none(),
-        }))
+        Ok(match self.hidden_now() {
+            Some(sets) => user.filter(|u| !sets.hides_user(u)).map(|mut u| {
+                sets.scrub_user(&mut u);
+                u
+            }),
+            None => user.filter(|u| u.deleting.is_none()),
+        })
     }
 
     /// See [`Backend::users_page`]; pages skip staged deletions' users.
     pub async fn users_page(&self, page: &Page) -> Result<Vec<UserDoc>> {
         let got = on_backend!(self, b => b.users_page(page).await)?;
-        self.one_page(&RootUsers, page, got).await
+        let Some(sets) = self.hidden_now() else { return Ok(got) };
+        let mut users = self.one_page(&RootUsers, &sets, page, got).await?;
+        users.iter_mut().for_each(|u| sets.scrub_user(u));
+        Ok(users)
     }
 
     /// See [`Backend::posts_page`]; pages skip staged deletions' posts.
     pub async fn posts_page(&self, page: &Page) -> Result<Vec<PostDoc>> {
         let got = on_backend!(self, b => b.posts_page(page).await)?;
-        self.one_page(&RootPosts, page, got).await
+        let Some(sets) = self.hidden_now() else { return Ok(got) };
+        let mut posts = self.one_page(&RootPosts, &sets, page, got).await?;
+        self.scrub_posts(&sets, posts.iter_mut()).await?;
+        Ok(posts)
     }
 
     /// See [`Backend::posts_of`]; pages skip staged deletions' posts.
     pub async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         let got = on_backend!(self, b => b.posts_of(of, keys).await)?;
-        self.refill(&of, keys, got).await
+        let Some(sets) = self.hidden_now() else { return Ok(got) };
+        let mut pages = self.refill(&of, &sets, keys, got).await?;
+        self.scrub_posts(&sets, pages.iter_mut().flatten()).await?;
+        Ok(pages)
     }
 
     /// See [`Backend::comments_of`]; pages skip staged deletions' comments.
     pub async fn comments_of(&self, of: CommentsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
         let got = on_backend!(self, b => b.comments_of(of, keys).await)?;
-        self.refill(&of, keys, got).await
+        let Some(sets) = self.hidden_now() else { return Ok(got) };
+        self.refill(&of, &sets, keys, got).await
     }
 
     /// See [`Backend::users_of`]; pages skip staged deletions' users.
     pub async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         let got = on_backend!(self, b => b.users_of(of, keys).await)?;
-        self.refill(&of, keys, got).await
+        let Some(sets) = self.hidden_now() else { return Ok(got) };
+        let mut pages = self.refill(&of, &sets, keys, got).await?;
+        pages.iter_mut().flatten().for_each(|u| sets.scrub_user(u));
+        Ok(pages)
+    }
+
+    /// Leaves hidden users out of surviving posts' `likedBy`, and the hidden
+    /// comments that still exist out of their `commentCount` (read in the
+    /// view's snapshot, in one round trip, only for posts that have some).
+    async fn scrub_posts<'a>(&self, sets: &Sets, posts: impl Iterator<Item = &'a mut PostDoc>) -> Result<()> {
+        let mut posts: Vec<&mut PostDoc> = posts.collect();
+        let mut candidates = Vec::new();
+        for post in &mut posts {
+            sets.scrub_post(post);
+            candidates.extend_from_slice(sets.comments_on(&post.id));
+        }
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let existing = on_backend!(self, b => b.comments_by_ids(&candidates).await)?;
+        for post in posts {
+            let hidden = existing.iter().filter(|c| c.post == post.id).count() as i64;
+            post.comment_count = (post.comment_count - hidden).max(0);
+        }
+        Ok(())
     }
 
     /// See [`Backend::count_all`]; staged deletions' documents are not counted.
@@ -515,9 +561,15 @@ impl Store {
 
     /// `got` (one page read with `page`) without hidden documents, refilled
     /// from beyond it when it lost some.
-    async fn one_page<L: Listing>(&self, listing: &L, page: &Page, got: Vec<L::Doc>) -> Result<Vec<L::Doc>> {
+    async fn one_page<L: Listing>(
+        &self,
+        listing: &L,
+        sets: &Sets,
+        page: &Page,
+        got: Vec<L::Doc>,
+    ) -> Result<Vec<L::Doc>> {
         let keys = [(ObjectId::from_bytes([0; 12]), *page)];
-        Ok(self.refill(listing, &keys, vec![got]).await?.pop().unwrap_or_default())
+        Ok(self.refill(listing, sets, &keys, vec![got]).await?.pop().unwrap_or_default())
     }
 
     /// Leaves hidden documents out of `pages` (read with `keys`) and tops up
@@ -528,15 +580,15 @@ impl Store {
     async fn refill<L: Listing>(
         &self,
         listing: &L,
+        sets: &Sets,
         keys: &[(ObjectId, Page)],
         pages: Pages<L::Doc>,
     ) -> Result<Pages<L::Doc>> {
-        let Some(sets) = self.hidden_now() else { return Ok(pages) };
         let mut out: Pages<L::Doc> = Vec::with_capacity(keys.len());
         let mut pending: Vec<(usize, Page)> = Vec::new();
         for (i, ((_, page), got)) in keys.iter().zip(pages).enumerate() {
             out.push(Vec::new());
-            if let Some(next) = thin::<L>(&sets, &mut out[i], page, page, got) {
+            if let Some(next) = thin::<L>(sets, &mut out[i], page, page, got) {
                 pending.push((i, next));
             }
         }
@@ -545,7 +597,7 @@ impl Store {
             let got = listing.fetch(self, &asked).await?;
             let mut next_round = Vec::new();
             for ((i, asked), got) in pending.into_iter().zip(got) {
-                if let Some(next) = thin::<L>(&sets, &mut out[i], &keys[i].1, &asked, got) {
+                if let Some(next) = thin::<L>(sets, &mut out[i], &keys[i].1, &asked, got) {
                     next_round.push((i, next));
                 }
             }

@@ -68,6 +68,20 @@ async fn delete_user_is_all_or_nothing_at_every_step() {
     app.assert_consistent().await;
 }
 
+/// A staged deleteUser writes two documents whatever its fan-out (the
+/// tombstone, the job); failing either leaves the store as it was and
+/// publishes no job to the readers' hidden set.
+#[tokio::test]
+async fn a_staged_delete_user_writes_two_documents_all_or_nothing() {
+    let app = TestApp::spawn_with(|s| s.store.reap_deletions = false).await;
+    let (ann, _) = populated(&app).await;
+    let cmd = DeleteUser { actor: ann, id: ann, expected_plan: None, budget: 1 };
+    assert_eq!(fail_each_write(&app, &cmd).await, 2, "replace user (the tombstone), insert job");
+    assert_eq!(app.store.hidden().current().map(|s| s.jobs().count()), Some(1), "only the committed job");
+    assert_eq!(app.snapshot().await.jobs.len(), 1);
+    app.assert_consistent().await;
+}
+
 /// deletePost, createComment and createPost roll back completely when any of their writes fails.
 #[tokio::test]
 async fn post_and_comment_writes_are_all_or_nothing() {

@@ -141,6 +141,14 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
         self.step("delete comments")?;
         self.inner.delete_comments(ids).await
     }
+    async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
+        self.step("pull liker from posts")?;
+        self.inner.pull_liker(user, posts).await
+    }
+    async fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
+        self.step("pull follow refs from users")?;
+        self.inner.pull_follow_refs(user, users).await
+    }
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
         self.step("insert job")?;
         self.inner.insert_job(job).await

@@ -414,6 +414,29 @@ impl Tx for EmbeddedTx {
         Ok(self.writer.delete_comments(ids)?.into_iter().map(|c| c.id).collect())
     }
 
+    async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
+        for id in posts {
+            if let Some(mut post) = self.writer.get::<PostDoc>(id)?
+                && post.liked_by.contains(&user)
+            {
+                post.liked_by.retain(|u| *u != user);
+                self.writer.put(&post)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
+        for id in users {
+            if let Some(mut other) = self.writer.get::<UserDoc>(id)? {
+                other.followers.retain(|u| *u != user);
+                other.following.retain(|u| *u != user);
+                self.writer.put(&other)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
         let bytes = bson::serialize_to_vec(job)?;
         let mut jobs = self.writer.0.open_table(DELETION_JOBS)?;

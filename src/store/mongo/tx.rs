@@ -344,6 +344,22 @@ impl Tx for MongoTx<'_> {
         Ok(existing)
     }
 
+    async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
+        if !posts.is_empty() {
+            let filter = doc! { "_id": { "$in": posts }, "likedBy": user };
+            self.update_many(POSTS, filter, doc! { "$pull": { "likedBy": user } }).await?;
+        }
+        Ok(())
+    }
+
+    async fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
+        if !users.is_empty() {
+            let filter = doc! { "_id": { "$in": users } };
+            self.update_many(USERS, filter, doc! { "$pull": { "followers": user, "following": user } }).await?;
+        }
+        Ok(())
+    }
+
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
         self.insert(DELETION_JOBS, job).await?;
         self.staged.push(job.clone());
