@@ -68,13 +68,13 @@ pub fn stuck_jobs(snap: &Snapshot, now: DateTime) -> Vec<String> {
         .filter(|j| now.timestamp_millis() - j.progress_at.timestamp_millis() > STUCK_AFTER_MS)
         .map(|j| {
             format!(
-                "deletion job {} ({:?} {}) has made no progress since {} ({} of {} documents deleted)",
+                "deletion job {} ({:?} {}) has made no progress since {} ({} of {} steps of work done)",
                 j.id,
                 j.kind,
                 j.root,
                 j.progress_at,
                 j.reaped,
-                j.comments.len() + j.posts.len()
+                j.lens().iter().sum::<usize>()
             )
         })
         .collect()

@@ -115,8 +115,13 @@ pub enum DeletionKind {
     Post,
 }
 
-/// A staged deletion in progress: the durable record its first transaction
-/// writes beside the tombstone, and the reaper's resume point.
+/// A staged deletion in progress, whole: what its first transaction
+/// records beside the tombstone, and what readers hide.
+///
+/// It is stored as a small [`JobHeader`] (which the reaper rewrites with
+/// its progress) and [`JobPart`]s of at most [`JOB_PART_LEN`] entries each
+/// (which nobody rewrites), so a step reads and writes kilobytes, not the
+/// whole plan, and no stored document nears MongoDB's 16 MiB limit.
 ///
 /// It holds the plan fixed at the tombstone, so every process can hide
 /// exactly these documents, and the reaper works through exactly these, in
@@ -126,11 +131,9 @@ pub enum DeletionKind {
 /// `reaped` counts the steps' progress through that concatenation. Nothing
 /// can add to the sets afterwards: every write that would reference a
 /// tombstoned document refuses it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeletionJobDoc {
     /// The job id (`deletionJobId` in the payload).
-    #[serde(rename = "_id")]
     pub id: ObjectId,
     /// What the root is.
     pub kind: DeletionKind,
@@ -145,13 +148,10 @@ pub struct DeletionJobDoc {
     pub comment_authors: Vec<ObjectId>,
     /// Each comment's post, aligned with `comments`, so a surviving post's
     /// `commentCount` can leave them out until the reaper decrements it.
-    #[serde(default)]
     pub comment_posts: Vec<ObjectId>,
     /// Surviving posts whose `likedBy` holds the user (a user job).
-    #[serde(default)]
     pub liked: Vec<ObjectId>,
     /// Surviving users whose `followers` or `following` holds the user (a user job).
-    #[serde(default)]
     pub follows: Vec<ObjectId>,
     /// For a post job, the post's author (whose post count leaves it out);
     /// for a user job, the user.
@@ -163,6 +163,137 @@ pub struct DeletionJobDoc {
     /// When the reaper last committed a step; `blogql check` reports a job
     /// whose progress stopped.
     pub progress_at: DateTime,
+}
+
+/// Most plan entries one [`JobPart`] holds.
+pub const JOB_PART_LEN: usize = 10_000;
+
+/// The stored head of a [`DeletionJobDoc`]: everything but the id lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobHeader {
+    /// The job id.
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    /// What the root is.
+    pub kind: DeletionKind,
+    /// The tombstoned user or post.
+    pub root: ObjectId,
+    /// See [`DeletionJobDoc::author`].
+    pub author: ObjectId,
+    /// Lengths of `comments`, `posts`, `liked` and `follows`, in that order.
+    pub lens: [i64; 4],
+    /// How many parts hold the lists.
+    pub parts: i64,
+    /// See [`DeletionJobDoc::reaped`].
+    pub reaped: i64,
+    /// When the tombstone committed.
+    pub created_at: DateTime,
+    /// When the reaper last committed a step.
+    pub progress_at: DateTime,
+}
+
+/// One stored slice of a job's lists: entries `seq * JOB_PART_LEN ..` of
+/// `comments ++ posts ++ liked ++ follows`, each list's share in its field.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPart {
+    /// `<job id hex>:<seq>`: found by key, without an index.
+    #[serde(rename = "_id")]
+    pub key: String,
+    /// The comments in this slice, with their authors and posts (aligned).
+    pub comments: Vec<ObjectId>,
+    /// Authors of `comments`.
+    pub comment_authors: Vec<ObjectId>,
+    /// Posts of `comments`.
+    pub comment_posts: Vec<ObjectId>,
+    /// The posts in this slice.
+    pub posts: Vec<ObjectId>,
+    /// The liked posts in this slice.
+    pub liked: Vec<ObjectId>,
+    /// The follow-holding users in this slice.
+    pub follows: Vec<ObjectId>,
+}
+
+impl JobPart {
+    /// The stored key of part `seq` of `job`.
+    pub fn key(job: &ObjectId, seq: i64) -> String {
+        format!("{}:{seq}", job.to_hex())
+    }
+}
+
+impl DeletionJobDoc {
+    /// The four lists' lengths, in plan order.
+    pub fn lens(&self) -> [usize; 4] {
+        [self.comments.len(), self.posts.len(), self.liked.len(), self.follows.len()]
+    }
+
+    /// The header and parts this job is stored as.
+    pub fn to_records(&self) -> (JobHeader, Vec<JobPart>) {
+        let lens = self.lens();
+        let total: usize = lens.iter().sum();
+        let parts = total.div_ceil(JOB_PART_LEN).max(1);
+        let mut out: Vec<JobPart> =
+            (0..parts).map(|seq| JobPart { key: JobPart::key(&self.id, seq as i64), ..JobPart::default() }).collect();
+        let mut at = 0;
+        for (i, id) in self.comments.iter().enumerate() {
+            let part = &mut out[at / JOB_PART_LEN];
+            part.comments.push(*id);
+            part.comment_authors.extend(self.comment_authors.get(i).copied());
+            part.comment_posts.extend(self.comment_posts.get(i).copied());
+            at += 1;
+        }
+        for (list, pick) in [
+            (&self.posts, (|p: &mut JobPart| &mut p.posts) as fn(&mut JobPart) -> &mut Vec<ObjectId>),
+            (&self.liked, |p| &mut p.liked),
+            (&self.follows, |p| &mut p.follows),
+        ] {
+            for id in list {
+                pick(&mut out[at / JOB_PART_LEN]).push(*id);
+                at += 1;
+            }
+        }
+        let header = JobHeader {
+            id: self.id,
+            kind: self.kind,
+            root: self.root,
+            author: self.author,
+            lens: lens.map(|n| n as i64),
+            parts: parts as i64,
+            reaped: self.reaped,
+            created_at: self.created_at,
+            progress_at: self.progress_at,
+        };
+        (header, out)
+    }
+
+    /// The job stored as `header` and `parts` (in `seq` order).
+    pub fn from_records(header: JobHeader, parts: Vec<JobPart>) -> DeletionJobDoc {
+        let mut job = DeletionJobDoc {
+            id: header.id,
+            kind: header.kind,
+            root: header.root,
+            posts: Vec::new(),
+            comments: Vec::new(),
+            comment_authors: Vec::new(),
+            comment_posts: Vec::new(),
+            liked: Vec::new(),
+            follows: Vec::new(),
+            author: header.author,
+            reaped: header.reaped,
+            created_at: header.created_at,
+            progress_at: header.progress_at,
+        };
+        for part in parts {
+            job.comments.extend(part.comments);
+            job.comment_authors.extend(part.comment_authors);
+            job.comment_posts.extend(part.comment_posts);
+            job.posts.extend(part.posts);
+            job.liked.extend(part.liked);
+            job.follows.extend(part.follows);
+        }
+        job
+    }
 }
 
 /// Something that sorts newest first in a connection.
@@ -181,3 +312,45 @@ macro_rules! chronological {
     )*};
 }
 chronological!(UserDoc, PostDoc, CommentDoc);
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn ids(n: usize) -> Vec<ObjectId> {
+        (0..n).map(|_| ObjectId::new()).collect()
+    }
+
+    proptest! {
+        /// Any job survives its split into a header and parts of at most
+        /// `JOB_PART_LEN` entries, and the parts cover the lists in plan order.
+        #[test]
+        fn a_job_is_its_records(lens in prop::array::uniform4(0usize..25_000)) {
+            let [c, p, l, f] = lens;
+            let job = DeletionJobDoc {
+                id: ObjectId::new(),
+                kind: DeletionKind::User,
+                root: ObjectId::new(),
+                posts: ids(p),
+                comments: ids(c),
+                comment_authors: ids(c),
+                comment_posts: ids(c),
+                liked: ids(l),
+                follows: ids(f),
+                author: ObjectId::new(),
+                reaped: 7,
+                created_at: DateTime::from_millis(1),
+                progress_at: DateTime::from_millis(2),
+            };
+            let (header, parts) = job.to_records();
+            prop_assert_eq!(header.parts as usize, parts.len());
+            for part in &parts {
+                let n = part.comments.len() + part.posts.len() + part.liked.len() + part.follows.len();
+                prop_assert!(n <= JOB_PART_LEN);
+            }
+            prop_assert_eq!(DeletionJobDoc::from_records(header, parts), job);
+        }
+    }
+}

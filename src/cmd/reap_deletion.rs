@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bson::oid::ObjectId;
 
 use super::Command;
-use crate::error::Result;
-use crate::model::{DeletionJobDoc, DeletionKind};
+use crate::error::{Error, Result};
+use crate::model::{DeletionKind, JOB_PART_LEN, JobPart};
 use crate::store::Tx;
 
 /// Does the next at most `budget` document writes of a staged deletion, and
@@ -14,15 +14,17 @@ use crate::store::Tx;
 /// steps resumes where the last commit left off, and a step that runs
 /// twice changes nothing twice.
 ///
-/// Touches, in order: `deletionJobs` (read the job), then one of
+/// Touches, in order: `deletionJobs` (read the header),
+/// `deletionJobParts` (read the part holding the next entries), then one of
 /// - `comments` (delete the next chunk of the plan's comments) and `posts`
 ///   (decrement the surviving posts' `commentCount` for them),
 /// - `posts` (delete the next chunk of the plan's posts),
 /// - `posts` (pull the id out of the next chunk of `liked` posts' `likedBy`),
 /// - `users` (pull the id out of the next chunk of `follows` users' arrays),
 ///
-/// then `deletionJobs` (record progress); or, when all are done, `users`
-/// (delete a user job's root) and `deletionJobs` (delete the job).
+/// each within that part, then `deletionJobs` (record progress); or, when
+/// all are done, `users` (delete a user job's root) and `deletionJobs`,
+/// `deletionJobParts` (delete the job).
 ///
 /// Readers see none of this: they already leave out everything the job
 /// names (see `store::hidden`), and each step keeps that view unchanged.
@@ -50,38 +52,46 @@ impl Command for ReapDeletion {
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<Reaped> {
         let Some(mut job) = tx.job(self.job).await? else { return Ok(Reaped::Done) };
-        // One write goes to the job itself.
-        let chunk = self.budget.saturating_sub(1).max(1);
+        let total: i64 = job.lens.iter().sum();
+        if job.reaped >= total {
+            if job.kind == DeletionKind::User {
+                tx.delete_user(job.root).await?;
+            }
+            tx.delete_job(&job).await?;
+            return Ok(Reaped::Done);
+        }
         let done = usize::try_from(job.reaped).unwrap_or(0);
-        let advanced = match phase(&job, done) {
-            Phase::Comments(from) => {
-                // A deleted comment may also change its surviving post: half the chunk each.
-                let to = job.comments.len().min(from + (chunk / 2).max(1));
-                reap_comments(tx, &job, from, to).await?;
+        let seq = (done / JOB_PART_LEN) as i64;
+        let part = tx
+            .job_part(job.id, seq)
+            .await?
+            .ok_or_else(|| Error::internal(format!("deletion job {} lost part {seq}", job.id)))?;
+        // One write goes to the job's header.
+        let chunk = self.budget.saturating_sub(1).max(1);
+        let at = done % JOB_PART_LEN;
+        let advanced = match locate(&part, at) {
+            Some((List::Comments, from)) => {
+                // A deleted comment also changes its post's count: half the chunk each.
+                let to = part.comments.len().min(from + (chunk / 2).max(1));
+                reap_comments(tx, &part, from, to).await?;
                 to - from
             }
-            Phase::Posts(from) => {
-                let ids = &job.posts[from..job.posts.len().min(from + chunk)];
+            Some((List::Posts, from)) => {
+                let ids = &part.posts[from..part.posts.len().min(from + chunk)];
                 tx.delete_posts(ids).await?;
                 ids.len()
             }
-            Phase::Liked(from) => {
-                let ids = &job.liked[from..job.liked.len().min(from + chunk)];
+            Some((List::Liked, from)) => {
+                let ids = &part.liked[from..part.liked.len().min(from + chunk)];
                 tx.pull_liker(job.root, ids).await?;
                 ids.len()
             }
-            Phase::Follows(from) => {
-                let ids = &job.follows[from..job.follows.len().min(from + chunk)];
+            Some((List::Follows, from)) => {
+                let ids = &part.follows[from..part.follows.len().min(from + chunk)];
                 tx.pull_follow_refs(job.root, ids).await?;
                 ids.len()
             }
-            Phase::Finished => {
-                if job.kind == DeletionKind::User {
-                    tx.delete_user(job.root).await?;
-                }
-                tx.delete_job(job.id).await?;
-                return Ok(Reaped::Done);
-            }
+            None => return Err(Error::internal(format!("deletion job {} part {seq} ends before {done}", job.id))),
         };
         job.reaped += advanced as i64;
         job.progress_at = tx.now();
@@ -90,40 +100,39 @@ impl Command for ReapDeletion {
     }
 }
 
-/// Where `done` steps of progress leave a job: which list, and the index in it.
-enum Phase {
-    Comments(usize),
-    Posts(usize),
-    Liked(usize),
-    Follows(usize),
-    Finished,
+/// The plan's lists, in the order the reaper works through them.
+enum List {
+    Comments,
+    Posts,
+    Liked,
+    Follows,
 }
 
-fn phase(job: &DeletionJobDoc, done: usize) -> Phase {
-    let mut at = done;
-    for (len, phase) in [
-        (job.comments.len(), Phase::Comments as fn(usize) -> Phase),
-        (job.posts.len(), Phase::Posts),
-        (job.liked.len(), Phase::Liked),
-        (job.follows.len(), Phase::Follows),
+/// Which list entry `at` of `part` is in, and its index there.
+fn locate(part: &JobPart, mut at: usize) -> Option<(List, usize)> {
+    for (len, list) in [
+        (part.comments.len(), List::Comments),
+        (part.posts.len(), List::Posts),
+        (part.liked.len(), List::Liked),
+        (part.follows.len(), List::Follows),
     ] {
         if at < len {
-            return phase(at);
+            return Some((list, at));
         }
         at -= len;
     }
-    Phase::Finished
+    None
 }
 
-/// Deletes `job.comments[from..to]` and takes the ones that existed off
+/// Deletes `part.comments[from..to]` and takes the ones that existed off
 /// their posts' `commentCount`, in the same transaction. (Posts the job
 /// deletes later are decremented too: they are hidden, and it keeps a step
 /// from needing the whole list of them.)
-async fn reap_comments<T: Tx>(tx: &mut T, job: &DeletionJobDoc, from: usize, to: usize) -> Result<()> {
-    let gone: BTreeSet<ObjectId> = tx.delete_comments(&job.comments[from..to]).await?.into_iter().collect();
-    let posts = job.comment_posts.get(from..to).unwrap_or_default();
+async fn reap_comments<T: Tx>(tx: &mut T, part: &JobPart, from: usize, to: usize) -> Result<()> {
+    let gone: BTreeSet<ObjectId> = tx.delete_comments(&part.comments[from..to]).await?.into_iter().collect();
+    let posts = part.comment_posts.get(from..to).unwrap_or_default();
     let mut decrements: BTreeMap<ObjectId, i64> = BTreeMap::new();
-    for (id, post) in job.comments[from..to].iter().zip(posts) {
+    for (id, post) in part.comments[from..to].iter().zip(posts) {
         if gone.contains(id) {
             *decrements.entry(*post).or_default() -= 1;
         }

@@ -30,7 +30,7 @@ use self::hidden::{Hidden, Sets};
 use crate::cmd::Command;
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
-use crate::model::{Chronological, CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use crate::model::{Chronological, CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 
 /// Which comments a one-to-many page lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -273,14 +273,17 @@ pub trait Tx: Send {
     fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
     /// Pulls `user` out of these users' `followers` and `following` (a staged deletion's bounded step).
     fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
-    /// Records a staged deletion, and publishes it to [`Backend::hidden`] before the commit.
+    /// Records a staged deletion (its header and its parts), and publishes
+    /// it to [`Backend::hidden`] before the commit.
     fn insert_job(&mut self, job: &DeletionJobDoc) -> impl Future<Output = Result<()>> + Send;
-    /// Reads a staged deletion.
-    fn job(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<DeletionJobDoc>>> + Send;
-    /// Records a staged deletion's progress.
-    fn replace_job(&mut self, job: &DeletionJobDoc) -> impl Future<Output = Result<()>> + Send;
-    /// Removes a finished staged deletion; returns whether it existed.
-    fn delete_job(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+    /// Reads a staged deletion's header.
+    fn job(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<JobHeader>>> + Send;
+    /// Reads part `seq` of a staged deletion's lists.
+    fn job_part(&mut self, job: ObjectId, seq: i64) -> impl Future<Output = Result<Option<JobPart>>> + Send;
+    /// Records a staged deletion's progress (its header only).
+    fn replace_job(&mut self, job: &JobHeader) -> impl Future<Output = Result<()>> + Send;
+    /// Removes a finished staged deletion, header and parts; returns whether it existed.
+    fn delete_job(&mut self, job: &JobHeader) -> impl Future<Output = Result<bool>> + Send;
 
     /// The transaction's clock, so every document written by one transaction shares a timestamp.
     fn now(&self) -> DateTime;

@@ -24,10 +24,15 @@ fn auth() -> Auth {
 /// Seeds a victim with `POSTS` posts, each commented on and liked by a second
 /// user, plus follows both ways; returns the victim's id.
 async fn seed_victim(dir: &std::path::Path) -> ObjectId {
+    seed_victim_with(dir, POSTS).await
+}
+
+/// [`seed_victim`] with `posts` posts per user.
+async fn seed_victim_with(dir: &std::path::Path, posts: usize) -> ObjectId {
     let store = EmbeddedStore::open(dir).expect("open").into();
     let plan = SeedPlan {
         users: 2,
-        posts_per_user: POSTS,
+        posts_per_user: posts,
         comments_per_post: 1,
         likes_per_post: 1,
         follows_per_user: 1,
@@ -129,11 +134,12 @@ async fn sigkill_during_delete_user_is_all_or_nothing() {
 /// A staged deleteUser whose reaper is SIGKILLed again and again, each
 /// restart resuming the job, ends with exactly the store an unstaged delete
 /// of the same user leaves: the same users, posts and comments, byte for
-/// byte as documents, and no job.
+/// byte as documents, and no job. The job spans two stored parts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_reaping_ends_like_an_unstaged_delete() {
     let staged_dir = tempfile::tempdir().expect("temp dir");
-    let victim = seed_victim(staged_dir.path()).await;
+    // 3,000 posts: 6,000 comments, 3,000 posts, 3,000 liked, 1 follow entry: two parts.
+    let victim = seed_victim_with(staged_dir.path(), 3000).await;
     let twin_dir = tempfile::tempdir().expect("temp dir");
     std::fs::copy(
         staged_dir.path().join(blogql::store::embedded::DB_FILE),
@@ -175,7 +181,10 @@ async fn sigkill_during_reaping_ends_like_an_unstaged_delete() {
         assert!(blogql::check::violations(&snap).is_empty(), "consistent for readers after every kill");
         assert!(blogql::check::visible(&snap).users.iter().all(|u| u.id != victim), "hidden after every kill");
         match snap.jobs.first() {
-            Some(job) => cut_short.push(job.reaped),
+            Some(job) => {
+                assert!(job.lens().iter().sum::<usize>() > blogql::model::JOB_PART_LEN, "more than one part");
+                cut_short.push(job.reaped);
+            }
             None => break,
         }
     }

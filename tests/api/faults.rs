@@ -4,7 +4,7 @@
 
 use blogql::cmd::Command;
 use blogql::error::{Error, Result};
-use blogql::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use blogql::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 use blogql::store::{CommentRef, CommentsOf, RemovedComment, Tx};
 use bson::DateTime;
 use bson::oid::ObjectId;
@@ -153,16 +153,19 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
         self.step("insert job")?;
         self.inner.insert_job(job).await
     }
-    async fn job(&mut self, id: ObjectId) -> Result<Option<DeletionJobDoc>> {
+    async fn job(&mut self, id: ObjectId) -> Result<Option<JobHeader>> {
         self.inner.job(id).await
     }
-    async fn replace_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+    async fn job_part(&mut self, job: ObjectId, seq: i64) -> Result<Option<JobPart>> {
+        self.inner.job_part(job, seq).await
+    }
+    async fn replace_job(&mut self, job: &JobHeader) -> Result<()> {
         self.step("replace job")?;
         self.inner.replace_job(job).await
     }
-    async fn delete_job(&mut self, id: ObjectId) -> Result<bool> {
+    async fn delete_job(&mut self, job: &JobHeader) -> Result<bool> {
         self.step("delete job")?;
-        self.inner.delete_job(id).await
+        self.inner.delete_job(job).await
     }
     fn now(&self) -> DateTime {
         self.inner.now()

@@ -27,8 +27,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use self::read::Reader;
 use self::schema::{
-    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOBS, POSTS, POSTS_BY_AUTHOR,
-    POSTS_BY_CREATED, USERS, USERS_BY_CREATED, USERS_BY_EMAIL,
+    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS, POSTS,
+    POSTS_BY_AUTHOR, POSTS_BY_CREATED, USERS, USERS_BY_CREATED, USERS_BY_EMAIL,
 };
 use super::hidden::Hidden;
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
@@ -76,6 +76,7 @@ impl EmbeddedStore {
             }
             wtx.open_table(USERS_BY_EMAIL)?;
             wtx.open_table(DELETION_JOBS)?;
+            wtx.open_table(DELETION_JOB_PARTS)?;
             for index in ALL_INDEXES {
                 wtx.open_table(index)?;
             }

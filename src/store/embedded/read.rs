@@ -8,10 +8,10 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::codec::decode;
 use super::keys::{concat, desc_key, id_from_desc_tail, id_from_plain_tail};
-use super::schema::{DELETION_JOBS, DocTable, IndexTable, POSTS_BY_AUTHOR, Stored, USERS_BY_EMAIL};
+use super::schema::{DELETION_JOB_PARTS, DELETION_JOBS, DocTable, IndexTable, POSTS_BY_AUTHOR, Stored, USERS_BY_EMAIL};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
-use crate::model::{DeletionJobDoc, PostDoc, UserDoc};
+use crate::model::{DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 use crate::store::UsersOf;
 
 /// The document with `id` in `table`, if any.
@@ -209,10 +209,18 @@ impl Reader<'_> {
     /// Every staged deletion in progress, by id.
     pub(super) fn jobs(&self) -> Result<Vec<DeletionJobDoc>> {
         let table = self.0.open_table(DELETION_JOBS)?;
+        let parts = self.0.open_table(DELETION_JOB_PARTS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (_, value) = entry?;
-            out.push(bson::deserialize_from_slice(value.value())?);
+            let header: JobHeader = bson::deserialize_from_slice(value.value())?;
+            let mut lists = Vec::new();
+            for seq in 0..header.parts {
+                if let Some(bytes) = parts.get(JobPart::key(&header.id, seq).as_str())? {
+                    lists.push(bson::deserialize_from_slice(bytes.value())?);
+                }
+            }
+            out.push(DeletionJobDoc::from_records(header, lists));
         }
         Ok(out)
     }

@@ -22,8 +22,11 @@ pub(super) type IndexTable = TableDefinition<'static, &'static [u8], ()>;
 pub(super) const USERS: DocTable = TableDefinition::new("users");
 pub(super) const POSTS: DocTable = TableDefinition::new("posts");
 pub(super) const COMMENTS: DocTable = TableDefinition::new("comments");
-/// Staged deletions in progress: job id bytes → BSON `DeletionJobDoc`.
+/// Staged deletions in progress: job id bytes → BSON `JobHeader`.
 pub(super) const DELETION_JOBS: DocTable = TableDefinition::new("deletion_jobs");
+/// Their lists: part key (`<job hex>:<seq>`) → BSON `JobPart`.
+pub(super) const DELETION_JOB_PARTS: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("deletion_job_parts");
 /// The unique email index: normalised email → user id.
 pub(super) const USERS_BY_EMAIL: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("users_by_email");

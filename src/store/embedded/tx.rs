@@ -22,12 +22,12 @@ use super::codec::encode;
 use super::keys::{id_from_desc_tail, id_from_plain_tail};
 use super::read::{Walk, get_doc, scan_prefix};
 use super::schema::{
-    ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOBS, IndexTable, POSTS_BY_AUTHOR, POSTS_BY_LIKER,
-    Stored, USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
+    ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS, IndexTable, POSTS_BY_AUTHOR,
+    POSTS_BY_LIKER, Stored, USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
 };
 use crate::cmd::Command;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 use crate::store::hidden::Hidden;
 use crate::store::{CommentRef, CommentsOf, RemovedComment, Tx};
 
@@ -438,16 +438,23 @@ impl Tx for EmbeddedTx {
     }
 
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
-        let bytes = bson::serialize_to_vec(job)?;
-        let mut jobs = self.writer.0.open_table(DELETION_JOBS)?;
-        if jobs.insert(job.id.bytes().as_slice(), bytes.as_slice())?.is_some() {
-            return Err(Error::internal(format!("inserting deletion job {}: the id is taken", job.id)));
+        let (header, parts) = job.to_records();
+        {
+            let bytes = bson::serialize_to_vec(&header)?;
+            let mut jobs = self.writer.0.open_table(DELETION_JOBS)?;
+            if jobs.insert(header.id.bytes().as_slice(), bytes.as_slice())?.is_some() {
+                return Err(Error::internal(format!("inserting deletion job {}: the id is taken", job.id)));
+            }
+            let mut stored = self.writer.0.open_table(DELETION_JOB_PARTS)?;
+            for part in &parts {
+                stored.insert(part.key.as_str(), bson::serialize_to_vec(part)?.as_slice())?;
+            }
         }
         self.staged.push(job.clone());
         Ok(())
     }
 
-    async fn job(&mut self, id: ObjectId) -> Result<Option<DeletionJobDoc>> {
+    async fn job(&mut self, id: ObjectId) -> Result<Option<JobHeader>> {
         let jobs = self.writer.0.open_table(DELETION_JOBS)?;
         let found = jobs.get(id.bytes().as_slice())?;
         Ok(match found {
@@ -456,14 +463,27 @@ impl Tx for EmbeddedTx {
         })
     }
 
-    async fn replace_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+    async fn job_part(&mut self, job: ObjectId, seq: i64) -> Result<Option<JobPart>> {
+        let parts = self.writer.0.open_table(DELETION_JOB_PARTS)?;
+        let found = parts.get(JobPart::key(&job, seq).as_str())?;
+        Ok(match found {
+            Some(bytes) => Some(bson::deserialize_from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    async fn replace_job(&mut self, job: &JobHeader) -> Result<()> {
         let bytes = bson::serialize_to_vec(job)?;
         self.writer.0.open_table(DELETION_JOBS)?.insert(job.id.bytes().as_slice(), bytes.as_slice())?;
         Ok(())
     }
 
-    async fn delete_job(&mut self, id: ObjectId) -> Result<bool> {
-        Ok(self.writer.0.open_table(DELETION_JOBS)?.remove(id.bytes().as_slice())?.is_some())
+    async fn delete_job(&mut self, job: &JobHeader) -> Result<bool> {
+        let mut parts = self.writer.0.open_table(DELETION_JOB_PARTS)?;
+        for seq in 0..job.parts {
+            parts.remove(JobPart::key(&job.id, seq).as_str())?;
+        }
+        Ok(self.writer.0.open_table(DELETION_JOBS)?.remove(job.id.bytes().as_slice())?.is_some())
     }
 
     fn now(&self) -> DateTime {

@@ -29,13 +29,15 @@ use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, 
 use crate::cmd::Command;
 use crate::domain::Page;
 use crate::error::Result;
-use crate::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 
 const USERS: &str = "users";
 const POSTS: &str = "posts";
 const COMMENTS: &str = "comments";
-/// Staged deletions in progress (`DeletionJobDoc`).
+/// Staged deletions in progress (`JobHeader`).
 const DELETION_JOBS: &str = "deletionJobs";
+/// Their lists (`JobPart`, keyed `<job hex>:<seq>`).
+const DELETION_JOB_PARTS: &str = "deletionJobParts";
 
 /// The MongoDB backend. Cheap to clone: clones share the client's pool.
 #[derive(Clone)]
@@ -70,6 +72,23 @@ impl MongoStore {
     /// The database this store uses.
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    /// Every job, header and parts, read through this view.
+    async fn jobs(&self) -> Result<Vec<DeletionJobDoc>> {
+        let headers: Vec<JobHeader> = self.all(DELETION_JOBS).await?;
+        if headers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut parts: std::collections::HashMap<String, JobPart> =
+            self.all::<JobPart>(DELETION_JOB_PARTS).await?.into_iter().map(|p| (p.key.clone(), p)).collect();
+        Ok(headers
+            .into_iter()
+            .map(|h| {
+                let lists = (0..h.parts).filter_map(|seq| parts.remove(&JobPart::key(&h.id, seq))).collect();
+                DeletionJobDoc::from_records(h, lists)
+            })
+            .collect())
     }
 
     /// A view whose reads share one snapshot (see `read`).
@@ -191,14 +210,14 @@ impl Backend for MongoStore {
             users: view.all(USERS).await?,
             posts: view.all(POSTS).await?,
             comments: view.all(COMMENTS).await?,
-            jobs: view.all(DELETION_JOBS).await?,
+            jobs: view.jobs().await?,
         })
     }
 
     async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
         // Latest data, not a view's snapshot: the reaper must see jobs as they are.
         let fresh = MongoStore { pin: None, ..self.clone() };
-        fresh.all(DELETION_JOBS).await
+        fresh.jobs().await
     }
 
     fn hidden(&self) -> &Arc<Hidden> {

@@ -19,10 +19,10 @@ use mongodb::{ClientSession, Database};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{COMMENTS, DELETION_JOBS, MongoStore, POSTS, USERS, tx_options};
+use super::{COMMENTS, DELETION_JOB_PARTS, DELETION_JOBS, MongoStore, POSTS, USERS, tx_options};
 use crate::cmd::Command;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 use crate::store::{CommentRef, CommentsOf, RemovedComment, Tx};
 
 /// Runs `cmd` in one session transaction; see the module docs for retries.
@@ -361,21 +361,38 @@ impl Tx for MongoTx<'_> {
     }
 
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
-        self.insert(DELETION_JOBS, job).await?;
+        let (header, parts) = job.to_records();
+        self.insert(DELETION_JOBS, &header).await?;
+        let done =
+            self.db.collection::<JobPart>(DELETION_JOB_PARTS).insert_many(&parts).session(&mut *self.session).await;
+        done.map_err(|e| self.fail(e))?;
         self.staged.push(job.clone());
         Ok(())
     }
 
-    async fn job(&mut self, id: ObjectId) -> Result<Option<DeletionJobDoc>> {
+    async fn job(&mut self, id: ObjectId) -> Result<Option<JobHeader>> {
         self.find_one(DELETION_JOBS, id).await
     }
 
-    async fn replace_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+    async fn job_part(&mut self, job: ObjectId, seq: i64) -> Result<Option<JobPart>> {
+        let key = JobPart::key(&job, seq);
+        let found = self
+            .db
+            .collection::<JobPart>(DELETION_JOB_PARTS)
+            .find_one(doc! { "_id": key })
+            .session(&mut *self.session)
+            .await;
+        found.map_err(|e| self.fail(e))
+    }
+
+    async fn replace_job(&mut self, job: &JobHeader) -> Result<()> {
         self.replace(DELETION_JOBS, job.id, job).await
     }
 
-    async fn delete_job(&mut self, id: ObjectId) -> Result<bool> {
-        Ok(self.delete_many(DELETION_JOBS, doc! { "_id": id }).await? == 1)
+    async fn delete_job(&mut self, job: &JobHeader) -> Result<bool> {
+        let keys: Vec<String> = (0..job.parts).map(|seq| JobPart::key(&job.id, seq)).collect();
+        self.delete_many(DELETION_JOB_PARTS, doc! { "_id": { "$in": keys } }).await?;
+        Ok(self.delete_many(DELETION_JOBS, doc! { "_id": job.id }).await? == 1)
     }
 
     fn now(&self) -> DateTime {
