@@ -17,7 +17,7 @@ use std::fmt;
 use bson::oid::ObjectId;
 
 use crate::cmd::Command;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Snapshot, Store, Tx};
 
 /// One document to change, and why.
@@ -259,7 +259,19 @@ async fn mirrored<T: Tx>(tx: &mut T, me: ObjectId, ids: &[ObjectId], back_is_fol
 /// Applies `fixes` in transactions of at most `budget` documents each, in
 /// plan order (so comments go before the posts they hang off); returns how
 /// many documents changed.
+///
+/// Refuses (`CONFLICT`, nothing changed) while a staged deletion is in
+/// progress: a fix recounts a post's comments inside its transaction, where
+/// the job's not-yet-reaped comments still count. The reaper takes seconds;
+/// run the repair again after it.
 pub async fn apply(store: &Store, fixes: &[Fix], budget: usize) -> Result<usize> {
+    let jobs = store.deletion_jobs().await?.len();
+    if jobs > 0 {
+        return Err(Error::Conflict(
+            format!("{jobs} staged deletion(s) in progress; run the repair again once the reaper has finished them")
+                .into(),
+        ));
+    }
     let mut changed = 0;
     for batch in fixes.chunks(budget.max(1)) {
         changed += store.run(Repair { fixes: batch.to_vec() }).await?;

@@ -399,3 +399,20 @@ async fn each_reaper_step_leaves_the_readers_view_unchanged() {
     assert!(snap.jobs.is_empty() && snap.users.iter().all(|u| u.id.to_hex() != w.ann_id));
     assert!(blogql::check::violations(&snap).is_empty());
 }
+
+/// `check --repair` plans no fix for documents under a job, and `--apply`
+/// refuses (`CONFLICT`) until the reaper is done, changing nothing.
+#[tokio::test]
+async fn repair_waits_for_staged_deletions() {
+    let app = app(false).await;
+    let w = world(&app).await;
+    app.ok_as(&w.ann, DELETE_USER, json!({ "id": w.ann_id })).await;
+    let before = app.snapshot().await;
+    let fixes = blogql::repair::plan(&before);
+    assert!(fixes.is_empty(), "nothing under the job is a fix: {fixes:?}");
+    let refused = blogql::repair::apply(&app.store, &fixes, BUDGET).await;
+    assert!(matches!(refused, Err(blogql::error::Error::Conflict(_))), "{refused:?}");
+    assert_eq!(app.snapshot().await, before);
+    reap(&app).await;
+    assert_eq!(blogql::repair::apply(&app.store, &[], BUDGET).await.expect("after the reaper"), 0);
+}
