@@ -43,10 +43,18 @@ impl Reaper {
 
 /// Finishes jobs until `stop` is notified: at start-up, whenever woken, and every [`POLL`].
 /// A failed step is logged and retried at the next round.
+///
+/// Stopping does not wait for a job to finish: a step in flight commits or
+/// rolls back whole, and the next start resumes from the last commit.
 pub async fn run(store: Store, budget: usize, reaper: Arc<Reaper>, stop: Arc<Notify>) {
     loop {
-        if let Err(err) = drain(&store, budget).await {
-            tracing::warn!(error = %err, "a staged deletion step failed; retrying at the next poll");
+        tokio::select! {
+            done = drain(&store, budget) => {
+                if let Err(err) = done {
+                    tracing::warn!(error = %err, "a staged deletion step failed; retrying at the next poll");
+                }
+            }
+            () = stop.notified() => return,
         }
         tokio::select! {
             () = reaper.wake.notified() => {}
@@ -60,11 +68,12 @@ pub async fn run(store: Store, budget: usize, reaper: Arc<Reaper>, stop: Arc<Not
 /// returns how many jobs it finished. Also teaches this process's hidden set
 /// the jobs other processes staged.
 pub async fn drain(store: &Store, budget: usize) -> Result<usize> {
-    let jobs = store.deletion_jobs().await?;
+    // Headers only: a job's lists are read once, when this process first meets it.
+    let jobs = store.deletion_job_headers().await?;
     let hidden = store.hidden();
     for job in &jobs {
         if !hidden.knows(&job.id) {
-            hidden.publish(job);
+            hidden.publish(&store.deletion_job(job.clone()).await?);
         }
     }
     if let Some(sets) = hidden.current() {

@@ -265,7 +265,7 @@ async fn mirrored<T: Tx>(tx: &mut T, me: ObjectId, ids: &[ObjectId], back_is_fol
 /// the job's not-yet-reaped comments still count. The reaper takes seconds;
 /// run the repair again after it.
 pub async fn apply(store: &Store, fixes: &[Fix], budget: usize) -> Result<usize> {
-    let jobs = store.deletion_jobs().await?.len();
+    let jobs = store.deletion_job_headers().await?.len();
     if jobs > 0 {
         return Err(Error::Conflict(
             format!("{jobs} staged deletion(s) in progress; run the repair again once the reaper has finished them")

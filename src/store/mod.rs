@@ -172,8 +172,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Reads the whole store in one snapshot (tests, `check`, small deployments only).
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot>> + Send;
 
-    /// Every staged deletion in progress, durable (the reaper's work list).
+    /// Every staged deletion in progress, with its lists (start-up).
     fn deletion_jobs(&self) -> impl Future<Output = Result<Vec<DeletionJobDoc>>> + Send;
+    /// The headers of every staged deletion in progress (the reaper's poll: a few bytes each).
+    fn deletion_job_headers(&self) -> impl Future<Output = Result<Vec<JobHeader>>> + Send;
+    /// A staged deletion with its lists, read from its header's parts.
+    fn deletion_job(&self, header: JobHeader) -> impl Future<Output = Result<DeletionJobDoc>> + Send;
 
     /// The documents staged deletions hide, shared by the store and its
     /// views. A transaction that records a job publishes it here before it
@@ -652,11 +656,19 @@ impl Store {
         }
     }
 
-    /// See [`Backend::deletion_jobs`].
-    pub async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
+    /// See [`Backend::deletion_job_headers`].
+    pub async fn deletion_job_headers(&self) -> Result<Vec<JobHeader>> {
         match &self.backend {
-            Kind::Embedded(b) => b.deletion_jobs().await,
-            Kind::Mongo(b) => b.deletion_jobs().await,
+            Kind::Embedded(b) => b.deletion_job_headers().await,
+            Kind::Mongo(b) => b.deletion_job_headers().await,
+        }
+    }
+
+    /// See [`Backend::deletion_job`].
+    pub async fn deletion_job(&self, header: JobHeader) -> Result<DeletionJobDoc> {
+        match &self.backend {
+            Kind::Embedded(b) => b.deletion_job(header).await,
+            Kind::Mongo(b) => b.deletion_job(header).await,
         }
     }
 }

@@ -35,7 +35,7 @@ use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, 
 use crate::cmd::Command;
 use crate::domain::Page;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, DeletionJobDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, PostDoc, UserDoc};
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "blogql.redb";
@@ -217,6 +217,14 @@ impl Backend for EmbeddedStore {
 
     async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
         self.read(|r| r.jobs())
+    }
+
+    async fn deletion_job_headers(&self) -> Result<Vec<JobHeader>> {
+        self.read(|r| r.job_headers())
+    }
+
+    async fn deletion_job(&self, header: JobHeader) -> Result<DeletionJobDoc> {
+        self.read(|r| r.job(header))
     }
 
     fn hidden(&self) -> &Arc<Hidden> {

@@ -208,21 +208,30 @@ impl Reader<'_> {
 
     /// Every staged deletion in progress, by id.
     pub(super) fn jobs(&self) -> Result<Vec<DeletionJobDoc>> {
+        self.job_headers()?.into_iter().map(|h| self.job(h)).collect()
+    }
+
+    /// Every staged deletion's header, by id.
+    pub(super) fn job_headers(&self) -> Result<Vec<JobHeader>> {
         let table = self.0.open_table(DELETION_JOBS)?;
-        let parts = self.0.open_table(DELETION_JOB_PARTS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (_, value) = entry?;
-            let header: JobHeader = bson::deserialize_from_slice(value.value())?;
-            let mut lists = Vec::new();
-            for seq in 0..header.parts {
-                if let Some(bytes) = parts.get(JobPart::key(&header.id, seq).as_str())? {
-                    lists.push(bson::deserialize_from_slice(bytes.value())?);
-                }
-            }
-            out.push(DeletionJobDoc::from_records(header, lists));
+            out.push(bson::deserialize_from_slice(value.value())?);
         }
         Ok(out)
+    }
+
+    /// The job `header` heads, with its lists.
+    pub(super) fn job(&self, header: JobHeader) -> Result<DeletionJobDoc> {
+        let parts = self.0.open_table(DELETION_JOB_PARTS)?;
+        let mut lists = Vec::new();
+        for seq in 0..header.parts {
+            if let Some(bytes) = parts.get(JobPart::key(&header.id, seq).as_str())? {
+                lists.push(bson::deserialize_from_slice(bytes.value())?);
+            }
+        }
+        Ok(DeletionJobDoc::from_records(header, lists))
     }
 
     /// Every document of one collection, by id.

@@ -74,21 +74,32 @@ impl MongoStore {
         &self.db
     }
 
+    /// This store without a view's snapshot: reads see the latest data.
+    fn fresh(&self) -> MongoStore {
+        MongoStore { pin: None, ..self.clone() }
+    }
+
     /// Every job, header and parts, read through this view.
     async fn jobs(&self) -> Result<Vec<DeletionJobDoc>> {
         let headers: Vec<JobHeader> = self.all(DELETION_JOBS).await?;
-        if headers.is_empty() {
-            return Ok(Vec::new());
+        let mut jobs = Vec::with_capacity(headers.len());
+        for header in headers {
+            jobs.push(self.job(header).await?);
         }
+        Ok(jobs)
+    }
+
+    /// The job `header` heads, with its parts, read through this view.
+    async fn job(&self, header: JobHeader) -> Result<DeletionJobDoc> {
+        let keys: Vec<String> = (0..header.parts).map(|seq| JobPart::key(&header.id, seq)).collect();
+        let filter = doc! { "_id": { "$in": &keys } };
+        let found = self
+            .read(async |s| self.db.collection::<JobPart>(DELETION_JOB_PARTS).find(filter).session(s).await)
+            .await?;
         let mut parts: std::collections::HashMap<String, JobPart> =
-            self.all::<JobPart>(DELETION_JOB_PARTS).await?.into_iter().map(|p| (p.key.clone(), p)).collect();
-        Ok(headers
-            .into_iter()
-            .map(|h| {
-                let lists = (0..h.parts).filter_map(|seq| parts.remove(&JobPart::key(&h.id, seq))).collect();
-                DeletionJobDoc::from_records(h, lists)
-            })
-            .collect())
+            found.into_iter().map(|p| (p.key.clone(), p)).collect();
+        let lists = keys.iter().filter_map(|k| parts.remove(k)).collect();
+        Ok(DeletionJobDoc::from_records(header, lists))
     }
 
     /// A view whose reads share one snapshot (see `read`).
@@ -216,8 +227,15 @@ impl Backend for MongoStore {
 
     async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
         // Latest data, not a view's snapshot: the reaper must see jobs as they are.
-        let fresh = MongoStore { pin: None, ..self.clone() };
-        fresh.jobs().await
+        self.fresh().jobs().await
+    }
+
+    async fn deletion_job_headers(&self) -> Result<Vec<JobHeader>> {
+        self.fresh().all(DELETION_JOBS).await
+    }
+
+    async fn deletion_job(&self, header: JobHeader) -> Result<DeletionJobDoc> {
+        self.fresh().job(header).await
     }
 
     fn hidden(&self) -> &Arc<Hidden> {
