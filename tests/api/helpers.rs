@@ -294,6 +294,12 @@ impl TestApp {
         data(&resp).clone()
     }
 
+    /// A second handle on the app's store, as another process would open it
+    /// (MongoDB only: the embedded store's file is locked by the app).
+    pub async fn open_again(&self) -> Store {
+        self.home.as_ref().expect("the app's home").open().await.0
+    }
+
     /// The whole store, read in one snapshot.
     pub async fn snapshot(&self) -> Snapshot {
         self.store.snapshot().await.expect("snapshot")

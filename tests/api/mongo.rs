@@ -347,3 +347,36 @@ async fn tier3_a_request_reads_one_snapshot_until_it_writes() {
     assert_real_server(&mongo).await;
     crate::snapshot_reads::check_request_snapshot(app.store.clone()).await;
 }
+
+/// A second process on the same MongoDB (its own store handle and hidden
+/// set, opened before the deletion) hides a user another process staged at
+/// once, through the tombstone on the document; its reaper's poll learns of
+/// the job and finishes it, after which nothing of the user is left.
+#[tokio::test]
+#[ignore = "tier 2: needs MONGODB_URI (.ci/run starts mongoeco for it)"]
+async fn mongo_a_second_process_hides_and_reaps_a_staged_deletion() {
+    assert!(mongodb_uri().is_some(), "this test needs MONGODB_URI pointing at a MongoDB deployment");
+    let app = TestApp::spawn_with(|s| {
+        s.store.cascade_budget_docs = 2;
+        s.store.reap_deletions = false;
+    })
+    .await;
+    let other = app.open_again().await;
+    let (ann, ann_id) = app.sign_up("Ann").await;
+    let (bob, _) = app.sign_up("Bob").await;
+    let post = app.create_post(&ann, "ann 1").await;
+    app.comment(&bob, &post, "bob on ann").await;
+    let staged =
+        app.ok_as(&ann, "mutation($id: ID!) { deleteUser(id: $id) { staged } }", json!({ "id": ann_id })).await;
+    assert_eq!(staged["deleteUser"]["staged"], json!(true));
+
+    let ann_oid = bson::oid::ObjectId::parse_str(&ann_id).unwrap();
+    assert!(other.users_by_ids(&[ann_oid]).await.unwrap().is_empty(), "the tombstone hides the user at once");
+    assert_eq!(blogql::reaper::drain(&other, 2).await.unwrap(), 1, "the other process's reaper finished the job");
+    let post_oid = bson::oid::ObjectId::parse_str(&post).unwrap();
+    assert!(other.posts_by_ids(&[post_oid]).await.unwrap().is_empty());
+    let snap = app.snapshot().await;
+    assert!(snap.jobs.is_empty() && snap.comments.is_empty() && snap.posts.is_empty());
+    assert_eq!(snap.users.len(), 1);
+    app.assert_consistent().await;
+}
