@@ -30,8 +30,9 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
     let mut session = store.client.start_session().await?;
     let (db, cmd) = (store.db.clone(), Arc::new(cmd));
     let (retries, attempts) = (Arc::clone(&store.retries), Arc::new(std::sync::atomic::AtomicU64::new(0)));
-    // Staged deletions are published before the commit (see `Tx::insert_job`);
-    // if the transaction never commits, they are retired below.
+    // Staged deletions are published before the commit (see `Tx::insert_job`).
+    // Those of an attempt that did not commit are retired when the callback
+    // runs again, or below if the transaction fails for good.
     let (hidden, published) = (Arc::clone(&store.hidden), Arc::new(std::sync::Mutex::new(Vec::new())));
     let (hidden_in, published_in) = (Arc::clone(&hidden), Arc::clone(&published));
     let outcome = session
@@ -42,6 +43,12 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
             // keeps its future `Send` for every lifetime the driver picks.
             let (db, cmd) = (db.clone(), Arc::clone(&cmd));
             let (hidden, published) = (Arc::clone(&hidden_in), Arc::clone(&published_in));
+            // A re-run means the previous attempt did not commit: its jobs never existed.
+            if let Ok(mut stale) = published.lock() {
+                for id in stale.drain(..) {
+                    hidden.retire(&id);
+                }
+            }
             if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
                 retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
