@@ -9,7 +9,8 @@
 //! - [`Store`] is the backend this process runs on, chosen at start-up
 //!   ([`embedded`] on redb, or [`mongo`] on the MongoDB driver). It
 //!   dispatches statically, so commands keep their result types and reads
-//!   cost no boxing.
+//!   cost no boxing. It is also where reads leave out what staged deletions
+//!   hide ([`hidden`]): one place, so no resolver can forget it.
 //!
 //! A "round trip" is one call through this seam. On the embedded store it
 //! is one read transaction; on MongoDB one `find`, or one `aggregate` per
