@@ -11,15 +11,17 @@ use crate::store::{CommentsOf, Tx};
 /// Deletes a post with its comments and pulls it from its author's `posts`;
 /// only the author may.
 ///
-/// Touches, in order: `posts` (read), with `expected_plan` the plan's reads
-/// (`comments` by post, `users` the author), `comments` (delete those on the post),
+/// Touches, in order: `posts` (read), `users` (the author: a staged
+/// deletion of it hides the post), the plan's reads (`comments` by post,
+/// `users` the author), `comments` (delete those on the post),
 /// `posts` (delete), `users` (pull the id out of the author's `posts` with
 /// [`Tx::pull_user_post`]).
 ///
 /// When that is more than `budget` documents, the deletion is staged: this
 /// transaction reads the comments' references, tombstones the post
 /// (`posts`), pulls it from the author's `posts` (`users`) and records the
-/// job (`deletionJobs`); the reaper deletes the comments and the post.
+/// job (`deletionJobs`, `deletionJobParts`); the reaper deletes the
+/// comments and the post.
 #[derive(Debug, Clone)]
 pub struct DeletePost {
     /// The signed-in user.

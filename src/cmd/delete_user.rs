@@ -15,12 +15,14 @@ use crate::store::{CommentsOf, Tx};
 /// user may.
 ///
 /// When the plan writes more than `budget` documents, the deletion is
-/// *staged* instead: this transaction hides everything and
-/// detaches the id, and the reaper ([`super::ReapDeletion`]) deletes the
-/// rest in transactions of at most `budget` documents.
+/// *staged* instead: this transaction tombstones the user and records the
+/// plan as a job, which hides everything from readers at once, and the
+/// reaper ([`super::ReapDeletion`]) does the work below in transactions of
+/// at most `budget` documents.
 ///
 /// Touches, in order:
-/// 0. `users` (read the user), then the reads of the plan (see [`super::PlanUserDeletion`]);
+/// 1. `users` (read the user), then the reads of the plan (see [`super::PlanUserDeletion`]);
+///    over the budget, the staged writes instead of what follows;
 /// 2. `comments` (delete those on the user's posts);
 /// 3. `comments` (delete the user's own comments elsewhere), then `posts`
 ///    (decrement those posts' `commentCount`);
