@@ -142,8 +142,9 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition, with the store's transaction counts.
-    pub fn render(&self, transactions: crate::store::TxCounts) -> String {
+    /// The Prometheus text exposition, with the store's transaction counts
+    /// and the staged deletions this process knows to be in progress.
+    pub fn render(&self, transactions: crate::store::TxCounts, staged_deletions: usize) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP blogql_requests_total GraphQL requests by operation name and outcome.\n");
         out.push_str("# TYPE blogql_requests_total counter\n");
@@ -170,6 +171,9 @@ impl Metrics {
         let _ = writeln!(out, "blogql_transactions_total{{result=\"committed\"}} {}", transactions.committed);
         let _ = writeln!(out, "blogql_transactions_total{{result=\"rolled_back\"}} {}", transactions.rolled_back);
         let _ = writeln!(out, "blogql_transactions_total{{result=\"retried\"}} {}", transactions.retried);
+        out.push_str("# HELP blogql_staged_deletions Staged deletions in progress: hidden, and not yet reaped.\n");
+        out.push_str("# TYPE blogql_staged_deletions gauge\n");
+        let _ = writeln!(out, "blogql_staged_deletions {staged_deletions}");
         self.batch_sizes.render(
             &mut out,
             "blogql_dataloader_batch_size",
@@ -212,7 +216,7 @@ mod tests {
         }
         let n = m.requests.lock().map(|r| r.len()).unwrap_or(usize::MAX);
         assert!(n <= MAX_OPERATION_NAMES * 3 + 3, "{n}");
-        let text = m.render(crate::store::TxCounts::default());
+        let text = m.render(crate::store::TxCounts::default(), 0);
         assert!(text.contains("operation=\"__other__\""));
         assert!(text.contains("operation=\"Op0\""));
     }
@@ -222,7 +226,7 @@ mod tests {
     fn codes_and_escaping() {
         let m = Metrics::default();
         m.request("a\"b", Outcome::Error, Duration::ZERO, ["NOT_FOUND", "WHATEVER"].into_iter());
-        let text = m.render(crate::store::TxCounts::default());
+        let text = m.render(crate::store::TxCounts::default(), 0);
         assert!(text.contains("blogql_errors_total{code=\"NOT_FOUND\"} 1"));
         assert!(text.contains("blogql_errors_total{code=\"OTHER\"} 1"));
         assert!(text.contains("operation=\"a\\\"b\""));

@@ -379,7 +379,7 @@ async fn metrics(State(routes): State<Routes>) -> Response {
     match &routes.state.metrics {
         Some(metrics) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
-            metrics.render(routes.state.store.transactions()),
+            metrics.render(routes.state.store.transactions(), routes.state.store.hidden().len()),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

@@ -145,6 +145,16 @@ impl Hidden {
         self.sets.read().ok().map(|s| Arc::clone(&s))
     }
 
+    /// How many jobs are known here (in progress, as far as this process knows).
+    pub fn len(&self) -> usize {
+        self.jobs.load(Ordering::Acquire)
+    }
+
+    /// Whether no job is known here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether a job with this id is known here.
     pub fn knows(&self, job: &ObjectId) -> bool {
         self.jobs.load(Ordering::Acquire) > 0 && self.sets.read().is_ok_and(|s| s.jobs.contains_key(job))

@@ -53,6 +53,25 @@ async fn metrics_count_what_happened() {
     assert!(sample(&text, "blogql_request_duration_seconds_count") >= 10.0);
 }
 
+/// `blogql_staged_deletions` counts a staged deletion from its commit until the reaper has finished it.
+#[tokio::test]
+async fn staged_deletions_are_a_gauge() {
+    let app = TestApp::spawn_with(|s| {
+        s.store.cascade_budget_docs = 2;
+        s.store.reap_deletions = false;
+    })
+    .await;
+    assert_eq!(sample(&scrape(&app).await, "blogql_staged_deletions"), 0.0);
+    let (ann, ann_id) = app.sign_up("Ann").await;
+    app.create_post(&ann, "a").await;
+    app.create_post(&ann, "b").await;
+    let done = app.ok_as(&ann, "mutation($id: ID!) { deleteUser(id: $id) { staged } }", json!({ "id": ann_id })).await;
+    assert_eq!(done["deleteUser"]["staged"], json!(true));
+    assert_eq!(sample(&scrape(&app).await, "blogql_staged_deletions"), 1.0);
+    blogql::reaper::drain(&app.store, 2).await.unwrap();
+    assert_eq!(sample(&scrape(&app).await, "blogql_staged_deletions"), 0.0);
+}
+
 /// With `--metrics false` the route is gone.
 #[tokio::test]
 async fn metrics_can_be_turned_off() {
