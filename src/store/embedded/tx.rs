@@ -398,13 +398,22 @@ impl Tx for EmbeddedTx {
             CommentsOf::Post => COMMENTS_BY_POST,
             CommentsOf::Author => COMMENTS_BY_AUTHOR,
         };
+        // Tables opened once, and only the two references read out of each
+        // stored comment, not its body: a staged deletion reads hundreds of
+        // thousands of these while it holds the writer.
         let comments = self.writer.0.open_table(CommentDoc::TABLE)?;
+        let index = self.writer.0.open_table(index)?;
         let mut refs = Vec::new();
         for parent in parents {
-            for id in self.writer.index_ids(index, &parent.bytes(), false)? {
-                if let Some(c) = get_doc::<CommentDoc>(&comments, &id)? {
-                    refs.push(CommentRef { id, post: c.post, author: c.author });
-                }
+            for key in scan_prefix(&index, &parent.bytes(), Walk::default(), usize::MAX)? {
+                let id = id_from_desc_tail(&key)?;
+                let Some(stored) = comments.get(id.bytes().as_slice())? else { continue };
+                let raw = bson::RawDocument::from_bytes(stored.value())
+                    .map_err(|e| Error::internal_from("a stored comment", e))?;
+                let reference = |field: &str| {
+                    raw.get_object_id(field).map_err(|e| Error::internal_from("a stored comment's reference", e))
+                };
+                refs.push(CommentRef { id, post: reference("post")?, author: reference("author")? });
             }
         }
         Ok(refs)
