@@ -245,7 +245,7 @@ impl<'de> Deserialize<'de> for PackedIds {
                 f.write_str("ids packed as 12-byte chunks")
             }
             fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<PackedIds, E> {
-                if bytes.len() % 12 != 0 {
+                if !bytes.len().is_multiple_of(12) {
                     return Err(E::invalid_length(bytes.len(), &self));
                 }
                 let ids = bytes.chunks_exact(12).map(|c| {
