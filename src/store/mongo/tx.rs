@@ -98,10 +98,11 @@ impl MongoTx<'_> {
         mapped
     }
 
-    async fn find_one<T>(&mut self, coll: &str, id: ObjectId) -> Result<Option<T>>
+    async fn find_one<T>(&mut self, coll: &str, id: impl Into<bson::Bson>) -> Result<Option<T>>
     where
         T: DeserializeOwned + Send + Sync,
     {
+        let id = id.into();
         let found = self.db.collection::<T>(coll).find_one(doc! { "_id": id }).session(&mut *self.session).await;
         found.map_err(|e| self.fail(e))
     }
@@ -138,6 +139,15 @@ impl MongoTx<'_> {
             return Err(Error::internal(format!("replacing {id} in {coll}: it vanished inside its transaction")));
         }
         Ok(())
+    }
+
+    /// Deletes what matches `filter` in `coll` and returns the ids it
+    /// deleted: the ids first, then one `deleteMany` with the same filter,
+    /// both in the transaction's snapshot, so the ids are exactly what goes.
+    async fn delete_listed(&mut self, coll: &str, filter: Document) -> Result<Vec<ObjectId>> {
+        let ids = self.ids(coll, filter.clone()).await?;
+        self.delete_many(coll, filter).await?;
+        Ok(ids)
     }
 
     async fn delete_many(&mut self, coll: &str, filter: Document) -> Result<u64> {
@@ -237,12 +247,7 @@ impl Tx for MongoTx<'_> {
             // Nothing can match an empty `$in`: skip the commands.
             return Ok(Vec::new());
         }
-        // Ids first, then one deleteMany with the same filter: both read the
-        // transaction's snapshot, so the ids are exactly what is deleted.
-        let filter = doc! { "post": { "$in": posts } };
-        let ids = self.ids(COMMENTS, filter.clone()).await?;
-        self.delete_many(COMMENTS, filter).await?;
-        Ok(ids)
+        self.delete_listed(COMMENTS, doc! { "post": { "$in": posts } }).await
     }
 
     async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<RemovedComment>> {
@@ -292,10 +297,7 @@ impl Tx for MongoTx<'_> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = doc! { "_id": { "$in": ids } };
-        let existing = self.ids(POSTS, filter.clone()).await?;
-        self.delete_many(POSTS, filter).await?;
-        Ok(existing)
+        self.delete_listed(POSTS, doc! { "_id": { "$in": ids } }).await
     }
 
     async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
@@ -345,10 +347,7 @@ impl Tx for MongoTx<'_> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = doc! { "_id": { "$in": ids } };
-        let existing = self.ids(COMMENTS, filter.clone()).await?;
-        self.delete_many(COMMENTS, filter).await?;
-        Ok(existing)
+        self.delete_listed(COMMENTS, doc! { "_id": { "$in": ids } }).await
     }
 
     async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
@@ -382,14 +381,7 @@ impl Tx for MongoTx<'_> {
     }
 
     async fn job_part(&mut self, job: ObjectId, seq: i64) -> Result<Option<JobPart>> {
-        let key = JobPart::key(&job, seq);
-        let found = self
-            .db
-            .collection::<JobPart>(DELETION_JOB_PARTS)
-            .find_one(doc! { "_id": key })
-            .session(&mut *self.session)
-            .await;
-        found.map_err(|e| self.fail(e))
+        self.find_one(DELETION_JOB_PARTS, JobPart::key(&job, seq)).await
     }
 
     async fn replace_job(&mut self, job: &JobHeader) -> Result<()> {
