@@ -1,13 +1,13 @@
 //! The integrity checker: every invariant the commands promise, checked
 //! over a [`Snapshot`] so any backend (and any test) can run it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bson::DateTime;
 use bson::oid::ObjectId;
 
-use crate::model::DeletionKind;
 use crate::store::Snapshot;
+use crate::store::hidden::Sets;
 
 /// A staged deletion whose reaper has committed no step for this long is
 /// reported: reapers step every few milliseconds while a job lasts.
@@ -22,40 +22,24 @@ pub const STUCK_AFTER_MS: i64 = 10 * 60 * 1000;
 /// This view is consistent at every step of the reaper, so documents under
 /// a job in progress are never reported; they are the job's to change.
 pub fn visible(snap: &Snapshot) -> Snapshot {
-    let mut users: HashSet<ObjectId> = HashSet::new();
-    let mut posts: HashSet<ObjectId> = HashSet::new();
-    let mut comments: HashSet<ObjectId> = HashSet::new();
-    for job in &snap.jobs {
-        if job.kind == DeletionKind::User {
-            users.insert(job.root);
-        }
-        posts.extend(job.posts.iter().copied());
-        comments.extend(job.comments.iter().copied());
-    }
-    users.extend(snap.users.iter().filter(|u| u.deleting.is_some()).map(|u| u.id));
-    posts.extend(snap.posts.iter().filter(|p| p.deleting.is_some() || users.contains(&p.author)).map(|p| p.id));
+    // The reads' own definition of hidden, over the snapshot's jobs.
+    let sets = Sets::of(&snap.jobs);
     let mut out = Snapshot {
-        users: snap.users.iter().filter(|u| !users.contains(&u.id)).cloned().collect(),
-        posts: snap.posts.iter().filter(|p| !posts.contains(&p.id)).cloned().collect(),
-        comments: snap
-            .comments
-            .iter()
-            .filter(|c| !comments.contains(&c.id) && !posts.contains(&c.post) && !users.contains(&c.author))
-            .cloned()
-            .collect(),
+        users: snap.users.iter().filter(|u| !sets.hides_user(u)).cloned().collect(),
+        posts: snap.posts.iter().filter(|p| !sets.hides_post(p)).cloned().collect(),
+        comments: snap.comments.iter().filter(|c| !sets.hides_comment(c)).cloned().collect(),
         jobs: Vec::new(),
     };
     let mut hidden_comments: HashMap<ObjectId, i64> = HashMap::new();
-    for c in snap.comments.iter().filter(|c| comments.contains(&c.id) || users.contains(&c.author)) {
+    for c in snap.comments.iter().filter(|c| sets.hides_comment(c)) {
         *hidden_comments.entry(c.post).or_default() += 1;
     }
     for user in &mut out.users {
-        user.posts.retain(|p| !posts.contains(p));
-        user.followers.retain(|u| !users.contains(u));
-        user.following.retain(|u| !users.contains(u));
+        user.posts.retain(|p| !sets.post(p));
+        sets.scrub_user(user);
     }
     for post in &mut out.posts {
-        post.liked_by.retain(|u| !users.contains(u));
+        sets.scrub_post(post);
         post.comment_count -= hidden_comments.get(&post.id).copied().unwrap_or(0);
     }
     out

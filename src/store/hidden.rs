@@ -67,6 +67,16 @@ impl Sets {
         sets
     }
 
+    /// The sets of `jobs` alone (the checker's view of a snapshot).
+    pub fn of(jobs: &[DeletionJobDoc]) -> Sets {
+        Sets::rebuild(jobs.iter().map(|j| (j.id, Arc::new(j.clone()))).collect())
+    }
+
+    /// Whether post `id` is under a job.
+    pub fn post(&self, id: &ObjectId) -> bool {
+        self.posts.contains_key(id)
+    }
+
     /// Whether user `id` is under a job.
     pub fn user(&self, id: &ObjectId) -> bool {
         self.users.contains(id)
