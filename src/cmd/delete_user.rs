@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bson::oid::ObjectId;
 
-use super::plan::plan_user;
+use super::plan::{UserReach, reach_user};
 use super::{Command, existing_user};
 use crate::error::{Error, Result};
 use crate::model::{DeletionJobDoc, DeletionKind};
@@ -75,10 +75,11 @@ impl Command for DeleteUser {
         if self.actor != id {
             return Err(Error::Forbidden("you may delete only your own account".into()));
         }
-        let plan = plan_user(tx, &user).await?;
+        let reach = reach_user(tx, &user).await?;
+        let plan = reach.plan(id);
         plan.confirm(self.expected_plan.as_deref())?;
         if plan.writes() > self.budget {
-            return stage(tx, user, plan.posts, plan.comments).await;
+            return stage(tx, user, reach).await;
         }
         // The plan's posts: the author index and `user.posts`, so drifted data is cleaned too.
         let posts = plan.posts;
@@ -123,23 +124,18 @@ impl Command for DeleteUser {
 /// `commentCount`, until the reaper has changed those documents), and no
 /// write can reference them:
 /// 1. `comments` (read the plan's comments with their posts and authors);
-/// 2. `posts`, `users` (read the surviving posts and users that reference the user);
-/// 3. `users` (tombstone the user: `deleting` = the job);
-/// 4. `deletionJobs` (insert the job, holding all of the above).
-async fn stage<T: Tx>(
-    tx: &mut T,
-    mut user: crate::model::UserDoc,
-    posts: Vec<ObjectId>,
-    comments: Vec<ObjectId>,
-) -> Result<DeletedUser> {
+/// 2. `users` (tombstone the user: `deleting` = the job);
+/// 3. `deletionJobs` (insert the job, holding the plan with the liked posts
+///    and follow-holding users it read apart).
+async fn stage<T: Tx>(tx: &mut T, mut user: crate::model::UserDoc, reach: UserReach) -> Result<DeletedUser> {
     let id = user.id;
+    let UserReach { posts: doomed, comments, liked, follows } = reach;
+    let posts: Vec<ObjectId> = doomed.iter().copied().collect();
+    let comments: Vec<ObjectId> = comments.into_iter().collect();
     let mut refs = tx.comment_refs(CommentsOf::Post, &posts).await?;
     refs.extend(tx.comment_refs(CommentsOf::Author, &[id]).await?);
     refs.sort_unstable_by_key(|r| r.id);
     refs.dedup_by_key(|r| r.id);
-    let doomed: BTreeSet<ObjectId> = posts.iter().copied().collect();
-    let liked: Vec<ObjectId> = tx.post_ids_liked_by(id).await?.into_iter().filter(|p| !doomed.contains(p)).collect();
-    let follows = tx.user_ids_following_or_followed_by(id).await?;
 
     let now = tx.now();
     let job = DeletionJobDoc {

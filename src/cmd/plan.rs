@@ -89,10 +89,30 @@ impl DeletionPlan {
     }
 }
 
-/// The plan of deleting `user`, read through `tx`: the posts from the author
-/// index and from `user.posts` that exist, the comments on them and the
-/// user's own, and the surviving posts and users that reference the user.
-pub(crate) async fn plan_user<T: Tx>(tx: &mut T, user: &UserDoc) -> Result<DeletionPlan> {
+/// What deleting `user` reaches, by kind, before [`UserReach::plan`]
+/// merges the detached ids: a staged deletion needs the liked posts and the
+/// follow-holding users apart.
+pub(crate) struct UserReach {
+    /// The posts from the author index and from `user.posts` that exist.
+    pub posts: BTreeSet<ObjectId>,
+    /// The comments on them and the user's own.
+    pub comments: BTreeSet<ObjectId>,
+    /// Surviving posts whose `likedBy` holds the user.
+    pub liked: Vec<ObjectId>,
+    /// Users whose `followers` or `following` holds the user.
+    pub follows: Vec<ObjectId>,
+}
+
+impl UserReach {
+    /// The plan: these ids, with the detached ones merged.
+    pub(crate) fn plan(&self, user: ObjectId) -> DeletionPlan {
+        let detached = self.liked.iter().chain(&self.follows).copied().collect();
+        DeletionPlan::new("user", user, self.posts.clone(), self.comments.clone(), detached)
+    }
+}
+
+/// What deleting `user` reaches, read through `tx`.
+pub(crate) async fn reach_user<T: Tx>(tx: &mut T, user: &UserDoc) -> Result<UserReach> {
     let id = user.id;
     let mut posts: BTreeSet<ObjectId> = tx.post_ids_by_author(id).await?.into_iter().collect();
     for listed in &user.posts {
@@ -103,10 +123,16 @@ pub(crate) async fn plan_user<T: Tx>(tx: &mut T, user: &UserDoc) -> Result<Delet
     let post_ids: Vec<ObjectId> = posts.iter().copied().collect();
     let mut comments: BTreeSet<ObjectId> = tx.comment_ids_on_posts(&post_ids).await?.into_iter().collect();
     comments.extend(tx.comment_ids_by_author(id).await?);
-    let mut detached: BTreeSet<ObjectId> =
-        tx.post_ids_liked_by(id).await?.into_iter().filter(|p| !posts.contains(p)).collect();
-    detached.extend(tx.user_ids_following_or_followed_by(id).await?);
-    Ok(DeletionPlan::new("user", id, posts, comments, detached))
+    let liked = tx.post_ids_liked_by(id).await?.into_iter().filter(|p| !posts.contains(p)).collect();
+    let follows = tx.user_ids_following_or_followed_by(id).await?;
+    Ok(UserReach { posts, comments, liked, follows })
+}
+
+/// The plan of deleting `user`, read through `tx`: the posts from the author
+/// index and from `user.posts` that exist, the comments on them and the
+/// user's own, and the surviving posts and users that reference the user.
+pub(crate) async fn plan_user<T: Tx>(tx: &mut T, user: &UserDoc) -> Result<DeletionPlan> {
+    Ok(reach_user(tx, user).await?.plan(user.id))
 }
 
 /// The plan of deleting `post`: the post, its comments, and its author's `posts` entry.
