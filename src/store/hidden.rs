@@ -146,6 +146,30 @@ impl Sets {
     }
 }
 
+/// A document a staged deletion can hide from reads.
+pub trait Hideable {
+    /// Whether `sets` hide this document.
+    fn hidden_by(&self, sets: &Sets) -> bool;
+}
+
+impl Hideable for UserDoc {
+    fn hidden_by(&self, sets: &Sets) -> bool {
+        sets.hides_user(self)
+    }
+}
+
+impl Hideable for PostDoc {
+    fn hidden_by(&self, sets: &Sets) -> bool {
+        sets.hides_post(self)
+    }
+}
+
+impl Hideable for CommentDoc {
+    fn hidden_by(&self, sets: &Sets) -> bool {
+        sets.hides_comment(self)
+    }
+}
+
 impl Hidden {
     /// The current sets, or `None` when no job is in progress (no lock taken).
     pub fn current(&self) -> Option<Arc<Sets>> {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use bson::DateTime;
 use bson::oid::ObjectId;
 
-use self::hidden::{Hidden, Sets};
+use self::hidden::{Hidden, Hideable, Sets};
 use crate::cmd::Command;
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
@@ -690,7 +690,7 @@ fn thin<L: Listing>(
     let want = original.size() + 1;
     let exhausted = got.len() <= asked.size();
     let last = got.last().map(L::key);
-    kept.extend(got.into_iter().filter(|d| !L::hides(sets, d)));
+    kept.extend(got.into_iter().filter(|d| !d.hidden_by(sets)));
     if kept.len() >= want {
         kept.truncate(want);
         return None;
@@ -702,13 +702,13 @@ fn thin<L: Listing>(
 /// A paged read whose pages [`Store::refill`] can top up.
 trait Listing: Sync {
     /// The listed documents.
-    type Doc: Send + Sync;
+    type Doc: Hideable + Chronological + Send + Sync;
     /// Reads one page per key, straight from the backend.
     fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
-    /// Whether a staged deletion hides `doc`.
-    fn hides(sets: &Sets, doc: &Self::Doc) -> bool;
-    /// The document's place in the listing.
-    fn key(doc: &Self::Doc) -> CursorKey;
+    /// The document's place in the listing: by time, unless the listing says otherwise.
+    fn key(doc: &Self::Doc) -> CursorKey {
+        doc.cursor_key()
+    }
 }
 
 /// `Query.users`.
@@ -725,12 +725,6 @@ impl Listing for RootUsers {
         }
         Ok(pages)
     }
-    fn hides(sets: &Sets, doc: &UserDoc) -> bool {
-        sets.hides_user(doc)
-    }
-    fn key(doc: &UserDoc) -> CursorKey {
-        doc.cursor_key()
-    }
 }
 
 impl Listing for RootPosts {
@@ -742,24 +736,12 @@ impl Listing for RootPosts {
         }
         Ok(pages)
     }
-    fn hides(sets: &Sets, doc: &PostDoc) -> bool {
-        sets.hides_post(doc)
-    }
-    fn key(doc: &PostDoc) -> CursorKey {
-        doc.cursor_key()
-    }
 }
 
 impl Listing for PostsOf {
     type Doc = PostDoc;
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         on_backend!(store, b => b.posts_of(*self, keys).await)
-    }
-    fn hides(sets: &Sets, doc: &PostDoc) -> bool {
-        sets.hides_post(doc)
-    }
-    fn key(doc: &PostDoc) -> CursorKey {
-        doc.cursor_key()
     }
 }
 
@@ -768,21 +750,12 @@ impl Listing for CommentsOf {
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
         on_backend!(store, b => b.comments_of(*self, keys).await)
     }
-    fn hides(sets: &Sets, doc: &CommentDoc) -> bool {
-        sets.hides_comment(doc)
-    }
-    fn key(doc: &CommentDoc) -> CursorKey {
-        doc.cursor_key()
-    }
 }
 
 impl Listing for UsersOf {
     type Doc = UserDoc;
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         on_backend!(store, b => b.users_of(*self, keys).await)
-    }
-    fn hides(sets: &Sets, doc: &UserDoc) -> bool {
-        sets.hides_user(doc)
     }
     fn key(doc: &UserDoc) -> CursorKey {
         // User relations are listed by id alone.
