@@ -76,6 +76,19 @@ async fn reap(app: &TestApp) {
     blogql::reaper::drain(&app.store, BUDGET).await.expect("reaping");
 }
 
+/// The store once the server's own reaper has no job left, or after 10 s.
+async fn reaped_by_the_server(app: &TestApp) -> Snapshot {
+    let mut snap = app.snapshot().await;
+    for _ in 0..200 {
+        if snap.jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        snap = app.snapshot().await;
+    }
+    snap
+}
+
 /// The staged payload reports the plan (what the preview showed) and a job;
 /// the preview says it would be staged.
 #[tokio::test]
@@ -317,14 +330,7 @@ async fn create_comment_racing_the_tombstone_leaves_no_orphan() {
     }
     println!("{landed} comments landed before the tombstone, {refused} were refused");
     // The server's reaper finishes the job; wait for it.
-    let mut snap = app.snapshot().await;
-    for _ in 0..200 {
-        if snap.jobs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        snap = app.snapshot().await;
-    }
+    let snap = reaped_by_the_server(&app).await;
     assert!(snap.jobs.is_empty(), "the reaper finished");
     assert!(snap.comments.is_empty(), "every comment was on Ann's posts, so every one went with them");
     assert!(snap.posts.is_empty());
@@ -361,14 +367,7 @@ async fn a_restart_resumes_the_job() {
         .ok_as(&w.bob, "query($u: ID!) { user(id: $u) { id } users { totalCount } }", json!({ "u": w.ann_id }))
         .await;
     assert_eq!((got["user"].clone(), int_at(&got, "/users/totalCount")), (Value::Null, 2));
-    let mut snap = app.snapshot().await;
-    for _ in 0..200 {
-        if snap.jobs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        snap = app.snapshot().await;
-    }
+    let snap = reaped_by_the_server(&app).await;
     assert!(snap.jobs.is_empty(), "the restarted server's reaper finished the job");
     assert!(snap.users.iter().all(|u| u.id.to_hex() != w.ann_id));
     app.assert_consistent().await;
