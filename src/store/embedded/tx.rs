@@ -213,6 +213,35 @@ impl Writer {
         self.put(doc)
     }
 
+    /// Pulls `user` out of these posts' `likedBy`; returns the posts that held it.
+    fn pull_liker_from(&self, user: ObjectId, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut changed = Vec::with_capacity(posts.len());
+        for id in posts {
+            if let Some(mut post) = self.get::<PostDoc>(id)?
+                && post.liked_by.contains(&user)
+            {
+                post.liked_by.retain(|u| *u != user);
+                self.put(&post)?;
+                changed.push(*id);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Pulls `user` out of these users' `followers` and `following`; returns those that exist.
+    fn pull_follows_from(&self, user: ObjectId, users: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut changed = Vec::with_capacity(users.len());
+        for id in users {
+            if let Some(mut other) = self.get::<UserDoc>(id)? {
+                other.followers.retain(|u| *u != user);
+                other.following.retain(|u| *u != user);
+                self.put(&other)?;
+                changed.push(*id);
+            }
+        }
+        Ok(changed)
+    }
+
     fn delete_comments(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
         let mut gone = Vec::with_capacity(ids.len());
         for id in ids {
@@ -357,32 +386,13 @@ impl Tx for EmbeddedTx {
     }
 
     async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        let posts = self.writer.index_ids(POSTS_BY_LIKER, &user.bytes(), true)?;
-        let mut changed = Vec::with_capacity(posts.len());
-        for id in posts {
-            if let Some(mut post) = self.writer.get::<PostDoc>(&id)? {
-                post.liked_by.retain(|u| *u != user);
-                self.writer.put(&post)?;
-                changed.push(id);
-            }
-        }
-        Ok(changed)
+        let posts = self.post_ids_liked_by(user).await?;
+        self.writer.pull_liker_from(user, &posts)
     }
 
     async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        let mut ids: BTreeSet<ObjectId> =
-            self.writer.index_ids(USERS_BY_FOLLOWER, &user.bytes(), true)?.into_iter().collect();
-        ids.extend(self.writer.index_ids(USERS_BY_FOLLOWING, &user.bytes(), true)?);
-        let mut changed = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(mut other) = self.writer.get::<UserDoc>(&id)? {
-                other.followers.retain(|u| *u != user);
-                other.following.retain(|u| *u != user);
-                self.writer.put(&other)?;
-                changed.push(id);
-            }
-        }
-        Ok(changed)
+        let users = self.user_ids_following_or_followed_by(user).await?;
+        self.writer.pull_follows_from(user, &users)
     }
 
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
@@ -424,26 +434,11 @@ impl Tx for EmbeddedTx {
     }
 
     async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
-        for id in posts {
-            if let Some(mut post) = self.writer.get::<PostDoc>(id)?
-                && post.liked_by.contains(&user)
-            {
-                post.liked_by.retain(|u| *u != user);
-                self.writer.put(&post)?;
-            }
-        }
-        Ok(())
+        self.writer.pull_liker_from(user, posts).map(drop)
     }
 
     async fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
-        for id in users {
-            if let Some(mut other) = self.writer.get::<UserDoc>(id)? {
-                other.followers.retain(|u| *u != user);
-                other.following.retain(|u| *u != user);
-                self.writer.put(&other)?;
-            }
-        }
-        Ok(())
+        self.writer.pull_follows_from(user, users).map(drop)
     }
 
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
