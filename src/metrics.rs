@@ -129,6 +129,7 @@ impl Metrics {
     /// Records one GraphQL request: its operation, outcome, latency and error codes.
     pub fn request<'a>(&self, operation: &str, outcome: Outcome, took: Duration, codes: impl Iterator<Item = &'a str>) {
         if let Ok(mut requests) = self.requests.lock() {
+            let operation = if is_label(operation) { operation } else { "__other__" };
             let mut key = (operation.to_owned(), outcome);
             if requests.len() >= MAX_OPERATION_NAMES * 3 && !requests.contains_key(&key) {
                 key.0 = "__other__".to_owned();
@@ -183,6 +184,19 @@ impl Metrics {
     }
 }
 
+/// Longest operation name kept as a label; longer ones count as `__other__`.
+pub const MAX_OPERATION_NAME_BYTES: usize = 64;
+
+/// Whether `name` may be a label value: a GraphQL name of at most
+/// [`MAX_OPERATION_NAME_BYTES`]. Anything else a client sends (a megabyte,
+/// quotes, newlines) is counted as `__other__`, so one series costs at most
+/// a line of the scrape.
+fn is_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_OPERATION_NAME_BYTES
+        && name.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric())
+}
+
 /// Escapes a label value for the text format.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -221,14 +235,20 @@ mod tests {
         assert!(text.contains("operation=\"Op0\""));
     }
 
-    /// Unknown codes count as `OTHER`; label values are escaped.
+    /// Unknown codes count as `OTHER`; a name that is not a short GraphQL
+    /// name (quotes, 65 bytes) counts as `__other__`, and 64 bytes is kept.
     #[test]
-    fn codes_and_escaping() {
+    fn codes_and_labels() {
         let m = Metrics::default();
         m.request("a\"b", Outcome::Error, Duration::ZERO, ["NOT_FOUND", "WHATEVER"].into_iter());
+        m.request(&"x".repeat(65), Outcome::Ok, Duration::ZERO, std::iter::empty());
+        m.request(&"y".repeat(64), Outcome::Ok, Duration::ZERO, std::iter::empty());
         let text = m.render(crate::store::TxCounts::default(), 0);
         assert!(text.contains("blogql_errors_total{code=\"NOT_FOUND\"} 1"));
         assert!(text.contains("blogql_errors_total{code=\"OTHER\"} 1"));
-        assert!(text.contains("operation=\"a\\\"b\""));
+        assert!(text.contains("operation=\"__other__\",outcome=\"error\"} 1"), "{text}");
+        assert!(text.contains("operation=\"__other__\",outcome=\"ok\"} 1"), "{text}");
+        assert!(text.contains(&format!("operation=\"{}\"", "y".repeat(64))), "{text}");
+        assert!(!text.contains(&"x".repeat(65)));
     }
 }

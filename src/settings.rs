@@ -32,13 +32,28 @@ pub struct Settings {
 pub(crate) mod defaults {
     pub const BIND: &str = "127.0.0.1:8000";
     pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-    pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+    /// Room for a page of 40 posts with 50,000-character bodies of 4-byte
+    /// characters (the most complexity admits with bodies is 100 pages of
+    /// ordinary text); a larger answer is refused, never truncated.
+    pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+    /// Sixteen of the largest answers at once; RSS stays far under 512 MiB
+    /// however many clients stop reading.
+    pub const MAX_RESPONSE_BYTES_IN_FLIGHT: usize = 128 * 1024 * 1024;
+    /// An answer not handed to the connection within this long is abandoned with its connection.
+    pub const SEND_TIMEOUT_SECS: u64 = 30;
+    /// Connections one client address may hold; the rest of `MAX_CONNECTIONS` stays for others.
+    pub const MAX_CONNECTIONS_PER_IP: usize = 128;
+    /// Concurrent HTTP/2 streams per connection (hyper's default is 200).
+    pub const MAX_CONCURRENT_STREAMS: u32 = 32;
+    /// A request body slower than this after its first second is cut off.
+    pub const MIN_BODY_BYTES_PER_SEC: usize = 4 * 1024;
     pub const REQUEST_TIMEOUT_SECS: u64 = 30;
     pub const READ_TIMEOUT_SECS: u64 = 10;
     pub const IDLE_TIMEOUT_SECS: u64 = 60;
     pub const MAX_CONNECTIONS: usize = 1024;
     pub const MAX_QUERY_DEPTH: usize = 15;
     pub const PERSISTED_QUERIES: usize = 1000;
+    pub const PERSISTED_QUERIES_MIB: usize = 64;
     pub const CASCADE_BUDGET_DOCS: usize = 1000;
     pub const STORE_CACHE_MIB: usize = 16;
 
@@ -48,8 +63,17 @@ pub(crate) mod defaults {
             .map(String::from)
             .to_vec()
     }
-    pub const MAX_QUERY_COMPLEXITY: usize = 20_000;
+    /// A field costs one per 1,000 bytes it may answer (`Post.body` 200), so
+    /// this admits a page of 100 posts with their bodies, titles and authors.
+    pub const MAX_QUERY_COMPLEXITY: usize = 25_000;
     pub const MAX_QUERY_FIELDS: usize = 1_000;
+    /// Selection depth (15) plus fragment headroom (8) plus an argument list
+    /// leaves 24 levels for list and object values: far more than any real
+    /// document, and far less than what overflows a worker's stack.
+    pub const MAX_QUERY_NESTING: usize = 48;
+    /// Apollo Router's default parser token limit; GraphiQL's introspection
+    /// query is about 1,500 tokens, and 1,000 selected fields about 5,000.
+    pub const MAX_QUERY_TOKENS: usize = 15_000;
     pub const TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
     /// OWASP's recommended argon2id floor: 19 MiB, 2 passes, 1 lane.
     pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
@@ -75,6 +99,15 @@ pub struct HttpSettings {
     /// `RESPONSE_TOO_LARGE` error (never truncated).
     #[arg(long, env = "BLOGQL_MAX_RESPONSE_BYTES", default_value_t = defaults::MAX_RESPONSE_BYTES)]
     pub max_response_bytes: usize,
+    /// Answer bytes held at once by the whole process, from encoding until
+    /// the last byte is handed to the connection; past it, answers get 503
+    /// with `Retry-After` instead of piling up behind clients that do not read.
+    #[arg(long, env = "BLOGQL_MAX_RESPONSE_BYTES_IN_FLIGHT", default_value_t = defaults::MAX_RESPONSE_BYTES_IN_FLIGHT)]
+    pub max_response_bytes_in_flight: usize,
+    /// Longest an answer may take to be handed to a client that reads slowly,
+    /// in seconds; then its connection is closed.
+    #[arg(long, env = "BLOGQL_SEND_TIMEOUT_SECS", default_value_t = defaults::SEND_TIMEOUT_SECS)]
+    pub send_timeout_secs: u64,
     /// Longest a request may run, in seconds; slower ones get 408.
     #[arg(long, env = "BLOGQL_REQUEST_TIMEOUT_SECS", default_value_t = defaults::REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
@@ -87,6 +120,16 @@ pub struct HttpSettings {
     /// Connections served at once; beyond that the server stops accepting until one closes.
     #[arg(long, env = "BLOGQL_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Connections one client address may hold at once; further ones from it are closed on accept.
+    #[arg(long, env = "BLOGQL_MAX_CONNECTIONS_PER_IP", default_value_t = defaults::MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+    /// Concurrent streams one HTTP/2 connection may open.
+    #[arg(long, env = "BLOGQL_MAX_CONCURRENT_STREAMS", default_value_t = defaults::MAX_CONCURRENT_STREAMS)]
+    pub max_concurrent_streams: u32,
+    /// Slowest a request body may arrive, in bytes per second after its
+    /// first second; the whole body must also arrive within the read timeout.
+    #[arg(long, env = "BLOGQL_MIN_BODY_BYTES_PER_SEC", default_value_t = defaults::MIN_BODY_BYTES_PER_SEC)]
+    pub min_body_bytes_per_sec: usize,
     /// Comma-separated origins allowed to call the API from browsers (none by default).
     #[arg(long, env = "BLOGQL_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -108,6 +151,11 @@ impl Default for HttpSettings {
             bind: defaults::BIND.to_owned(),
             max_body_bytes: defaults::MAX_BODY_BYTES,
             max_response_bytes: defaults::MAX_RESPONSE_BYTES,
+            max_response_bytes_in_flight: defaults::MAX_RESPONSE_BYTES_IN_FLIGHT,
+            send_timeout_secs: defaults::SEND_TIMEOUT_SECS,
+            max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
+            max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
+            min_body_bytes_per_sec: defaults::MIN_BODY_BYTES_PER_SEC,
             request_timeout_secs: defaults::REQUEST_TIMEOUT_SECS,
             read_timeout_secs: defaults::READ_TIMEOUT_SECS,
             idle_timeout_secs: defaults::IDLE_TIMEOUT_SECS,
@@ -131,6 +179,11 @@ impl HttpSettings {
         Duration::from_secs(self.read_timeout_secs)
     }
 
+    /// The send deadline as a duration.
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.send_timeout_secs)
+    }
+
     /// The idle-connection timeout as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
@@ -150,10 +203,22 @@ pub struct GraphqlSettings {
     /// Most fields one query may select, counting aliases and every fragment use.
     #[arg(long, env = "BLOGQL_MAX_QUERY_FIELDS", default_value_t = defaults::MAX_QUERY_FIELDS)]
     pub max_query_fields: usize,
+    /// Deepest nesting of `{`, `[` and `(` a document may have, checked in
+    /// one lexical pass before parsing (the parser recurses on each level).
+    #[arg(long, env = "BLOGQL_MAX_QUERY_NESTING", default_value_t = defaults::MAX_QUERY_NESTING)]
+    pub max_query_nesting: usize,
+    /// Most lexical tokens a document may have, checked before parsing
+    /// (parsing costs time per token, whatever the bytes).
+    #[arg(long, env = "BLOGQL_MAX_QUERY_TOKENS", default_value_t = defaults::MAX_QUERY_TOKENS)]
+    pub max_query_tokens: usize,
     /// Parsed documents kept by SHA-256 for automatic persisted queries (APQ)
     /// and repeat requests; 0 turns APQ off.
     #[arg(long, env = "BLOGQL_PERSISTED_QUERIES", default_value_t = defaults::PERSISTED_QUERIES)]
     pub persisted_queries: usize,
+    /// Estimated memory the parsed-document cache may hold, in MiB (a parsed
+    /// document costs about 75 bytes per token, many times its text).
+    #[arg(long, env = "BLOGQL_PERSISTED_QUERIES_MIB", default_value_t = defaults::PERSISTED_QUERIES_MIB)]
+    pub persisted_queries_mib: usize,
     /// Answer introspection queries (`__schema`, `__type`). With `false` they
     /// are refused as a validation error; `__typename` keeps working.
     #[arg(long, env = "BLOGQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -170,7 +235,10 @@ impl Default for GraphqlSettings {
             max_query_depth: defaults::MAX_QUERY_DEPTH,
             max_query_complexity: defaults::MAX_QUERY_COMPLEXITY,
             max_query_fields: defaults::MAX_QUERY_FIELDS,
+            max_query_nesting: defaults::MAX_QUERY_NESTING,
+            max_query_tokens: defaults::MAX_QUERY_TOKENS,
             persisted_queries: defaults::PERSISTED_QUERIES,
+            persisted_queries_mib: defaults::PERSISTED_QUERIES_MIB,
             introspection: true,
             federation: false,
         }

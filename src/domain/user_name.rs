@@ -49,7 +49,7 @@ mod tests {
         fn parse_matches_the_rule(s in "\\PC{0,80}") {
             let trimmed = s.trim();
             let n = trimmed.chars().count();
-            let expected = (1..=64).contains(&n) && !trimmed.chars().any(|c| c.is_control() || text::is_format(c));
+            let expected = (1..=64).contains(&n) && !trimmed.chars().any(char::is_control) && !text::misuses_format(trimmed);
             let parsed = UserName::parse(&s);
             prop_assert_eq!(parsed.is_ok(), expected);
             if let Ok(name) = parsed {

@@ -1,4 +1,5 @@
-//! The `DeletionPlan` type that `deleteUserPreview` and `deletePostPreview` answer.
+//! The `DeletionPlan` type that `deleteUserPreview` and `deletePostPreview`
+//! answer, and the length bound every list in a deletion payload shares.
 
 use async_graphql::Object;
 
@@ -6,7 +7,57 @@ use async_graphql::Context;
 
 use super::{CtxExt, to_int};
 use crate::cmd;
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Most entries a payload list (`deletedPostIds`, `affectedPosts`, ...)
+/// answers, and its default. An unstaged delete writes at most
+/// `--cascade-budget-docs` (default 1,000) documents, so its lists are
+/// whole; a staged one may name far more, and its counts say how many.
+pub const MAX_PAYLOAD_LIST: usize = 1_000;
+
+/// Complexity of a payload list: its length bound (`first`, default and at
+/// most [`MAX_PAYLOAD_LIST`]) times the cost of one entry, so a list whose
+/// items are cheap to name but costly to answer (300 aliases of `body`) is
+/// costed by what it can answer, not once.
+pub fn payload_list_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let n = first.map_or(MAX_PAYLOAD_LIST, |n| usize::try_from(n).unwrap_or(0).min(MAX_PAYLOAD_LIST));
+    // A list of scalars has no child selection (complexity 0): each entry still costs one.
+    1 + n.max(1).saturating_mul(child_complexity.max(1))
+}
+
+/// Refuses, before the delete writes anything, a selection whose payload
+/// lists ask for an out-of-range `first`: the resolver would refuse it only
+/// after the commit, losing the committed delete's answer.
+pub fn check_payload_selection(ctx: &Context<'_>) -> Result<()> {
+    for field in ctx.field().selection_set() {
+        let arguments = field.arguments().map_err(|_| Error::bad_input("first", "first must be an integer"))?;
+        for (name, value) in arguments {
+            if name.as_str() != "first" {
+                continue;
+            }
+            let first = match value {
+                async_graphql::Value::Null => None,
+                async_graphql::Value::Number(n) => Some(n.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(-1)),
+                _ => Some(-1),
+            };
+            payload_list::<u8>(&[], first)?;
+        }
+    }
+    Ok(())
+}
+
+/// The first `first` entries of a payload list, or `BAD_USER_INPUT` when
+/// `first` is out of range.
+pub fn payload_list<T: Copy>(entries: &[T], first: Option<i32>) -> Result<&[T]> {
+    let n = match first {
+        None => MAX_PAYLOAD_LIST,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_PAYLOAD_LIST)
+            .ok_or_else(|| Error::bad_input("first", format!("first must be between 0 and {MAX_PAYLOAD_LIST}")))?,
+    };
+    Ok(&entries[..n.min(entries.len())])
+}
 
 impl DeletionPlan {
     /// Wraps a computed plan, marking it staged when it exceeds this server's cascade budget.
@@ -60,5 +111,25 @@ impl DeletionPlan {
     /// delete as `expectedPlan`. Opaque; equal tokens mean the same plan.
     async fn plan_token(&self) -> String {
         self.plan.token()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A payload list is costed by its bound and cut to it; out-of-range `first` is refused.
+    #[test]
+    fn payload_lists_are_bounded() {
+        assert_eq!(payload_list_cost(None, 3), 1 + MAX_PAYLOAD_LIST * 3);
+        assert_eq!(payload_list_cost(Some(10), 300), 1 + 10 * 300);
+        assert_eq!(payload_list_cost(Some(i32::MAX), 1), 1 + MAX_PAYLOAD_LIST);
+        assert_eq!(payload_list_cost(None, 0), 1 + MAX_PAYLOAD_LIST, "a list of ids costs one per id");
+        let entries: Vec<u32> = (0..1500).collect();
+        assert_eq!(payload_list(&entries, None).map(<[u32]>::len).ok(), Some(MAX_PAYLOAD_LIST));
+        assert_eq!(payload_list(&entries, Some(2)).map(<[u32]>::to_vec).ok(), Some(vec![0, 1]));
+        assert_eq!(payload_list(&entries[..3], Some(10)).map(<[u32]>::len).ok(), Some(3));
+        assert!(payload_list(&entries, Some(-1)).is_err());
+        assert!(payload_list(&entries, Some(1001)).is_err());
     }
 }

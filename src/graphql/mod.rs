@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod comment;
 pub mod connection;
+pub mod cost;
 pub mod deletion;
 pub mod error;
 pub mod federation;
@@ -77,6 +78,14 @@ pub enum AppSchema {
 }
 
 impl AppSchema {
+    /// The SDL of the schema this process serves.
+    pub fn sdl(&self) -> String {
+        match self {
+            AppSchema::Client(schema) => schema.sdl(),
+            AppSchema::Subgraph(schema) => schema.sdl(),
+        }
+    }
+
     /// Executes one request.
     pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         match self {

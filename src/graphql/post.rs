@@ -9,7 +9,7 @@ use bson::oid::ObjectId;
 
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
-use super::deletion::DeletionPlan;
+use super::deletion::{DeletionPlan, payload_list, payload_list_cost};
 use super::error::ApiResult;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, load_user};
@@ -103,10 +103,11 @@ impl Post {
         &self.doc.title
     }
 
-    /// Body text, at most 50,000 characters. Costs 50 toward the query's
-    /// complexity (one per 1,000 characters it may hold), so aliasing it
-    /// cannot multiply a small query into a huge response.
-    #[graphql(complexity = 50)]
+    /// Body text, at most 50,000 characters. Costs 200 toward the query's
+    /// complexity (one per 1,000 bytes it may answer: a character is up to 4
+    /// bytes of UTF-8), so aliasing it cannot multiply a small query into a
+    /// huge response.
+    #[graphql(complexity = 200)]
     async fn body(&self) -> &str {
         &self.doc.body
     }
@@ -260,9 +261,14 @@ impl DeletePostPayload {
         to_id(self.0.post)
     }
 
-    /// The ids of the comments deleted with it, read in the deleting transaction.
-    async fn deleted_comment_ids(&self) -> Vec<ID> {
-        self.0.comments.iter().copied().map(to_id).collect()
+    /// The ids of the comments deleted with it, read in the deleting
+    /// transaction: the first `first`; `deletedCommentCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn deleted_comment_ids(
+        &self,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<ID>> {
+        Ok(payload_list(&self.0.comments, first)?.iter().copied().map(to_id).collect())
     }
 
     /// How many comments were deleted with it.
@@ -334,6 +340,7 @@ impl PostMutation {
         )]
         expected_plan: Option<String>,
     ) -> ApiResult<DeletePostPayload> {
+        super::deletion::check_payload_selection(ctx)?;
         let budget = ctx.cascade_budget()?;
         let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id, expected_plan, budget }).await?;
         if done.job.is_some() {

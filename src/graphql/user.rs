@@ -8,7 +8,7 @@ use bson::oid::ObjectId;
 
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
-use super::deletion::DeletionPlan;
+use super::deletion::{DeletionPlan, payload_list, payload_list_cost};
 use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
@@ -272,14 +272,24 @@ impl DeleteUserPayload {
         to_id(self.0.user)
     }
 
-    /// The ids of the posts deleted with it.
-    async fn deleted_post_ids(&self) -> Vec<ID> {
-        self.0.posts.iter().copied().map(to_id).collect()
+    /// The ids of the posts deleted with it: the first `first` (all of an
+    /// unstaged delete's); `deletedPostCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn deleted_post_ids(
+        &self,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<ID>> {
+        Ok(payload_list(&self.0.posts, first)?.iter().copied().map(to_id).collect())
     }
 
-    /// The ids of the comments deleted with it: those on its posts and its own elsewhere.
-    async fn deleted_comment_ids(&self) -> Vec<ID> {
-        self.0.comments.iter().copied().map(to_id).collect()
+    /// The ids of the comments deleted with it, those on its posts and its own
+    /// elsewhere: the first `first`; `deletedCommentCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn deleted_comment_ids(
+        &self,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<ID>> {
+        Ok(payload_list(&self.0.comments, first)?.iter().copied().map(to_id).collect())
     }
 
     /// How many posts were deleted with it.
@@ -310,17 +320,39 @@ impl DeleteUserPayload {
         self.0.job.map(to_id)
     }
 
-    /// Every surviving user whose `followers` or `following` changed, as they are now.
-    async fn affected_users(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
-        Ok(load_users(ctx, &self.0.affected_users).await?)
+    /// Every surviving user whose `followers` or `following` changed, as they
+    /// are now: the first `first`; `affectedUserCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn affected_users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<User>> {
+        Ok(load_users(ctx, payload_list(&self.0.affected_users, first)?).await?)
     }
 
-    /// Every surviving post whose `likedBy`, `likeCount` or `commentCount` changed, as they are now.
-    async fn affected_posts(&self, ctx: &Context<'_>) -> ApiResult<Vec<Post>> {
+    /// How many surviving users' `followers` or `following` changed.
+    async fn affected_user_count(&self) -> i32 {
+        to_int(self.0.affected_users.len())
+    }
+
+    /// Every surviving post whose `likedBy`, `likeCount` or `commentCount`
+    /// changed, as they are now: the first `first`; `affectedPostCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn affected_posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<Post>> {
         let request = ctx.request()?;
-        let loads = self.0.affected_posts.iter().map(|id| request.posts.load_one(*id));
+        let loads = payload_list(&self.0.affected_posts, first)?.iter().map(|id| request.posts.load_one(*id));
         let found = futures::future::try_join_all(loads).await?;
         Ok(found.into_iter().flatten().map(Post::from).collect())
+    }
+
+    /// How many surviving posts' `likedBy`, `likeCount` or `commentCount` changed.
+    async fn affected_post_count(&self) -> i32 {
+        to_int(self.0.affected_posts.len())
     }
 
     /// The root query, to refetch anything else in the same round trip.
@@ -455,6 +487,7 @@ impl UserMutation {
         )]
         expected_plan: Option<String>,
     ) -> ApiResult<DeleteUserPayload> {
+        super::deletion::check_payload_selection(ctx)?;
         let budget = ctx.cascade_budget()?;
         let done = as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id, expected_plan, budget }).await?;
         if done.job.is_some() {

@@ -3,6 +3,15 @@
 //!
 //! - At most `max_connections` are served at once (a semaphore, as in
 //!   mini-redis); beyond that the server stops accepting until one closes.
+//!   One client address holds at most `max_connections_per_ip` of them;
+//!   a connection past that is closed as soon as it is accepted, so one
+//!   client cannot take every slot.
+//! - A request is in flight until its answer's body has been handed to the
+//!   connection (or the connection dropped), not merely until the answer
+//!   exists. An answer not handed over within the send timeout (a peer that
+//!   stops reading, an HTTP/2 window left at zero) closes its connection,
+//!   which frees the answer's memory. HTTP/2 connections open at most
+//!   `max_concurrent_streams` streams at once.
 //! - A connection must start its first request within the read timeout,
 //!   whatever the protocol: a silent socket, or an HTTP/2 client that sends
 //!   only the preface, is closed then.
@@ -14,9 +23,12 @@
 //! - On shutdown, every connection is asked to finish gracefully and the
 //!   loop waits for them.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -45,6 +57,12 @@ pub struct ConnLimits {
     pub request_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once for one client address.
+    pub max_connections_per_ip: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Longest an answer may wait to be handed to the connection.
+    pub send_timeout: Duration,
 }
 
 impl From<&HttpSettings> for ConnLimits {
@@ -54,6 +72,9 @@ impl From<&HttpSettings> for ConnLimits {
             idle_timeout: http.idle_timeout(),
             request_timeout: http.request_timeout(),
             max_connections: http.max_connections.max(1),
+            max_connections_per_ip: http.max_connections_per_ip.max(1),
+            max_concurrent_streams: http.max_concurrent_streams.max(1),
+            send_timeout: http.send_timeout(),
         }
     }
 }
@@ -65,6 +86,9 @@ struct Activity {
     requests: AtomicU64,
     /// Milliseconds after `opened` when the last request finished.
     last_done_ms: AtomicU64,
+    /// Answers whose bodies are not yet handed over, by request number, with
+    /// the moment each was ready.
+    sending: Mutex<HashMap<u64, Instant>>,
 }
 
 impl Activity {
@@ -74,7 +98,13 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             last_done_ms: AtomicU64::new(0),
+            sending: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether an answer has waited longer than `limit` to be handed over.
+    fn send_overdue(&self, limit: Duration) -> bool {
+        self.sending.lock().map(|sending| sending.values().any(|ready| ready.elapsed() >= limit)).unwrap_or(false)
     }
 
     /// Whether the connection should be closed now.
@@ -91,22 +121,99 @@ impl Activity {
     }
 }
 
-/// Marks a request in flight until dropped.
-struct InFlight(Arc<Activity>);
+/// Marks a request in flight until dropped: it travels with the answer's
+/// body, so a request ends when its body has been handed over.
+struct InFlight {
+    activity: Arc<Activity>,
+    number: u64,
+}
 
 impl InFlight {
     fn start(activity: &Arc<Activity>) -> Self {
-        activity.requests.fetch_add(1, Ordering::AcqRel);
+        let number = activity.requests.fetch_add(1, Ordering::AcqRel);
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(activity))
+        InFlight { activity: Arc::clone(activity), number }
+    }
+
+    /// The answer exists: from now on the send timeout runs.
+    fn answered(self) -> Self {
+        if let Ok(mut sending) = self.activity.sending.lock() {
+            sending.insert(self.number, Instant::now());
+        }
+        self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let done = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.0.last_done_ms.store(done, Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Ok(mut sending) = self.activity.sending.lock() {
+            sending.remove(&self.number);
+        }
+        let done = u64::try_from(self.activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity.last_done_ms.store(done, Ordering::Release);
+        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An answer's body that keeps its request in flight until it is dropped.
+struct Sending {
+    inner: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Sending {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Connections per client address, released by [`AddressSlot`]'s drop.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One of an address's connections.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    /// A slot for `ip`, or `None` when it already holds `max` connections.
+    fn take(table: &Arc<PerAddress>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut counts = table.0.lock().ok()?;
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot { table: Arc::clone(table), ip })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.table.0.lock()
+            && let Some(count) = counts.get_mut(&self.ip)
+        {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -125,9 +232,11 @@ pub async fn serve_connections(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(limits.idle_timeout))
-        .keep_alive_timeout(limits.read_timeout);
+        .keep_alive_timeout(limits.read_timeout)
+        .max_concurrent_streams(limits.max_concurrent_streams);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
     let (closing, closing_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -152,10 +261,14 @@ pub async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
+        let Some(address_slot) = PerAddress::take(&per_address, remote.ip(), limits.max_connections_per_ip) else {
+            tracing::debug!(%remote, "closing a connection: its address holds the most connections one address may");
+            continue;
+        };
         let (app, builder, closing) = (app.clone(), Arc::clone(&builder), closing_rx.clone());
         connections.spawn(async move {
             serve_one(stream, remote, app, &builder, limits, closing).await;
-            drop(slot);
+            drop((slot, address_slot));
         });
     }
     drop(listener);
@@ -179,14 +292,17 @@ async fn serve_one(
         let (app, in_flight) = (app.clone(), InFlight::start(&tracked));
         req.extensions_mut().insert(ConnectInfo(remote));
         async move {
-            let resp = app.oneshot(req).await;
-            drop(in_flight);
-            resp
+            let resp = app.oneshot(req).await?;
+            let in_flight = in_flight.answered();
+            Ok::<_, std::convert::Infallible>(
+                resp.map(|inner| axum::body::Body::new(Sending { inner, _in_flight: in_flight })),
+            )
         }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    let tick = (limits.read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(50));
+    let tick =
+        (limits.read_timeout.min(limits.idle_timeout).min(limits.send_timeout) / 4).max(Duration::from_millis(50));
     let mut ticker = tokio::time::interval(tick);
     let reason = loop {
         tokio::select! {
@@ -197,7 +313,15 @@ async fn serve_one(
                 return;
             }
             _ = closing.changed() => break "shutdown",
-            _ = ticker.tick() => if activity.idle(&limits) { break "idle" },
+            _ = ticker.tick() => {
+                if activity.send_overdue(limits.send_timeout) {
+                    // The peer is not taking its answer: drop the connection
+                    // (and with it the answer) instead of closing gracefully.
+                    tracing::info!(%remote, "closing a connection whose answer was not taken within the send timeout");
+                    return;
+                }
+                if activity.idle(&limits) { break "idle" }
+            }
         }
     };
     tracing::debug!(%remote, reason, "closing a connection");

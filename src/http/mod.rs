@@ -25,13 +25,15 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
+pub mod budget;
 pub mod conn;
 pub mod graphiql;
 pub mod persisted;
+pub mod slow_body;
 
 use crate::AppState;
 use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
-use crate::limits::{check_query_size, mentions_introspection};
+use crate::limits::{check_query_size, introspection, lexical, mentions_introspection};
 use crate::metrics::Outcome;
 
 const JSON: &str = "application/json";
@@ -43,6 +45,10 @@ struct Routes {
     state: AppState,
     /// Parsed documents by hash: APQ, and no re-parsing of repeat queries.
     docs: std::sync::Arc<persisted::DocumentCache>,
+    /// Answer bytes in flight, across every connection.
+    budget: budget::ResponseBudget,
+    /// How long each introspection list can be in the served schema.
+    introspection: std::sync::Arc<introspection::Shape>,
 }
 
 /// The application's routes over `state`, with its HTTP limits applied:
@@ -50,8 +56,15 @@ struct Routes {
 /// the configured origins only, and a tracing span per request.
 pub fn router(state: AppState) -> Router {
     let http = state.settings.http.clone();
-    let docs = std::sync::Arc::new(persisted::DocumentCache::new(state.settings.graphql.persisted_queries));
-    let routes = Routes { schema: build_schema(state.clone()), state, docs };
+    let graphql = &state.settings.graphql;
+    let docs = std::sync::Arc::new(persisted::DocumentCache::new(
+        graphql.persisted_queries,
+        graphql.persisted_queries_mib.saturating_mul(1024 * 1024),
+    ));
+    let budget = budget::ResponseBudget::new(http.max_response_bytes_in_flight);
+    let schema = build_schema(state.clone());
+    let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&schema.sdl()));
+    let routes = Routes { schema, state, docs, budget, introspection };
     let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());
     let graphiql = Router::new()
         .route("/", get(graphiql::page))
@@ -64,6 +77,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .with_state(routes)
         .merge(graphiql)
+        .layer(axum::middleware::map_request_with_state(
+            slow_body::BodyLimits { deadline: http.read_timeout(), min_bytes_per_sec: http.min_body_bytes_per_sec },
+            slow_body::bound_request_body,
+        ))
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(http.read_timeout()))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout()))
@@ -122,6 +139,13 @@ impl IntoResponse for RequestRejection {
             async_graphql::ParseRequestError::PayloadTooLarge => return too_large(),
             async_graphql::ParseRequestError::Io(err) if err.to_string().contains("length limit exceeded") => {
                 return too_large();
+            }
+            async_graphql::ParseRequestError::Io(err) if err.to_string().contains(slow_body::TOO_SLOW) => {
+                return error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "REQUEST_TIMEOUT",
+                    "the request body arrived too slowly",
+                );
             }
             async_graphql::ParseRequestError::UnsupportedBatch => {
                 return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "batched requests are not supported");
@@ -242,7 +266,7 @@ async fn execute(
     let answer = answer(routes, client, headers, req, method).await;
     let http = match &answer {
         Answer::Ran(resp, _) | Answer::Refused(resp) => {
-            respond(headers, resp, routes.state.settings.http.max_response_bytes)
+            respond(headers, resp, routes.state.settings.http.max_response_bytes, &routes.budget)
         }
         Answer::MutationOverGet => {
             let mut resp = error_response(
@@ -283,14 +307,20 @@ async fn execute(
     http
 }
 
-/// The label an operation is counted under: its name, `anonymous`, or
-/// `unknown` when the request names an operation the document lacks.
+/// The label an operation is counted under: the name the *document* gives
+/// the operation that will run, `anonymous`, or `unknown` when the request
+/// names an operation the document lacks. The request's `operationName` is
+/// only used to choose; it is never the label itself, so a client cannot
+/// make up label values beyond the names in documents it sends (which
+/// [`crate::metrics`] further bounds in length and count).
 /// (`unparsed` and `refused` label requests that never got this far.)
 fn operation_label(doc: &ExecutableDocument, operation_name: Option<&str>) -> String {
     match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(_), Some(name)) => name.to_owned(),
         (DocumentOperations::Single(_), None) => "anonymous".to_owned(),
-        (DocumentOperations::Multiple(ops), Some(name)) if ops.contains_key(name) => name.to_owned(),
+        (DocumentOperations::Single(_), Some(_)) => "unknown".to_owned(),
+        (DocumentOperations::Multiple(ops), Some(name)) => {
+            ops.get_key_value(name).map_or_else(|| "unknown".to_owned(), |(key, _)| key.to_string())
+        }
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
             ops.keys().next().map_or_else(|| "anonymous".to_owned(), |n| n.to_string())
         }
@@ -328,6 +358,8 @@ async fn answer(
         None => persisted::sha256(&req.query),
     };
     let cached = routes.docs.get(&hash);
+    // A freshly parsed document is cached only once the schema has validated it.
+    let mut to_cache = None;
     let (doc, parses) = match cached {
         Some(entry) => {
             if req.query.is_empty() {
@@ -338,16 +370,34 @@ async fn answer(
         None if apq.is_some() && req.query.is_empty() => {
             return refuse("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound");
         }
-        None => match async_graphql::parser::parse_query(&req.query) {
-            Ok(doc) => {
-                if let Err(err) = check_query_size(&doc, routes.state.settings.graphql.max_query_fields) {
-                    return refuse("GRAPHQL_VALIDATION_FAILED", &err.to_string());
+        None => {
+            let shape = match lexical::scan(&req.query, lexical_bounds(&routes.state.settings.graphql)) {
+                Ok(shape) => shape,
+                Err(err) => return refuse("GRAPHQL_PARSE_FAILED", &err.to_string()),
+            };
+            match async_graphql::parser::parse_query(&req.query) {
+                Ok(doc) => {
+                    let graphql = &routes.state.settings.graphql;
+                    if let Err(err) = check_query_size(&doc, graphql.max_query_fields) {
+                        return refuse("GRAPHQL_VALIDATION_FAILED", &err.to_string());
+                    }
+                    // The complexity limit's unit is about a kilobyte of answer.
+                    let max_leaves = (graphql.max_query_complexity as u64).saturating_mul(1000)
+                        / introspection::BYTES_PER_LEAF as u64;
+                    if introspection::leaves(&doc, &routes.introspection) > max_leaves {
+                        return refuse(
+                            "GRAPHQL_VALIDATION_FAILED",
+                            "the introspection selections could answer more than the complexity limit allows",
+                        );
+                    }
+                    if routes.docs.enabled() && req.query.len() <= persisted::MAX_CACHED_QUERY_BYTES {
+                        to_cache = Some((doc.clone(), shape.tokens));
+                    }
+                    (Some(doc), true)
                 }
-                routes.docs.put(hash, &req.query, &doc);
-                (Some(doc), true)
+                Err(_) => (None, false),
             }
-            Err(_) => (None, false),
-        },
+        }
     };
     let mut operation = String::from("unparsed");
     if let Some(doc) = doc {
@@ -357,6 +407,16 @@ async fn answer(
         if method == Method::GET && is_mutation(&doc, req.operation_name.as_deref()) {
             return Answer::MutationOverGet;
         }
+        if routes.state.settings.graphql.federation
+            && let Err(why) = crate::graphql::federation::check_entities(
+                &doc,
+                req.operation_name.as_deref(),
+                &req.variables,
+                routes.state.settings.graphql.max_query_complexity,
+            )
+        {
+            return refuse("GRAPHQL_VALIDATION_FAILED", &why);
+        }
         if routes.state.metrics.is_some() {
             operation = operation_label(&doc, req.operation_name.as_deref());
         }
@@ -364,9 +424,41 @@ async fn answer(
     }
     let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store, routes.state.metrics.as_ref());
     ctx.client_ip = client;
+    let query = to_cache.is_some().then(|| req.query.clone());
     let mut resp = routes.schema.execute(req.data(ctx)).await;
+    if let (Some((doc, tokens)), Some(query)) = (to_cache, query)
+        && !not_executed(&resp)
+    {
+        routes.docs.put(hash, &query, doc, tokens);
+    }
     label_request_errors(&mut resp, parses);
+    cap_errors(&mut resp);
     Answer::Ran(resp, operation)
+}
+
+/// The lexical pass's bounds, from the GraphQL settings.
+fn lexical_bounds(graphql: &crate::settings::GraphqlSettings) -> lexical::Bounds {
+    lexical::Bounds { max_depth: graphql.max_query_nesting, max_tokens: graphql.max_query_tokens }
+}
+
+/// Most errors one answer lists; a document that earns more (a megabyte of
+/// unused variables) gets the first ones and a count of the rest, not
+/// an answer several times its own size.
+pub const MAX_ERRORS: usize = 100;
+
+/// Cuts the error list to [`MAX_ERRORS`], saying how many were left out.
+fn cap_errors(resp: &mut async_graphql::Response) {
+    if resp.errors.len() <= MAX_ERRORS {
+        return;
+    }
+    let left_out = resp.errors.len() - (MAX_ERRORS - 1);
+    resp.errors.truncate(MAX_ERRORS - 1);
+    let code = resp.errors.first().and_then(|e| e.extensions.as_ref()).and_then(|x| x.get("code")).cloned();
+    let mut more = async_graphql::ServerError::new(format!("{left_out} more errors were left out"), None);
+    if let Some(code) = code {
+        more.extensions.get_or_insert_with(Default::default).set("code", code);
+    }
+    resp.errors.push(more);
 }
 
 /// Whether `resp` never started executing: no data, and errors without a path.
@@ -406,18 +498,36 @@ fn label_request_errors(resp: &mut async_graphql::Response, parses: bool) {
     }
 }
 
-/// Writes into a buffer until `limit` bytes, then fails, so an oversized
-/// answer is abandoned as soon as it passes the limit instead of after it
-/// has been built in full.
+/// Why an encoding stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    /// The answer passed `--max-response-bytes`.
+    Limit,
+    /// The process's answer bytes in flight are all taken.
+    Budget,
+}
+
+/// Writes into a buffer until `limit` bytes, taking each byte from the
+/// process's answer budget as it goes, and fails as soon as either runs
+/// out, so an oversized answer is abandoned when it passes the limit
+/// instead of after it has been built in full.
 struct Capped {
     buf: Vec<u8>,
     limit: usize,
+    share: budget::Share,
+    over: Option<Over>,
 }
 
 impl std::io::Write for Capped {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.buf.len() + data.len() > self.limit {
+        let len = self.buf.len() + data.len();
+        if len > self.limit {
+            self.over = Some(Over::Limit);
             return Err(std::io::Error::other("response over the size limit"));
+        }
+        if !self.share.cover(len) {
+            self.over = Some(Over::Budget);
+            return Err(std::io::Error::other("response bytes in flight over the budget"));
         }
         self.buf.extend_from_slice(data);
         Ok(data.len())
@@ -435,33 +545,72 @@ struct NotExecuted<'a> {
     errors: &'a [async_graphql::ServerError],
 }
 
-/// Serialises `resp` within `limit` bytes, or says it would not fit. A
-/// request error (`not_executed`) is written without `data`.
-fn encode(resp: &async_graphql::Response, not_executed: bool, limit: usize) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Capped { buf: Vec::with_capacity(4096.min(limit)), limit };
-    if not_executed {
-        serde_json::to_writer(&mut out, &NotExecuted { errors: &resp.errors })?;
-    } else {
-        serde_json::to_writer(&mut out, resp)?;
-    }
-    Ok(out.buf)
+/// Why [`encode`] produced no body.
+enum EncodeError {
+    /// The answer would not fit (see [`Over`]).
+    Over(Over),
+    /// Serialisation itself failed.
+    Serde(serde_json::Error),
 }
 
-fn respond(headers: &HeaderMap, resp: &async_graphql::Response, limit: usize) -> Response {
+/// Serialises `resp` within `limit` bytes and the answer budget, or says
+/// why not. A request error (`not_executed`) is written without `data`.
+fn encode(
+    resp: &async_graphql::Response,
+    not_executed: bool,
+    limit: usize,
+    budget: &budget::ResponseBudget,
+) -> Result<(Vec<u8>, budget::Share), EncodeError> {
+    let mut out = Capped { buf: Vec::with_capacity(4096.min(limit)), limit, share: budget.share(), over: None };
+    let written = if not_executed {
+        serde_json::to_writer(&mut out, &NotExecuted { errors: &resp.errors })
+    } else {
+        serde_json::to_writer(&mut out, resp)
+    };
+    match (written, out.over) {
+        (Ok(()), _) => Ok((out.buf, out.share)),
+        (Err(_), Some(over)) => Err(EncodeError::Over(over)),
+        (Err(err), None) => Err(EncodeError::Serde(err)),
+    }
+}
+
+/// Seconds a client is told to wait when the answer budget is full: answers
+/// in flight drain within the send deadline, usually far sooner.
+const BUDGET_RETRY_AFTER_SECS: u64 = 1;
+
+fn respond(
+    headers: &HeaderMap,
+    resp: &async_graphql::Response,
+    limit: usize,
+    budget: &budget::ResponseBudget,
+) -> Response {
     let wants_graphql_response =
         headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains(GRAPHQL_RESPONSE));
     // A response without data whose errors have no path never started executing:
     // GraphQL over HTTP asks for 400 then, under its own media type.
     let not_executed = not_executed(resp);
-    let body = match encode(resp, not_executed, limit) {
-        Ok(body) => body,
-        Err(err) if err.is_io() => {
+    let (body, share) = match encode(resp, not_executed, limit, budget) {
+        Ok(encoded) => encoded,
+        Err(EncodeError::Over(Over::Limit)) => {
             tracing::info!(limit, "a response exceeded the size limit and was refused");
             let refusal =
                 request_error("RESPONSE_TOO_LARGE", format!("the response would exceed {limit} bytes; ask for less"));
-            return respond(headers, &refusal, limit.max(1024));
+            return respond(headers, &refusal, limit.max(1024), budget);
         }
-        Err(err) => {
+        Err(EncodeError::Over(Over::Budget)) => {
+            tracing::warn!(
+                budget = budget.total_bytes(),
+                "answer bytes in flight are at the budget; refusing an answer"
+            );
+            let mut refused = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "the server is busy sending other answers; retry shortly",
+            );
+            refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUDGET_RETRY_AFTER_SECS));
+            return refused;
+        }
+        Err(EncodeError::Serde(err)) => {
             tracing::error!(error = %err, "serializing a GraphQL response failed");
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error");
         }
@@ -472,7 +621,11 @@ fn respond(headers: &HeaderMap, resp: &async_graphql::Response, limit: usize) ->
     } else {
         (StatusCode::OK, JSON)
     };
-    Response::builder().status(status).header(header::CONTENT_TYPE, content_type).body(Body::from(body)).unwrap_or_else(
-        |_| error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error"),
-    )
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::new(budget::BudgetedBody::new(body, share)))
+        .unwrap_or_else(|_| {
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
+        })
 }

@@ -33,6 +33,11 @@ fn alias_flood(n: usize) -> String {
     format!("{{ {fields} }}")
 }
 
+fn typename_flood(n: usize) -> String {
+    let fields: String = (0..n).map(|i| format!("a{i}: __typename ")).collect();
+    format!("{{ {fields} }}")
+}
+
 fn deep(levels: usize) -> String {
     let mut q = String::from("id");
     for _ in 0..levels {
@@ -77,7 +82,8 @@ async fn hostile_corpus() {
             "GRAPHQL_VALIDATION_FAILED",
         ),
         ("deep nesting", Send::Query(deep(10), json!({})), 200, "GRAPHQL_VALIDATION_FAILED"),
-        ("alias flood", Send::Query(alias_flood(1500), json!({})), 200, "GRAPHQL_VALIDATION_FAILED"),
+        ("alias flood", Send::Query(typename_flood(1001), json!({})), 200, "GRAPHQL_VALIDATION_FAILED"),
+        ("token flood", Send::Query(alias_flood(1500), json!({})), 200, "GRAPHQL_PARSE_FAILED"),
         ("complexity", Send::Query(alias_flood(100), json!({})), 200, "GRAPHQL_VALIDATION_FAILED"),
         (
             "NUL in a title",
@@ -128,6 +134,7 @@ async fn hostile_corpus() {
         let why: &[&str] = match name {
             "deep nesting" => &["nested too deep", "recursion depth"],
             "alias flood" => &["more than 1000 fields"],
+            "token flood" => &["more than 15000 tokens"],
             "complexity" => &["too complex"],
             _ => &[""],
         };
@@ -314,9 +321,9 @@ async fn get_honours_operation_name() {
 }
 
 /// Small queries cannot buy huge answers: aliasing a 50,000-character body 500 times
-/// is over the complexity limit, 300 times is over the response cap
-/// (RESPONSE_TOO_LARGE, never a truncated answer), and six such requests at
-/// once keep the real server under 256 MiB.
+/// is over the complexity limit (200 a body), 120 times is over the 8 MiB
+/// response cap (RESPONSE_TOO_LARGE, never a truncated answer), and six such
+/// requests at once keep the real server under 256 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_queries_cannot_buy_huge_responses() {
     let server = crate::helpers::Binary::start(&[]).await;
@@ -350,14 +357,14 @@ async fn small_queries_cannot_buy_huge_responses() {
     };
     let refused = send(None, aliases(500), json!({ "p": post })).await;
     expect_error(&refused, "GRAPHQL_VALIDATION_FAILED");
-    let requests: Vec<_> = (0..6).map(|_| send(None, aliases(300), json!({ "p": post }))).collect();
+    let requests: Vec<_> = (0..6).map(|_| send(None, aliases(120), json!({ "p": post }))).collect();
     for resp in futures::future::join_all(requests).await {
         let message = expect_error(&resp, "RESPONSE_TOO_LARGE");
         assert!(resp.get("data").is_none_or(Value::is_null), "never a partial answer");
         assert!(message.contains("exceed"), "{message}");
     }
     let peak = server.peak_rss_mib();
-    println!("six 30 MB answers refused; peak RSS {peak} MiB");
+    println!("six 12 MB answers refused; peak RSS {peak} MiB");
     assert!(peak < 256, "peak RSS {peak} MiB");
 }
 

@@ -8,6 +8,7 @@ mod abuse;
 mod apq;
 mod atomicity;
 mod auth;
+mod budgets;
 mod cascade;
 mod container;
 mod crash;

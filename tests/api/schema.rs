@@ -1,4 +1,6 @@
-//! The committed `schema.graphql` is exactly what the code generates.
+//! The committed `schema.graphql` is exactly what the code generates, and the schema keeps its contract.
+
+use serde_json::Value;
 
 /// `schema.graphql` matches `blogql print-schema`; regenerate it with
 /// `cargo run -- print-schema > schema.graphql` when the API changes on purpose.
@@ -103,12 +105,14 @@ fn schema_keeps_the_contract_names() {
         "PageInfo.startCursor: String".to_owned(),
         "PageInfo.hasPreviousPage: Boolean!".to_owned(),
         "DeleteUserPayload.detachedReferenceCount: Int!".to_owned(),
-        "DeleteUserPayload.deletedPostIds: [ID!]!".to_owned(),
-        "DeleteUserPayload.deletedCommentIds: [ID!]!".to_owned(),
-        "DeleteUserPayload.affectedUsers: [User!]!".to_owned(),
-        "DeleteUserPayload.affectedPosts: [Post!]!".to_owned(),
+        "DeleteUserPayload.deletedPostIds(first: Int): [ID!]!".to_owned(),
+        "DeleteUserPayload.deletedCommentIds(first: Int): [ID!]!".to_owned(),
+        "DeleteUserPayload.affectedUsers(first: Int): [User!]!".to_owned(),
+        "DeleteUserPayload.affectedPosts(first: Int): [Post!]!".to_owned(),
+        "DeleteUserPayload.affectedUserCount: Int!".to_owned(),
+        "DeleteUserPayload.affectedPostCount: Int!".to_owned(),
         "DeleteUserPayload.query: Query!".to_owned(),
-        "DeletePostPayload.deletedCommentIds: [ID!]!".to_owned(),
+        "DeletePostPayload.deletedCommentIds(first: Int): [ID!]!".to_owned(),
         "DeletePostPayload.author: User".to_owned(),
         "DeletePostPayload.query: Query!".to_owned(),
         "DeleteCommentPayload.post: Post".to_owned(),
@@ -124,4 +128,90 @@ fn schema_keeps_the_contract_names() {
     {
         assert!(sdl.contains(needle), "schema lacks `{needle}`");
     }
+}
+
+/// Every list-typed field of the served schemas (client and subgraph,
+/// introspection included), found by introspecting them, has a length bound
+/// in the cost model (`graphql::cost::LIST_FIELDS`), and the bound is real:
+/// an argument bound names an argument the field has, a connection's edges
+/// are only reached through fields taking `first` and `last`, introspection
+/// lists are ones `limits::introspection` multiplies. So the next list field
+/// cannot be added without a bound.
+#[tokio::test]
+async fn every_list_field_has_a_length_bound() {
+    use blogql::graphql::cost::{ListBound, list_bound};
+    const TYPE_REF: &str = "kind name ofType { kind name ofType { kind name ofType { kind name } } }";
+    let query = format!(
+        "{{ __schema {{ queryType {{ name }} types {{ name fields(includeDeprecated: true) {{ name args {{ name }} type {{ {TYPE_REF} }} }} }} }} }}"
+    );
+    let client = blogql::graphql::schema_builder().finish().execute(query.as_str()).await;
+    let subgraph = blogql::graphql::subgraph_builder().finish().execute(query.as_str()).await;
+    let mut lists = 0;
+    for resp in [client, subgraph] {
+        assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+        let schema = resp.data.into_json().expect("json");
+        let types = schema["__schema"]["types"].as_array().expect("types");
+        // The subgraph's root type is named FederatedQuery; the table names roots as the SDL does.
+        let root = schema["__schema"]["queryType"]["name"].as_str().expect("query type").to_owned();
+        let sdl_name = |name: &str| if name == root { "Query".to_owned() } else { name.to_owned() };
+        // Which fields answer each named type, with their argument names.
+        let mut answering: Vec<(String, String, Vec<String>)> = Vec::new();
+        let named = |t: &Value| -> String {
+            let mut t = t;
+            while t["name"].is_null() && !t["ofType"].is_null() {
+                t = &t["ofType"];
+            }
+            t["name"].as_str().unwrap_or_default().to_owned()
+        };
+        for ty in types {
+            for field in ty["fields"].as_array().into_iter().flatten() {
+                let args = field["args"].as_array().into_iter().flatten();
+                let args: Vec<String> = args.filter_map(|a| a["name"].as_str().map(str::to_owned)).collect();
+                answering.push((sdl_name(&named(&field["type"])), format!("{}.{}", ty["name"], field["name"]), args));
+            }
+        }
+        for ty in types {
+            let type_name = sdl_name(ty["name"].as_str().expect("type name"));
+            let type_name = type_name.as_str();
+            for field in ty["fields"].as_array().into_iter().flatten() {
+                let name = field["name"].as_str().expect("field name");
+                let mut t = &field["type"];
+                let mut is_list = false;
+                while !t.is_null() {
+                    is_list |= t["kind"] == "LIST";
+                    t = &t["ofType"];
+                }
+                if !is_list {
+                    continue;
+                }
+                lists += 1;
+                let bound = list_bound(type_name, name)
+                    .unwrap_or_else(|| panic!("{type_name}.{name} is a list with no length bound in graphql::cost"));
+                let args: Vec<&str> =
+                    field["args"].as_array().into_iter().flatten().filter_map(|a| a["name"].as_str()).collect();
+                match bound {
+                    ListBound::Argument { name: arg, max } => {
+                        assert!(args.contains(&arg), "{type_name}.{name} is bounded by `{arg}`, which it lacks");
+                        assert!(max <= 1000, "{type_name}.{name}: a bound of {max}");
+                    }
+                    ListBound::ConnectionPage => {
+                        let reached: Vec<_> = answering.iter().filter(|(t, _, _)| t == type_name).collect();
+                        assert!(!reached.is_empty(), "{type_name} is answered by no field");
+                        for (_, by, args) in reached {
+                            assert!(
+                                args.iter().any(|a| a == "first") && args.iter().any(|a| a == "last"),
+                                "{by} answers {type_name} without first/last"
+                            );
+                        }
+                    }
+                    ListBound::Introspection => assert!(
+                        type_name.starts_with("__") && blogql::limits::introspection::is_costed_list(name),
+                        "{type_name}.{name} is not multiplied by limits::introspection"
+                    ),
+                    ListBound::Representations { max } => assert!(name == "_entities" && max <= 1000),
+                }
+            }
+        }
+    }
+    assert!(lists >= 20, "found only {lists} list fields: the walk is not seeing the schema");
 }

@@ -1,7 +1,12 @@
 //! Guards for a public endpoint that async-graphql and tower do not provide:
 //! the query-size check (aliases, fragment uses and spreads counted, in
 //! linear time) and the in-memory rate limiter behind the log-in limits.
-//! Their settings live in [`crate::settings`].
+//! Their settings live in [`crate::settings`]. [`lexical`] is the pass that
+//! bounds a document's nesting and tokens before anything parses it;
+//! [`introspection`] costs introspection selections by what they can answer.
+
+pub mod introspection;
+pub mod lexical;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -43,45 +48,7 @@ impl std::fmt::Display for QuerySizeError {
 /// it run before anything that expands spreads (async-graphql's recursion
 /// check, its depth and complexity rules).
 pub fn check_query_size(doc: &ExecutableDocument, cap: usize) -> Result<usize, QuerySizeError> {
-    #[derive(Clone, Copy)]
-    enum Memo {
-        Visiting,
-        Done(usize),
-    }
-    struct Walk<'a> {
-        doc: &'a ExecutableDocument,
-        memo: HashMap<&'a str, Memo>,
-    }
-    impl<'a> Walk<'a> {
-        fn set(&mut self, set: &'a SelectionSet) -> Result<usize, QuerySizeError> {
-            let mut total = 0usize;
-            for item in &set.items {
-                let inner = match &item.node {
-                    Selection::Field(field) => self.set(&field.node.selection_set.node)?,
-                    Selection::InlineFragment(fragment) => self.set(&fragment.node.selection_set.node)?,
-                    Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str())?,
-                };
-                total = total.saturating_add(1).saturating_add(inner);
-            }
-            Ok(total)
-        }
-        fn fragment(&mut self, name: &'a str) -> Result<usize, QuerySizeError> {
-            match self.memo.get(name) {
-                Some(Memo::Done(cost)) => return Ok(*cost),
-                Some(Memo::Visiting) => return Err(QuerySizeError::FragmentCycle(name.to_owned())),
-                None => {}
-            }
-            // An unknown fragment costs nothing here; validation reports it.
-            let Some((key, fragment)) = self.doc.fragments.get_key_value(name) else {
-                return Ok(0);
-            };
-            self.memo.insert(key.as_str(), Memo::Visiting);
-            let cost = self.set(&fragment.node.selection_set.node)?;
-            self.memo.insert(key.as_str(), Memo::Done(cost));
-            Ok(cost)
-        }
-    }
-    let mut walk = Walk { doc, memo: HashMap::new() };
+    let mut walk = SizeWalk { doc, memo: HashMap::new(), weight: |_| 1 };
     let mut total = 0usize;
     for (_, operation) in doc.operations.iter() {
         total = total.saturating_add(walk.set(&operation.node.selection_set.node)?);
@@ -90,6 +57,61 @@ pub fn check_query_size(doc: &ExecutableDocument, cap: usize) -> Result<usize, Q
         return Err(QuerySizeError::TooLarge { cap });
     }
     Ok(total)
+}
+
+/// The size of one selection set of `doc` as [`check_query_size`] counts
+/// it, but with each field counting `weight(field name)` instead of one
+/// (spreads and inline fragments still count one). Fragment cycles cost
+/// nothing here: the size check refuses them first.
+pub fn selection_cost(doc: &ExecutableDocument, set: &SelectionSet, weight: fn(&str) -> usize) -> usize {
+    SizeWalk { doc, memo: HashMap::new(), weight }.set(set).unwrap_or(usize::MAX)
+}
+
+#[derive(Clone, Copy)]
+enum Memo {
+    Visiting,
+    Done(usize),
+}
+
+/// The memoised walk behind [`check_query_size`] and [`selection_cost`]:
+/// each fragment's cost is computed once, so it is linear in the document.
+struct SizeWalk<'a> {
+    doc: &'a ExecutableDocument,
+    memo: HashMap<&'a str, Memo>,
+    weight: fn(&str) -> usize,
+}
+
+impl<'a> SizeWalk<'a> {
+    fn set(&mut self, set: &'a SelectionSet) -> Result<usize, QuerySizeError> {
+        let mut total = 0usize;
+        for item in &set.items {
+            let (own, inner) = match &item.node {
+                Selection::Field(field) => {
+                    ((self.weight)(field.node.name.node.as_str()), self.set(&field.node.selection_set.node)?)
+                }
+                Selection::InlineFragment(fragment) => (1, self.set(&fragment.node.selection_set.node)?),
+                Selection::FragmentSpread(spread) => (1, self.fragment(spread.node.fragment_name.node.as_str())?),
+            };
+            total = total.saturating_add(own).saturating_add(inner);
+        }
+        Ok(total)
+    }
+
+    fn fragment(&mut self, name: &'a str) -> Result<usize, QuerySizeError> {
+        match self.memo.get(name) {
+            Some(Memo::Done(cost)) => return Ok(*cost),
+            Some(Memo::Visiting) => return Err(QuerySizeError::FragmentCycle(name.to_owned())),
+            None => {}
+        }
+        // An unknown fragment costs nothing here; validation reports it.
+        let Some((key, fragment)) = self.doc.fragments.get_key_value(name) else {
+            return Ok(0);
+        };
+        self.memo.insert(key.as_str(), Memo::Visiting);
+        let cost = self.set(&fragment.node.selection_set.node)?;
+        self.memo.insert(key.as_str(), Memo::Done(cost));
+        Ok(cost)
+    }
 }
 
 /// Whole seconds to wait, rounded up, at least one: a client that waits this long is admitted.
