@@ -70,7 +70,8 @@ def run(size, mongo, with_writer, budget):
     accounts = [line.split(" ") for line in open(tokens).read().splitlines()]
     port = free_port()
     log = open(os.path.join(data, "server.log"), "w")
-    server = subprocess.Popen([BIN, "serve", "--data-dir", data, "--bind", f"127.0.0.1:{port}"], env=env,
+    server = subprocess.Popen([BIN, "serve", "--data-dir", data, "--bind", f"127.0.0.1:{port}",
+                               "--writes-per-user-per-minute", "1000000000"], env=env,
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(600):

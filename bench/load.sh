@@ -20,7 +20,8 @@ export BLOGQL_JWT_SECRET=${BLOGQL_JWT_SECRET:-load-test-secret-0123456789abcdef}
 
 "$bin" seed --data-dir "$data" --users "$USERS" --posts-per-user "$POSTS" --comments-per-post 2 \
     --likes-per-post 2 --follows-per-user 5 --tokens-out "$data/tokens.txt"
-RUST_LOG=warn "$bin" serve --data-dir "$data" --bind "127.0.0.1:$PORT" &
+RUST_LOG=warn "$bin" serve --data-dir "$data" --bind "127.0.0.1:$PORT" \
+    --writes-per-user-per-minute 1000000000 --write-bytes-per-user-per-minute 4000000000 &
 server=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")

@@ -16,7 +16,8 @@ data=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 bport=$(free_port); cport=$(free_port)
 BLOGQL_JWT_SECRET=bench-secret-0123456789abcdef RUST_LOG=warn taskset -c 0 "$bin" serve \
-    --data-dir "$data" --bind "127.0.0.1:$bport" --signups-per-ip-per-minute 1000000 &
+    --data-dir "$data" --bind "127.0.0.1:$bport" --signups-per-ip-per-minute 1000000 \
+    --writes-per-user-per-minute 1000000000 --write-bytes-per-user-per-minute 4000000000 &
 blogql=$!
 taskset -c 0 bench/calibration/target/release/calibration "127.0.0.1:$cport" &
 calibration=$!

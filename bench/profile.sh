@@ -14,7 +14,8 @@ bin=${BLOGQL_BIN:-target/release/blogql}
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BLOGQL_JWT_SECRET=bench-secret-0123456789abcdef RUST_LOG=warn taskset -c 0 "$bin" serve \
-    --data-dir "$data" --bind "127.0.0.1:$port" --signups-per-ip-per-minute 1000000 &
+    --data-dir "$data" --bind "127.0.0.1:$port" --signups-per-ip-per-minute 1000000 \
+    --writes-per-user-per-minute 1000000000 --write-bytes-per-user-per-minute 4000000000 &
 server=$!
 # KEEP_PERF=path keeps the recording for `perf report -i path`.
 trap 'kill $server 2>/dev/null || true; [ -z "${KEEP_PERF:-}" ] || cp "$data/perf.data" "$KEEP_PERF"; rm -rf "$data"' EXIT

@@ -64,7 +64,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Auth;
 use crate::error::Result;
-use crate::limits::{FailureBackoff, RateLimiter};
+use crate::limits::{FailureBackoff, RateLimiter, WriteBudget};
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -85,6 +85,8 @@ pub struct AppState {
     pub logins_per_ip: Arc<RateLimiter>,
     /// Sign-up attempts per client IP.
     pub signups_per_ip: Arc<RateLimiter>,
+    /// Writes and content bytes per user and per client IP.
+    pub write_budget: Arc<WriteBudget>,
     /// What `/metrics` reports; `None` when metrics are turned off.
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// Woken when a deletion is staged, so it is finished without waiting for the poll.
@@ -102,6 +104,10 @@ impl AppState {
             login_failures: Arc::new(FailureBackoff::new(settings.auth.login_failures_before_backoff)),
             logins_per_ip: Arc::new(RateLimiter::new(settings.auth.logins_per_ip_per_minute, minute)),
             signups_per_ip: Arc::new(RateLimiter::new(settings.auth.signups_per_ip_per_minute, minute)),
+            write_budget: Arc::new(WriteBudget::new(
+                settings.auth.writes_per_user_per_minute,
+                settings.auth.write_bytes_per_user_per_minute,
+            )),
             metrics: settings.http.metrics.then(Arc::default),
             reaper: Arc::default(),
             settings: Arc::new(settings),

@@ -74,6 +74,8 @@ pub(crate) mod defaults {
     /// Apollo Router's default parser token limit; GraphiQL's introspection
     /// query is about 1,500 tokens, and 1,000 selected fields about 5,000.
     pub const MAX_QUERY_TOKENS: usize = 15_000;
+    /// Each mutation field is a transaction of its own; a screen's worth, not 499.
+    pub const MAX_MUTATION_FIELDS: usize = 20;
     pub const TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
     /// OWASP's recommended argon2id floor: 19 MiB, 2 passes, 1 lane.
     pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
@@ -82,6 +84,10 @@ pub(crate) mod defaults {
     pub const LOGINS_PER_IP_PER_MINUTE: u32 = 60;
     pub const SIGNUPS_PER_IP_PER_MINUTE: u32 = 20;
     pub const HASH_QUEUE: usize = 32;
+    /// Five a second sustained: far above a person, far below a script.
+    pub const WRITES_PER_USER_PER_MINUTE: u32 = 300;
+    /// Forty maximal posts a minute.
+    pub const WRITE_BYTES_PER_USER_PER_MINUTE: u32 = 8 * 1024 * 1024;
     pub const DATA_DIR: &str = "./data";
 }
 
@@ -211,6 +217,10 @@ pub struct GraphqlSettings {
     /// (parsing costs time per token, whatever the bytes).
     #[arg(long, env = "BLOGQL_MAX_QUERY_TOKENS", default_value_t = defaults::MAX_QUERY_TOKENS)]
     pub max_query_tokens: usize,
+    /// Most mutation fields (each its own transaction) one request may run,
+    /// counting aliases.
+    #[arg(long, env = "BLOGQL_MAX_MUTATION_FIELDS", default_value_t = defaults::MAX_MUTATION_FIELDS)]
+    pub max_mutation_fields: usize,
     /// Parsed documents kept by SHA-256 for automatic persisted queries (APQ)
     /// and repeat requests; 0 turns APQ off.
     #[arg(long, env = "BLOGQL_PERSISTED_QUERIES", default_value_t = defaults::PERSISTED_QUERIES)]
@@ -237,6 +247,7 @@ impl Default for GraphqlSettings {
             max_query_fields: defaults::MAX_QUERY_FIELDS,
             max_query_nesting: defaults::MAX_QUERY_NESTING,
             max_query_tokens: defaults::MAX_QUERY_TOKENS,
+            max_mutation_fields: defaults::MAX_MUTATION_FIELDS,
             persisted_queries: defaults::PERSISTED_QUERIES,
             persisted_queries_mib: defaults::PERSISTED_QUERIES_MIB,
             introspection: true,
@@ -273,6 +284,14 @@ pub struct AuthSettings {
     /// `CONFLICT`, so this also bounds probing for accounts).
     #[arg(long, env = "BLOGQL_SIGNUPS_PER_IP_PER_MINUTE", default_value_t = defaults::SIGNUPS_PER_IP_PER_MINUTE)]
     pub signups_per_ip_per_minute: u32,
+    /// Writes (posts, comments, edits, likes, follows) one user may make per
+    /// minute; one client address may make four times as many. Deletes are free.
+    #[arg(long, env = "BLOGQL_WRITES_PER_USER_PER_MINUTE", default_value_t = defaults::WRITES_PER_USER_PER_MINUTE)]
+    pub writes_per_user_per_minute: u32,
+    /// Content bytes (titles, bodies) one user's writes may add per minute;
+    /// one client address, four times as many.
+    #[arg(long, env = "BLOGQL_WRITE_BYTES_PER_USER_PER_MINUTE", default_value_t = defaults::WRITE_BYTES_PER_USER_PER_MINUTE)]
+    pub write_bytes_per_user_per_minute: u32,
     /// Password hashes and verifications run at once; defaults to the number of cores.
     #[arg(long, env = "BLOGQL_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
@@ -293,6 +312,8 @@ impl Default for AuthSettings {
             signups_per_ip_per_minute: defaults::SIGNUPS_PER_IP_PER_MINUTE,
             hash_concurrency: None,
             hash_queue: defaults::HASH_QUEUE,
+            writes_per_user_per_minute: defaults::WRITES_PER_USER_PER_MINUTE,
+            write_bytes_per_user_per_minute: defaults::WRITE_BYTES_PER_USER_PER_MINUTE,
         }
     }
 }
@@ -310,6 +331,8 @@ impl std::fmt::Debug for AuthSettings {
             .field("signups_per_ip_per_minute", &self.signups_per_ip_per_minute)
             .field("hash_concurrency", &self.hash_concurrency)
             .field("hash_queue", &self.hash_queue)
+            .field("writes_per_user_per_minute", &self.writes_per_user_per_minute)
+            .field("write_bytes_per_user_per_minute", &self.write_bytes_per_user_per_minute)
             .finish()
     }
 }

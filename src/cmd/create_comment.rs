@@ -29,6 +29,10 @@ impl Command for CreateComment {
     type Output = CommentDoc;
     const NAME: &'static str = "createComment";
 
+    fn written_bytes(&self) -> Option<usize> {
+        Some(self.body.as_str().len())
+    }
+
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<CommentDoc> {
         let mut post = existing_post(tx, self.post, true).await?;
         if !tx.touch_user(self.author).await? {

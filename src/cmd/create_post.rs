@@ -45,6 +45,10 @@ impl Command for CreatePost {
     type Output = PostDoc;
     const NAME: &'static str = "createPost";
 
+    fn written_bytes(&self) -> Option<usize> {
+        Some(self.title.as_str().len() + self.body.as_str().len())
+    }
+
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
         let post = self.post(tx.now());
         tx.insert_post(&post).await?;

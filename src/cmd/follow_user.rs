@@ -24,6 +24,10 @@ impl Command for FollowUser {
     type Output = Follow;
     const NAME: &'static str = "followUser";
 
+    fn written_bytes(&self) -> Option<usize> {
+        Some(0)
+    }
+
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<Follow> {
         let (follower, target) = (self.follower, self.target);
         if follower == target {

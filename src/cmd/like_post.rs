@@ -25,6 +25,10 @@ impl Command for LikePost {
     type Output = PostDoc;
     const NAME: &'static str = "likePost";
 
+    fn written_bytes(&self) -> Option<usize> {
+        Some(0)
+    }
+
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
         let mut post = existing_post(tx, self.post, true).await?;
         if !tx.touch_user(self.liker).await? {

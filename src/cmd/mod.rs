@@ -65,6 +65,14 @@ pub trait Command: Send + Sync + 'static {
     /// The command's name in logs and traces.
     const NAME: &'static str;
 
+    /// The content bytes the command adds to the store, charged (with one
+    /// write) against its author's and address's write budgets before it
+    /// runs; `None` for commands that only delete, plan or reap, which are
+    /// free, so a user over budget (or a full disk) can still delete.
+    fn written_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// Does the work through `tx`. Must be safe to run again from scratch:
     /// every effect goes through `tx`, which a retry starts afresh.
     fn apply<T: Tx>(&self, tx: &mut T) -> impl Future<Output = Result<Self::Output>> + Send;

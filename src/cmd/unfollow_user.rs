@@ -22,6 +22,10 @@ impl Command for UnfollowUser {
     type Output = Follow;
     const NAME: &'static str = "unfollowUser";
 
+    fn written_bytes(&self) -> Option<usize> {
+        Some(0)
+    }
+
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<Follow> {
         let (follower, target) = (self.follower, self.target);
         if follower == target {

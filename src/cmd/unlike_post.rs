@@ -23,6 +23,10 @@ impl Command for UnlikePost {
     type Output = PostDoc;
     const NAME: &'static str = "unlikePost";
 
+    fn written_bytes(&self) -> Option<usize> {
+        Some(0)
+    }
+
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
         let mut post = existing_post(tx, self.post, false).await?;
         actor(tx, self.liker).await?;

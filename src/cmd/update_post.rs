@@ -25,6 +25,10 @@ impl Command for UpdatePost {
     type Output = PostDoc;
     const NAME: &'static str = "updatePost";
 
+    fn written_bytes(&self) -> Option<usize> {
+        Some(self.changes.title().map_or(0, |t| t.as_str().len()) + self.changes.body().map_or(0, |b| b.as_str().len()))
+    }
+
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
         let mut post = existing_post(tx, self.id, false).await?;
         if post.author != self.actor {

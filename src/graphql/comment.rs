@@ -11,7 +11,7 @@ use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for};
-use super::{CtxExt, Query, as_viewer, parse_id, to_id, vanished};
+use super::{CtxExt, Query, as_viewer, parse_id, run_as, to_id, vanished};
 use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
 use crate::domain::CommentBody;
 use crate::error::Result;
@@ -156,7 +156,7 @@ impl CommentMutation {
         let author = ctx.require_viewer()?;
         let post = parse_id("postId", &input.post_id)?;
         let body = CommentBody::parse(&input.body)?;
-        Ok(Comment::from(ctx.store()?.run(CreateComment { author, post, body }).await?))
+        Ok(Comment::from(run_as(ctx, author, CreateComment { author, post, body }).await?))
     }
 
     /// Deletes a comment; its author or the post's author may.

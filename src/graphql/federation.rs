@@ -8,7 +8,7 @@
 //! references through the request's loaders: one batch per type, however
 //! many representations a router sends.
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Context, ID, MergedObject, Object, Variables};
 use async_graphql_value::{ConstValue, Value};
 
@@ -73,18 +73,9 @@ pub fn check_entities(
     variables: &Variables,
     max_complexity: usize,
 ) -> std::result::Result<(), String> {
-    let operation = match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), None) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-            Some(op) => op,
-            None => return Ok(()),
-        },
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
-            Some(op) => op,
-            None => return Ok(()),
-        },
-        // The schema refuses these itself.
-        _ => return Ok(()),
+    let Some(operation) = crate::limits::operation(doc, operation_name) else {
+        // The schema refuses a request naming no operation it can run.
+        return Ok(());
     };
     let mut asked = (0usize, 0usize);
     root_entities(doc, &operation.node.selection_set.node, variables, &mut asked, 0);

@@ -230,7 +230,17 @@ pub(crate) async fn as_viewer<C: Command>(
 ) -> Result<C::Output> {
     let me = ctx.require_viewer()?;
     let target = parse_id(field, id)?;
-    ctx.store()?.run(make(me, target)).await
+    run_as(ctx, me, make(me, target)).await
+}
+
+/// Runs `cmd` for the viewer `me`, charging what it writes against the
+/// viewer's and the client address's write budgets first (see
+/// [`Command::written_bytes`]; deletes are free).
+pub(crate) async fn run_as<C: Command>(ctx: &Context<'_>, me: ObjectId, cmd: C) -> Result<C::Output> {
+    if let Some(bytes) = cmd.written_bytes() {
+        ctx.app()?.write_budget.charge(&me, ctx.request()?.client_ip, bytes)?;
+    }
+    ctx.store()?.run(cmd).await
 }
 
 /// A referenced document that is gone. Requests read one snapshot, so this

@@ -13,7 +13,7 @@ use super::deletion::{DeletionPlan, payload_list, payload_list_cost};
 use super::error::ApiResult;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, load_user};
-use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int};
+use super::{CtxExt, Query, as_viewer, parse_id, run_as, to_id, to_int};
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion, UnlikePost, UpdatePost};
 use crate::domain::{Page, PostBody, PostChanges, Title};
 use crate::error::Result;
@@ -314,7 +314,7 @@ impl PostMutation {
     ) -> ApiResult<Post> {
         let author = ctx.require_viewer()?;
         let cmd = CreatePost { author, title: Title::parse(&input.title)?, body: PostBody::parse(&input.body)? };
-        Ok(Post::from(ctx.store()?.run(cmd).await?))
+        Ok(Post::from(run_as(ctx, author, cmd).await?))
     }
 
     /// Edits a post's title or body; only its author may.
@@ -327,7 +327,7 @@ impl PostMutation {
         let actor = ctx.require_viewer()?;
         let id = parse_id("id", &id)?;
         let changes = PostChanges::parse(input.title.as_deref(), input.body.as_deref())?;
-        Ok(Post::from(ctx.store()?.run(UpdatePost { actor, id, changes }).await?))
+        Ok(Post::from(run_as(ctx, actor, UpdatePost { actor, id, changes }).await?))
     }
 
     /// Deletes a post with its comments and pulls it from the author's `posts`, in one transaction.

@@ -33,7 +33,9 @@ pub mod slow_body;
 
 use crate::AppState;
 use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
-use crate::limits::{check_query_size, introspection, lexical, mentions_introspection};
+use crate::limits::{
+    check_query_size, check_typename, introspection, lexical, mentions_introspection, mutation_fields,
+};
 use crate::metrics::Outcome;
 
 const JSON: &str = "application/json";
@@ -381,6 +383,9 @@ async fn answer(
                     if let Err(err) = check_query_size(&doc, graphql.max_query_fields) {
                         return refuse("GRAPHQL_VALIDATION_FAILED", &err.to_string());
                     }
+                    if let Err(why) = check_typename(&doc) {
+                        return refuse("GRAPHQL_VALIDATION_FAILED", &why);
+                    }
                     // The complexity limit's unit is about a kilobyte of answer.
                     let max_leaves = (graphql.max_query_complexity as u64).saturating_mul(1000)
                         / introspection::BYTES_PER_LEAF as u64;
@@ -406,6 +411,13 @@ async fn answer(
         }
         if method == Method::GET && is_mutation(&doc, req.operation_name.as_deref()) {
             return Answer::MutationOverGet;
+        }
+        let max_mutations = routes.state.settings.graphql.max_mutation_fields;
+        if mutation_fields(&doc, req.operation_name.as_deref()) > max_mutations {
+            return refuse(
+                "GRAPHQL_VALIDATION_FAILED",
+                &format!("a request may run at most {max_mutations} mutation fields"),
+            );
         }
         if routes.state.settings.graphql.federation
             && let Err(why) = crate::graphql::federation::check_entities(

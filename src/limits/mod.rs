@@ -13,7 +13,10 @@ use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::Positioned;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+};
 
 use crate::error::{Error, Result};
 
@@ -179,6 +182,12 @@ impl RateLimiter {
 
     /// Records a hit for `key`; refuses it with `RATE_LIMITED` when the key is over its budget.
     pub fn hit<K: Hash + ?Sized>(&self, key: &K) -> Result<()> {
+        self.hit_n(key, 1)
+    }
+
+    /// Records `n` units for `key` (bytes, documents); refuses them, taking
+    /// nothing, when they would pass the key's budget for this window.
+    pub fn hit_n<K: Hash + ?Sized>(&self, key: &K, n: u32) -> Result<()> {
         let now = Instant::now();
         let window = self.window;
         let mut table = self.table.lock().map_err(|_| Error::internal("rate limiter lock poisoned"))?;
@@ -188,11 +197,11 @@ impl RateLimiter {
         if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
-        if entry.1 >= self.per_window {
+        if entry.1.saturating_add(n) > self.per_window {
             let retry_after = window.saturating_sub(now.duration_since(entry.0));
             return Err(Error::RateLimited { retry_after_secs: ceil_secs(retry_after) });
         }
-        entry.1 += 1;
+        entry.1 += n;
         Ok(())
     }
 
@@ -204,6 +213,50 @@ impl RateLimiter {
     /// Whether the limiter remembers no key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// What writes may add per minute, per user and per client address: a
+/// count of writes and the content bytes they add (titles, bodies). One
+/// request of 499 aliased `createPost`s added 125 MB in half a second; now
+/// a request holds at most `--max-mutation-fields` writes and a user at
+/// most this budget a minute. Deletes are never charged.
+#[derive(Debug)]
+pub struct WriteBudget {
+    writes_per_user: RateLimiter,
+    bytes_per_user: RateLimiter,
+    writes_per_ip: RateLimiter,
+    bytes_per_ip: RateLimiter,
+}
+
+/// How many times the per-user budget one client address may spend (users behind one NAT).
+pub const PER_IP_FACTOR: u32 = 4;
+
+impl WriteBudget {
+    /// A budget of `writes` writes and `bytes` content bytes per user per
+    /// minute, and [`PER_IP_FACTOR`] times that per client address.
+    pub fn new(writes: u32, bytes: u32) -> Self {
+        let minute = Duration::from_secs(60);
+        WriteBudget {
+            writes_per_user: RateLimiter::new(writes, minute),
+            bytes_per_user: RateLimiter::new(bytes, minute),
+            writes_per_ip: RateLimiter::new(writes.saturating_mul(PER_IP_FACTOR), minute),
+            bytes_per_ip: RateLimiter::new(bytes.saturating_mul(PER_IP_FACTOR), minute),
+        }
+    }
+
+    /// Charges one write of `bytes` content bytes to `user` and `ip`, or
+    /// refuses with `RATE_LIMITED`. (A refusal after the user's charge
+    /// leaves it charged: the window is a minute, and the attempt was made.)
+    pub fn charge(&self, user: &impl Hash, ip: Option<std::net::IpAddr>, bytes: usize) -> Result<()> {
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.bytes_per_user.hit_n(user, bytes)?;
+        self.writes_per_user.hit(user)?;
+        if let Some(ip) = ip {
+            self.bytes_per_ip.hit_n(&ip, bytes)?;
+            self.writes_per_ip.hit(&ip)?;
+        }
+        Ok(())
     }
 }
 
@@ -294,9 +347,121 @@ pub fn mentions_introspection(doc: &ExecutableDocument) -> bool {
         || doc.fragments.values().any(|f| set(&f.node.selection_set.node))
 }
 
+/// The operation a request runs: the one named, or the only one. `None`
+/// when the name is unknown or several operations are unnamed-for (the
+/// schema refuses those requests itself).
+pub fn operation<'a>(
+    doc: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), None) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        _ => None,
+    }
+}
+
+/// How many mutation fields the request would run: the root fields of its
+/// operation when that is a mutation, counting aliases and root fragments'
+/// fields at every use (0 for a query). Each runs its own transaction, so
+/// this is how many writes one request can buy.
+pub fn mutation_fields(doc: &ExecutableDocument, operation_name: Option<&str>) -> usize {
+    fn count(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
+        if depth > 16 {
+            return 0;
+        }
+        set.items.iter().fold(0usize, |n, item| {
+            n.saturating_add(match &item.node {
+                Selection::Field(field) => usize::from(field.node.name.node != "__typename"),
+                Selection::InlineFragment(fragment) => count(doc, &fragment.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(spread) => doc
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |f| count(doc, &f.node.selection_set.node, depth + 1)),
+            })
+        })
+    }
+    match operation(doc, operation_name) {
+        Some(op) if op.node.ty == OperationType::Mutation => count(doc, &op.node.selection_set.node, 0),
+        _ => 0,
+    }
+}
+
+/// Refuses what async-graphql's validation lets through on `__typename`:
+/// arguments (it has none) and directives other than `@skip`/`@include`
+/// (with their one `if` argument). Validation checks both on every other
+/// field; it skips `__typename`. Visits each selection set once, linear in
+/// the document.
+pub fn check_typename(doc: &ExecutableDocument) -> Result<(), String> {
+    fn set(selections: &SelectionSet) -> Result<(), String> {
+        for item in &selections.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    if field.name.node == "__typename" {
+                        if let Some((name, _)) = field.arguments.first() {
+                            return Err(format!("unknown argument \"{}\" on field \"__typename\"", name.node));
+                        }
+                        for directive in &field.directives {
+                            let directive = &directive.node;
+                            let name = directive.name.node.as_str();
+                            if name != "skip" && name != "include" {
+                                return Err(format!("directive \"{name}\" may not be used on \"__typename\""));
+                            }
+                            if let Some((arg, _)) = directive.arguments.iter().find(|(arg, _)| arg.node != "if") {
+                                return Err(format!("unknown argument \"{}\" on directive \"{name}\"", arg.node));
+                            }
+                        }
+                    }
+                    set(&field.selection_set.node)?;
+                }
+                Selection::InlineFragment(fragment) => set(&fragment.node.selection_set.node)?,
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+        Ok(())
+    }
+    for (_, op) in doc.operations.iter() {
+        set(&op.node.selection_set.node)?;
+    }
+    for fragment in doc.fragments.values() {
+        set(&fragment.node.selection_set.node)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Mutation fields are counted through aliases and root fragments; queries count none.
+    #[test]
+    fn mutation_fields_are_counted() {
+        let count = |q: &str, name: Option<&str>| {
+            async_graphql::parser::parse_query(q).map(|d| mutation_fields(&d, name)).unwrap_or(usize::MAX)
+        };
+        assert_eq!(count("mutation { a: likePost(postId: 1) { id } b: likePost(postId: 2) { id } }", None), 2);
+        assert_eq!(count("mutation { ...F ...F __typename } fragment F on Mutation { a: x b: y }", None), 4);
+        assert_eq!(count("{ a b c }", None), 0);
+        assert_eq!(count("query Q { a } mutation M { a b }", Some("M")), 2);
+        assert_eq!(count("query Q { a } mutation M { a b }", Some("Q")), 0);
+    }
+
+    /// `__typename` with an argument or a foreign directive is refused, at any
+    /// depth and in fragments; `@skip`/`@include` and other fields' arguments are not its business.
+    #[test]
+    fn typename_takes_no_arguments() {
+        let check = |q: &str| async_graphql::parser::parse_query(q).map(|d| check_typename(&d).is_ok()).ok();
+        assert_eq!(check("{ __typename(a: 1) }"), Some(false));
+        assert_eq!(check("{ posts { __typename @deprecated } }"), Some(false));
+        assert_eq!(check("{ ...F } fragment F on Query { __typename(x: [1]) }"), Some(false));
+        assert_eq!(check("{ __typename @skip(if: false, x: 1) }"), Some(false));
+        assert_eq!(
+            check("{ __typename @skip(if: false) @include(if: true) posts(first: 1) { __typename } }"),
+            Some(true)
+        );
+    }
 
     /// A million distinct long keys leave the table at its bound, not a million entries.
     #[test]
@@ -325,6 +490,25 @@ mod tests {
         backoff.succeed(&"a").expect("succeed");
         backoff.check(&"a").expect("forgotten after a success");
         assert_eq!(backoff.delay(1000), MAX_BACKOFF);
+    }
+
+    /// Writes are charged by count and by bytes, per user and per address;
+    /// a charge that would pass either is refused and takes no bytes.
+    #[test]
+    fn write_budget() {
+        let budget = WriteBudget::new(3, 1000);
+        let ip = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+        budget.charge(&"ann", ip, 600).expect("first write");
+        assert!(matches!(budget.charge(&"ann", ip, 600), Err(Error::RateLimited { .. })), "over the bytes");
+        budget.charge(&"ann", ip, 300).expect("the refused bytes were not taken");
+        budget.charge(&"ann", ip, 0).expect("third write");
+        assert!(matches!(budget.charge(&"ann", ip, 0), Err(Error::RateLimited { .. })), "over the count");
+        budget.charge(&"bob", ip, 900).expect("another user, same address");
+        let busy = WriteBudget::new(1, 1_000_000);
+        for user in 0..PER_IP_FACTOR {
+            busy.charge(&user, ip, 1).expect("within the address's budget");
+        }
+        assert!(busy.charge(&"one more", ip, 1).is_err(), "the address's budget is spent");
     }
 
     /// A key is refused after its budget and admitted again in the next window; keys are independent.

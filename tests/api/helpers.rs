@@ -164,6 +164,9 @@ pub fn test_settings(dir: &Path, jwt_secret: Option<&str>) -> Settings {
     settings.auth.argon2_iterations = 1;
     // Every test client is 127.0.0.1, and some tests create hundreds of accounts.
     settings.auth.signups_per_ip_per_minute = 100_000;
+    // Race and pagination tests write thousands of documents a minute as few users.
+    settings.auth.writes_per_user_per_minute = 1_000_000;
+    settings.auth.write_bytes_per_user_per_minute = u32::MAX / 4;
     settings
 }
 
