@@ -26,8 +26,14 @@
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz`, `/readyz`
 //!   and `/metrics`, with the HTTP limits (body and response size, timeouts,
 //!   CORS); `http::persisted` is APQ and the parsed-document cache;
-//!   `http::conn` is the accept loop with its connection limits.
-//! - [`limits`]: the selected-field cap and the log-in rate limiter.
+//!   `http::conn` is the accept loop with its connection limits (per
+//!   process, per address, idle and send deadlines); `http::budget` is the
+//!   process's budget of answer bytes in flight; `http::slow_body` the
+//!   request body's deadline and slowest rate.
+//! - [`limits`]: what a document may cost before it runs (the lexical
+//!   pre-parse pass, the selected-field cap, introspection cost, mutation
+//!   fields) and the rate limiters (log-ins, sign-ups, write budgets).
+//!   `graphql::cost` lists every list field's length bound.
 //! - [`metrics`]: the counters and histograms behind `GET /metrics`.
 //! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret.
 //! - [`error`]: the domain error, which keeps its cause.

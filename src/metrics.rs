@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const MAX_OPERATION_NAMES: usize = 256;
 
 /// The error codes the API answers with; anything else counts as `OTHER`.
-const CODES: [&str; 15] = [
+const CODES: [&str; 16] = [
     "BAD_USER_INPUT",
     "UNAUTHENTICATED",
     "FORBIDDEN",
@@ -33,6 +33,7 @@ const CODES: [&str; 15] = [
     "RESPONSE_TOO_LARGE",
     "METHOD_NOT_ALLOWED",
     "BAD_REQUEST",
+    "SERVICE_UNAVAILABLE",
     "OTHER",
 ];
 

@@ -25,6 +25,11 @@ pub fn payload_list_cost(first: Option<i32>, child_complexity: usize) -> usize {
     1 + n.max(1).saturating_mul(child_complexity.max(1))
 }
 
+/// The first `first` of `ids` as GraphQL ids (see [`payload_list`]).
+pub fn payload_ids(ids: &[bson::oid::ObjectId], first: Option<i32>) -> Result<Vec<async_graphql::ID>> {
+    Ok(payload_list(ids, first)?.iter().copied().map(super::to_id).collect())
+}
+
 /// Refuses, before the delete writes anything, a selection whose payload
 /// lists ask for an out-of-range `first`: the resolver would refuse it only
 /// after the commit, losing the committed delete's answer.

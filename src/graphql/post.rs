@@ -9,7 +9,7 @@ use bson::oid::ObjectId;
 
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
-use super::deletion::{DeletionPlan, payload_list, payload_list_cost};
+use super::deletion::{DeletionPlan, payload_ids, payload_list_cost};
 use super::error::ApiResult;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, load_user};
@@ -268,7 +268,7 @@ impl DeletePostPayload {
         &self,
         #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
     ) -> ApiResult<Vec<ID>> {
-        Ok(payload_list(&self.0.comments, first)?.iter().copied().map(to_id).collect())
+        Ok(payload_ids(&self.0.comments, first)?)
     }
 
     /// How many comments were deleted with it.

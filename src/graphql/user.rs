@@ -8,7 +8,7 @@ use bson::oid::ObjectId;
 
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
-use super::deletion::{DeletionPlan, payload_list, payload_list_cost};
+use super::deletion::{DeletionPlan, payload_ids, payload_list, payload_list_cost};
 use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
@@ -279,7 +279,7 @@ impl DeleteUserPayload {
         &self,
         #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
     ) -> ApiResult<Vec<ID>> {
-        Ok(payload_list(&self.0.posts, first)?.iter().copied().map(to_id).collect())
+        Ok(payload_ids(&self.0.posts, first)?)
     }
 
     /// The ids of the comments deleted with it, those on its posts and its own
@@ -289,7 +289,7 @@ impl DeleteUserPayload {
         &self,
         #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
     ) -> ApiResult<Vec<ID>> {
-        Ok(payload_list(&self.0.comments, first)?.iter().copied().map(to_id).collect())
+        Ok(payload_ids(&self.0.comments, first)?)
     }
 
     /// How many posts were deleted with it.

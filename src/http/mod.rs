@@ -34,7 +34,7 @@ pub mod slow_body;
 use crate::AppState;
 use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
 use crate::limits::{
-    check_query_size, check_typename, introspection, lexical, mentions_introspection, mutation_fields,
+    check_query_size, check_typename, introspection, lexical, mentions_introspection, mutation_fields, preview_fields,
 };
 use crate::metrics::Outcome;
 
@@ -385,6 +385,10 @@ async fn answer(
                     }
                     if let Err(why) = check_typename(&doc) {
                         return refuse("GRAPHQL_VALIDATION_FAILED", &why);
+                    }
+                    // A preview reads an account's whole fan-out: one a request.
+                    if preview_fields(&doc) > 1 {
+                        return refuse("GRAPHQL_VALIDATION_FAILED", "a request may run at most one deletion preview");
                     }
                     // The complexity limit's unit is about a kilobyte of answer.
                     let max_leaves = (graphql.max_query_complexity as u64).saturating_mul(1000)

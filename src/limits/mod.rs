@@ -51,7 +51,7 @@ impl std::fmt::Display for QuerySizeError {
 /// it run before anything that expands spreads (async-graphql's recursion
 /// check, its depth and complexity rules).
 pub fn check_query_size(doc: &ExecutableDocument, cap: usize) -> Result<usize, QuerySizeError> {
-    let mut walk = SizeWalk { doc, memo: HashMap::new(), weight: |_| 1 };
+    let mut walk = SizeWalk { doc, memo: HashMap::new(), weight: |_| 1, fragment_weight: 1 };
     let mut total = 0usize;
     for (_, operation) in doc.operations.iter() {
         total = total.saturating_add(walk.set(&operation.node.selection_set.node)?);
@@ -67,7 +67,7 @@ pub fn check_query_size(doc: &ExecutableDocument, cap: usize) -> Result<usize, Q
 /// (spreads and inline fragments still count one). Fragment cycles cost
 /// nothing here: the size check refuses them first.
 pub fn selection_cost(doc: &ExecutableDocument, set: &SelectionSet, weight: fn(&str) -> usize) -> usize {
-    SizeWalk { doc, memo: HashMap::new(), weight }.set(set).unwrap_or(usize::MAX)
+    SizeWalk { doc, memo: HashMap::new(), weight, fragment_weight: 1 }.set(set).unwrap_or(usize::MAX)
 }
 
 #[derive(Clone, Copy)]
@@ -81,7 +81,10 @@ enum Memo {
 struct SizeWalk<'a> {
     doc: &'a ExecutableDocument,
     memo: HashMap<&'a str, Memo>,
+    /// What a field costs, by name.
     weight: fn(&str) -> usize,
+    /// What an inline fragment or a spread costs itself.
+    fragment_weight: usize,
 }
 
 impl<'a> SizeWalk<'a> {
@@ -92,8 +95,12 @@ impl<'a> SizeWalk<'a> {
                 Selection::Field(field) => {
                     ((self.weight)(field.node.name.node.as_str()), self.set(&field.node.selection_set.node)?)
                 }
-                Selection::InlineFragment(fragment) => (1, self.set(&fragment.node.selection_set.node)?),
-                Selection::FragmentSpread(spread) => (1, self.fragment(spread.node.fragment_name.node.as_str())?),
+                Selection::InlineFragment(fragment) => {
+                    (self.fragment_weight, self.set(&fragment.node.selection_set.node)?)
+                }
+                Selection::FragmentSpread(spread) => {
+                    (self.fragment_weight, self.fragment(spread.node.fragment_name.node.as_str())?)
+                }
             };
             total = total.saturating_add(own).saturating_add(inner);
         }
@@ -388,6 +395,24 @@ pub fn mutation_fields(doc: &ExecutableDocument, operation_name: Option<&str>) -
     }
 }
 
+/// The root fields that plan a deletion, which read an account's whole
+/// fan-out: a request may run one.
+const PREVIEWS: [&str; 2] = ["deleteUserPreview", "deletePostPreview"];
+
+/// How many deletion previews `doc` would run at most: every use, through
+/// aliases and fragments, anywhere (payloads' `query` reaches them too).
+pub fn preview_fields(doc: &ExecutableDocument) -> usize {
+    let mut walk = SizeWalk {
+        doc,
+        memo: HashMap::new(),
+        weight: |name| usize::from(PREVIEWS.contains(&name)),
+        fragment_weight: 0,
+    };
+    doc.operations
+        .iter()
+        .fold(0usize, |n, (_, op)| n.saturating_add(walk.set(&op.node.selection_set.node).unwrap_or(usize::MAX)))
+}
+
 /// Refuses what async-graphql's validation lets through on `__typename`:
 /// arguments (it has none) and directives other than `@skip`/`@include`
 /// (with their one `if` argument). Validation checks both on every other
@@ -434,6 +459,17 @@ pub fn check_typename(doc: &ExecutableDocument) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Previews are counted through aliases, fragments and payloads' `query`.
+    #[test]
+    fn previews_are_counted() {
+        let count = |q: &str| async_graphql::parser::parse_query(q).map(|d| preview_fields(&d)).unwrap_or(usize::MAX);
+        assert_eq!(count("{ deleteUserPreview(id: 1) { postCount } }"), 1);
+        assert_eq!(count("{ a: deleteUserPreview(id: 1) { postCount } b: deletePostPreview(id: 2) { postCount } }"), 2);
+        assert_eq!(count("{ ...F ...F } fragment F on Query { deleteUserPreview(id: 1) { postCount } }"), 2);
+        assert_eq!(count("mutation { likePost(postId: 1) { query { deletePostPreview(id: 2) { postCount } } } }"), 1);
+        assert_eq!(count("{ posts { totalCount } }"), 0);
+    }
 
     /// Mutation fields are counted through aliases and root fragments; queries count none.
     #[test]

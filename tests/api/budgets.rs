@@ -91,40 +91,25 @@ async fn token_floods_are_refused_before_parsing() {
 async fn payload_lists_are_costed_by_their_bound() {
     let app = TestApp::spawn().await;
     let (token, id) = app.sign_up("Max").await;
+    let delete = |selection: String| {
+        let query = format!("mutation($id: ID!) {{ deleteUser(id: $id) {{ {selection} }} }}");
+        let (app, token, id) = (&app, &token, &id);
+        async move { app.graphql_as(token, &query, json!({ "id": id })).await }
+    };
     let bodies: String = (0..300).map(|i| format!("b{i}: body ")).collect();
-    let attack = format!("mutation($id: ID!) {{ deleteUser(id: $id) {{ affectedPosts {{ {bodies} }} }} }}");
-    let resp = app.graphql_as(&token, &attack, json!({ "id": id })).await;
-    let message = expect_error(&resp, "GRAPHQL_VALIDATION_FAILED");
+    let message = expect_error(&delete(format!("affectedPosts {{ {bodies} }}")).await, "GRAPHQL_VALIDATION_FAILED");
     assert!(message.contains("too complex"), "{message}");
     for list in ["deletedPostIds", "deletedCommentIds"] {
         let many: String = (0..30).map(|i| format!("l{i}: {list} ")).collect();
-        let resp = app
-            .graphql_as(
-                &token,
-                &format!("mutation($id: ID!) {{ deleteUser(id: $id) {{ {many} }} }}"),
-                json!({ "id": id }),
-            )
-            .await;
-        expect_error(&resp, "GRAPHQL_VALIDATION_FAILED");
+        expect_error(&delete(many).await, "GRAPHQL_VALIDATION_FAILED");
     }
     assert_eq!(app.snapshot().await.users.len(), 1, "the refused delete deleted nothing");
-    let resp = app
-        .graphql_as(
-            &token,
-            "mutation($id: ID!) { deleteUser(id: $id) { affectedPosts(first: 1001) { id } } }",
-            json!({ "id": id }),
-        )
-        .await;
-    expect_error(&resp, "BAD_USER_INPUT");
+    expect_error(&delete("affectedPosts(first: 1001) { id }".into()).await, "BAD_USER_INPUT");
     assert_eq!(app.snapshot().await.users.len(), 1, "an out-of-range first is refused before anything is written");
-    let ok = app
-        .ok_as(
-            &token,
-            "mutation($id: ID!) { deleteUser(id: $id) { deletedUserId affectedUserCount affectedPosts(first: 50) { id body } affectedUsers { id followerCount } } }",
-            json!({ "id": id }),
-        )
-        .await;
-    assert_eq!(ok["deleteUser"]["deletedUserId"], id.as_str());
+    let selection =
+        "deletedUserId affectedUserCount affectedPosts(first: 50) { id body } affectedUsers { id followerCount }";
+    let ok = delete(selection.into()).await;
+    assert_eq!(ok["data"]["deleteUser"]["deletedUserId"], id.as_str(), "{ok}");
     assert_eq!(app.snapshot().await.users.len(), 0);
 }
 
@@ -473,4 +458,20 @@ async fn names_accept_joiners_and_refuse_overrides() {
         let resp = app.graphql(sign_up, json!({ "n": name, "e": format!("bad{i}@example.com") })).await;
         expect_error(&resp, "BAD_USER_INPUT");
     }
+}
+
+/// A request runs at most one deletion preview (each reads an account's whole
+/// fan-out): 400 aliased previews are refused before any runs, one runs.
+#[tokio::test]
+async fn one_preview_per_request() {
+    let app = TestApp::spawn().await;
+    let (token, id) = app.sign_up("Ann").await;
+    let previews: String = (0..400).map(|i| format!("p{i}: deleteUserPreview(id: $id) {{ postCount }} ")).collect();
+    let resp = app.graphql_as(&token, &format!("query($id: ID!) {{ {previews} }}"), json!({ "id": id })).await;
+    let message = expect_error(&resp, "GRAPHQL_VALIDATION_FAILED");
+    assert!(message.contains("one deletion preview"), "{message}");
+    let one = app
+        .graphql_as(&token, "query($id: ID!) { deleteUserPreview(id: $id) { postCount } }", json!({ "id": id }))
+        .await;
+    assert_eq!(one["data"]["deleteUserPreview"]["postCount"], 0, "{one}");
 }

@@ -1,0 +1,56 @@
+//! The request path before execution, fed arbitrary bytes: the lexical pass,
+//! and for documents it admits the parser, every document check the server
+//! runs (size, `__typename`, introspection cost, mutation fields, `_entities`)
+//! and async-graphql's validation against the real schema. A crash, a stack
+//! overflow, or an input over libFuzzer's time or memory limit (set in
+//! `.ci/run`) is a failure.
+
+#![no_main]
+
+use std::sync::LazyLock;
+
+use blogql::limits::{self, introspection, lexical};
+use libfuzzer_sys::fuzz_target;
+
+/// The server's default bounds, as a server with no flags runs them.
+static SETTINGS: LazyLock<blogql::settings::GraphqlSettings> = LazyLock::new(Default::default);
+
+/// The client schema without runtime data: validation needs only its types.
+static SCHEMA: LazyLock<blogql::graphql::BlogSchema> = LazyLock::new(|| {
+    blogql::graphql::schema_builder()
+        .limit_depth(SETTINGS.max_query_depth)
+        .limit_complexity(SETTINGS.max_query_complexity)
+        .limit_recursive_depth(SETTINGS.max_query_depth + blogql::graphql::RECURSION_HEADROOM)
+        .finish()
+});
+
+static SHAPE: LazyLock<introspection::Shape> = LazyLock::new(|| introspection::Shape::of_sdl(&blogql::graphql::sdl()));
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let bounds = lexical::Bounds { max_depth: SETTINGS.max_query_nesting, max_tokens: SETTINGS.max_query_tokens };
+    if lexical::scan(text, bounds).is_err() {
+        return;
+    }
+    let Ok(doc) = async_graphql::parser::parse_query(text) else {
+        return;
+    };
+    if limits::check_query_size(&doc, SETTINGS.max_query_fields).is_err() || limits::check_typename(&doc).is_err() {
+        return;
+    }
+    let _ = introspection::leaves(&doc, &SHAPE);
+    let _ = limits::mutation_fields(&doc, None);
+    let _ = blogql::graphql::federation::check_entities(
+        &doc,
+        None,
+        &async_graphql::Variables::default(),
+        SETTINGS.max_query_complexity,
+    );
+    // Validation (and, for what validates, execution without a store: every
+    // resolver then fails cleanly) on the document the checks admitted.
+    let mut request = async_graphql::Request::new(text);
+    request.set_parsed_query(doc);
+    let _ = futures::executor::block_on(SCHEMA.execute(request));
+});
