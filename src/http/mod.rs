@@ -531,19 +531,26 @@ struct Capped {
     buf: Vec<u8>,
     limit: usize,
     share: budget::Share,
+    /// What `share` covers: serde_json writes a token at a time, so the
+    /// common write only compares against this.
+    covered: usize,
     over: Option<Over>,
 }
 
 impl std::io::Write for Capped {
+    #[inline]
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let len = self.buf.len() + data.len();
-        if len > self.limit {
-            self.over = Some(Over::Limit);
-            return Err(std::io::Error::other("response over the size limit"));
-        }
-        if !self.share.cover(len) {
-            self.over = Some(Over::Budget);
-            return Err(std::io::Error::other("response bytes in flight over the budget"));
+        if len > self.covered {
+            if len > self.limit {
+                self.over = Some(Over::Limit);
+                return Err(std::io::Error::other("response over the size limit"));
+            }
+            if !self.share.cover(len) {
+                self.over = Some(Over::Budget);
+                return Err(std::io::Error::other("response bytes in flight over the budget"));
+            }
+            self.covered = self.share.bytes().min(self.limit);
         }
         self.buf.extend_from_slice(data);
         Ok(data.len())
@@ -577,7 +584,8 @@ fn encode(
     limit: usize,
     budget: &budget::ResponseBudget,
 ) -> Result<(Vec<u8>, budget::Share), EncodeError> {
-    let mut out = Capped { buf: Vec::with_capacity(4096.min(limit)), limit, share: budget.share(), over: None };
+    let mut out =
+        Capped { buf: Vec::with_capacity(4096.min(limit)), limit, share: budget.share(), covered: 0, over: None };
     let written = if not_executed {
         serde_json::to_writer(&mut out, &NotExecuted { errors: &resp.errors })
     } else {
