@@ -59,6 +59,17 @@ pub enum Error {
         /// Seconds until the next attempt is admitted.
         retry_after_secs: u64,
     },
+    /// The service cannot do this now, for a reason that passes (the disk is
+    /// full, the store is being reopened): nothing was written, and a retry
+    /// later may succeed. Its cause is logged, never shown.
+    #[error("{context}")]
+    Unavailable {
+        /// What could not be done.
+        context: Cow<'static, str>,
+        /// Why, when another error says so.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A bug or an infrastructure failure: never shown to clients, always logged with its cause.
     #[error("{context}")]
     Internal {
@@ -87,6 +98,19 @@ impl Error {
         E: std::error::Error + Send + Sync + 'static,
     {
         Error::Internal { context: context.into(), source: Some(Arc::new(source)) }
+    }
+
+    /// An [`Error::Unavailable`] with no underlying cause.
+    pub fn unavailable(context: impl Into<Cow<'static, str>>) -> Self {
+        Error::Unavailable { context: context.into(), source: None }
+    }
+
+    /// An [`Error::Unavailable`] caused by `source`, which is kept.
+    pub fn unavailable_from<E>(context: impl Into<Cow<'static, str>>, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Unavailable { context: context.into(), source: Some(Arc::new(source)) }
     }
 
     /// The `CONFLICT` for a sign-up whose email has an account, whichever layer notices it.

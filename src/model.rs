@@ -27,8 +27,8 @@ pub struct UserDoc {
     /// When the account was created.
     pub created_at: DateTime,
     /// Ids of the posts this user wrote (the seeds' `user.posts`). Complete
-    /// in a transaction and in a snapshot; documents a store returns for
-    /// reading may leave it empty and carry [`UserDoc::stored_post_count`]
+    /// in a snapshot and from [`crate::store::Reads::user_with_posts`]; other
+    /// reads may leave it empty and carry [`UserDoc::stored_post_count`]
     /// instead (the embedded store, whose author index is this list). Read
     /// its length through [`UserDoc::post_count`].
     pub posts: Vec<ObjectId>,
@@ -58,6 +58,13 @@ impl UserDoc {
     /// How many posts the user wrote.
     pub fn post_count(&self) -> u64 {
         self.stored_post_count.unwrap_or(self.posts.len() as u64)
+    }
+
+    /// Whether deleting `post`, written by this user, changes this record's
+    /// posts entry: a listed record changes if it lists the post; a counted
+    /// one (see [`UserDoc::stored_post_count`]) counts every post it wrote.
+    pub fn lists_post(&self, post: &PostDoc) -> bool {
+        post.author == self.id && (self.stored_post_count.is_some() || self.posts.contains(&post.id))
     }
 }
 

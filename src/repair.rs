@@ -217,7 +217,7 @@ async fn apply_one<T: Tx>(tx: &mut T, fix: &Fix) -> Result<bool> {
             Ok(true)
         }
         Fix::CleanUser { id, .. } => {
-            let Some(mut user) = tx.user(*id).await? else { return Ok(false) };
+            let Some(mut user) = tx.user_with_posts(*id).await? else { return Ok(false) };
             let before = user.clone();
             let authored: BTreeSet<ObjectId> = tx.post_ids_by_author(*id).await?.into_iter().collect();
             // Keep the array's order for the posts that belong, then add any it lacks.

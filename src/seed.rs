@@ -50,7 +50,7 @@ impl Command for SeedPosts {
     const NAME: &'static str = "seedPosts";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<Vec<ObjectId>> {
-        let mut author = tx.user(self.author).await?.ok_or_else(|| Error::not_found("user", self.author))?;
+        let mut author = tx.user_with_posts(self.author).await?.ok_or_else(|| Error::not_found("user", self.author))?;
         let now = tx.now();
         let mut ids = Vec::with_capacity(self.count);
         for i in 0..self.count {

@@ -14,15 +14,13 @@
 //! The slot and its buffer travel with the blocking task, so a client that
 //! disconnects mid-hash frees neither before the hash is really done.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::error::{Error, Result};
+use crate::limits::gate::Gate;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::Semaphore;
-
-use crate::error::{Error, Result};
 
 /// Length of the hashes this server writes.
 const OUTPUT_LEN: usize = 32;
@@ -30,19 +28,8 @@ const OUTPUT_LEN: usize = 32;
 /// The bounded argon2id pool.
 pub(super) struct Hasher {
     params: Params,
-    slots: Arc<Semaphore>,
+    slots: Gate,
     buffers: Mutex<Vec<Vec<Block>>>,
-    waiting: AtomicUsize,
-    queue: usize,
-}
-
-/// Leaves the waiting count when a request stops waiting, however it stops.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 fn hashing_error(context: &'static str, err: argon2::password_hash::Error) -> Error {
@@ -58,10 +45,8 @@ impl Hasher {
         let concurrency = concurrency.max(1);
         Ok(Hasher {
             params,
-            slots: Arc::new(Semaphore::new(concurrency)),
+            slots: Gate::new(concurrency, queue),
             buffers: Mutex::new(Vec::with_capacity(concurrency)),
-            waiting: AtomicUsize::new(0),
-            queue,
         })
     }
 
@@ -93,14 +78,7 @@ impl Hasher {
         T: Send + 'static,
         F: FnOnce(&Hasher, &mut Vec<Block>) -> Result<T> + Send + 'static,
     {
-        let permit = {
-            if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                return Err(Error::RateLimited { retry_after_secs: 1 });
-            }
-            let _waiting = Waiting(&self.waiting);
-            Arc::clone(&self.slots).acquire_owned().await.map_err(|_| Error::internal("the hashing pool is closed"))?
-        };
+        let permit = self.slots.enter().await?;
         let hasher = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut memory = hasher.buffers.lock().ok().and_then(|mut b| b.pop()).unwrap_or_default();
@@ -207,13 +185,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_is_rate_limited() {
         let hasher = Arc::new(Hasher::new(64, 1, 1, 1).expect("pool"));
-        let busy = Arc::clone(&hasher.slots).acquire_owned().await.expect("the one slot");
+        let busy = hasher.slots.enter().await.expect("the one slot");
         let queued = {
             let h = Arc::clone(&hasher);
             tokio::spawn(async move { h.hash("password-1".into()).await })
         };
         let started = std::time::Instant::now();
-        while hasher.waiting.load(Ordering::Acquire) != 1 {
+        while hasher.slots.waiting() != 1 {
             assert!(started.elapsed() < std::time::Duration::from_secs(30), "the request never queued");
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }

@@ -53,7 +53,7 @@ impl Command for DeletePost {
     const NAME: &'static str = "deletePost";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletedPost> {
-        let post = existing_post(tx, self.id, false).await?;
+        let post = existing_post(tx, self.id).await?;
         if post.author != self.actor {
             return Err(Error::Forbidden("only the author may delete this post".into()));
         }

@@ -2,7 +2,7 @@
 
 use bson::oid::ObjectId;
 
-use super::{ACCOUNT_GONE, Command, existing_post};
+use super::{ACCOUNT_GONE, Command, referenced_post};
 use crate::error::{Error, Result};
 use crate::model::PostDoc;
 use crate::store::Tx;
@@ -30,7 +30,7 @@ impl Command for LikePost {
     }
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
-        let mut post = existing_post(tx, self.post, true).await?;
+        let mut post = referenced_post(tx, self.post).await?;
         if !tx.touch_user(self.liker).await? {
             return Err(Error::Unauthenticated(ACCOUNT_GONE.into()));
         }

@@ -55,7 +55,7 @@ pub use update_post::UpdatePost;
 
 use crate::error::{Error, Result};
 use crate::model::{PostDoc, UserDoc};
-use crate::store::Tx;
+use crate::store::{Reads, Tx};
 
 /// One unit of transactional work with a typed result.
 pub trait Command: Send + Sync + 'static {
@@ -78,6 +78,33 @@ pub trait Command: Send + Sync + 'static {
     fn apply<T: Tx>(&self, tx: &mut T) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
+/// Read-only work over one snapshot, with a typed result: it cannot write,
+/// because [`Reads`] has no write method, so a backend runs it apart from
+/// the writer ([`crate::store::Backend::read_only`]).
+pub trait ReadCommand: Send + Sync + 'static {
+    /// What the reads return.
+    type Output: Send + 'static;
+
+    /// The command's name in logs and traces.
+    const NAME: &'static str;
+
+    /// Does the reads through `view`.
+    fn read<R: Reads>(&self, view: &mut R) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+/// A [`ReadCommand`] run as a [`Command`] (a transaction that writes
+/// nothing), for backends whose transactions never queue behind one writer.
+pub(crate) struct ReadInTx<C>(pub C);
+
+impl<C: ReadCommand> Command for ReadInTx<C> {
+    type Output = C::Output;
+    const NAME: &'static str = C::NAME;
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<C::Output> {
+        self.0.read(tx).await
+    }
+}
+
 /// What a token whose account is gone is told.
 const ACCOUNT_GONE: &str = "the account for this token no longer exists";
 
@@ -89,33 +116,34 @@ async fn actor<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
 
 /// Loads a post the command needs, or `NOT_FOUND`: missing, being deleted,
 /// or written by an account being deleted (a staged deletion hides it).
-///
-/// A command that creates a reference to the post passes `touch_author`:
-/// the author is then written too ([`Tx::touch_user`]), so a concurrent
-/// staged deletion of the author conflicts with the command instead of
-/// missing the new reference. A post whose author is missing is then
-/// `NOT_FOUND` as well: nothing new may hang off an orphan.
-async fn existing_post<T: Tx>(tx: &mut T, id: ObjectId, touch_author: bool) -> Result<PostDoc> {
-    let not_found = || Error::not_found("post", id);
-    let post = tx.post(id).await?.filter(|p| p.deleting.is_none()).ok_or_else(not_found)?;
-    let author_live = if touch_author {
-        tx.touch_user(post.author).await?
-    } else {
-        tx.user(post.author).await?.is_none_or(|a| a.deleting.is_none())
-    };
-    if !author_live {
-        return Err(not_found());
+async fn existing_post<R: Reads>(tx: &mut R, id: ObjectId) -> Result<PostDoc> {
+    let post = tx.post(id).await?.filter(|p| p.deleting.is_none()).ok_or_else(|| Error::not_found("post", id))?;
+    if tx.user(post.author).await?.is_some_and(|a| a.deleting.is_some()) {
+        return Err(Error::not_found("post", id));
+    }
+    Ok(post)
+}
+
+/// [`existing_post`] for a command that creates a reference to the post:
+/// the author is written too ([`Tx::touch_user`]), so a concurrent staged
+/// deletion of the author conflicts with the command instead of missing the
+/// new reference. A post whose author is missing is `NOT_FOUND` as well:
+/// nothing new may hang off an orphan.
+async fn referenced_post<T: Tx>(tx: &mut T, id: ObjectId) -> Result<PostDoc> {
+    let post = tx.post(id).await?.filter(|p| p.deleting.is_none()).ok_or_else(|| Error::not_found("post", id))?;
+    if !tx.touch_user(post.author).await? {
+        return Err(Error::not_found("post", id));
     }
     Ok(post)
 }
 
 /// Whether user `id` exists with a staged deletion in progress.
-async fn being_deleted<T: Tx>(tx: &mut T, id: ObjectId) -> Result<bool> {
+async fn being_deleted<R: Reads>(tx: &mut R, id: ObjectId) -> Result<bool> {
     Ok(tx.user(id).await?.is_some_and(|u| u.deleting.is_some()))
 }
 
 /// Loads a user the command targets, or `NOT_FOUND` (missing or being deleted).
-async fn existing_user<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
+async fn existing_user<R: Reads>(tx: &mut R, id: ObjectId) -> Result<UserDoc> {
     tx.user(id).await?.filter(|u| u.deleting.is_none()).ok_or_else(|| Error::not_found("user", id))
 }
 

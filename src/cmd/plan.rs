@@ -14,10 +14,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bson::oid::ObjectId;
 use sha2::{Digest, Sha256};
 
-use super::{Command, existing_post, existing_user};
+use super::{ReadCommand, existing_post, existing_user};
 use crate::error::{Error, Result};
 use crate::model::{PostDoc, UserDoc};
-use crate::store::Tx;
+use crate::store::Reads;
 
 /// Every id a deletion would delete or detach, each list sorted and unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl UserReach {
 }
 
 /// What deleting `user` reaches, read through `tx`.
-pub(crate) async fn reach_user<T: Tx>(tx: &mut T, user: &UserDoc) -> Result<UserReach> {
+pub(crate) async fn reach_user<R: Reads>(tx: &mut R, user: &UserDoc) -> Result<UserReach> {
     let id = user.id;
     let mut posts: BTreeSet<ObjectId> = tx.post_ids_by_author(id).await?.into_iter().collect();
     for listed in &user.posts {
@@ -131,15 +131,15 @@ pub(crate) async fn reach_user<T: Tx>(tx: &mut T, user: &UserDoc) -> Result<User
 /// The plan of deleting `user`, read through `tx`: the posts from the author
 /// index and from `user.posts` that exist, the comments on them and the
 /// user's own, and the surviving posts and users that reference the user.
-pub(crate) async fn plan_user<T: Tx>(tx: &mut T, user: &UserDoc) -> Result<DeletionPlan> {
+pub(crate) async fn plan_user<R: Reads>(tx: &mut R, user: &UserDoc) -> Result<DeletionPlan> {
     Ok(reach_user(tx, user).await?.plan(user.id))
 }
 
 /// The plan of deleting `post`: the post, its comments, and its author's `posts` entry.
-pub(crate) async fn plan_post<T: Tx>(tx: &mut T, post: &PostDoc) -> Result<DeletionPlan> {
+pub(crate) async fn plan_post<R: Reads>(tx: &mut R, post: &PostDoc) -> Result<DeletionPlan> {
     let comments = tx.comment_ids_on_posts(&[post.id]).await?.into_iter().collect();
     let author = tx.user(post.author).await?;
-    let detached = author.filter(|a| a.posts.contains(&post.id)).map(|a| a.id).into_iter().collect();
+    let detached = author.filter(|a| a.lists_post(post)).map(|a| a.id).into_iter().collect();
     Ok(DeletionPlan::new("post", post.id, BTreeSet::from([post.id]), comments, detached))
 }
 
@@ -155,16 +155,18 @@ pub struct PlanUserDeletion {
     pub id: ObjectId,
 }
 
-impl Command for PlanUserDeletion {
+impl ReadCommand for PlanUserDeletion {
     type Output = DeletionPlan;
     const NAME: &'static str = "deleteUserPreview";
 
-    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletionPlan> {
-        let user = existing_user(tx, self.id).await?;
+    async fn read<R: Reads>(&self, view: &mut R) -> Result<DeletionPlan> {
+        // Ownership first: another account's id costs one read, not a plan.
         if self.actor != self.id {
+            existing_user(view, self.id).await?;
             return Err(Error::Forbidden("you may preview deleting only your own account".into()));
         }
-        plan_user(tx, &user).await
+        let user = existing_user(view, self.id).await?;
+        plan_user(view, &user).await
     }
 }
 
@@ -179,16 +181,16 @@ pub struct PlanPostDeletion {
     pub id: ObjectId,
 }
 
-impl Command for PlanPostDeletion {
+impl ReadCommand for PlanPostDeletion {
     type Output = DeletionPlan;
     const NAME: &'static str = "deletePostPreview";
 
-    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletionPlan> {
-        let post = existing_post(tx, self.id, false).await?;
+    async fn read<R: Reads>(&self, view: &mut R) -> Result<DeletionPlan> {
+        let post = existing_post(view, self.id).await?;
         if post.author != self.actor {
             return Err(Error::Forbidden("only the author may preview deleting this post".into()));
         }
-        plan_post(tx, &post).await
+        plan_post(view, &post).await
     }
 }
 

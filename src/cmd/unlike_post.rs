@@ -28,7 +28,7 @@ impl Command for UnlikePost {
     }
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
-        let mut post = existing_post(tx, self.post, false).await?;
+        let mut post = existing_post(tx, self.post).await?;
         actor(tx, self.liker).await?;
         if post.liked_by.contains(&self.liker) {
             post.liked_by.retain(|u| *u != self.liker);

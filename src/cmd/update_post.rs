@@ -30,7 +30,7 @@ impl Command for UpdatePost {
     }
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
-        let mut post = existing_post(tx, self.id, false).await?;
+        let mut post = existing_post(tx, self.id).await?;
         if post.author != self.actor {
             return Err(Error::Forbidden("only the author may edit this post".into()));
         }

@@ -14,6 +14,13 @@ use crate::error::Error;
 /// The message clients see for every internal error; deliberately says nothing.
 pub const INTERNAL_MESSAGE: &str = "internal server error";
 
+/// What clients see when the store cannot do the work now (a full disk):
+/// nothing was written, and the same request may succeed later.
+pub const UNAVAILABLE_MESSAGE: &str = "the service cannot complete this right now; nothing was changed, retry later";
+
+/// The `retryAfterSeconds` a `SERVICE_UNAVAILABLE` answer suggests.
+const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
 /// What resolvers return.
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
 
@@ -36,6 +43,7 @@ pub fn code(err: &Error) -> &'static str {
         Error::NotFound(_) => "NOT_FOUND",
         Error::Conflict(_) | Error::PlanChanged { .. } => "CONFLICT",
         Error::RateLimited { .. } => "RATE_LIMITED",
+        Error::Unavailable { .. } => "SERVICE_UNAVAILABLE",
         Error::Internal { .. } => "INTERNAL_SERVER_ERROR",
     }
 }
@@ -47,6 +55,13 @@ impl From<ApiError> for async_graphql::Error {
             Error::Internal { .. } => {
                 tracing::error!(error = %err.chain(), "internal error while serving a request");
                 async_graphql::Error::new(INTERNAL_MESSAGE).extend_with(|_, e| e.set("code", code))
+            }
+            Error::Unavailable { .. } => {
+                tracing::warn!(error = %err.chain(), "a request met a store that cannot write now");
+                async_graphql::Error::new(UNAVAILABLE_MESSAGE).extend_with(|_, e| {
+                    e.set("code", code);
+                    e.set("retryAfterSeconds", UNAVAILABLE_RETRY_SECS);
+                })
             }
             Error::BadInput { field, message } => async_graphql::Error::new(message).extend_with(|_, e| {
                 e.set("code", code);
@@ -88,6 +103,18 @@ mod tests {
         assert_eq!(gql.message, INTERNAL_MESSAGE);
         let text = format!("{:?}", gql.extensions);
         assert!(text.contains("INTERNAL_SERVER_ERROR") && !text.contains("secret") && !text.contains("fire"), "{text}");
+    }
+
+    /// A store that cannot write reaches the client as `SERVICE_UNAVAILABLE`
+    /// with a retry hint and the generic message, never its cause.
+    #[test]
+    fn unavailable_says_retry_and_hides_its_cause() {
+        let err = Error::unavailable_from("committing", std::io::Error::other("No space left on /data/secret"));
+        let gql = async_graphql::Error::from(ApiError::from(err));
+        assert_eq!(gql.message, UNAVAILABLE_MESSAGE);
+        let text = format!("{:?}", gql.extensions);
+        assert!(text.contains("SERVICE_UNAVAILABLE") && text.contains("retryAfterSeconds"), "{text}");
+        assert!(!text.contains("secret") && !gql.message.contains("space"), "{text}");
     }
 
     /// Bad input names its field next to its code.

@@ -25,7 +25,7 @@ use bson::oid::ObjectId;
 
 use self::batch::Batcher;
 use crate::AppState;
-use crate::cmd::Command;
+use crate::cmd::{Command, ReadCommand};
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, UserDoc};
 use crate::store::{CommentsOf, PostsOf, Store, UsersOf};
@@ -231,6 +231,19 @@ pub(crate) async fn as_viewer<C: Command>(
     let me = ctx.require_viewer()?;
     let target = parse_id(field, id)?;
     run_as(ctx, me, make(me, target)).await
+}
+
+/// [`as_viewer`] for a read-only command: it runs in a read snapshot, in the
+/// store's bounded pool, and never on the writer.
+pub(crate) async fn read_as_viewer<C: ReadCommand>(
+    ctx: &Context<'_>,
+    field: &'static str,
+    id: &ID,
+    make: impl FnOnce(ObjectId, ObjectId) -> C,
+) -> Result<C::Output> {
+    let me = ctx.require_viewer()?;
+    let target = parse_id(field, id)?;
+    ctx.store()?.read_only(make(me, target)).await
 }
 
 /// Runs `cmd` for the viewer `me`, charging what it writes against the

@@ -13,7 +13,7 @@ use super::deletion::{DeletionPlan, payload_ids, payload_list_cost};
 use super::error::ApiResult;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, load_user};
-use super::{CtxExt, Query, as_viewer, parse_id, run_as, to_id, to_int};
+use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, run_as, to_id, to_int};
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion, UnlikePost, UpdatePost};
 use crate::domain::{Page, PostBody, PostChanges, Title};
 use crate::error::Result;
@@ -200,7 +200,7 @@ impl PostQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The post whose deletion to preview; it must be yours.")] id: ID,
     ) -> ApiResult<DeletionPlan> {
-        let plan = as_viewer(ctx, "id", &id, |actor, id| PlanPostDeletion { actor, id }).await?;
+        let plan = read_as_viewer(ctx, "id", &id, |actor, id| PlanPostDeletion { actor, id }).await?;
         Ok(DeletionPlan::new(ctx, plan)?)
     }
 
@@ -342,6 +342,11 @@ impl PostMutation {
     ) -> ApiResult<DeletePostPayload> {
         super::deletion::check_payload_selection(ctx)?;
         let budget = ctx.cascade_budget()?;
+        if let Some(token) = expected_plan.as_deref() {
+            // A stale token is refused from a read snapshot first, so
+            // repeating one costs the single writer nothing.
+            read_as_viewer(ctx, "id", &id, |actor, id| PlanPostDeletion { actor, id }).await?.confirm(Some(token))?;
+        }
         let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id, expected_plan, budget }).await?;
         if done.job.is_some() {
             ctx.app()?.reaper.wake();

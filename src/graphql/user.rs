@@ -12,7 +12,7 @@ use super::deletion::{DeletionPlan, payload_ids, payload_list, payload_list_cost
 use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
-use super::{CtxExt, Query, as_viewer, parse_id, to_id, to_int, vanished};
+use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, to_id, to_int, vanished};
 use crate::auth::BAD_CREDENTIALS;
 use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, PlanUserDeletion, SignUp, UnfollowUser};
 use crate::domain::{Email, Password, UserName};
@@ -207,7 +207,7 @@ impl UserQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Your own account's id.")] id: ID,
     ) -> ApiResult<DeletionPlan> {
-        let plan = as_viewer(ctx, "id", &id, |actor, id| PlanUserDeletion { actor, id }).await?;
+        let plan = read_as_viewer(ctx, "id", &id, |actor, id| PlanUserDeletion { actor, id }).await?;
         Ok(DeletionPlan::new(ctx, plan)?)
     }
 
@@ -489,6 +489,11 @@ impl UserMutation {
     ) -> ApiResult<DeleteUserPayload> {
         super::deletion::check_payload_selection(ctx)?;
         let budget = ctx.cascade_budget()?;
+        if let Some(token) = expected_plan.as_deref() {
+            // A stale token is refused from a read snapshot first, so
+            // repeating one costs the single writer nothing.
+            read_as_viewer(ctx, "id", &id, |actor, id| PlanUserDeletion { actor, id }).await?.confirm(Some(token))?;
+        }
         let done = as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id, expected_plan, budget }).await?;
         if done.job.is_some() {
             ctx.app()?.reaper.wake();

@@ -3,8 +3,10 @@
 //! linear time) and the in-memory rate limiter behind the log-in limits.
 //! Their settings live in [`crate::settings`]. [`lexical`] is the pass that
 //! bounds a document's nesting and tokens before anything parses it;
-//! [`introspection`] costs introspection selections by what they can answer.
+//! [`introspection`] costs introspection selections by what they can answer;
+//! [`gate`] bounds how much expensive work runs and waits at once.
 
+pub mod gate;
 pub mod introspection;
 pub mod lexical;
 

@@ -28,9 +28,10 @@ use bson::DateTime;
 use bson::oid::ObjectId;
 
 use self::hidden::{Hidden, Hideable, Sets};
-use crate::cmd::Command;
+use crate::cmd::{Command, ReadCommand};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
+use crate::limits::gate::Gate;
 use crate::model::{Chronological, CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 
 /// Which comments a one-to-many page lists.
@@ -170,6 +171,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// every effect through the handle it is given.
     fn run<C: Command>(&self, cmd: C) -> impl Future<Output = Result<C::Output>> + Send;
 
+    /// Runs a read-only command over one read snapshot, apart from the
+    /// writer: on the embedded store a redb read transaction on the blocking
+    /// pool, so planning a 40,000-document deletion never delays another
+    /// user's write; on MongoDB a session transaction that only reads.
+    fn read_only<C: ReadCommand>(&self, cmd: C) -> impl Future<Output = Result<C::Output>> + Send;
+
     /// Reads the whole store in one snapshot (tests, `check`, small deployments only).
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot>> + Send;
 
@@ -186,22 +193,23 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn hidden(&self) -> &Arc<Hidden>;
 }
 
-/// The transaction handle: the only way to write.
+/// The reads a command makes, over one consistent view: a write
+/// transaction (seeing its own writes), or for a [`ReadCommand`] such as a
+/// deletion preview, a read snapshot that never waits for or holds a writer.
 ///
-/// Methods mirror single MongoDB commands (a `find`, a `deleteMany` with
-/// `$in`, an `updateMany` with `$pull`), so a cascade costs the same, small,
-/// constant number of operations on every backend, whatever its fan-out.
-/// Reads here see the transaction's own writes.
-pub trait Tx: Send {
-    /// Reads a user inside the transaction.
+/// Methods mirror single MongoDB commands, like [`Tx`]'s.
+pub trait Reads: Send {
+    /// Reads a user's record. Its `posts` may be empty with the count in
+    /// [`UserDoc::stored_post_count`] (the embedded store, whose list is the
+    /// author index, so an account with 20,000 posts costs one small read
+    /// here); [`Reads::user_with_posts`] when the list itself is needed.
     fn user(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send;
-    /// Reads a post inside the transaction.
+    /// Reads a post.
     fn post(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<PostDoc>>> + Send;
-    /// Reads a comment inside the transaction.
+    /// Reads a comment.
     fn comment(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<CommentDoc>>> + Send;
     /// Ids of the posts whose `author` is `author` (the author index, not the user's array).
     fn post_ids_by_author(&mut self, author: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-
     /// Ids of the comments on any of `posts`.
     fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
     /// Ids of the comments written by `author`.
@@ -213,7 +221,34 @@ pub trait Tx: Send {
         &mut self,
         user: ObjectId,
     ) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// The comments on any of `parents` (posts) or by any of them (authors), with what they reference.
+    fn comment_refs(
+        &mut self,
+        of: CommentsOf,
+        parents: &[ObjectId],
+    ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
 
+    /// Reads a user with the whole `posts` list: where the record keeps a
+    /// count instead, the list is read from the author index. Only for the
+    /// commands that rewrite the list (seeding, repair).
+    fn user_with_posts(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send {
+        async move {
+            let Some(mut user) = self.user(id).await? else { return Ok(None) };
+            if user.stored_post_count.take().is_some() {
+                user.posts = self.post_ids_by_author(id).await?;
+            }
+            Ok(Some(user))
+        }
+    }
+}
+
+/// The transaction handle: the only way to write.
+///
+/// Methods mirror single MongoDB commands (a `find`, a `deleteMany` with
+/// `$in`, an `updateMany` with `$pull`), so a cascade costs the same, small,
+/// constant number of operations on every backend, whatever its fan-out.
+/// Its reads ([`Reads`]) see the transaction's own writes.
+pub trait Tx: Reads {
     /// Whether user `id` exists and is not being deleted (see
     /// [`UserDoc::deleting`]), and, where transactions run concurrently,
     /// a write to it (`rev` + 1) so this transaction conflicts with a
@@ -266,12 +301,6 @@ pub trait Tx: Send {
     /// Deletes a user document; returns whether it existed.
     fn delete_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The comments on any of `parents` (posts) or by any of them (authors), with what they reference.
-    fn comment_refs(
-        &mut self,
-        of: CommentsOf,
-        parents: &[ObjectId],
-    ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
     /// Deletes the comments with these ids; returns the ids of those that existed.
     fn delete_comments(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
     /// Pulls `user` out of these posts' `likedBy` (a staged deletion's bounded step).
@@ -292,6 +321,27 @@ pub trait Tx: Send {
 
     /// The transaction's clock, so every document written by one transaction shares a timestamp.
     fn now(&self) -> DateTime;
+}
+
+/// Read-only commands that may run at once: one, so a preview flood costs
+/// at most one core, whatever it looks like.
+const HEAVY_READ_SLOTS: usize = 1;
+/// Read-only commands that may wait for the slot before the next is refused.
+const HEAVY_READ_QUEUE: usize = 16;
+
+/// A read-only command with the slot it runs in.
+struct Slotted<C> {
+    cmd: C,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<C: ReadCommand> ReadCommand for Slotted<C> {
+    type Output = C::Output;
+    const NAME: &'static str = C::NAME;
+
+    async fn read<R: Reads>(&self, view: &mut R) -> Result<C::Output> {
+        self.cmd.read(view).await
+    }
 }
 
 /// Write transactions since start-up, for `/metrics`.
@@ -320,6 +370,9 @@ struct TxTally {
 pub struct Store {
     backend: Kind,
     tally: std::sync::Arc<TxTally>,
+    /// Bounds the read-only commands running and waiting at once: each may
+    /// read an account's whole fan-out.
+    heavy_reads: Arc<Gate>,
     /// Round trips through this store and every view of it. Compiled only
     /// for the test crate (the `test-hooks` feature), never in the server.
     #[cfg(feature = "test-hooks")]
@@ -361,6 +414,7 @@ impl Store {
         Store {
             backend,
             tally: std::sync::Arc::default(),
+            heavy_reads: Arc::new(Gate::new(HEAVY_READ_SLOTS, HEAVY_READ_QUEUE)),
             #[cfg(feature = "test-hooks")]
             round_trips: std::sync::Arc::default(),
         }
@@ -623,6 +677,7 @@ impl Store {
         Store {
             backend,
             tally: std::sync::Arc::clone(&self.tally),
+            heavy_reads: Arc::clone(&self.heavy_reads),
             #[cfg(feature = "test-hooks")]
             round_trips: std::sync::Arc::clone(&self.round_trips),
         }
@@ -634,6 +689,15 @@ impl Store {
         let counter = if outcome.is_ok() { &self.tally.committed } else { &self.tally.rolled_back };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         outcome
+    }
+
+    /// Runs a read-only command in a slot of the process's bounded pool
+    /// (`RATE_LIMITED` when its queue is full); see [`Backend::read_only`].
+    /// The slot goes with the command, so it is freed when the reads are
+    /// really done, not when a client that gave up stops waiting.
+    pub async fn read_only<C: ReadCommand>(&self, cmd: C) -> Result<C::Output> {
+        let slot = self.heavy_reads.enter().await?;
+        on_backend!(self, b => b.read_only(Slotted { cmd, _slot: slot }).await)
     }
 
     /// Transactions since start-up, across this store and all its views.

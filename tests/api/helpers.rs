@@ -52,6 +52,12 @@ impl StoreHome {
         }
     }
 
+    /// A home on the embedded store in `dir`, whatever backend the suite
+    /// runs against (tests of the embedded store's own behaviour).
+    pub fn embedded_in(dir: TempDir) -> StoreHome {
+        StoreHome { dir, mongo_db: None }
+    }
+
     /// The temp directory.
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -13,6 +13,7 @@ mod cascade;
 mod container;
 mod crash;
 mod deletion_plan;
+mod disk;
 mod faults;
 mod federation;
 mod helpers;

@@ -5,6 +5,7 @@
 //! - `keys`: index key encoding (byte order = listing order).
 //! - `read`: reads over one read transaction.
 //! - `tx`: the transaction handle and how a command runs in it.
+//! - `disk`: the open file, refused writes and recovery after an I/O failure (a full disk).
 //! - `errors`: redb errors as [`crate::error::Error`], cause kept.
 //! - `upgrade`: the one-time upgrade of a blogql 0.1 (redb 2) data directory.
 //!
@@ -12,6 +13,7 @@
 //! queue for redb's single writer, on a thread of their own.
 
 mod codec;
+mod disk;
 mod errors;
 mod keys;
 mod read;
@@ -23,7 +25,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bson::oid::ObjectId;
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::{ReadTransaction, ReadableDatabase};
 
 use self::read::Reader;
 use self::schema::{
@@ -32,7 +34,7 @@ use self::schema::{
 };
 use super::hidden::Hidden;
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
-use crate::cmd::Command;
+use crate::cmd::{Command, ReadCommand};
 use crate::domain::Page;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, PostDoc, UserDoc};
@@ -47,7 +49,8 @@ pub const DEFAULT_CACHE_BYTES: usize = crate::settings::defaults::STORE_CACHE_MI
 /// The embedded redb backend. Cheap to clone: clones share the database.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    /// The database file, reopened after an I/O failure (see `disk`).
+    disk: Arc<disk::Disk>,
     /// The queue of the thread that runs write transactions (see [`tx::start_writer`]).
     writer: tokio::sync::mpsc::Sender<tx::Job>,
     /// Set on a per-request view: every read of the request shares one MVCC
@@ -68,7 +71,8 @@ impl EmbeddedStore {
     /// `--store-cache-mib` setting) instead of the default.
     pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::internal_from("creating the data directory", e))?;
-        let db = upgrade::open_or_upgrade(&data_dir.join(DB_FILE), cache_bytes)?;
+        let path = data_dir.join(DB_FILE);
+        let db = upgrade::open_or_upgrade(&path, cache_bytes)?;
         let wtx = db.begin_write()?;
         {
             for table in ALL_COLLECTIONS {
@@ -82,8 +86,12 @@ impl EmbeddedStore {
             }
         }
         wtx.commit()?;
-        let store =
-            EmbeddedStore { db: Arc::new(db), writer: tx::start_writer()?, pinned: None, hidden: Arc::default() };
+        let store = EmbeddedStore {
+            disk: Arc::new(disk::Disk::new(path, cache_bytes, db)),
+            writer: tx::start_writer()?,
+            pinned: None,
+            hidden: Arc::default(),
+        };
         // Jobs a previous run left unfinished hide their documents from the first read on.
         let jobs = store.read(|r| r.jobs())?;
         store.hidden.reset(&jobs);
@@ -104,13 +112,13 @@ impl EmbeddedStore {
     /// The snapshot a read uses: the request's pinned one on a view, a fresh one otherwise.
     fn read_snapshot(&self) -> Result<Arc<ReadTransaction>> {
         let Some(pinned) = &self.pinned else {
-            return Ok(Arc::new(self.db.begin_read()?));
+            return Ok(Arc::new(self.disk.db()?.begin_read()?));
         };
         let mut pinned = pinned.lock().map_err(|_| Error::internal("snapshot lock poisoned"))?;
         match &*pinned {
             Some(rtx) => Ok(Arc::clone(rtx)),
             None => {
-                let rtx = Arc::new(self.db.begin_read()?);
+                let rtx = Arc::new(self.disk.db()?.begin_read()?);
                 *pinned = Some(Arc::clone(&rtx));
                 Ok(rtx)
             }
@@ -120,7 +128,13 @@ impl EmbeddedStore {
 
 impl Backend for EmbeddedStore {
     async fn ping(&self) -> Result<()> {
-        let db = Arc::clone(&self.db);
+        // Ready means writes can succeed: a store refusing them after an I/O
+        // failure gets a recovery attempt on the writer thread here, and
+        // stays not ready until a probe write commits.
+        if self.disk.failing() {
+            tx::recover(&self.disk, &self.writer).await?;
+        }
+        let db = self.disk.db()?;
         tokio::task::spawn_blocking(move || {
             db.begin_read()?.open_table(USERS)?;
             Ok(())
@@ -194,7 +208,7 @@ impl Backend for EmbeddedStore {
 
     fn per_request(&self) -> Self {
         EmbeddedStore {
-            db: Arc::clone(&self.db),
+            disk: Arc::clone(&self.disk),
             writer: self.writer.clone(),
             pinned: Some(Arc::new(Mutex::new(None))),
             hidden: Arc::clone(&self.hidden),
@@ -208,7 +222,11 @@ impl Backend for EmbeddedStore {
         {
             *pinned = None;
         }
-        tx::run(&self.db, &self.writer, &self.hidden, cmd).await
+        tx::run(&self.disk, &self.writer, &self.hidden, cmd).await
+    }
+
+    async fn read_only<C: ReadCommand>(&self, cmd: C) -> Result<C::Output> {
+        tx::read_only(self.disk.db()?, cmd).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {

@@ -26,7 +26,7 @@ pub use self::connect::{ConnectOptions, DEFAULT_DATABASE, NEEDS_REPLICA_SET};
 use self::read::{PageLookup, Pin};
 use super::hidden::Hidden;
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
-use crate::cmd::Command;
+use crate::cmd::{Command, ReadCommand, ReadInTx};
 use crate::domain::Page;
 use crate::error::Result;
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
@@ -211,6 +211,11 @@ impl Backend for MongoStore {
             *pin.lock().await = Pin::Unset;
         }
         outcome
+    }
+
+    async fn read_only<C: ReadCommand>(&self, cmd: C) -> Result<C::Output> {
+        // No single writer to keep free here: a transaction that only reads.
+        tx::run(self, ReadInTx(cmd)).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {

@@ -23,7 +23,7 @@ use super::{COMMENTS, DELETION_JOB_PARTS, DELETION_JOBS, MongoStore, POSTS, USER
 use crate::cmd::Command;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
-use crate::store::{CommentRef, CommentsOf, RemovedComment, Tx};
+use crate::store::{CommentRef, CommentsOf, Reads, RemovedComment, Tx};
 
 /// Runs `cmd` in one session transaction; see the module docs for retries.
 pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Output> {
@@ -174,7 +174,7 @@ impl MongoTx<'_> {
     }
 }
 
-impl Tx for MongoTx<'_> {
+impl Reads for MongoTx<'_> {
     async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
         self.find_one(USERS, id).await
     }
@@ -189,18 +189,6 @@ impl Tx for MongoTx<'_> {
 
     async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
         self.ids(POSTS, doc! { "author": author }).await
-    }
-
-    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
-        self.update_user(id, doc! { "$inc": { "rev": 1_i64 } }).await
-    }
-
-    async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
-        self.update_user(user, doc! { "$push": { "posts": post } }).await
-    }
-
-    async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
-        self.update_user(user, doc! { "$pull": { "posts": post } }).await
     }
 
     async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
@@ -220,6 +208,41 @@ impl Tx for MongoTx<'_> {
 
     async fn user_ids_following_or_followed_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
         self.ids(USERS, doc! { "$or": [ { "followers": user }, { "following": user } ] }).await
+    }
+
+    async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let field = match of {
+            CommentsOf::Post => "post",
+            CommentsOf::Author => "author",
+        };
+        let pipeline = vec![
+            doc! { "$match": { field: { "$in": parents } } },
+            doc! { "$project": { "_id": 1, "post": 1, "author": 1 } },
+        ];
+        let rows = self.aggregate(COMMENTS, pipeline).await?;
+        rows.iter()
+            .map(|row| {
+                let get = |k: &str| row.get_object_id(k).map_err(|e| Error::internal_from("a comment reference", e));
+                Ok(CommentRef { id: get("_id")?, post: get("post")?, author: get("author")? })
+            })
+            .collect()
+    }
+}
+
+impl Tx for MongoTx<'_> {
+    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
+        self.update_user(id, doc! { "$inc": { "rev": 1_i64 } }).await
+    }
+
+    async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+        self.update_user(user, doc! { "$push": { "posts": post } }).await
+    }
+
+    async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
+        self.update_user(user, doc! { "$pull": { "posts": post } }).await
     }
 
     async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
@@ -320,27 +343,6 @@ impl Tx for MongoTx<'_> {
 
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
         Ok(self.delete_many(USERS, doc! { "_id": id }).await? == 1)
-    }
-
-    async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
-        if parents.is_empty() {
-            return Ok(Vec::new());
-        }
-        let field = match of {
-            CommentsOf::Post => "post",
-            CommentsOf::Author => "author",
-        };
-        let pipeline = vec![
-            doc! { "$match": { field: { "$in": parents } } },
-            doc! { "$project": { "_id": 1, "post": 1, "author": 1 } },
-        ];
-        let rows = self.aggregate(COMMENTS, pipeline).await?;
-        rows.iter()
-            .map(|row| {
-                let get = |k: &str| row.get_object_id(k).map_err(|e| Error::internal_from("a comment reference", e));
-                Ok(CommentRef { id: get("_id")?, post: get("post")?, author: get("author")? })
-            })
-            .collect()
     }
 
     async fn delete_comments(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
