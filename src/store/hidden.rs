@@ -87,6 +87,14 @@ impl Sets {
         user.deleting.is_some() || self.users.contains(&user.id)
     }
 
+    /// Whether the document with `id`, of any kind, is one a job lists
+    /// (ids are unique across collections). What a document alone reveals
+    /// (a tombstone, a hidden author or post) is [`Sets::hides_user`] and its
+    /// siblings' to check.
+    pub fn hides_id(&self, id: &ObjectId) -> bool {
+        self.users.contains(id) || self.posts.contains_key(id) || self.comments.contains_key(id)
+    }
+
     /// Whether `post` is to be left out of reads: tombstoned, under a job, or by a hidden author.
     pub fn hides_post(&self, post: &PostDoc) -> bool {
         post.deleting.is_some() || self.posts.contains_key(&post.id) || self.users.contains(&post.author)

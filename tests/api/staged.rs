@@ -297,6 +297,40 @@ async fn pages_are_refilled_past_hidden_documents() {
     assert_eq!(next["posts"]["pageInfo"]["hasNextPage"], json!(false));
 }
 
+/// On the embedded store a page passes over hidden documents on the index
+/// keys: with 300 hidden posts at the head of `posts`, `first: 3` costs the
+/// same round trips as with none, and reads none of the hidden documents.
+#[tokio::test]
+async fn hidden_heads_are_skipped_on_the_index() {
+    let home = crate::helpers::StoreHome::embedded_in(tempfile::tempdir().expect("temp dir"));
+    let app = TestApp::spawn_home_with(home, |s| {
+        s.store.cascade_budget_docs = BUDGET;
+        s.store.reap_deletions = false;
+    })
+    .await;
+    let (bob, _) = app.sign_up("Bob").await;
+    let (ann, ann_id) = app.sign_up("Ann").await;
+    let mut bobs = Vec::new();
+    for i in 0..3 {
+        bobs.push(app.create_post(&bob, &format!("bob {i}")).await);
+    }
+    for i in 0..300 {
+        app.create_post(&ann, &format!("ann {i}")).await;
+    }
+    let page = "{ posts(first: 3) { edges { node { id } } } }";
+    let before = app.store.round_trips();
+    app.ok_as(&bob, page, json!({})).await;
+    let baseline = app.store.round_trips() - before;
+    app.ok_as(&ann, DELETE_USER, json!({ "id": ann_id })).await;
+    let before = app.store.round_trips();
+    let got = app.ok_as(&bob, page, json!({})).await;
+    let spent = app.store.round_trips() - before;
+    let ids: Vec<String> =
+        got["posts"]["edges"].as_array().into_iter().flatten().map(|e| str_at(e, "/node/id")).collect();
+    assert_eq!(ids, bobs.iter().rev().cloned().collect::<Vec<_>>(), "Bob's posts, newest first");
+    assert_eq!(spent, baseline, "300 hidden posts at the head cost no extra round trip");
+}
+
 /// Comments racing a staged deleteUser on the user's posts either land
 /// before the tombstone (and are in the plan, so reaped) or are refused; no
 /// orphan is left once the reaper is done.

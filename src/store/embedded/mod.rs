@@ -106,7 +106,8 @@ impl EmbeddedStore {
         F: FnOnce(Reader<'_>) -> Result<T>,
     {
         let rtx = self.read_snapshot()?;
-        f(Reader(&rtx))
+        let hidden = self.hidden.current();
+        f(Reader(&rtx, hidden.as_deref()))
     }
 
     /// The snapshot a read uses: the request's pinned one on a view, a fresh one otherwise.

@@ -13,6 +13,7 @@ use crate::domain::{CursorKey, Page};
 use crate::error::Result;
 use crate::model::{DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 use crate::store::UsersOf;
+use crate::store::hidden::Sets;
 
 /// The document with `id` in `table`, if any.
 pub(super) fn get_doc<D: Stored>(
@@ -55,6 +56,18 @@ pub(super) fn scan_prefix(
     walk: Walk<'_>,
     limit: usize,
 ) -> Result<Vec<Vec<u8>>> {
+    scan_prefix_where(index, prefix, walk, limit, |_| true)
+}
+
+/// [`scan_prefix`], counting and returning only the keys `wanted` accepts:
+/// the keys it passes over cost a comparison each, no document read.
+pub(super) fn scan_prefix_where(
+    index: &impl ReadableTable<&'static [u8], ()>,
+    prefix: &[u8],
+    walk: Walk<'_>,
+    limit: usize,
+    wanted: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<Vec<u8>>> {
     let lower = match walk.after {
         Some(suffix) => Bound::Excluded(concat(prefix, suffix)),
         None => Bound::Included(prefix.to_vec()),
@@ -86,7 +99,9 @@ pub(super) fn scan_prefix(
         if !key.starts_with(prefix) {
             return Ok(false);
         }
-        out.push(key.to_vec());
+        if wanted(key) {
+            out.push(key.to_vec());
+        }
         Ok(true)
     };
     if walk.backward {
@@ -115,8 +130,13 @@ pub(super) fn related_page_ids(mut ids: Vec<ObjectId>, page: &Page) -> Vec<Objec
     page.select(ids.into_iter(), |id| CursorKey { created_ms: 0, id: *id })
 }
 
-/// The read helpers, over one read transaction.
-pub(super) struct Reader<'a>(pub(super) &'a ReadTransaction);
+/// The read helpers, over one read transaction, with the ids staged
+/// deletions hide when a job is in progress.
+///
+/// Pages pass over hidden ids on the index keys, so a list whose head is
+/// thousands of hidden documents reads none of them (the store's own filter
+/// still checks what is read, for what ids alone cannot tell).
+pub(super) struct Reader<'a>(pub(super) &'a ReadTransaction, pub(super) Option<&'a Sets>);
 
 impl Reader<'_> {
     /// The documents with these ids, in the order asked; missing ones are skipped.
@@ -151,7 +171,12 @@ impl Reader<'_> {
             before: before.as_ref().map(|b| b.as_slice()),
             backward: page.backward(),
         };
-        let keys = scan_prefix(&table, prefix, walk, page.fetch_limit())?;
+        let keys = match self.1 {
+            None => scan_prefix(&table, prefix, walk, page.fetch_limit())?,
+            Some(sets) => scan_prefix_where(&table, prefix, walk, page.fetch_limit(), |key| {
+                id_from_desc_tail(key).is_ok_and(|id| !sets.hides_id(&id))
+            })?,
+        };
         let ids = keys.iter().map(|k| id_from_desc_tail(k)).collect::<Result<Vec<_>>>()?;
         self.docs(&ids)
     }
@@ -170,7 +195,11 @@ impl Reader<'_> {
                     UsersOf::Following => self.docs::<UserDoc>(&[*parent])?.pop().map(|u| u.following),
                     UsersOf::Likers => self.docs::<PostDoc>(&[*parent])?.pop().map(|p| p.liked_by),
                 };
-                self.docs(&related_page_ids(ids.unwrap_or_default(), page))
+                let mut ids = ids.unwrap_or_default();
+                if let Some(sets) = self.1 {
+                    ids.retain(|id| !sets.hides_id(id));
+                }
+                self.docs(&related_page_ids(ids, page))
             })
             .collect()
     }
