@@ -26,6 +26,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 pub mod budget;
+mod committed;
 pub mod conn;
 pub mod graphiql;
 pub mod persisted;
@@ -249,8 +250,9 @@ fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
 
 /// What a request came to, before it is written out and counted.
 enum Answer {
-    /// The schema ran it (or its validation refused it), for this operation label.
-    Ran(async_graphql::Response, String),
+    /// The schema ran it (or its validation refused it), for this operation
+    /// label; `mutation` says whether it was a mutation (so it may have committed).
+    Ran { resp: async_graphql::Response, operation: String, mutation: bool },
     /// Refused here, before the schema saw it.
     Refused(async_graphql::Response),
     /// A mutation sent over GET: refused at the HTTP level.
@@ -267,8 +269,11 @@ async fn execute(
     let started = std::time::Instant::now();
     let answer = answer(routes, client, headers, req, method).await;
     let http = match &answer {
-        Answer::Ran(resp, _) | Answer::Refused(resp) => {
-            respond(headers, resp, routes.state.settings.http.max_response_bytes, &routes.budget)
+        Answer::Ran { resp, mutation, .. } => {
+            respond(headers, resp, *mutation, routes.state.settings.http.max_response_bytes, &routes.budget)
+        }
+        Answer::Refused(resp) => {
+            respond(headers, resp, false, routes.state.settings.http.max_response_bytes, &routes.budget)
         }
         Answer::MutationOverGet => {
             let mut resp = error_response(
@@ -291,7 +296,7 @@ async fn execute(
                 .collect()
         };
         let (operation, outcome, codes) = match &answer {
-            Answer::Ran(resp, operation) => {
+            Answer::Ran { resp, operation, .. } => {
                 let outcome = if resp.errors.is_empty() {
                     Outcome::Ok
                 } else if not_executed(resp) {
@@ -409,11 +414,13 @@ async fn answer(
         }
     };
     let mut operation = String::from("unparsed");
+    let mut mutation = false;
     if let Some(doc) = doc {
         if !routes.state.settings.graphql.introspection && mentions_introspection(&doc) {
             return refuse("GRAPHQL_VALIDATION_FAILED", "introspection is turned off on this server");
         }
-        if method == Method::GET && is_mutation(&doc, req.operation_name.as_deref()) {
+        mutation = is_mutation(&doc, req.operation_name.as_deref());
+        if method == Method::GET && mutation {
             return Answer::MutationOverGet;
         }
         let max_mutations = routes.state.settings.graphql.max_mutation_fields;
@@ -449,7 +456,7 @@ async fn answer(
     }
     label_request_errors(&mut resp, parses);
     cap_errors(&mut resp);
-    Answer::Ran(resp, operation)
+    Answer::Ran { resp, operation, mutation }
 }
 
 /// The lexical pass's bounds, from the GraphQL settings.
@@ -602,9 +609,18 @@ fn encode(
 /// in flight drain within the send deadline, usually far sooner.
 const BUDGET_RETRY_AFTER_SECS: u64 = 1;
 
+/// The most a cut-down mutation answer (see [`committed`]) may take outside
+/// the answer budget when the budget is full: it reports writes that have
+/// committed, and mutations are budgeted per user.
+const CUT_DOWN_RESERVE_BYTES: usize = 64 * 1024;
+
+/// Writes `resp` out. A mutation's answer that will not fit (the size limit
+/// or the answer budget) is cut down to what identifies its writes
+/// ([`committed`]), never dropped: the writes have committed.
 fn respond(
     headers: &HeaderMap,
     resp: &async_graphql::Response,
+    mutation: bool,
     limit: usize,
     budget: &budget::ResponseBudget,
 ) -> Response {
@@ -613,13 +629,26 @@ fn respond(
     // A response without data whose errors have no path never started executing:
     // GraphQL over HTTP asks for 400 then, under its own media type.
     let not_executed = not_executed(resp);
-    let (body, share) = match encode(resp, not_executed, limit, budget) {
+    let encoded = match encode(resp, not_executed, limit, budget) {
+        Err(EncodeError::Over(over)) if mutation && !not_executed => {
+            tracing::warn!(limit, ?over, "a mutation's answer would not fit; answering with its ids only");
+            let cut = committed::cut_down(resp, limit);
+            match encode(&cut, false, limit, budget) {
+                Err(EncodeError::Over(Over::Budget)) => {
+                    encode(&cut, false, limit, &budget::ResponseBudget::new(CUT_DOWN_RESERVE_BYTES))
+                }
+                other => other,
+            }
+        }
+        other => other,
+    };
+    let (body, share) = match encoded {
         Ok(encoded) => encoded,
         Err(EncodeError::Over(Over::Limit)) => {
             tracing::info!(limit, "a response exceeded the size limit and was refused");
             let refusal =
                 request_error("RESPONSE_TOO_LARGE", format!("the response would exceed {limit} bytes; ask for less"));
-            return respond(headers, &refusal, limit.max(1024), budget);
+            return respond(headers, &refusal, false, limit.max(1024), budget);
         }
         Err(EncodeError::Over(Over::Budget)) => {
             tracing::warn!(

@@ -243,7 +243,8 @@ fn raw_post(query: &str, variables: Value) -> String {
 /// Answers waiting for a reader that never reads hold their bytes against
 /// the process's answer budget: with an 8 MiB budget, one stuck 7.5 MB
 /// answer makes the next big one `503 SERVICE_UNAVAILABLE` with
-/// `Retry-After` (small answers still go through), and once the send
+/// `Retry-After` (small answers still go through, and a mutation's answer is
+/// cut down to its ids rather than refused), and once the send
 /// deadline closes the stuck connection the budget is whole again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_for_slow_readers_stay_within_the_budget() {
@@ -279,6 +280,14 @@ async fn answers_for_slow_readers_stay_within_the_budget() {
     assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     let body: Value = refused.json().await.expect("json");
     expect_error(&body, "SERVICE_UNAVAILABLE");
+    // A mutation has committed by then: its 1 MB answer is cut down to its ids, not refused.
+    let creates: String =
+        (0..10).map(|i| format!("c{i}: createPost(input: {{ title: \"t\", body: $b }}) {{ id body }} ")).collect();
+    let written = app
+        .graphql_as(&token, &format!("mutation($b: String!) {{ {creates} }}"), json!({ "b": "\"".repeat(50_000) }))
+        .await;
+    assert_eq!(written["errors"][0]["extensions"]["committed"], json!(true), "{written}");
+    assert!((0..10).all(|i| written["data"][format!("c{i}")]["id"].is_string()), "{written}");
     let small = app.graphql("{ __typename }", json!({})).await;
     assert_eq!(small["data"]["__typename"], "Query", "small answers still fit");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -474,4 +483,41 @@ async fn one_preview_per_request() {
         .graphql_as(&token, "query($id: ID!) { deleteUserPreview(id: $id) { postCount } }", json!({ "id": id }))
         .await;
     assert_eq!(one["data"]["deleteUserPreview"]["postCount"], 0, "{one}");
+}
+
+/// M4: a mutation whose answer passes `--max-response-bytes` has committed,
+/// so its answer is cut down, never dropped: every alias keeps the id it
+/// wrote (and no body), one RESPONSE_TOO_LARGE error says `committed: true`,
+/// and the ids are exactly the posts now stored. A query over the limit is
+/// still refused whole.
+#[tokio::test]
+async fn a_committed_mutation_keeps_its_answer() {
+    let app = TestApp::spawn_with(|s| s.http.max_response_bytes = 256 * 1024).await;
+    let (token, _) = app.sign_up("Mia").await;
+    let fields: String = (0..10)
+        .map(|i| {
+            format!("p{i}: createPost(input: {{ title: \"t{i}\", body: $b }}) {{ id body author {{ id name }} }} ")
+        })
+        .collect();
+    let query = format!("mutation($b: String!) {{ {fields} }}");
+    let resp = app.graphql_as(&token, &query, json!({ "b": "x".repeat(40_000) })).await;
+    let message = expect_error(&resp, "RESPONSE_TOO_LARGE");
+    assert!(message.contains("committed"), "{message}");
+    assert_eq!(resp["errors"][0]["extensions"]["committed"], json!(true), "{resp}");
+    let mut answered: Vec<String> = (0..10)
+        .map(|i| {
+            let post = &resp["data"][format!("p{i}")];
+            assert!(post.get("body").is_none() && post["author"].get("name").is_none(), "texts are cut: {post}");
+            post["id"].as_str().unwrap_or_else(|| panic!("p{i} keeps its id: {resp}")).to_owned()
+        })
+        .collect();
+    let mut stored: Vec<String> = app.snapshot().await.posts.iter().map(|p| p.id.to_hex()).collect();
+    answered.sort();
+    stored.sort();
+    assert_eq!(answered, stored, "the answer names exactly the posts written");
+
+    let reads: String = (0..10).map(|i| format!("r{i}: post(id: \"{}\") {{ body }} ", stored[i])).collect();
+    let read = app.graphql(&format!("{{ {reads} }}"), json!({})).await;
+    expect_error(&read, "RESPONSE_TOO_LARGE");
+    assert!(read.get("data").is_none_or(Value::is_null), "a query over the limit is refused whole: {read}");
 }
