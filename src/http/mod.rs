@@ -28,10 +28,12 @@ use tower_http::trace::TraceLayer;
 pub mod budget;
 mod committed;
 pub mod conn;
+mod encode;
 pub mod graphiql;
 pub mod persisted;
 pub mod slow_body;
 
+use self::encode::{EncodeError, Over};
 use crate::AppState;
 use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
 use crate::limits::{
@@ -52,6 +54,8 @@ struct Routes {
     budget: budget::ResponseBudget,
     /// How long each introspection list can be in the served schema.
     introspection: std::sync::Arc<introspection::Shape>,
+    /// Where answers too large to encode inline are encoded.
+    encode_slots: encode::EncodeSlots,
 }
 
 /// The application's routes over `state`, with its HTTP limits applied:
@@ -67,7 +71,7 @@ pub fn router(state: AppState) -> Router {
     let budget = budget::ResponseBudget::new(http.max_response_bytes_in_flight);
     let schema = build_schema(state.clone());
     let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&schema.sdl()));
-    let routes = Routes { schema, state, docs, budget, introspection };
+    let routes = Routes { schema, state, docs, budget, introspection, encode_slots: encode::EncodeSlots::new() };
     let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());
     let graphiql = Router::new()
         .route("/", get(graphiql::page))
@@ -268,13 +272,38 @@ async fn execute(
 ) -> Response {
     let started = std::time::Instant::now();
     let answer = answer(routes, client, headers, req, method).await;
-    let http = match &answer {
+    // What the metrics count, read before the answer is handed to the encoder.
+    let counted = routes.state.metrics.as_ref().map(|_| {
+        let codes = |resp: &async_graphql::Response| -> Vec<String> {
+            resp.errors
+                .iter()
+                .filter_map(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                    Some(async_graphql::Value::String(code)) => Some(code.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        match &answer {
+            Answer::Ran { resp, operation, .. } => {
+                let outcome = if resp.errors.is_empty() {
+                    Outcome::Ok
+                } else if not_executed(resp) {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Error
+                };
+                (operation.clone(), outcome, codes(resp))
+            }
+            Answer::Refused(resp) => ("refused".to_owned(), Outcome::Rejected, codes(resp)),
+            Answer::MutationOverGet => ("refused".to_owned(), Outcome::Rejected, vec!["METHOD_NOT_ALLOWED".to_owned()]),
+        }
+    });
+    let limit = routes.state.settings.http.max_response_bytes;
+    let http = match answer {
         Answer::Ran { resp, mutation, .. } => {
-            respond(headers, resp, *mutation, routes.state.settings.http.max_response_bytes, &routes.budget)
+            respond(headers, resp, mutation, limit, &routes.budget, &routes.encode_slots).await
         }
-        Answer::Refused(resp) => {
-            respond(headers, resp, false, routes.state.settings.http.max_response_bytes, &routes.budget)
-        }
+        Answer::Refused(resp) => respond(headers, resp, false, limit, &routes.budget, &routes.encode_slots).await,
         Answer::MutationOverGet => {
             let mut resp = error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -285,31 +314,8 @@ async fn execute(
             resp
         }
     };
-    if let Some(metrics) = &routes.state.metrics {
-        let codes = |resp: &async_graphql::Response| -> Vec<String> {
-            resp.errors
-                .iter()
-                .filter_map(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
-                    Some(async_graphql::Value::String(code)) => Some(code.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
-        let (operation, outcome, codes) = match &answer {
-            Answer::Ran { resp, operation, .. } => {
-                let outcome = if resp.errors.is_empty() {
-                    Outcome::Ok
-                } else if not_executed(resp) {
-                    Outcome::Rejected
-                } else {
-                    Outcome::Error
-                };
-                (operation.as_str(), outcome, codes(resp))
-            }
-            Answer::Refused(resp) => ("refused", Outcome::Rejected, codes(resp)),
-            Answer::MutationOverGet => ("refused", Outcome::Rejected, vec!["METHOD_NOT_ALLOWED".to_owned()]),
-        };
-        metrics.request(operation, outcome, started.elapsed(), codes.iter().map(String::as_str));
+    if let (Some(metrics), Some((operation, outcome, codes))) = (&routes.state.metrics, counted) {
+        metrics.request(&operation, outcome, started.elapsed(), codes.iter().map(String::as_str));
     }
     http
 }
@@ -521,90 +527,6 @@ fn label_request_errors(resp: &mut async_graphql::Response, parses: bool) {
     }
 }
 
-/// Why an encoding stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Over {
-    /// The answer passed `--max-response-bytes`.
-    Limit,
-    /// The process's answer bytes in flight are all taken.
-    Budget,
-}
-
-/// Writes into a buffer until `limit` bytes, taking each byte from the
-/// process's answer budget as it goes, and fails as soon as either runs
-/// out, so an oversized answer is abandoned when it passes the limit
-/// instead of after it has been built in full.
-struct Capped {
-    buf: Vec<u8>,
-    limit: usize,
-    share: budget::Share,
-    /// What `share` covers: serde_json writes a token at a time, so the
-    /// common write only compares against this.
-    covered: usize,
-    over: Option<Over>,
-}
-
-impl std::io::Write for Capped {
-    #[inline]
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let len = self.buf.len() + data.len();
-        if len > self.covered {
-            if len > self.limit {
-                self.over = Some(Over::Limit);
-                return Err(std::io::Error::other("response over the size limit"));
-            }
-            if !self.share.cover(len) {
-                self.over = Some(Over::Budget);
-                return Err(std::io::Error::other("response bytes in flight over the budget"));
-            }
-            self.covered = self.share.bytes().min(self.limit);
-        }
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A response to a request that never started executing: GraphQL's spec says
-/// its result has no `data` entry at all (async-graphql would write `null`).
-#[derive(serde::Serialize)]
-struct NotExecuted<'a> {
-    errors: &'a [async_graphql::ServerError],
-}
-
-/// Why [`encode`] produced no body.
-enum EncodeError {
-    /// The answer would not fit (see [`Over`]).
-    Over(Over),
-    /// Serialisation itself failed.
-    Serde(serde_json::Error),
-}
-
-/// Serialises `resp` within `limit` bytes and the answer budget, or says
-/// why not. A request error (`not_executed`) is written without `data`.
-fn encode(
-    resp: &async_graphql::Response,
-    not_executed: bool,
-    limit: usize,
-    budget: &budget::ResponseBudget,
-) -> Result<(Vec<u8>, budget::Share), EncodeError> {
-    let mut out =
-        Capped { buf: Vec::with_capacity(4096.min(limit)), limit, share: budget.share(), covered: 0, over: None };
-    let written = if not_executed {
-        serde_json::to_writer(&mut out, &NotExecuted { errors: &resp.errors })
-    } else {
-        serde_json::to_writer(&mut out, resp)
-    };
-    match (written, out.over) {
-        (Ok(()), _) => Ok((out.buf, out.share)),
-        (Err(_), Some(over)) => Err(EncodeError::Over(over)),
-        (Err(err), None) => Err(EncodeError::Serde(err)),
-    }
-}
-
 /// Seconds a client is told to wait when the answer budget is full: answers
 /// in flight drain within the send deadline, usually far sooner.
 const BUDGET_RETRY_AFTER_SECS: u64 = 1;
@@ -614,46 +536,50 @@ const BUDGET_RETRY_AFTER_SECS: u64 = 1;
 /// committed, and mutations are budgeted per user.
 const CUT_DOWN_RESERVE_BYTES: usize = 64 * 1024;
 
-/// Writes `resp` out. A mutation's answer that will not fit (the size limit
-/// or the answer budget) is cut down to what identifies its writes
-/// ([`committed`]), never dropped: the writes have committed.
-fn respond(
+/// Writes `resp` out (see [`encode`]). A mutation's answer that will not
+/// fit (the size limit, the answer budget, or no encoding slot) is cut down
+/// to what identifies its writes ([`committed`]), never dropped: the writes
+/// have committed.
+async fn respond(
     headers: &HeaderMap,
-    resp: &async_graphql::Response,
+    resp: async_graphql::Response,
     mutation: bool,
     limit: usize,
     budget: &budget::ResponseBudget,
+    slots: &encode::EncodeSlots,
 ) -> Response {
     let wants_graphql_response =
         headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains(GRAPHQL_RESPONSE));
     // A response without data whose errors have no path never started executing:
     // GraphQL over HTTP asks for 400 then, under its own media type.
-    let not_executed = not_executed(resp);
-    let encoded = match encode(resp, not_executed, limit, budget) {
-        Err(EncodeError::Over(over)) if mutation && !not_executed => {
-            tracing::warn!(limit, ?over, "a mutation's answer would not fit; answering with its ids only");
-            let cut = committed::cut_down(resp, limit);
-            match encode(&cut, false, limit, budget) {
+    let mut not_executed = not_executed(&resp);
+    let resp = std::sync::Arc::new(resp);
+    let encoded = match encode::encode_answer(&resp, not_executed, limit, budget, slots).await {
+        Err(EncodeError::Over(_) | EncodeError::Busy) if mutation && !not_executed => {
+            tracing::warn!(limit, "a mutation's answer would not fit; answering with its ids only");
+            let cut = committed::cut_down(&resp, limit);
+            match encode::encode_small(&cut, false, limit, budget) {
                 Err(EncodeError::Over(Over::Budget)) => {
-                    encode(&cut, false, limit, &budget::ResponseBudget::new(CUT_DOWN_RESERVE_BYTES))
+                    encode::encode_small(&cut, false, limit, &budget::ResponseBudget::new(CUT_DOWN_RESERVE_BYTES))
                 }
                 other => other,
             }
+        }
+        Err(EncodeError::Over(Over::Limit)) => {
+            tracing::info!(limit, "a response exceeded the size limit and was refused");
+            let refusal =
+                request_error("RESPONSE_TOO_LARGE", format!("the response would exceed {limit} bytes; ask for less"));
+            not_executed = true;
+            encode::encode_small(&refusal, true, limit.max(1024), budget)
         }
         other => other,
     };
     let (body, share) = match encoded {
         Ok(encoded) => encoded,
-        Err(EncodeError::Over(Over::Limit)) => {
-            tracing::info!(limit, "a response exceeded the size limit and was refused");
-            let refusal =
-                request_error("RESPONSE_TOO_LARGE", format!("the response would exceed {limit} bytes; ask for less"));
-            return respond(headers, &refusal, false, limit.max(1024), budget);
-        }
-        Err(EncodeError::Over(Over::Budget)) => {
+        Err(EncodeError::Over(_) | EncodeError::Busy) => {
             tracing::warn!(
                 budget = budget.total_bytes(),
-                "answer bytes in flight are at the budget; refusing an answer"
+                "answer bytes in flight are at the budget, or large answers queue for encoding; refusing an answer"
             );
             let mut refused = error_response(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -44,6 +44,10 @@ impl Gate {
 
     /// Waits for a slot; `RATE_LIMITED` at once when `queue` callers already wait.
     pub async fn enter(&self) -> Result<OwnedSemaphorePermit> {
+        // A free slot is taken without queueing, so a queue of 0 means "refuse only when busy".
+        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(slot);
+        }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Error::RateLimited { retry_after_secs: 1 });

@@ -521,3 +521,112 @@ async fn a_committed_mutation_keeps_its_answer() {
     expect_error(&read, "RESPONSE_TOO_LARGE");
     assert!(read.get("data").is_none_or(Value::is_null), "a query over the limit is refused whole: {read}");
 }
+
+/// GET /healthz from 127.0.0.2 within `limit`: whether it answered 200 in time.
+async fn healthz_from_elsewhere(port: u16, limit: Duration) -> bool {
+    let Ok(client) = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build() else {
+        return false;
+    };
+    let started = Instant::now();
+    let asked = client.get(format!("http://127.0.0.1:{port}/healthz")).timeout(limit * 10).send().await;
+    eprintln!("healthz: {:?} in {:?}", asked.as_ref().map(|r| r.status()), started.elapsed());
+    matches!(asked, Ok(resp) if resp.status().is_success()) && started.elapsed() < limit
+}
+
+/// C2 on the real binary: one h2c connection with `SETTINGS_INITIAL_WINDOW_SIZE=0`
+/// asking 200 times for a 7.6 MB answer, then 100 HTTP/1 sockets that send the
+/// same request and never read. Only 32 streams are let in at once, answers
+/// past the 128 MiB budget are refused, so RSS stays under 512 MiB (2.9 GB
+/// and 4.2 GB before), and `/healthz` from another address answers within 1 s throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_h2_and_h1_readers_cannot_pile_up_answers() {
+    use tokio::io::AsyncWriteExt;
+    let server = Binary::start(&[]).await;
+    let client = reqwest::Client::new();
+    let signed: Value = client
+        .post(server.url("/graphql"))
+        .json(&json!({ "query": "mutation { signUp(input: {name: \"H\", email: \"h@example.com\", password: \"12345678\"}) { token } }" }))
+        .send()
+        .await
+        .expect("sign up")
+        .json()
+        .await
+        .expect("json");
+    let token = signed["data"]["signUp"]["token"].as_str().expect("token").to_owned();
+    let created: Value = client
+        .post(server.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "query": "mutation($b: String!) { createPost(input: {title: \"t\", body: $b}) { id } }",
+            "variables": { "b": "😀".repeat(50_000) },
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let post = created["data"]["createPost"]["id"].as_str().expect("post id").to_owned();
+    let aliases: String = (0..38).map(|i| format!("a{i}: post(id: \"{post}\") {{ body }} ")).collect();
+    let query = format!("{{ {aliases} }}");
+    let url = reqwest::Url::parse_with_params(&server.url("/graphql"), &[("query", query.as_str())]).expect("url");
+    let one: Value = client.get(url.clone()).send().await.expect("get").json().await.expect("json");
+    assert!(one["data"]["a37"]["body"].is_string(), "the answer is served whole when read");
+    let base = server.peak_rss_mib();
+
+    // HTTP/2 with every stream window at 0: the server can send headers, never data.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.expect("connect");
+    let (h2, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .expect("h2c handshake");
+    let driver = tokio::spawn(connection);
+    let uri: http::Uri = url.as_str().parse().expect("uri");
+    let streams: Vec<_> = (0..200)
+        .map(|_| {
+            let (h2, uri) = (h2.clone(), uri.clone());
+            tokio::spawn(async move {
+                let mut ready = h2.ready().await?;
+                let request = http::Request::get(uri).body(()).expect("request");
+                let (answer, _) = ready.send_request(request, true)?;
+                let head = answer.await?;
+                // Hold the body unread until the test ends.
+                std::future::pending::<()>().await;
+                Ok::<_, h2::Error>(head)
+            })
+        })
+        .collect();
+    for second in 0..6 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(healthz_from_elsewhere(server.port, Duration::from_secs(1)).await, "h2 attack, second {second}");
+    }
+    let h2_peak = server.peak_rss_mib();
+    for stream in &streams {
+        stream.abort();
+    }
+    driver.abort();
+
+    // HTTP/1: sockets that send the request and never read.
+    let request = format!(
+        "GET {}{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        url.path(),
+        url.query().map(|q| format!("?{q}")).unwrap_or_default()
+    );
+    let mut sockets = Vec::new();
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("small receive buffer");
+        let mut stream = socket.connect(([127, 0, 0, 1], server.port).into()).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        sockets.push(stream);
+    }
+    for second in 0..4 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(healthz_from_elsewhere(server.port, Duration::from_secs(1)).await, "h1 attack, second {second}");
+    }
+    let peak = server.peak_rss_mib();
+    println!("slow readers: RSS {base} MiB before, {h2_peak} MiB after the h2 attack, {peak} MiB after the h1 one");
+    assert!(peak < 512, "peak RSS {peak} MiB");
+    drop(sockets);
+}
