@@ -228,9 +228,13 @@ pub(crate) async fn as_viewer<C: Command>(
     id: &ID,
     make: impl FnOnce(ObjectId, ObjectId) -> C,
 ) -> Result<C::Output> {
-    let me = ctx.require_viewer()?;
-    let target = parse_id(field, id)?;
+    let (me, target) = viewer_and_target(ctx, field, id)?;
     run_as(ctx, me, make(me, target)).await
+}
+
+/// The signed-in viewer (or `UNAUTHENTICATED`) and the id in argument `field`.
+fn viewer_and_target(ctx: &Context<'_>, field: &'static str, id: &ID) -> Result<(ObjectId, ObjectId)> {
+    Ok((ctx.require_viewer()?, parse_id(field, id)?))
 }
 
 /// [`as_viewer`] for a read-only command: it runs in a read snapshot, in the
@@ -241,8 +245,7 @@ pub(crate) async fn read_as_viewer<C: ReadCommand>(
     id: &ID,
     make: impl FnOnce(ObjectId, ObjectId) -> C,
 ) -> Result<C::Output> {
-    let me = ctx.require_viewer()?;
-    let target = parse_id(field, id)?;
+    let (me, target) = viewer_and_target(ctx, field, id)?;
     ctx.store()?.read_only(make(me, target)).await
 }
 
