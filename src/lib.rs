@@ -95,8 +95,6 @@ pub struct AppState {
     pub write_budget: Arc<WriteBudget>,
     /// What `/metrics` reports; `None` when metrics are turned off.
     pub metrics: Option<Arc<metrics::Metrics>>,
-    /// Woken when a deletion is staged, so it is finished without waiting for the poll.
-    pub reaper: Arc<reaper::Reaper>,
 }
 
 impl AppState {
@@ -115,7 +113,6 @@ impl AppState {
                 settings.auth.write_bytes_per_user_per_minute,
             )),
             metrics: settings.http.metrics.then(Arc::default),
-            reaper: Arc::default(),
             settings: Arc::new(settings),
         })
     }
@@ -141,7 +138,7 @@ pub async fn serve(
     let stop_reaping = Arc::new(tokio::sync::Notify::new());
     let reaping = state.settings.store.reap_deletions.then(|| {
         let (store, budget) = (state.store.clone(), state.settings.store.cascade_budget_docs);
-        tokio::spawn(reaper::run(store, budget, Arc::clone(&state.reaper), Arc::clone(&stop_reaping)))
+        tokio::spawn(reaper::run(store, budget, Arc::clone(&stop_reaping)))
     });
     let served = http::conn::serve_connections(listener, build_app(state), limits, shutdown).await;
     if let Some(reaping) = reaping {

@@ -28,25 +28,14 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// could still be committing it (MongoDB's default lifetime limit is 60 s).
 const FORGET_AFTER_MS: i64 = 120_000;
 
-/// The handle requests use to wake the reaper when they stage a deletion.
-#[derive(Debug, Default)]
-pub struct Reaper {
-    wake: Notify,
-}
-
-impl Reaper {
-    /// Asks the reaper to look for jobs now rather than at its next poll.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
-
-/// Finishes jobs until `stop` is notified: at start-up, whenever woken, and every [`POLL`].
+/// Finishes jobs until `stop` is notified: at start-up, whenever a staged
+/// deletion commits in this process ([`crate::store::hidden::Hidden::job_committed`]),
+/// and every [`POLL`].
 /// A failed step is logged and retried at the next round.
 ///
 /// Stopping does not wait for a job to finish: a step in flight commits or
 /// rolls back whole, and the next start resumes from the last commit.
-pub async fn run(store: Store, budget: usize, reaper: Arc<Reaper>, stop: Arc<Notify>) {
+pub async fn run(store: Store, budget: usize, stop: Arc<Notify>) {
     loop {
         tokio::select! {
             done = drain(&store, budget) => {
@@ -57,7 +46,7 @@ pub async fn run(store: Store, budget: usize, reaper: Arc<Reaper>, stop: Arc<Not
             () = stop.notified() => return,
         }
         tokio::select! {
-            () = reaper.wake.notified() => {}
+            () = store.hidden().job_committed() => {}
             () = tokio::time::sleep(POLL) => {}
             () = stop.notified() => return,
         }

@@ -348,9 +348,6 @@ impl PostMutation {
             read_as_viewer(ctx, "id", &id, |actor, id| PlanPostDeletion { actor, id }).await?.confirm(Some(token))?;
         }
         let done = as_viewer(ctx, "id", &id, |actor, id| DeletePost { actor, id, expected_plan, budget }).await?;
-        if done.job.is_some() {
-            ctx.app()?.reaper.wake();
-        }
         Ok(DeletePostPayload(done))
     }
 

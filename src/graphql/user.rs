@@ -495,9 +495,6 @@ impl UserMutation {
             read_as_viewer(ctx, "id", &id, |actor, id| PlanUserDeletion { actor, id }).await?.confirm(Some(token))?;
         }
         let done = as_viewer(ctx, "id", &id, |actor, id| DeleteUser { actor, id, expected_plan, budget }).await?;
-        if done.job.is_some() {
-            ctx.app()?.reaper.wake();
-        }
         Ok(DeleteUserPayload(done))
     }
 }

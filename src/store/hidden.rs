@@ -26,6 +26,9 @@ pub struct Hidden {
     jobs: AtomicUsize,
     /// Replaced whole on every change, so a read holds an `Arc`, not the lock.
     sets: RwLock<Arc<Sets>>,
+    /// Signalled when a transaction that staged a job has committed: the
+    /// reaper waits on it, so no resolver has to reach for the reaper.
+    staged: tokio::sync::Notify,
 }
 
 /// The id sets, rebuilt from the jobs whenever one comes or goes.
@@ -209,6 +212,19 @@ impl Hidden {
         });
     }
 
+    /// Says that a transaction which published jobs has committed them, so
+    /// the reaper starts now instead of at its next poll. Backends call it
+    /// after the commit: a reaper woken before would not find the job yet.
+    pub fn committed(&self) {
+        self.staged.notify_one();
+    }
+
+    /// Waits until a transaction that staged a job has committed (see
+    /// [`Hidden::committed`]); a signal sent while nobody waited is kept.
+    pub async fn job_committed(&self) {
+        self.staged.notified().await;
+    }
+
     /// Stops hiding `job`'s documents: its last step committed (they are
     /// gone), or its first transaction did not commit.
     pub fn retire(&self, job: &ObjectId) {
@@ -243,6 +259,18 @@ mod tests {
     use bson::DateTime;
 
     use super::*;
+
+    /// A commit signalled while the reaper is busy is kept for its next
+    /// wait, and one signal wakes it once.
+    #[tokio::test]
+    async fn a_committed_job_wakes_the_next_wait() {
+        let hidden = Hidden::default();
+        hidden.committed();
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(5), hidden.job_committed()).await;
+        assert!(woke.is_ok(), "the kept signal wakes the wait at once");
+        let again = tokio::time::timeout(std::time::Duration::from_millis(50), hidden.job_committed()).await;
+        assert!(again.is_err(), "one signal wakes one wait");
+    }
 
     fn job(
         kind: DeletionKind,

@@ -122,6 +122,9 @@ fn run_now<C: Command>(db: &Database, hidden: &Hidden, cmd: C) -> Result<C::Outp
                 }
                 return Err(err.into());
             }
+            if !tx.0.staged.is_empty() {
+                hidden.committed();
+            }
             Ok(out)
         }
         Ok(Err(err)) | Err(err) => {

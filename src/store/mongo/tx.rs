@@ -68,11 +68,16 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
             }
         })
         .await;
-    if outcome.is_err()
-        && let Ok(ids) = published.lock()
-    {
-        for id in ids.iter() {
-            hidden.retire(id);
+    if let Ok(ids) = published.lock() {
+        match &outcome {
+            // The committed attempt's jobs: the reaper may start on them now.
+            Ok(_) if !ids.is_empty() => hidden.committed(),
+            Ok(_) => {}
+            Err(_) => {
+                for id in ids.iter() {
+                    hidden.retire(id);
+                }
+            }
         }
     }
     Ok(outcome?)
