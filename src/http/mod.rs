@@ -272,7 +272,8 @@ async fn execute(
 ) -> Response {
     let started = std::time::Instant::now();
     let answer = answer(routes, client, headers, req, method).await;
-    // What the metrics count, read before the answer is handed to the encoder.
+    // What the metrics count (outcome and codes), read before the answer is
+    // handed to the encoder; the operation label is moved out of it after.
     let counted = routes.state.metrics.as_ref().map(|_| {
         let codes = |resp: &async_graphql::Response| -> Vec<String> {
             resp.errors
@@ -284,7 +285,7 @@ async fn execute(
                 .collect()
         };
         match &answer {
-            Answer::Ran { resp, operation, .. } => {
+            Answer::Ran { resp, .. } => {
                 let outcome = if resp.errors.is_empty() {
                     Outcome::Ok
                 } else if not_executed(resp) {
@@ -292,18 +293,20 @@ async fn execute(
                 } else {
                     Outcome::Error
                 };
-                (operation.clone(), outcome, codes(resp))
+                (outcome, codes(resp))
             }
-            Answer::Refused(resp) => ("refused".to_owned(), Outcome::Rejected, codes(resp)),
-            Answer::MutationOverGet => ("refused".to_owned(), Outcome::Rejected, vec!["METHOD_NOT_ALLOWED".to_owned()]),
+            Answer::Refused(resp) => (Outcome::Rejected, codes(resp)),
+            Answer::MutationOverGet => (Outcome::Rejected, vec!["METHOD_NOT_ALLOWED".to_owned()]),
         }
     });
     let limit = routes.state.settings.http.max_response_bytes;
-    let http = match answer {
-        Answer::Ran { resp, mutation, .. } => {
-            respond(headers, resp, mutation, limit, &routes.budget, &routes.encode_slots).await
+    let (http, operation): (Response, std::borrow::Cow<'static, str>) = match answer {
+        Answer::Ran { resp, operation, mutation } => {
+            (respond(headers, resp, mutation, limit, &routes.budget, &routes.encode_slots).await, operation.into())
         }
-        Answer::Refused(resp) => respond(headers, resp, false, limit, &routes.budget, &routes.encode_slots).await,
+        Answer::Refused(resp) => {
+            (respond(headers, resp, false, limit, &routes.budget, &routes.encode_slots).await, "refused".into())
+        }
         Answer::MutationOverGet => {
             let mut resp = error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -311,10 +314,10 @@ async fn execute(
                 "mutations must be sent with POST",
             );
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            resp
+            (resp, "refused".into())
         }
     };
-    if let (Some(metrics), Some((operation, outcome, codes))) = (&routes.state.metrics, counted) {
+    if let (Some(metrics), Some((outcome, codes))) = (&routes.state.metrics, counted) {
         metrics.request(&operation, outcome, started.elapsed(), codes.iter().map(String::as_str));
     }
     http
