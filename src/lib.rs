@@ -26,6 +26,8 @@
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz`, `/readyz`
 //!   and `/metrics`, with the HTTP limits (body and response size, timeouts,
 //!   CORS); `http::persisted` is APQ and the parsed-document cache;
+//!   `http::idempotency` is `Idempotency-Key` on mutations (its records are
+//!   [`store::idempotency`]);
 //!   `http::conn` is the accept loop with its connection limits (per
 //!   process, per address, idle and send deadlines); `http::budget` is the
 //!   process's budget of answer bytes in flight; `http::slow_body` the

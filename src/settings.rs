@@ -59,7 +59,14 @@ pub(crate) mod defaults {
 
     /// The request headers allowed cross-origin by default.
     pub fn cors_headers() -> Vec<String> {
-        ["content-type", "authorization", "accept", "apollographql-client-name", "apollographql-client-version"]
+        [
+            "content-type",
+            "authorization",
+            "accept",
+            "apollographql-client-name",
+            "apollographql-client-version",
+            "idempotency-key",
+        ]
             .map(String::from)
             .to_vec()
     }
@@ -76,6 +83,8 @@ pub(crate) mod defaults {
     pub const MAX_QUERY_TOKENS: usize = 15_000;
     /// Each mutation field is a transaction of its own; a screen's worth, not 499.
     pub const MAX_MUTATION_FIELDS: usize = 20;
+    /// Stripe's window for `Idempotency-Key`: a day covers any client's retries.
+    pub const IDEMPOTENCY_TTL_SECS: u64 = 24 * 60 * 60;
     pub const TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
     /// OWASP's recommended argon2id floor: 19 MiB, 2 passes, 1 lane.
     pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
@@ -221,6 +230,10 @@ pub struct GraphqlSettings {
     /// counting aliases.
     #[arg(long, env = "BLOGQL_MAX_MUTATION_FIELDS", default_value_t = defaults::MAX_MUTATION_FIELDS)]
     pub max_mutation_fields: usize,
+    /// How long the answer of a mutation sent with an `Idempotency-Key` is
+    /// kept for its retries, in seconds; 0 ignores the header.
+    #[arg(long, env = "BLOGQL_IDEMPOTENCY_TTL_SECS", default_value_t = defaults::IDEMPOTENCY_TTL_SECS)]
+    pub idempotency_ttl_secs: u64,
     /// Parsed documents kept by SHA-256 for automatic persisted queries (APQ)
     /// and repeat requests; 0 turns APQ off.
     #[arg(long, env = "BLOGQL_PERSISTED_QUERIES", default_value_t = defaults::PERSISTED_QUERIES)]
@@ -248,6 +261,7 @@ impl Default for GraphqlSettings {
             max_query_nesting: defaults::MAX_QUERY_NESTING,
             max_query_tokens: defaults::MAX_QUERY_TOKENS,
             max_mutation_fields: defaults::MAX_MUTATION_FIELDS,
+            idempotency_ttl_secs: defaults::IDEMPOTENCY_TTL_SECS,
             persisted_queries: defaults::PERSISTED_QUERIES,
             persisted_queries_mib: defaults::PERSISTED_QUERIES_MIB,
             introspection: true,

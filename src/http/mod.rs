@@ -30,6 +30,7 @@ mod committed;
 pub mod conn;
 mod encode;
 pub mod graphiql;
+mod idempotency;
 pub mod persisted;
 pub mod slow_body;
 
@@ -37,8 +38,10 @@ use self::encode::{EncodeError, Over};
 use crate::AppState;
 use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
 use crate::limits::{
-    check_query_size, check_typename, introspection, lexical, mentions_introspection, mutation_fields, preview_fields,
+    check_query_size, check_typename, introspection, lexical, mentions_introspection, mutation_field_names,
+    preview_fields,
 };
+use crate::store::idempotency::{Claim, IdemKey, Lease};
 use crate::metrics::Outcome;
 
 const JSON: &str = "application/json";
@@ -121,6 +124,7 @@ fn cors(origins: &[String], headers: &[String]) -> CorsLayer {
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(headers)
+        .expose_headers([header::HeaderName::from_static(idempotency::REPLAYED)])
         .max_age(Duration::from_secs(600))
 }
 
@@ -261,6 +265,20 @@ enum Answer {
     Refused(async_graphql::Response),
     /// A mutation sent over GET: refused at the HTTP level.
     MutationOverGet,
+    /// A retried mutation: the answer its `Idempotency-Key` kept, as it was sent.
+    Replayed { body: Vec<u8>, operation: String },
+    /// An `Idempotency-Key` in use or reused: refused at the HTTP level.
+    KeyRefused { status: StatusCode, code: &'static str, message: &'static str },
+}
+
+/// A mutation's claim on its `Idempotency-Key`, settled once it has run.
+struct Claimed {
+    /// Who sent it, whose write budget pays for the kept answer.
+    viewer: bson::oid::ObjectId,
+    record: IdemKey,
+    lease: Lease,
+    /// Its root mutation fields: if every one failed, nothing was written.
+    fields: usize,
 }
 
 async fn execute(
@@ -297,6 +315,8 @@ async fn execute(
             }
             Answer::Refused(resp) => (Outcome::Rejected, codes(resp)),
             Answer::MutationOverGet => (Outcome::Rejected, vec!["METHOD_NOT_ALLOWED".to_owned()]),
+            Answer::Replayed { .. } => (Outcome::Ok, Vec::new()),
+            Answer::KeyRefused { code, .. } => (Outcome::Rejected, vec![(*code).to_owned()]),
         }
     });
     let limit = routes.state.settings.http.max_response_bytes;
@@ -316,6 +336,8 @@ async fn execute(
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             (resp, "refused".into())
         }
+        Answer::Replayed { body, operation } => (replay(headers, body), operation.into()),
+        Answer::KeyRefused { status, code, message } => (error_response(status, code, message), "refused".into()),
     };
     if let (Some(metrics), Some((outcome, codes))) = (&routes.state.metrics, counted) {
         metrics.request(&operation, outcome, started.elapsed(), codes.iter().map(String::as_str));
@@ -357,6 +379,12 @@ async fn answer(
     // must know the operation type. The schema reuses this document; one
     // that does not parse is left to the schema, which reports the syntax error.
     let refuse = |code: &'static str, message: &str| Answer::Refused(request_error(code, message.to_owned()));
+    let ttl_secs = routes.state.settings.graphql.idempotency_ttl_secs;
+    let key = match idempotency::parse_key(headers) {
+        Ok(key) if ttl_secs > 0 => key,
+        Ok(_) => None,
+        Err(why) => return refuse("BAD_USER_INPUT", why),
+    };
     let apq = match persisted::requested_hash(&req.extensions.0) {
         Ok(hash) if routes.docs.enabled() => hash,
         Ok(Some(_)) => return refuse("PERSISTED_QUERY_NOT_SUPPORTED", "PersistedQueryNotSupported"),
@@ -424,6 +452,8 @@ async fn answer(
     };
     let mut operation = String::from("unparsed");
     let mut mutation = false;
+    let viewer = viewer(&routes.state, headers);
+    let mut keyed = None;
     if let Some(doc) = doc {
         if !routes.state.settings.graphql.introspection && mentions_introspection(&doc) {
             return refuse("GRAPHQL_VALIDATION_FAILED", "introspection is turned off on this server");
@@ -433,11 +463,17 @@ async fn answer(
             return Answer::MutationOverGet;
         }
         let max_mutations = routes.state.settings.graphql.max_mutation_fields;
-        if mutation_fields(&doc, req.operation_name.as_deref()) > max_mutations {
+        let fields = mutation_field_names(&doc, req.operation_name.as_deref());
+        if fields.len() > max_mutations {
             return refuse(
                 "GRAPHQL_VALIDATION_FAILED",
                 &format!("a request may run at most {max_mutations} mutation fields"),
             );
+        }
+        if let (Some(key), Viewer::User(me)) = (key, &viewer)
+            && idempotency::applies_to(&fields)
+        {
+            keyed = Some((*me, idempotency::record_key(*me, key), fields.len()));
         }
         if routes.state.settings.graphql.federation
             && let Err(why) = crate::graphql::federation::check_entities(
@@ -454,10 +490,45 @@ async fn answer(
         }
         req.set_parsed_query(doc);
     }
-    let mut ctx = RequestCtx::new(viewer(&routes.state, headers), &routes.state.store, routes.state.metrics.as_ref());
+    let mut claimed = None;
+    if let Some((viewer_id, record, fields)) = keyed {
+        let fingerprint = idempotency::fingerprint(&hash, &req.variables, req.operation_name.as_deref());
+        let lease_secs = routes.state.settings.http.request_timeout_secs.saturating_add(idempotency::LEASE_MARGIN_SECS);
+        let until = bson::DateTime::from_millis(
+            bson::DateTime::now().timestamp_millis().saturating_add(lease_secs.saturating_mul(1000) as i64),
+        );
+        match routes.state.store.claim_key(&record, &fingerprint, until).await {
+            Ok(Claim::Fresh(lease)) => claimed = Some(Claimed { viewer: viewer_id, record, lease, fields }),
+            Ok(Claim::Replay(body)) => return Answer::Replayed { body, operation },
+            Ok(Claim::InProgress) => {
+                return Answer::KeyRefused {
+                    status: StatusCode::CONFLICT,
+                    code: "IDEMPOTENCY_KEY_IN_USE",
+                    message: "a request with this Idempotency-Key is still running; retry after it has answered",
+                };
+            }
+            Ok(Claim::Mismatch) => {
+                return Answer::KeyRefused {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    code: "IDEMPOTENCY_KEY_REUSED",
+                    message: "this Idempotency-Key was sent with a different request; use a new key for a new request",
+                };
+            }
+            Err(err) => {
+                let err = async_graphql::Error::from(crate::graphql::error::ApiError::from(err));
+                return Answer::Refused(async_graphql::Response::from_errors(vec![err.into_server_error(
+                    async_graphql::Pos::default(),
+                )]));
+            }
+        }
+    }
+    let mut ctx = RequestCtx::new(viewer, &routes.state.store, routes.state.metrics.as_ref());
     ctx.client_ip = client;
     let query = to_cache.is_some().then(|| req.query.clone());
     let mut resp = routes.schema.execute(req.data(ctx)).await;
+    if let Some(claimed) = claimed {
+        settle(routes, claimed, &resp, client).await;
+    }
     if let (Some((doc, tokens)), Some(query)) = (to_cache, query)
         && !not_executed(&resp)
     {
@@ -466,6 +537,55 @@ async fn answer(
     label_request_errors(&mut resp, parses);
     cap_errors(&mut resp);
     Answer::Ran { resp, operation, mutation }
+}
+
+/// Keeps a keyed mutation's answer for its retries, or gives the key up if
+/// the mutation wrote nothing. A failure here is logged, never answered: the
+/// mutation's own answer still goes out, and the claim lapses with its lease.
+async fn settle(routes: &Routes, claimed: Claimed, resp: &async_graphql::Response, client: Option<IpAddr>) {
+    let store = &routes.state.store;
+    let Claimed { viewer, record, lease, fields } = claimed;
+    if not_executed(resp) || idempotency::wrote_nothing(resp, fields) {
+        if let Err(err) = store.release_key(&record, lease).await {
+            tracing::warn!(error = %err.chain(), "giving up an Idempotency-Key failed; it lapses with its lease");
+        }
+        return;
+    }
+    let limit = routes.state.settings.http.max_response_bytes;
+    let mut kept = match idempotency::kept_form(resp, limit) {
+        Ok(kept) => kept,
+        Err(err) => {
+            tracing::error!(error = %err, "encoding an answer to keep failed");
+            return;
+        }
+    };
+    // Kept bytes are written bytes: over the writer's budget, only the ids are kept.
+    if routes.state.write_budget.charge_bytes(&viewer, client, kept.len()).is_err()
+        && let Ok(cut) = serde_json::to_vec(&committed::cut_down(resp, limit))
+    {
+        kept = cut;
+    }
+    let ttl_ms = routes.state.settings.graphql.idempotency_ttl_secs.saturating_mul(1000);
+    let until =
+        bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis().saturating_add(ttl_ms as i64));
+    if let Err(err) = store.keep_answer(&record, lease, kept, until).await {
+        tracing::warn!(error = %err.chain(), "keeping an Idempotency-Key's answer failed; a retry will run again");
+    }
+}
+
+/// A replayed answer, in the media type this request asks for.
+fn replay(headers: &HeaderMap, body: Vec<u8>) -> Response {
+    let wants_graphql_response =
+        headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains(GRAPHQL_RESPONSE));
+    let content_type = if wants_graphql_response { GRAPHQL_RESPONSE } else { JSON };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(idempotency::REPLAYED, "true")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| {
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
+        })
 }
 
 /// The lexical pass's bounds, from the GraphQL settings.

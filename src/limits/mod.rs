@@ -267,6 +267,17 @@ impl WriteBudget {
         }
         Ok(())
     }
+
+    /// Charges `bytes` kept on the writer's behalf (an `Idempotency-Key`'s
+    /// answer) to `user` and `ip`, without counting a write.
+    pub fn charge_bytes(&self, user: &impl Hash, ip: Option<std::net::IpAddr>, bytes: usize) -> Result<()> {
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.bytes_per_user.hit_n(user, bytes)?;
+        if let Some(ip) = ip {
+            self.bytes_per_ip.hit_n(&ip, bytes)?;
+        }
+        Ok(())
+    }
 }
 
 /// Growing delays after repeated failures, per key (an email and a client address).
@@ -376,25 +387,34 @@ pub fn operation<'a>(
 /// fields at every use (0 for a query). Each runs its own transaction, so
 /// this is how many writes one request can buy.
 pub fn mutation_fields(doc: &ExecutableDocument, operation_name: Option<&str>) -> usize {
-    fn count(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
+    mutation_field_names(doc, operation_name).len()
+}
+
+/// The names of the mutation fields the request would run, one per use
+/// (see [`mutation_fields`]); empty for a query.
+pub fn mutation_field_names<'a>(doc: &'a ExecutableDocument, operation_name: Option<&str>) -> Vec<&'a str> {
+    fn walk<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, depth: usize, out: &mut Vec<&'a str>) {
         if depth > 16 {
-            return 0;
+            return;
         }
-        set.items.iter().fold(0usize, |n, item| {
-            n.saturating_add(match &item.node {
-                Selection::Field(field) => usize::from(field.node.name.node != "__typename"),
-                Selection::InlineFragment(fragment) => count(doc, &fragment.node.selection_set.node, depth + 1),
-                Selection::FragmentSpread(spread) => doc
-                    .fragments
-                    .get(&spread.node.fragment_name.node)
-                    .map_or(0, |f| count(doc, &f.node.selection_set.node, depth + 1)),
-            })
-        })
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) if field.node.name.node != "__typename" => out.push(&field.node.name.node),
+                Selection::Field(_) => {}
+                Selection::InlineFragment(fragment) => walk(doc, &fragment.node.selection_set.node, depth + 1, out),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(f) = doc.fragments.get(&spread.node.fragment_name.node) {
+                        walk(doc, &f.node.selection_set.node, depth + 1, out);
+                    }
+                }
+            }
+        }
     }
-    match operation(doc, operation_name) {
-        Some(op) if op.node.ty == OperationType::Mutation => count(doc, &op.node.selection_set.node, 0),
-        _ => 0,
+    let mut out = Vec::new();
+    if let Some(op) = operation(doc, operation_name).filter(|op| op.node.ty == OperationType::Mutation) {
+        walk(doc, &op.node.selection_set.node, 0, &mut out);
     }
+    out
 }
 
 /// The root fields that plan a deletion, which read an account's whole

@@ -120,6 +120,11 @@ impl Sets {
         self.posts.iter().filter(|(_, author)| !self.users.contains(author)).map(|(id, _)| *id).collect()
     }
 
+    /// Every hidden post, if there are at most `max` (a query filter's worth); else `None`.
+    pub fn posts_up_to(&self, max: usize) -> Option<Vec<ObjectId>> {
+        (self.posts.len() <= max).then(|| self.posts.keys().copied().collect())
+    }
+
     /// Hidden posts written by `author`.
     pub fn posts_by(&self, author: &ObjectId) -> &[ObjectId] {
         self.posts_by_author.get(author).map_or(&[], Vec::as_slice)

@@ -19,6 +19,7 @@
 
 pub mod embedded;
 pub mod hidden;
+pub mod idempotency;
 pub mod mongo;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use bson::DateTime;
 use bson::oid::ObjectId;
 
 use self::hidden::{Hidden, Hideable, Sets};
+use self::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use crate::cmd::{Command, ReadCommand};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
@@ -186,6 +188,29 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn deletion_job_headers(&self) -> impl Future<Output = Result<Vec<JobHeader>>> + Send;
     /// A staged deletion with its lists, read from its header's parts.
     fn deletion_job(&self, header: JobHeader) -> impl Future<Output = Result<DeletionJobDoc>> + Send;
+
+    /// Claims `key` for a mutation sent with an `Idempotency-Key` (see
+    /// [`idempotency`]), or says why not: one atomic step, against every
+    /// process on the store, decided by [`idempotency::KeptDoc::verdict`].
+    /// A fresh claim lasts until `until`; nobody waits for it to be durable
+    /// (a crash loses a claim, never an answer).
+    fn claim_key(
+        &self,
+        key: &IdemKey,
+        fingerprint: &Fingerprint,
+        until: DateTime,
+    ) -> impl Future<Output = Result<Claim>> + Send;
+    /// Keeps `answer` under `key` until `until`, durably, if `lease` still
+    /// holds it (an attempt that outlived its lease keeps nothing).
+    fn keep_answer(
+        &self,
+        key: &IdemKey,
+        lease: Lease,
+        answer: Vec<u8>,
+        until: DateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Gives `key` up, if `lease` still holds it: nothing was written, so a retry may run.
+    fn release_key(&self, key: &IdemKey, lease: Lease) -> impl Future<Output = Result<()>> + Send;
 
     /// The documents staged deletions hide, shared by the store and its
     /// views. A transaction that records a job publishes it here before it
@@ -438,6 +463,21 @@ impl Store {
             Kind::Embedded(b) => b.ping().await,
             Kind::Mongo(b) => b.ping().await,
         }
+    }
+
+    /// See [`Backend::claim_key`].
+    pub async fn claim_key(&self, key: &IdemKey, fingerprint: &Fingerprint, until: DateTime) -> Result<Claim> {
+        on_backend!(self, b => b.claim_key(key, fingerprint, until).await)
+    }
+
+    /// See [`Backend::keep_answer`].
+    pub async fn keep_answer(&self, key: &IdemKey, lease: Lease, answer: Vec<u8>, until: DateTime) -> Result<()> {
+        on_backend!(self, b => b.keep_answer(key, lease, answer, until).await)
+    }
+
+    /// See [`Backend::release_key`].
+    pub async fn release_key(&self, key: &IdemKey, lease: Lease) -> Result<()> {
+        on_backend!(self, b => b.release_key(key, lease).await)
     }
 
     /// The documents staged deletions hide right now, if any job is in progress.

@@ -58,6 +58,14 @@ impl StoreHome {
         StoreHome { dir, mongo_db: None }
     }
 
+    /// Another home on this one's MongoDB database, as a second process on
+    /// the same deployment would have (MongoDB only: an embedded store's
+    /// file belongs to one process).
+    pub fn same_database(&self) -> StoreHome {
+        assert!(self.mongo_db.is_some(), "two processes share a store only on MongoDB");
+        StoreHome { dir: tempfile::tempdir().expect("temp dir"), mongo_db: self.mongo_db.clone() }
+    }
+
     /// The temp directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -306,6 +314,13 @@ impl TestApp {
     pub async fn ok_as(&self, token: &str, query: &str, variables: Value) -> Value {
         let resp = self.graphql_as(token, query, variables).await;
         data(&resp).clone()
+    }
+
+    /// A second server on the app's MongoDB database, as another process
+    /// would run (MongoDB only).
+    pub async fn second_process(&self) -> TestApp {
+        let home = self.home.as_ref().expect("the app's home").same_database();
+        TestApp::spawn_in(home, Some(TEST_SECRET)).await
     }
 
     /// A second handle on the app's store, as another process would open it

@@ -19,6 +19,7 @@ mod federation;
 mod helpers;
 mod hostile;
 mod http;
+mod idempotency;
 mod metrics;
 mod mongo;
 mod nodes;

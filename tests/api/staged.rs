@@ -297,13 +297,13 @@ async fn pages_are_refilled_past_hidden_documents() {
     assert_eq!(next["posts"]["pageInfo"]["hasNextPage"], json!(false));
 }
 
-/// On the embedded store a page passes over hidden documents on the index
-/// keys: with 300 hidden posts at the head of `posts`, `first: 3` costs the
-/// same round trips as with none, and reads none of the hidden documents.
+/// A page passes over hidden documents on the index (the embedded store's
+/// keys, MongoDB's query filter): with 300 hidden posts at the head of
+/// `posts`, `first: 3` costs the same round trips as with none, and the
+/// comments of Bob's post and his own comments likewise.
 #[tokio::test]
 async fn hidden_heads_are_skipped_on_the_index() {
-    let home = crate::helpers::StoreHome::embedded_in(tempfile::tempdir().expect("temp dir"));
-    let app = TestApp::spawn_home_with(home, |s| {
+    let app = TestApp::spawn_with(|s| {
         s.store.cascade_budget_docs = BUDGET;
         s.store.reap_deletions = false;
     })
@@ -329,6 +329,39 @@ async fn hidden_heads_are_skipped_on_the_index() {
         got["posts"]["edges"].as_array().into_iter().flatten().map(|e| str_at(e, "/node/id")).collect();
     assert_eq!(ids, bobs.iter().rev().cloned().collect::<Vec<_>>(), "Bob's posts, newest first");
     assert_eq!(spent, baseline, "300 hidden posts at the head cost no extra round trip");
+}
+
+/// Comment lists pass over a staged deletion's comments on the index too:
+/// 100 hidden comments by Ann at the head of Bob's post's comments (and of
+/// Bob's own list, none hidden) cost no refill: the one extra round trip
+/// reads which hidden comments still exist, to correct the post's `commentCount`.
+#[tokio::test]
+async fn hidden_comment_heads_are_skipped_on_the_index() {
+    let app = TestApp::spawn_with(|s| {
+        s.store.cascade_budget_docs = BUDGET;
+        s.store.reap_deletions = false;
+    })
+    .await;
+    let (bob, _) = app.sign_up("Bob").await;
+    let (ann, ann_id) = app.sign_up("Ann").await;
+    let post = app.create_post(&bob, "bob's").await;
+    let mine = app.comment(&bob, &post, "bob first").await;
+    for i in 0..100 {
+        app.comment(&ann, &post, &format!("ann {i}")).await;
+    }
+    let page = "query($p: ID!) { node(id: $p) { ... on Post { comments(first: 2) { edges { node { id } } } } } }";
+    let vars = json!({ "p": post });
+    let before = app.store.round_trips();
+    app.ok_as(&bob, page, vars.clone()).await;
+    let baseline = app.store.round_trips() - before;
+    app.ok_as(&ann, DELETE_USER, json!({ "id": ann_id })).await;
+    let before = app.store.round_trips();
+    let got = app.ok_as(&bob, page, vars).await;
+    let spent = app.store.round_trips() - before;
+    let ids: Vec<String> =
+        got["node"]["comments"]["edges"].as_array().into_iter().flatten().map(|e| str_at(e, "/node/id")).collect();
+    assert_eq!(ids, vec![mine], "only Bob's comment is left");
+    assert_eq!(spent, baseline + 1, "the commentCount correction, and no refill for 100 hidden comments");
 }
 
 /// Comments racing a staged deleteUser on the user's posts either land

@@ -5,6 +5,7 @@
 //! - `keys`: index key encoding (byte order = listing order).
 //! - `read`: reads over one read transaction.
 //! - `tx`: the transaction handle and how a command runs in it.
+//! - `kept`: `Idempotency-Key` records, claimed and kept on the writer thread.
 //! - `disk`: the open file, refused writes and recovery after an I/O failure (a full disk).
 //! - `errors`: redb errors as [`crate::error::Error`], cause kept.
 //! - `upgrade`: the one-time upgrade of a blogql 0.1 (redb 2) data directory.
@@ -15,6 +16,7 @@
 mod codec;
 mod disk;
 mod errors;
+mod kept;
 mod keys;
 mod read;
 mod schema;
@@ -24,15 +26,18 @@ mod upgrade;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use bson::DateTime;
 use bson::oid::ObjectId;
 use redb::{ReadTransaction, ReadableDatabase};
 
 use self::read::Reader;
 use self::schema::{
-    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS, POSTS,
+    ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS, KEPT_ANSWERS,
+    KEPT_BY_EXPIRY, POSTS,
     POSTS_BY_AUTHOR, POSTS_BY_CREATED, USERS, USERS_BY_CREATED, USERS_BY_EMAIL,
 };
 use super::hidden::Hidden;
+use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
 use crate::cmd::{Command, ReadCommand};
 use crate::domain::Page;
@@ -81,6 +86,8 @@ impl EmbeddedStore {
             wtx.open_table(USERS_BY_EMAIL)?;
             wtx.open_table(DELETION_JOBS)?;
             wtx.open_table(DELETION_JOB_PARTS)?;
+            wtx.open_table(KEPT_ANSWERS)?;
+            wtx.open_table(KEPT_BY_EXPIRY)?;
             for index in ALL_INDEXES {
                 wtx.open_table(index)?;
             }
@@ -244,6 +251,21 @@ impl Backend for EmbeddedStore {
 
     async fn deletion_job(&self, header: JobHeader) -> Result<DeletionJobDoc> {
         self.read(|r| r.job(header))
+    }
+
+    async fn claim_key(&self, key: &IdemKey, fingerprint: &Fingerprint, until: DateTime) -> Result<Claim> {
+        let (key, fingerprint, disk) = (*key, *fingerprint, Arc::clone(&self.disk));
+        tx::on_writer(&self.writer, move || kept::claim(&disk, &key, &fingerprint, until)).await
+    }
+
+    async fn keep_answer(&self, key: &IdemKey, lease: Lease, answer: Vec<u8>, until: DateTime) -> Result<()> {
+        let (key, disk) = (*key, Arc::clone(&self.disk));
+        tx::on_writer(&self.writer, move || kept::keep(&disk, &key, lease, answer, until)).await
+    }
+
+    async fn release_key(&self, key: &IdemKey, lease: Lease) -> Result<()> {
+        let (key, disk) = (*key, Arc::clone(&self.disk));
+        tx::on_writer(&self.writer, move || kept::release(&disk, &key, lease)).await
     }
 
     fn hidden(&self) -> &Arc<Hidden> {

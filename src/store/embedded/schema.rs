@@ -27,6 +27,10 @@ pub(super) const DELETION_JOBS: DocTable = TableDefinition::new("deletion_jobs")
 /// Their lists: part key (`<job hex>:<seq>`) → BSON `JobPart`.
 pub(super) const DELETION_JOB_PARTS: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("deletion_job_parts");
+/// `Idempotency-Key` records: key bytes → BSON `KeptDoc`.
+pub(super) const KEPT_ANSWERS: DocTable = TableDefinition::new("kept_answers");
+/// Their expiry order: big-endian expiry millis, then key bytes → nothing.
+pub(super) const KEPT_BY_EXPIRY: IndexTable = TableDefinition::new("kept_answers_by_expiry");
 /// The unique email index: normalised email → user id.
 pub(super) const USERS_BY_EMAIL: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("users_by_email");

@@ -92,7 +92,7 @@ pub(super) async fn recover(disk: &Arc<Disk>, writer: &tokio::sync::mpsc::Sender
 }
 
 /// Runs `work` on the writer thread and waits for its answer.
-async fn on_writer<T: Send + 'static>(
+pub(super) async fn on_writer<T: Send + 'static>(
     writer: &tokio::sync::mpsc::Sender<Job>,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {

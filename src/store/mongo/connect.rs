@@ -10,6 +10,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Database, IndexModel};
 
 use super::errors::{ILLEGAL_OPERATION, server_code};
+use super::kept::KEPT_ANSWERS;
 use super::{COMMENTS, POSTS, USERS, tx_options};
 use crate::error::{Error, Result};
 
@@ -79,7 +80,8 @@ async fn probe(client: &Client, db: &Database) -> Result<()> {
 /// Creates the indexes the reads and cascades need; idempotent.
 async fn ensure_indexes(db: &Database) -> Result<()> {
     let unique = IndexOptions::builder().unique(true).build();
-    let specs: [(&str, Document, Option<IndexOptions>); 10] = [
+    let ttl = IndexOptions::builder().expire_after(Duration::ZERO).build();
+    let specs: [(&str, Document, Option<IndexOptions>); 11] = [
         (USERS, doc! { "email": 1 }, Some(unique)),
         (USERS, doc! { "createdAt": -1, "_id": -1 }, None),
         (USERS, doc! { "followers": 1 }, None),
@@ -90,6 +92,8 @@ async fn ensure_indexes(db: &Database) -> Result<()> {
         (COMMENTS, doc! { "post": 1, "createdAt": -1, "_id": -1 }, None),
         (COMMENTS, doc! { "author": 1, "createdAt": -1, "_id": -1 }, None),
         (COMMENTS, doc! { "createdAt": -1, "_id": -1 }, None),
+        // `Idempotency-Key` records go when they expire (see `kept`).
+        (KEPT_ANSWERS, doc! { "expiresAt": 1 }, Some(ttl)),
     ];
     for (coll, keys, options) in specs {
         let model = IndexModel::builder().keys(keys).options(options).build();

@@ -8,7 +8,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use crate::error::Error;
 
 /// MongoDB's "duplicate key" error code.
-const DUPLICATE_KEY: i32 = 11000;
+pub(super) const DUPLICATE_KEY: i32 = 11000;
 /// MongoDB's "write conflict" error code.
 const WRITE_CONFLICT: i32 = 112;
 /// MongoDB's "illegal operation" code, which a standalone server answers to a transaction.

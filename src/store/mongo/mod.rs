@@ -3,6 +3,7 @@
 //! - `connect`: client options, the start-up probe, indexes.
 //! - `read`: the per-request snapshot pin and the batched queries.
 //! - `tx`: the transaction handle and the callback-API transaction.
+//! - `kept`: `Idempotency-Key` records, one document per key, TTL-expired.
 //! - `errors`: driver errors as [`crate::error::Error`], cause and labels kept.
 //!
 //! Transactions use read concern `snapshot` and write concern `majority`.
@@ -12,19 +13,21 @@
 
 mod connect;
 mod errors;
+mod kept;
 mod read;
 mod tx;
 
 use std::sync::Arc;
 
-use bson::doc;
 use bson::oid::ObjectId;
+use bson::{DateTime, doc};
 use mongodb::options::{ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{Client, Database};
 
 pub use self::connect::{ConnectOptions, DEFAULT_DATABASE, NEEDS_REPLICA_SET};
 use self::read::{PageLookup, Pin};
 use super::hidden::Hidden;
+use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
 use crate::cmd::{Command, ReadCommand, ReadInTx};
 use crate::domain::Page;
@@ -241,6 +244,18 @@ impl Backend for MongoStore {
 
     async fn deletion_job(&self, header: JobHeader) -> Result<DeletionJobDoc> {
         self.fresh().job(header).await
+    }
+
+    async fn claim_key(&self, key: &IdemKey, fingerprint: &Fingerprint, until: DateTime) -> Result<Claim> {
+        self.claim(key, fingerprint, until).await
+    }
+
+    async fn keep_answer(&self, key: &IdemKey, lease: Lease, answer: Vec<u8>, until: DateTime) -> Result<()> {
+        self.keep(key, lease, answer, until).await
+    }
+
+    async fn release_key(&self, key: &IdemKey, lease: Lease) -> Result<()> {
+        self.release(key, lease).await
     }
 
     fn hidden(&self) -> &Arc<Hidden> {

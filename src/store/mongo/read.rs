@@ -54,6 +54,66 @@ pub(super) struct PageLookup {
     pub by_time: bool,
 }
 
+/// Most ids one clause of [`MongoStore::visible`] names; past it the clause
+/// is left out and `Store`'s refill skips those documents instead, so a
+/// query never carries tens of thousands of ids.
+const MAX_FILTERED_IDS: usize = 1000;
+
+/// `filter` and `visible` together (either may be empty).
+fn both(filter: Document, visible: Document) -> Document {
+    match (filter.is_empty(), visible.is_empty()) {
+        (_, true) => filter,
+        (true, false) => visible,
+        (false, false) => doc! { "$and": [filter, visible] },
+    }
+}
+
+impl MongoStore {
+    /// What leaves out of a page of `coll` the documents staged deletions
+    /// hide, matched on the index's own fields (`author`, `post`, `_id`) so
+    /// the server skips them before fetching a document: with 2,000 hidden
+    /// posts at the head of a list, a page costs one query, not growing
+    /// refill steps that each bring hidden documents over the wire. It names
+    /// the hidden users and the posts staged on their own (a few ids each;
+    /// a deleted user's posts go with the user's id), and for comments every
+    /// hidden post while there are at most [`MAX_FILTERED_IDS`]. Whatever it
+    /// cannot name cheaply is still left out by `Store`'s refill.
+    fn visible(&self, coll: &str) -> Document {
+        let Some(sets) = self.hidden.current() else { return Document::new() };
+        let users = sets.users();
+        let posts = sets.posts_of_visible_authors();
+        let nin = |ids: &[ObjectId]| (!ids.is_empty() && ids.len() <= MAX_FILTERED_IDS).then(|| doc! { "$nin": ids });
+        let mut out = Document::new();
+        match coll {
+            super::USERS => {
+                if let Some(users) = nin(&users) {
+                    out.insert("_id", users);
+                }
+            }
+            super::POSTS => {
+                if let Some(users) = nin(&users) {
+                    out.insert("author", users);
+                }
+                if let Some(posts) = nin(&posts) {
+                    out.insert("_id", posts);
+                }
+            }
+            super::COMMENTS => {
+                if let Some(users) = nin(&users) {
+                    out.insert("author", users);
+                }
+                // Comments on a deleted user's posts too, while those are few enough to name.
+                let on = sets.posts_up_to(MAX_FILTERED_IDS).unwrap_or(posts);
+                if let Some(posts) = nin(&on) {
+                    out.insert("post", posts);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
 /// The filter for "strictly between the page's cursors", newest first by `(createdAt, _id)`.
 fn created_filter(page: &Page) -> Document {
     let mut bounds = Vec::new();
@@ -166,6 +226,7 @@ impl MongoStore {
         T: DeserializeOwned + Send + Sync,
     {
         filter.extend(created_filter(page));
+        let filter = both(filter, self.visible(coll));
         let limit = i64::from(stage_limit(page));
         self.read(async |s| {
             self.db
@@ -192,12 +253,14 @@ impl MongoStore {
             groups.entry(*page).or_default().push(*parent);
         }
         let mut found: HashMap<(ObjectId, Page), Vec<T>> = HashMap::new();
+        let visible = self.visible(how.from);
         for (page, parents) in groups {
             let (filter, sort) = if how.by_time {
                 (created_filter(&page), walk_by_time(&page))
             } else {
                 (id_filter(&page), walk_by_id(&page))
             };
+            let filter = both(filter, visible.clone());
             let pipeline = vec![
                 doc! { "$match": { "_id": { "$in": &parents } } },
                 doc! { "$lookup": {
