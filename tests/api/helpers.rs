@@ -195,11 +195,6 @@ impl TestApp {
         TestApp::start(StoreHome::fresh(), Some(TEST_SECRET), tweak).await
     }
 
-    /// A server over the store in `home`, with `tweak` applied to the test settings.
-    pub async fn spawn_home_with(home: StoreHome, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        TestApp::start(home, Some(TEST_SECRET), tweak).await
-    }
-
     /// A server over an existing store (used to restart on the same data).
     pub async fn spawn_in(home: StoreHome, jwt_secret: Option<&str>) -> TestApp {
         TestApp::start(home, jwt_secret, |_| {}).await
