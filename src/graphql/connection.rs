@@ -22,7 +22,7 @@ use super::loader::Relation;
 use super::to_int;
 use crate::domain::{CursorKey, DEFAULT_PAGE, MAX_PAGE, Page};
 use crate::error::Result;
-use crate::store::{Collection, CountOf};
+use crate::store::{Collection, CountOf, Paged};
 
 /// A node type that is listed in connections: names its connection and edge
 /// types, and wraps a page of its documents.
@@ -147,10 +147,13 @@ pub struct PageInfo {
 
 /// Builds a connection from what a store returned for `page`: up to
 /// `size + 1` documents in walk order (newest first forward, oldest first
-/// backward), the extra one only signalling more beyond the page.
+/// backward), the extra one only signalling more beyond the page; or a
+/// short page cut where passing over hidden documents stopped (see
+/// [`Paged::cut`]), which also has more beyond it, and whose cursor on that
+/// side is the cut, so the next page starts past what was already passed.
 pub async fn build<T: Listed>(
     ctx: &Context<'_>,
-    docs: Vec<Arc<T::Doc>>,
+    docs: Paged<Arc<T::Doc>>,
     page: &Page,
     total: Total,
     key: impl Fn(&T::Doc) -> CursorKey,
@@ -162,7 +165,7 @@ pub async fn build<T: Listed>(
 /// [`build`] with the nodes made by `wrap` from the page's documents, for a
 /// page whose references were already loaded by the parent list.
 pub async fn assemble<D, T, F, Fut>(
-    mut docs: Vec<Arc<D>>,
+    paged: Paged<Arc<D>>,
     page: &Page,
     total: Total,
     key: impl Fn(&D) -> CursorKey,
@@ -172,7 +175,8 @@ where
     F: FnOnce(Vec<Arc<D>>) -> Fut,
     Fut: Future<Output = Result<Vec<T>>>,
 {
-    let more = docs.len() > page.size();
+    let Paged { mut docs, cut } = paged;
+    let more = docs.len() > page.size() || cut.is_some();
     docs.truncate(page.size());
     if page.backward() {
         docs.reverse();
@@ -181,11 +185,20 @@ where
     let nodes = if docs.is_empty() { Vec::new() } else { wrap(docs).await? };
     let (has_previous_page, has_next_page) =
         if page.backward() { (more, page.before().is_some()) } else { (page.after().is_some(), more) };
+    let (mut start, mut end) = (keys.first().copied(), keys.last().copied());
+    // The far side of a cut page is where its reading stopped.
+    if cut.is_some() {
+        if page.backward() {
+            start = cut;
+        } else {
+            end = cut;
+        }
+    }
     let page_info = PageInfo {
         has_previous_page,
         has_next_page,
-        start_cursor: keys.first().map(CursorKey::encode),
-        end_cursor: keys.last().map(CursorKey::encode),
+        start_cursor: start.as_ref().map(CursorKey::encode),
+        end_cursor: end.as_ref().map(CursorKey::encode),
     };
     let edges = keys.into_iter().zip(nodes).map(|(key, node)| Edge { key, node }).collect();
     Ok(Connection { edges, page_info, total })
@@ -249,11 +262,11 @@ pub async fn related<R: Relation, T: Listed<Doc = R::Doc>>(
         // a large one inline costs a copy per field of every item.
         Box::pin(R::loader(ctx.request()?).load_one((relation, parent, page)))
             .await?
-            .map(|docs| docs.to_vec())
+            .map(|paged| Paged::clone(&paged))
             .unwrap_or_default()
     } else {
         // Only `totalCount` (or `__typename`) was asked for: the page is not read at all.
-        Vec::new()
+        Paged::default()
     };
     Ok(Box::pin(build(ctx, docs, &page, total, R::cursor_key)).await?)
 }
@@ -265,4 +278,44 @@ pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize)
     let size = first.or(last).map_or(DEFAULT_PAGE as i32, |n| n.clamp(0, MAX_PAGE as i32));
     let size = usize::try_from(size).unwrap_or(MAX_PAGE);
     1 + size.max(1).saturating_mul(child_complexity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: i64) -> CursorKey {
+        CursorKey { created_ms: n, id: ObjectId::from_bytes([n as u8; 12]) }
+    }
+
+    async fn page_info(docs: Vec<i64>, cut: Option<i64>, page: Page) -> PageInfo {
+        let paged = Paged { docs: docs.into_iter().map(Arc::new).collect(), cut: cut.map(key) };
+        let wrap = |docs: Vec<Arc<i64>>| async move { Ok(docs.iter().map(|d| **d as i32).collect::<Vec<i32>>()) };
+        let conn: Connection<i32> =
+            assemble(paged, &page, Total::Known(0), |d: &i64| key(*d), wrap).await.expect("assembled");
+        conn.page_info
+    }
+
+    /// A cut page says there is more and puts its far cursor at the cut, both ways; a whole short page does not.
+    #[tokio::test]
+    async fn a_cut_page_has_more_and_ends_at_the_cut() {
+        let forward = page_info(vec![9, 8], Some(3), Page::newest(10)).await;
+        assert!(forward.has_next_page);
+        assert_eq!(forward.start_cursor, Some(key(9).encode()));
+        assert_eq!(forward.end_cursor, Some(key(3).encode()));
+
+        let whole = page_info(vec![9, 8], None, Page::newest(10)).await;
+        assert!(!whole.has_next_page);
+        assert_eq!(whole.end_cursor, Some(key(8).encode()));
+
+        let backward = Page::parse(None, None, Some(10), None).expect("a backward page");
+        let back = page_info(vec![1, 2], Some(7), backward).await;
+        assert!(back.has_previous_page);
+        assert_eq!(back.start_cursor, Some(key(7).encode()));
+        assert_eq!(back.end_cursor, Some(key(1).encode()), "walk order reversed: oldest last");
+
+        let empty = page_info(vec![], Some(5), Page::newest(10)).await;
+        assert!(empty.has_next_page, "even an empty cut page goes on");
+        assert_eq!(empty.end_cursor, Some(key(5).encode()));
+    }
 }

@@ -17,7 +17,7 @@ use super::batch::Batcher;
 use crate::domain::{CursorKey, Page};
 use crate::error::{Error, Result};
 use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
-use crate::store::{CommentsOf, CountOf, Pages, PostsOf, Store, UsersOf};
+use crate::store::{CommentsOf, CountOf, Paged, PostsOf, Store, UsersOf};
 
 /// A document the by-id loader can fetch in one batched store call.
 pub trait Entity: Clone + Send + Sync + 'static {
@@ -82,7 +82,11 @@ pub trait Relation: Copy + Hash + Eq + Send + Sync + 'static {
     /// The documents the relation lists.
     type Doc: Clone + Send + Sync + 'static;
     /// Fetches one page per `(parent, page)` key, aligned with `keys`.
-    fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
+    fn fetch(
+        self,
+        store: &Store,
+        keys: &[(ObjectId, Page)],
+    ) -> impl Future<Output = Result<Vec<Paged<Self::Doc>>>> + Send;
     /// The request's loader for this relation.
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>>;
     /// A listed document's position, from which its cursor is made.
@@ -91,7 +95,7 @@ pub trait Relation: Copy + Hash + Eq + Send + Sync + 'static {
 
 impl Relation for UsersOf {
     type Doc = UserDoc;
-    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
+    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<UserDoc>>> {
         store.users_of(self, keys).await
     }
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
@@ -106,7 +110,7 @@ impl Relation for UsersOf {
 
 impl Relation for PostsOf {
     type Doc = PostDoc;
-    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
+    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<PostDoc>>> {
         store.posts_of(self, keys).await
     }
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
@@ -119,7 +123,7 @@ impl Relation for PostsOf {
 
 impl Relation for CommentsOf {
     type Doc = CommentDoc;
-    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
+    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<CommentDoc>>> {
         store.comments_of(self, keys).await
     }
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
@@ -147,10 +151,10 @@ impl<R> PageLoader<R> {
 }
 
 impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
-    type Value = Vec<Arc<R::Doc>>;
+    type Value = Paged<Arc<R::Doc>>;
     type Error = Error;
 
-    async fn load(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Vec<Arc<R::Doc>>>> {
+    async fn load(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Paged<Arc<R::Doc>>>> {
         tracing::debug!(relation = std::any::type_name::<R>(), keys = keys.len(), "batch of pages");
         let mut by_rel: HashMap<R, Vec<(ObjectId, Page)>> = HashMap::new();
         for (rel, parent, page) in keys {
@@ -163,7 +167,7 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
                 return Err(Error::internal("the store returned a page count that does not match the keys"));
             }
             for ((parent, page), docs) in wanted.into_iter().zip(pages) {
-                out.insert((rel, parent, page), docs.into_iter().map(Arc::new).collect());
+                out.insert((rel, parent, page), docs.map(Arc::new));
             }
         }
         Ok(out)

@@ -18,7 +18,7 @@ use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion
 use crate::domain::{Page, PostBody, PostChanges, Title};
 use crate::error::Result;
 use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
-use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
+use crate::store::{Collection, CommentsOf, CountOf, Paged, PostsOf, UsersOf};
 
 /// A blog post, with what the list it came from loaded for the whole page
 /// at once (see [`Listed::wrap`]): its author, and its first page of comments.
@@ -35,7 +35,7 @@ pub struct Post {
 /// with the comments' authors when those are selected.
 struct CommentsAhead {
     page: Page,
-    docs: Vec<Arc<CommentDoc>>,
+    docs: Paged<Arc<CommentDoc>>,
     authors: Arc<HashMap<ObjectId, Arc<UserDoc>>>,
 }
 
@@ -73,7 +73,7 @@ impl Listed for Post {
         )?;
         // No pages loaded ahead means no ids, and so no batch.
         let comment_node = node.field("comments").field("edges").field("node");
-        let commenter_ids: Vec<ObjectId> = pages.values().flat_map(|p| p.iter().map(|c| c.author)).collect();
+        let commenter_ids: Vec<ObjectId> = pages.values().flat_map(|p| p.docs.iter().map(|c| c.author)).collect();
         let commenters = Arc::new(authors_for(ctx, &comment_node, commenter_ids).await?);
         Ok(docs
             .into_iter()
@@ -81,7 +81,7 @@ impl Listed for Post {
                 author: authors.get(&doc.author).cloned(),
                 comments: comments_page.map(|page| CommentsAhead {
                     page,
-                    docs: pages.get(&(CommentsOf::Post, doc.id, page)).map(|d| d.to_vec()).unwrap_or_default(),
+                    docs: pages.get(&(CommentsOf::Post, doc.id, page)).map(|p| Paged::clone(p)).unwrap_or_default(),
                     authors: Arc::clone(&commenters),
                 }),
                 doc,
@@ -225,8 +225,7 @@ impl PostQuery {
             }
             None => (store.posts_page(&page).await?, Total::All(Collection::Posts)),
         };
-        let docs = docs.into_iter().map(Arc::new).collect();
-        Ok(connection::build(ctx, docs, &page, total, Chronological::cursor_key).await?)
+        Ok(connection::build(ctx, docs.map(Arc::new), &page, total, Chronological::cursor_key).await?)
     }
 }
 

@@ -222,8 +222,7 @@ impl UserQuery {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<User>> {
         let page = PageArgs { first, after, last, before }.page()?;
-        let docs = ctx.store()?.users_page(&page).await?;
-        let docs = docs.into_iter().map(Arc::new).collect();
+        let docs = ctx.store()?.users_page(&page).await?.map(Arc::new);
         Ok(connection::build(ctx, docs, &page, Total::All(Collection::Users), Chronological::cursor_key).await?)
     }
 }
