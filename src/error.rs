@@ -123,8 +123,10 @@ impl Error {
         Error::NotFound(format!("{kind} {id} not found"))
     }
 
-    /// The first cause of type `E` in this error's source chain, if any
-    /// (the MongoDB backend uses it to recover a driver error and its labels).
+    /// The first cause of type `E` in this error's source chain, if any:
+    /// how a caller tells one failure of a dependency from another without
+    /// a variant per case (the embedded store's reopen tells a file another
+    /// process holds from a damaged one).
     pub fn find_cause<E: std::error::Error + 'static>(&self) -> Option<&E> {
         let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
         while let Some(mut err) = next {

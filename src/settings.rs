@@ -67,8 +67,8 @@ pub(crate) mod defaults {
             "apollographql-client-version",
             "idempotency-key",
         ]
-            .map(String::from)
-            .to_vec()
+        .map(String::from)
+        .to_vec()
     }
     /// A field costs one per 1,000 bytes it may answer (`Post.body` 200), so
     /// this admits a page of 100 posts with their bodies, titles and authors.
@@ -153,7 +153,7 @@ pub struct HttpSettings {
     #[arg(long, env = "BLOGQL_CORS_HEADERS", value_delimiter = ',', default_values_t = defaults::cors_headers())]
     pub cors_headers: Vec<String>,
     /// Serve Prometheus metrics on `GET /metrics` (and record them).
-    #[arg(long, env = "BLOGQL_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "BLOGQL_METRICS", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub metrics: bool,
     /// Serve GraphiQL's pinned files from this directory instead of the CDN (offline use; see README).
     #[arg(long, env = "BLOGQL_GRAPHIQL_ASSETS_DIR")]
@@ -244,11 +244,11 @@ pub struct GraphqlSettings {
     pub persisted_queries_mib: usize,
     /// Answer introspection queries (`__schema`, `__type`). With `false` they
     /// are refused as a validation error; `__typename` keeps working.
-    #[arg(long, env = "BLOGQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "BLOGQL_INTROSPECTION", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub introspection: bool,
     /// Serve as an Apollo Federation v2 subgraph (`_service`, `_entities`,
     /// `@key(fields: "id")` on `User`, `Post` and `Comment`).
-    #[arg(long, env = "BLOGQL_FEDERATION", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "BLOGQL_FEDERATION", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub federation: bool,
 }
 
@@ -387,7 +387,7 @@ pub struct StoreSettings {
     /// Run the reaper, which finishes staged deletions in the background.
     /// `false` leaves them to another process on the same MongoDB (or to a
     /// later start); their documents stay hidden meanwhile.
-    #[arg(long, env = "BLOGQL_REAP_DELETIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "BLOGQL_REAP_DELETIONS", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub reap_deletions: bool,
     /// The embedded store's page cache, in MiB: pages kept in memory beyond
     /// the operating system's file cache. redb's own default is 1 GiB, which a
@@ -466,5 +466,21 @@ mod tests {
             expected.store.mongodb_uri = Some(uri);
         }
         assert_eq!(parsed, format!("{expected:?}"));
+    }
+
+    /// A boolean setting works as a bare flag and with a value: `--federation`,
+    /// `--federation true`, `--metrics false`, `--reap-deletions=false`.
+    #[test]
+    fn boolean_settings_take_a_bare_flag_or_a_value() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("blogql").chain(args.iter().copied())).map(|c| c.settings)
+        };
+        let bare = parse(&["--federation", "--introspection"]).expect("bare flags parse");
+        assert!(bare.graphql.federation && bare.graphql.introspection);
+        let valued = parse(&["--federation", "true", "--metrics", "false", "--reap-deletions=false"]).expect("values");
+        assert!(valued.graphql.federation && !valued.http.metrics && !valued.store.reap_deletions);
+        let off = parse(&["--introspection", "false", "--federation", "false"]).expect("false parses");
+        assert!(!off.graphql.introspection && !off.graphql.federation);
+        assert!(parse(&["--federation", "maybe"]).is_err(), "a value must be a boolean");
     }
 }

@@ -33,16 +33,18 @@ pub mod graphiql;
 mod idempotency;
 pub mod persisted;
 pub mod slow_body;
+mod viewer;
 
 use self::encode::{EncodeError, Over};
+use self::viewer::Viewing;
 use crate::AppState;
 use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
 use crate::limits::{
     check_query_size, check_typename, introspection, lexical, mentions_introspection, mutation_field_names,
     preview_fields,
 };
-use crate::store::idempotency::{Claim, IdemKey, Lease};
 use crate::metrics::Outcome;
+use crate::store::idempotency::{Claim, IdemKey, Lease};
 
 const JSON: &str = "application/json";
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -193,6 +195,7 @@ async fn readyz(State(routes): State<Routes>) -> Response {
 async fn graphql_post(
     State(routes): State<Routes>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Viewing(viewer): Viewing,
     headers: HeaderMap,
     req: GraphQLRequest<RequestRejection>,
 ) -> Response {
@@ -205,12 +208,13 @@ async fn graphql_post(
             "send GraphQL requests as Content-Type: application/json",
         );
     }
-    execute(&routes, Some(client.ip()), &headers, req.into_inner(), Method::POST).await
+    execute(&routes, Some(client.ip()), viewer, &headers, req.into_inner(), Method::POST).await
 }
 
 async fn graphql_get(
     State(routes): State<Routes>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Viewing(viewer): Viewing,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
     req: GraphQLRequest<RequestRejection>,
@@ -220,7 +224,7 @@ async fn graphql_get(
     if req.operation_name.is_none() {
         req.operation_name = params.get("operationName").filter(|name| !name.is_empty()).cloned();
     }
-    execute(&routes, Some(client.ip()), &headers, req, Method::GET).await
+    execute(&routes, Some(client.ip()), viewer, &headers, req, Method::GET).await
 }
 
 /// Whether the operation the request would run is a mutation.
@@ -233,27 +237,6 @@ fn is_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
         }
     };
     ty == Some(OperationType::Mutation)
-}
-
-/// Reads the bearer token, if any, into a [`Viewer`].
-fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Viewer::Anonymous;
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    match token {
-        Some(token) => match state.auth.verify(token) {
-            Ok(id) => Viewer::User(id),
-            Err(err) => Viewer::Invalid(err),
-        },
-        None => Viewer::Invalid(crate::error::Error::Unauthenticated(
-            "the Authorization header must be `Bearer <token>`".into(),
-        )),
-    }
 }
 
 /// What a request came to, before it is written out and counted.
@@ -284,12 +267,13 @@ struct Claimed {
 async fn execute(
     routes: &Routes,
     client: Option<IpAddr>,
+    viewer: Viewer,
     headers: &HeaderMap,
     req: async_graphql::Request,
     method: Method,
 ) -> Response {
     let started = std::time::Instant::now();
-    let answer = answer(routes, client, headers, req, method).await;
+    let answer = answer(routes, client, viewer, headers, req, method).await;
     // What the metrics count (outcome and codes), read before the answer is
     // handed to the encoder; the operation label is moved out of it after.
     let counted = routes.state.metrics.as_ref().map(|_| {
@@ -370,6 +354,7 @@ fn operation_label(doc: &ExecutableDocument, operation_name: Option<&str>) -> St
 async fn answer(
     routes: &Routes,
     client: Option<IpAddr>,
+    viewer: Viewer,
     headers: &HeaderMap,
     mut req: async_graphql::Request,
     method: Method,
@@ -452,7 +437,6 @@ async fn answer(
     };
     let mut operation = String::from("unparsed");
     let mut mutation = false;
-    let viewer = viewer(&routes.state, headers);
     let mut keyed = None;
     if let Some(doc) = doc {
         if !routes.state.settings.graphql.introspection && mentions_introspection(&doc) {
@@ -516,9 +500,9 @@ async fn answer(
             }
             Err(err) => {
                 let err = async_graphql::Error::from(crate::graphql::error::ApiError::from(err));
-                return Answer::Refused(async_graphql::Response::from_errors(vec![err.into_server_error(
-                    async_graphql::Pos::default(),
-                )]));
+                return Answer::Refused(async_graphql::Response::from_errors(vec![
+                    err.into_server_error(async_graphql::Pos::default()),
+                ]));
             }
         }
     }
@@ -566,8 +550,7 @@ async fn settle(routes: &Routes, claimed: Claimed, resp: &async_graphql::Respons
         kept = cut;
     }
     let ttl_ms = routes.state.settings.graphql.idempotency_ttl_secs.saturating_mul(1000);
-    let until =
-        bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis().saturating_add(ttl_ms as i64));
+    let until = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis().saturating_add(ttl_ms as i64));
     if let Err(err) = store.keep_answer(&record, lease, kept, until).await {
         tracing::warn!(error = %err.chain(), "keeping an Idempotency-Key's answer failed; a retry will run again");
     }

@@ -80,11 +80,6 @@ impl Sets {
         self.posts.contains_key(id)
     }
 
-    /// Whether user `id` is under a job.
-    pub fn user(&self, id: &ObjectId) -> bool {
-        self.users.contains(id)
-    }
-
     /// Whether `user` is to be left out of reads.
     pub fn hides_user(&self, user: &UserDoc) -> bool {
         user.deleting.is_some() || self.users.contains(&user.id)
@@ -312,12 +307,12 @@ mod tests {
         hidden.publish(&a);
         hidden.publish(&b);
         let sets = hidden.current().expect("sets");
-        assert!(sets.user(&user) && !sets.user(&other));
+        assert!(sets.hides_id(&user) && !sets.hides_id(&other));
         assert_eq!(sets.comments_by(&other), &[comment]);
         assert!(sets.posts_of_visible_authors().is_empty(), "the author is hidden, so is counted through it");
         hidden.retire(&a.id);
         let sets = hidden.current().expect("b remains");
-        assert!(!sets.user(&user));
+        assert!(!sets.hides_id(&user));
         assert_eq!(sets.posts_by(&user), &[post], "b still hides the post");
         hidden.retire(&b.id);
         assert!(hidden.current().is_none());

@@ -137,3 +137,36 @@ async fn ownership_matrix() {
     let sdl = blogql::graphql::sdl();
     assert!(!sdl.to_lowercase().contains("password_hash") && !sdl.contains("passwordHash"));
 }
+
+/// The Bearer scheme is matched in any case (RFC 9110): `BEARER`, `bearer` and `Bearer` tokens all sign the request in.
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = TestApp::spawn().await;
+    let (token, id) = app.sign_up("Ann").await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let resp: serde_json::Value = app
+            .client
+            .post(app.url("/graphql"))
+            .header("Authorization", format!("{scheme} {token}"))
+            .json(&json!({ "query": "{ viewer { id } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(str_at(data(&resp), "/viewer/id"), id, "scheme {scheme}");
+    }
+    let resp: serde_json::Value = app
+        .client
+        .post(app.url("/graphql"))
+        .header("Authorization", format!("Basic {token}"))
+        .json(&json!({ "query": "{ viewer { id } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    expect_error(&resp, "UNAUTHENTICATED");
+}

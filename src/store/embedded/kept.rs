@@ -100,7 +100,13 @@ fn get(records: &Records<'_>, key: &IdemKey) -> Result<Option<KeptDoc>> {
 }
 
 /// Writes `doc` over `old` (if any), keeping the expiry index in step.
-fn put(records: &mut Records<'_>, expiry: &mut Expiry<'_>, old: Option<&KeptDoc>, doc: &KeptDoc, key: &IdemKey) -> Result<()> {
+fn put(
+    records: &mut Records<'_>,
+    expiry: &mut Expiry<'_>,
+    old: Option<&KeptDoc>,
+    doc: &KeptDoc,
+    key: &IdemKey,
+) -> Result<()> {
     let bytes = bson::serialize_to_vec(doc).map_err(|e| Error::internal_from("encoding a kept answer", e))?;
     if let Some(old) = old {
         expiry.remove(expiry_key(old.expires_at, key).as_slice())?;

@@ -14,8 +14,8 @@ use bson::{DateTime, doc};
 use mongodb::Collection;
 use mongodb::options::{CollectionOptions, WriteConcern};
 
-use super::errors::{DUPLICATE_KEY, server_code};
 use super::MongoStore;
+use super::errors::{DUPLICATE_KEY, server_code};
 use crate::error::Result;
 use crate::store::idempotency::{Claim, Fingerprint, IdemKey, KeptDoc, Lease, Verdict};
 
