@@ -2,32 +2,42 @@
 //!
 //! # Layout
 //!
-//! The layers run `main → http → graphql → cmd → store`; each module's first
-//! doc line says what it owns.
+//! The layers run `main → http → graphql → cmd → store`, and no module
+//! imports one above it (`store` implements the port `cmd` is written
+//! against; `app` holds the state the upper layers share). Each module's
+//! first doc line says what it owns.
 //!
 //! - [`settings`]: the one settings tree (HTTP, GraphQL, auth, store), each
 //!   section a clap group whose defaults are defined once.
+//! - [`app`]: [`AppState`], what every handler and resolver shares.
 //! - [`domain`]: validated input. Newtypes (`UserName`, `Email`, `Title`,
 //!   `Page`, ...) whose `parse` is their only constructor, with their tests.
-//! - [`model`]: the stored documents (`users`, `posts`, `comments`), the
-//!   same BSON on both backends.
+//! - [`model`]: the stored documents (`users`, `posts`, `comments`, staged
+//!   deletion jobs), the same BSON on both backends.
 //! - [`cmd`]: every write, one typed command per file (`DeleteUser`,
 //!   `CreatePost`, ...), written once against [`store::Tx`]; each lists the
 //!   collections it touches, in order.
-//! - [`store`]: the store seam. [`store::Backend`] is batched reads plus
-//!   `run(command)`, which is the only way to get a [`store::Tx`];
-//!   [`store::Store`] is the backend chosen at start-up.
-//!   [`store::embedded`] implements it on redb, [`store::mongo`] on the
-//!   MongoDB driver (session transactions through `and_run2`, snapshot reads
-//!   per request); each is split into connect/schema, read, tx and errors.
+//! - [`store`]: the store seam. `store::port` holds the traits: [`store::Command`]
+//!   and [`store::ReadCommand`] (re-exported by `cmd`), [`store::Backend`]
+//!   (batched reads, plus `run(command)`, the only way to get a
+//!   [`store::Tx`]) and [`store::Reads`]. [`store::Store`] is the backend
+//!   chosen at start-up ([`store::open`]). [`store::embedded`] implements it
+//!   on redb, [`store::mongo`] on the MongoDB driver; each is split into
+//!   connect/schema, read, tx, kept (`Idempotency-Key` records) and errors.
+//!   [`store::hidden`] is staged deletion's read side: the registry of jobs
+//!   in progress, `visible` (every read leaves out what they hide), `refill`
+//!   (pages topped up past them, within a budget) and `stage` (publishing a
+//!   job around its commit, for both backends). [`store::idempotency`] is
+//!   the record an `Idempotency-Key` claims.
 //! - [`graphql`]: the schema by feature (`user`, `post`, `comment`), the
 //!   per-request DataLoaders and Relay connections, and `graphql::error`,
 //!   the one place a domain error becomes a client-facing code.
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz`, `/readyz`
 //!   and `/metrics`, with the HTTP limits (body and response size, timeouts,
-//!   CORS); `http::persisted` is APQ and the parsed-document cache;
-//!   `http::idempotency` is `Idempotency-Key` on mutations (its records are
-//!   [`store::idempotency`]);
+//!   CORS). `http::viewer` reads the bearer token (an extractor);
+//!   `http::persisted` is APQ and the parsed-document cache;
+//!   `http::idempotency` is `Idempotency-Key` on mutations; `http::encode`
+//!   and `http::committed` write answers within their limits;
 //!   `http::conn` is the accept loop with its connection limits (per
 //!   process, per address, idle and send deadlines); `http::budget` is the
 //!   process's budget of answer bytes in flight; `http::slow_body` the
@@ -44,9 +54,17 @@
 //! - [`repair`]: `check --repair`, which fixes what older code left behind, in budget-sized transactions.
 //! - [`seed`]: bulk data through the same commands, for benchmarks and crash tests.
 //!
+//! **Adding a mutation** touches three files: a command in `cmd/` (one new
+//! file, written against [`store::Tx`]'s existing methods), its `pub use`
+//! in `cmd/mod.rs`, and its resolver in the `graphql` file of its feature
+//! (parse the input, `run_as` the command, wrap the output). Only a write
+//! no existing `Tx` method can express adds a method to the port and one
+//! implementation per backend. Then `blogql print-schema > schema.graphql`.
+//!
 //! [`build_app`] and [`serve`] are what both `main` and the integration tests
 //! use, so tests exercise the real application on a real socket.
 
+pub mod app;
 pub mod auth;
 pub mod check;
 pub mod cmd;
@@ -65,60 +83,13 @@ pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::auth::Auth;
-use crate::error::Result;
-use crate::limits::{FailureBackoff, RateLimiter, WriteBudget};
-use crate::settings::Settings;
-use crate::store::Store;
-
+pub use crate::app::AppState;
 pub use crate::auth::JWT_SECRET_FILE;
-
-/// Everything a request handler needs, cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// The configured backend.
-    pub store: Store,
-    /// Token and password machinery.
-    pub auth: Auth,
-    /// Every setting the server was started with.
-    pub settings: Arc<Settings>,
-    /// Failed log-ins per (email, client address), with growing delays.
-    pub login_failures: Arc<FailureBackoff>,
-    /// Log-in attempts per client IP.
-    pub logins_per_ip: Arc<RateLimiter>,
-    /// Sign-up attempts per client IP.
-    pub signups_per_ip: Arc<RateLimiter>,
-    /// Writes and content bytes per user and per client IP.
-    pub write_budget: Arc<WriteBudget>,
-    /// What `/metrics` reports; `None` when metrics are turned off.
-    pub metrics: Option<Arc<metrics::Metrics>>,
-}
-
-impl AppState {
-    /// Wraps an opened store. The JWT secret comes from the settings or,
-    /// failing that, from (or into) the data directory.
-    pub fn new(store: Store, settings: Settings) -> Result<Self> {
-        let minute = Duration::from_secs(60);
-        Ok(AppState {
-            store,
-            auth: Auth::from_settings(&settings.auth, &settings.store.data_dir)?,
-            login_failures: Arc::new(FailureBackoff::new(settings.auth.login_failures_before_backoff)),
-            logins_per_ip: Arc::new(RateLimiter::new(settings.auth.logins_per_ip_per_minute, minute)),
-            signups_per_ip: Arc::new(RateLimiter::new(settings.auth.signups_per_ip_per_minute, minute)),
-            write_budget: Arc::new(WriteBudget::new(
-                settings.auth.writes_per_user_per_minute,
-                settings.auth.write_bytes_per_user_per_minute,
-            )),
-            metrics: settings.http.metrics.then(Arc::default),
-            settings: Arc::new(settings),
-        })
-    }
-}
+use crate::error::Result;
 
 /// The complete HTTP application over `state`.
 pub fn build_app(state: AppState) -> Router {

@@ -153,7 +153,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "with MONGODB_URI set, BLOGQL_JWT_SECRET (or --jwt-secret) is required: every server behind the database must sign with the same secret"
         );
     }
-    let store = settings.store.open().await.context("opening the store")?;
+    let store = blogql::store::open(&settings.store).await.context("opening the store")?;
     let listener = tokio::net::TcpListener::bind(&settings.http.bind)
         .await
         .with_context(|| format!("listening on {}", settings.http.bind))?;
@@ -168,7 +168,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// Seeds the store and optionally writes tokens for the load script.
 async fn seed(args: SeedArgs) -> anyhow::Result<()> {
-    let store = args.store.open().await.context("opening the store")?;
+    let store = blogql::store::open(&args.store).await.context("opening the store")?;
     let auth = blogql::auth::Auth::from_settings(&args.auth, &args.store.data_dir).context("preparing auth")?;
     let password = blogql::domain::Password::parse(&args.password).context("--password")?;
     let plan = blogql::seed::SeedPlan {
@@ -202,7 +202,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
 
 /// Runs the integrity checker and prints one line per violation.
 async fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let store = args.store.open().await.context("opening the store")?;
+    let store = blogql::store::open(&args.store).await.context("opening the store")?;
     let snapshot = store.snapshot().await.context("reading the store")?;
     let problems = blogql::check::violations(&snapshot);
     println!(

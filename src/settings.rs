@@ -424,25 +424,6 @@ impl std::fmt::Debug for StoreSettings {
     }
 }
 
-impl StoreSettings {
-    /// Opens the configured store: MongoDB when a URI is set, else the embedded one.
-    pub async fn open(&self) -> crate::error::Result<crate::store::Store> {
-        use crate::store::embedded::EmbeddedStore;
-        use crate::store::mongo::{ConnectOptions, MongoStore};
-        Ok(match &self.mongodb_uri {
-            Some(uri) => {
-                let options = ConnectOptions { database: self.mongodb_database.clone(), ..ConnectOptions::default() };
-                let store = MongoStore::connect(uri, options).await?;
-                tracing::info!(database = %store.database().name(), "using MongoDB");
-                store.into()
-            }
-            None => {
-                EmbeddedStore::open_with_cache(&self.data_dir, self.store_cache_mib.saturating_mul(1024 * 1024))?.into()
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -35,8 +35,6 @@ mod unfollow_user;
 mod unlike_post;
 mod update_post;
 
-use std::future::Future;
-
 use bson::oid::ObjectId;
 
 pub use create_comment::CreateComment;
@@ -55,55 +53,8 @@ pub use update_post::UpdatePost;
 
 use crate::error::{Error, Result};
 use crate::model::{PostDoc, UserDoc};
+pub use crate::store::{Command, ReadCommand};
 use crate::store::{Reads, Tx};
-
-/// One unit of transactional work with a typed result.
-pub trait Command: Send + Sync + 'static {
-    /// What the command returns to its caller once committed.
-    type Output: Send + 'static;
-
-    /// The command's name in logs and traces.
-    const NAME: &'static str;
-
-    /// The content bytes the command adds to the store, charged (with one
-    /// write) against its author's and address's write budgets before it
-    /// runs; `None` for commands that only delete, plan or reap, which are
-    /// free, so a user over budget (or a full disk) can still delete.
-    fn written_bytes(&self) -> Option<usize> {
-        None
-    }
-
-    /// Does the work through `tx`. Must be safe to run again from scratch:
-    /// every effect goes through `tx`, which a retry starts afresh.
-    fn apply<T: Tx>(&self, tx: &mut T) -> impl Future<Output = Result<Self::Output>> + Send;
-}
-
-/// Read-only work over one snapshot, with a typed result: it cannot write,
-/// because [`Reads`] has no write method, so a backend runs it apart from
-/// the writer ([`crate::store::Backend::read_only`]).
-pub trait ReadCommand: Send + Sync + 'static {
-    /// What the reads return.
-    type Output: Send + 'static;
-
-    /// The command's name in logs and traces.
-    const NAME: &'static str;
-
-    /// Does the reads through `view`.
-    fn read<R: Reads>(&self, view: &mut R) -> impl Future<Output = Result<Self::Output>> + Send;
-}
-
-/// A [`ReadCommand`] run as a [`Command`] (a transaction that writes
-/// nothing), for backends whose transactions never queue behind one writer.
-pub(crate) struct ReadInTx<C>(pub C);
-
-impl<C: ReadCommand> Command for ReadInTx<C> {
-    type Output = C::Output;
-    const NAME: &'static str = C::NAME;
-
-    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<C::Output> {
-        self.0.read(tx).await
-    }
-}
 
 /// What a token whose account is gone is told.
 const ACCOUNT_GONE: &str = "the account for this token no longer exists";

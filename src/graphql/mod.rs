@@ -24,7 +24,7 @@ use async_graphql::{Context, EmptySubscription, ID, MergedObject, SDLExportOptio
 use bson::oid::ObjectId;
 
 use self::batch::Batcher;
-use crate::AppState;
+use crate::app::AppState;
 use crate::cmd::{Command, ReadCommand};
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, UserDoc};

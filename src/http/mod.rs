@@ -37,7 +37,7 @@ mod viewer;
 
 use self::encode::{EncodeError, Over};
 use self::viewer::Viewing;
-use crate::AppState;
+use crate::app::AppState;
 use crate::graphql::{AppSchema, RequestCtx, Viewer, build_schema};
 use crate::limits::{
     check_query_size, check_typename, introspection, lexical, mentions_introspection, mutation_field_names,

@@ -38,10 +38,10 @@ use self::schema::{
 use super::hidden::Hidden;
 use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
-use crate::cmd::{Command, ReadCommand};
 use crate::domain::Page;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, PostDoc, UserDoc};
+use crate::store::{Command, ReadCommand};
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "blogql.redb";

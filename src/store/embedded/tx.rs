@@ -26,10 +26,11 @@ use super::schema::{
     ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS, IndexTable, POSTS_BY_AUTHOR,
     POSTS_BY_LIKER, Stored, USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
 };
-use crate::cmd::{Command, ReadCommand};
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 use crate::store::hidden::Hidden;
+use crate::store::hidden::stage::Staging;
+use crate::store::{Command, ReadCommand};
 use crate::store::{CommentRef, CommentsOf, Reads, RemovedComment, Tx};
 
 /// One write transaction for the writer thread, with its reply channel inside.
@@ -109,22 +110,15 @@ pub(super) async fn on_writer<T: Send + 'static>(
 /// Staged deletions the command recorded are published to `hidden` just
 /// before the commit, so no read that starts after the commit can see their
 /// documents, and retired again if the commit fails.
-fn run_now<C: Command>(db: &Database, hidden: &Hidden, cmd: C) -> Result<C::Output> {
+fn run_now<C: Command>(db: &Database, hidden: &Arc<Hidden>, cmd: C) -> Result<C::Output> {
     let mut tx = EmbeddedTx(Writer { tx: db.begin_write()?, now: DateTime::now(), staged: Vec::new() });
     match complete_now(cmd.apply(&mut tx)) {
         Ok(Ok(out)) => {
-            for job in &tx.0.staged {
-                hidden.publish(job);
-            }
-            if let Err(err) = tx.0.tx.commit() {
-                for job in &tx.0.staged {
-                    hidden.retire(&job.id);
-                }
-                return Err(err.into());
-            }
-            if !tx.0.staged.is_empty() {
-                hidden.committed();
-            }
+            let staging = Staging::new(hidden);
+            staging.publish(&tx.0.staged);
+            let committed = tx.0.tx.commit();
+            staging.finish(committed.is_ok());
+            committed?;
             Ok(out)
         }
         Ok(Err(err)) | Err(err) => {

@@ -29,10 +29,10 @@ use self::read::{PageLookup, Pin};
 use super::hidden::Hidden;
 use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
-use crate::cmd::{Command, ReadCommand, ReadInTx};
 use crate::domain::Page;
 use crate::error::Result;
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+use crate::store::{Command, ReadCommand, ReadInTx};
 
 const USERS: &str = "users";
 const POSTS: &str = "posts";

@@ -20,9 +20,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{COMMENTS, DELETION_JOB_PARTS, DELETION_JOBS, MongoStore, POSTS, USERS, tx_options};
-use crate::cmd::Command;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+use crate::store::Command;
+use crate::store::hidden::stage::Staging;
 use crate::store::{CommentRef, CommentsOf, Reads, RemovedComment, Tx};
 
 /// Runs `cmd` in one session transaction; see the module docs for retries.
@@ -30,25 +31,18 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
     let mut session = store.client.start_session().await?;
     let (db, cmd) = (store.db.clone(), Arc::new(cmd));
     let (retries, attempts) = (Arc::clone(&store.retries), Arc::new(std::sync::atomic::AtomicU64::new(0)));
-    // Staged deletions are published before the commit (see `Tx::insert_job`).
-    // Those of an attempt that did not commit are retired when the callback
-    // runs again, or below if the transaction fails for good.
-    let (hidden, published) = (Arc::clone(&store.hidden), Arc::new(std::sync::Mutex::new(Vec::new())));
-    let (hidden_in, published_in) = (Arc::clone(&hidden), Arc::clone(&published));
+    // Staged deletions are published before the commit and retired if it
+    // fails or the callback runs again (see `hidden::stage`).
+    let staging = Arc::new(Staging::new(&store.hidden));
+    let staging_in = Arc::clone(&staging);
     let outcome = session
         .start_transaction()
         .with_options(tx_options())
         .and_run2(async move |session| {
             // Owned handles per attempt: the callback captures no borrow, which
             // keeps its future `Send` for every lifetime the driver picks.
-            let (db, cmd) = (db.clone(), Arc::clone(&cmd));
-            let (hidden, published) = (Arc::clone(&hidden_in), Arc::clone(&published_in));
-            // A re-run means the previous attempt did not commit: its jobs never existed.
-            if let Ok(mut stale) = published.lock() {
-                for id in stale.drain(..) {
-                    hidden.retire(&id);
-                }
-            }
+            let (db, cmd, staging) = (db.clone(), Arc::clone(&cmd), Arc::clone(&staging_in));
+            staging.begin_attempt();
             if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
                 retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -56,30 +50,14 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
             match cmd.apply(&mut tx).await {
                 Ok(out) => {
                     // The driver commits after this callback returns.
-                    for job in &tx.staged {
-                        hidden.publish(job);
-                        if let Ok(mut ids) = published.lock() {
-                            ids.push(job.id);
-                        }
-                    }
+                    staging.publish(&tx.staged);
                     Ok(out)
                 }
                 Err(err) => Err(tx.driver_error.take().unwrap_or_else(|| mongodb::error::Error::custom(err))),
             }
         })
         .await;
-    if let Ok(ids) = published.lock() {
-        match &outcome {
-            // The committed attempt's jobs: the reaper may start on them now.
-            Ok(_) if !ids.is_empty() => hidden.committed(),
-            Ok(_) => {}
-            Err(_) => {
-                for id in ids.iter() {
-                    hidden.retire(id);
-                }
-            }
-        }
-    }
+    staging.finish(outcome.is_ok());
     Ok(outcome?)
 }
 

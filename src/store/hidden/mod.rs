@@ -11,6 +11,10 @@
 //!
 //! With no job in progress (the normal case) a read pays one atomic load.
 
+pub mod refill;
+pub mod stage;
+pub mod visible;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -272,7 +276,7 @@ mod tests {
         assert!(again.is_err(), "one signal wakes one wait");
     }
 
-    fn job(
+    pub(super) fn job(
         kind: DeletionKind,
         root: ObjectId,
         posts: Vec<ObjectId>,

@@ -1,0 +1,382 @@
+//! The store port: the traits a backend implements and a command is written
+//! against, with the types they speak in. Nothing here knows a backend, a
+//! command or a setting, so `cmd` and both backends depend on this file and
+//! it on neither.
+//!
+//! - [`Command`] / [`ReadCommand`]: one unit of work with a typed result,
+//!   applied to a [`Tx`] (or read through [`Reads`]).
+//! - [`Backend`]: batched reads, plus [`Backend::run`] and
+//!   [`Backend::read_only`], the only doors to a [`Tx`] or a read view.
+//! - [`Reads`] / [`Tx`]: what a command may do inside its transaction.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+
+use super::hidden::Hidden;
+use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
+use crate::domain::Page;
+use crate::error::Result;
+use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+
+/// One unit of transactional work with a typed result.
+pub trait Command: Send + Sync + 'static {
+    /// What the command returns to its caller once committed.
+    type Output: Send + 'static;
+
+    /// The command's name in logs and traces.
+    const NAME: &'static str;
+
+    /// The content bytes the command adds to the store, charged (with one
+    /// write) against its author's and address's write budgets before it
+    /// runs; `None` for commands that only delete, plan or reap, which are
+    /// free, so a user over budget (or a full disk) can still delete.
+    fn written_bytes(&self) -> Option<usize> {
+        None
+    }
+
+    /// Does the work through `tx`. Must be safe to run again from scratch:
+    /// every effect goes through `tx`, which a retry starts afresh.
+    fn apply<T: Tx>(&self, tx: &mut T) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+/// Read-only work over one snapshot, with a typed result: it cannot write,
+/// because [`Reads`] has no write method, so a backend runs it apart from
+/// the writer ([`crate::store::Backend::read_only`]).
+pub trait ReadCommand: Send + Sync + 'static {
+    /// What the reads return.
+    type Output: Send + 'static;
+
+    /// The command's name in logs and traces.
+    const NAME: &'static str;
+
+    /// Does the reads through `view`.
+    fn read<R: Reads>(&self, view: &mut R) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+/// A [`ReadCommand`] run as a [`Command`] (a transaction that writes
+/// nothing), for backends whose transactions never queue behind one writer.
+pub(crate) struct ReadInTx<C>(pub C);
+
+impl<C: ReadCommand> Command for ReadInTx<C> {
+    type Output = C::Output;
+    const NAME: &'static str = C::NAME;
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<C::Output> {
+        self.0.read(tx).await
+    }
+}
+
+/// Which comments a one-to-many page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommentsOf {
+    /// The comments on a post (`Post.comments`).
+    Post,
+    /// The comments a user wrote (`User.comments`).
+    Author,
+}
+
+/// Which users a one-to-many page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsersOf {
+    /// The users in a user's `followers` array.
+    Followers,
+    /// The users in a user's `following` array.
+    Following,
+    /// The users in a post's `likedBy` array.
+    Likers,
+}
+
+/// Which posts a one-to-many page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PostsOf {
+    /// The posts a user wrote (`User.posts`).
+    Author,
+}
+
+/// A whole collection whose size a root list reports as `totalCount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Collection {
+    /// Every user.
+    Users,
+    /// Every post.
+    Posts,
+}
+
+/// A per-parent count read through an index (no stored count exists for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CountOf {
+    /// The posts whose `author` is the parent (the author index).
+    PostsByAuthor,
+    /// The comments whose `author` is the parent (the author index).
+    CommentsByAuthor,
+}
+
+/// A comment a cascade deleted, and the post it was on (whose `commentCount` then drops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovedComment {
+    /// The deleted comment.
+    pub id: ObjectId,
+    /// The post it was on.
+    pub post: ObjectId,
+}
+
+/// A comment's id with the two documents it references; what a staged
+/// deletion records about each comment it will delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommentRef {
+    /// The comment.
+    pub id: ObjectId,
+    /// The post it is on.
+    pub post: ObjectId,
+    /// Its writer.
+    pub author: ObjectId,
+}
+
+/// One page per parent, in the order the parents were asked for.
+pub type Pages<D> = Vec<Vec<D>>;
+
+/// Everything a backend stores, read in one consistent snapshot; sorted by id.
+///
+/// Tests compare two of these to prove a failed transaction changed nothing,
+/// and the integrity checker walks one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// All users, by id.
+    pub users: Vec<UserDoc>,
+    /// All posts, by id.
+    pub posts: Vec<PostDoc>,
+    /// All comments, by id.
+    pub comments: Vec<CommentDoc>,
+    /// Staged deletions in progress, by id.
+    pub jobs: Vec<DeletionJobDoc>,
+}
+
+/// What a storage backend implements: batched reads and the transaction door.
+///
+/// Every read is one round trip however many ids or parents it is given;
+/// the DataLoaders rely on that to keep round trips proportional to query
+/// depth rather than list length.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// Answers when the store can serve reads; used by `/readyz`.
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Users with these ids; missing ids are simply absent from the result.
+    fn users_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<UserDoc>>> + Send;
+    /// Posts with these ids; missing ids are absent.
+    fn posts_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
+    /// Comments with these ids; missing ids are absent.
+    fn comments_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<CommentDoc>>> + Send;
+    /// The user with this (normalised) email.
+    fn user_by_email(&self, email: &str) -> impl Future<Output = Result<Option<UserDoc>>> + Send;
+
+    /// A page of all users, newest first.
+    fn users_page(&self, page: &Page) -> impl Future<Output = Result<Vec<UserDoc>>> + Send;
+    /// A page of all posts, newest first.
+    fn posts_page(&self, page: &Page) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
+    /// One page of posts per parent, newest first.
+    fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<PostDoc>>> + Send;
+    /// One page of comments per parent (post or author), newest first.
+    fn comments_of(
+        &self,
+        of: CommentsOf,
+        keys: &[(ObjectId, Page)],
+    ) -> impl Future<Output = Result<Pages<CommentDoc>>> + Send;
+    /// One page of related users per parent, newest account first.
+    fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<UserDoc>>> + Send;
+
+    /// The number of documents in `collection`, without reading them.
+    fn count_all(&self, collection: Collection) -> impl Future<Output = Result<u64>> + Send;
+    /// One count per parent, aligned with `parents`, counted with an index in one round trip.
+    fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> impl Future<Output = Result<Vec<u64>>> + Send;
+
+    /// How many times a transaction was re-run after a transient conflict, since start-up.
+    fn transaction_retries(&self) -> u64;
+
+    /// A view for one request. Every read of the view sees one snapshot (so a
+    /// page and the authors loaded for it never disagree about a concurrent
+    /// delete), renewed after the view's own writes.
+    fn per_request(&self) -> Self;
+
+    /// Runs `cmd` in one ACID transaction: it commits if `cmd` returns `Ok`
+    /// and rolls back otherwise. Backends with optimistic concurrency re-run
+    /// `cmd` on transient conflicts, which is safe because a command builds
+    /// every effect through the handle it is given.
+    fn run<C: Command>(&self, cmd: C) -> impl Future<Output = Result<C::Output>> + Send;
+
+    /// Runs a read-only command over one read snapshot, apart from the
+    /// writer: on the embedded store a redb read transaction on the blocking
+    /// pool, so planning a 40,000-document deletion never delays another
+    /// user's write; on MongoDB a session transaction that only reads.
+    fn read_only<C: ReadCommand>(&self, cmd: C) -> impl Future<Output = Result<C::Output>> + Send;
+
+    /// Reads the whole store in one snapshot (tests, `check`, small deployments only).
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot>> + Send;
+
+    /// Every staged deletion in progress, with its lists (start-up).
+    fn deletion_jobs(&self) -> impl Future<Output = Result<Vec<DeletionJobDoc>>> + Send;
+    /// The headers of every staged deletion in progress (the reaper's poll: a few bytes each).
+    fn deletion_job_headers(&self) -> impl Future<Output = Result<Vec<JobHeader>>> + Send;
+    /// A staged deletion with its lists, read from its header's parts.
+    fn deletion_job(&self, header: JobHeader) -> impl Future<Output = Result<DeletionJobDoc>> + Send;
+
+    /// Claims `key` for a mutation sent with an `Idempotency-Key` (see
+    /// [`super::idempotency`]), or says why not: one atomic step, against every
+    /// process on the store, decided by [`super::idempotency::KeptDoc::verdict`].
+    /// A fresh claim lasts until `until`; nobody waits for it to be durable
+    /// (a crash loses a claim, never an answer).
+    fn claim_key(
+        &self,
+        key: &IdemKey,
+        fingerprint: &Fingerprint,
+        until: DateTime,
+    ) -> impl Future<Output = Result<Claim>> + Send;
+    /// Keeps `answer` under `key` until `until`, durably, if `lease` still
+    /// holds it (an attempt that outlived its lease keeps nothing).
+    fn keep_answer(
+        &self,
+        key: &IdemKey,
+        lease: Lease,
+        answer: Vec<u8>,
+        until: DateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Gives `key` up, if `lease` still holds it: nothing was written, so a retry may run.
+    fn release_key(&self, key: &IdemKey, lease: Lease) -> impl Future<Output = Result<()>> + Send;
+
+    /// The documents staged deletions hide, shared by the store and its
+    /// views. A transaction that records a job publishes it here before it
+    /// commits and retires it if the commit fails.
+    fn hidden(&self) -> &Arc<Hidden>;
+}
+
+/// The reads a command makes, over one consistent view: a write
+/// transaction (seeing its own writes), or for a [`ReadCommand`] such as a
+/// deletion preview, a read snapshot that never waits for or holds a writer.
+///
+/// Methods mirror single MongoDB commands, like [`Tx`]'s.
+pub trait Reads: Send {
+    /// Reads a user's record. Its `posts` may be empty with the count in
+    /// [`UserDoc::stored_post_count`] (the embedded store, whose list is the
+    /// author index, so an account with 20,000 posts costs one small read
+    /// here); [`Reads::user_with_posts`] when the list itself is needed.
+    fn user(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send;
+    /// Reads a post.
+    fn post(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<PostDoc>>> + Send;
+    /// Reads a comment.
+    fn comment(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<CommentDoc>>> + Send;
+    /// Ids of the posts whose `author` is `author` (the author index, not the user's array).
+    fn post_ids_by_author(&mut self, author: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Ids of the comments on any of `posts`.
+    fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Ids of the comments written by `author`.
+    fn comment_ids_by_author(&mut self, author: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Ids of the posts whose `likedBy` holds `user`.
+    fn post_ids_liked_by(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Ids of the users whose `followers` or `following` holds `user`.
+    fn user_ids_following_or_followed_by(
+        &mut self,
+        user: ObjectId,
+    ) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// The comments on any of `parents` (posts) or by any of them (authors), with what they reference.
+    fn comment_refs(
+        &mut self,
+        of: CommentsOf,
+        parents: &[ObjectId],
+    ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
+
+    /// Reads a user with the whole `posts` list: where the record keeps a
+    /// count instead, the list is read from the author index. Only for the
+    /// commands that rewrite the list (seeding, repair).
+    fn user_with_posts(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send {
+        async move {
+            let Some(mut user) = self.user(id).await? else { return Ok(None) };
+            if user.stored_post_count.take().is_some() {
+                user.posts = self.post_ids_by_author(id).await?;
+            }
+            Ok(Some(user))
+        }
+    }
+}
+
+/// The transaction handle: the only way to write.
+///
+/// Methods mirror single MongoDB commands (a `find`, a `deleteMany` with
+/// `$in`, an `updateMany` with `$pull`), so a cascade costs the same, small,
+/// constant number of operations on every backend, whatever its fan-out.
+/// Its reads ([`Reads`]) see the transaction's own writes.
+pub trait Tx: Reads {
+    /// Whether user `id` exists and is not being deleted (see
+    /// [`UserDoc::deleting`]), and, where transactions run concurrently,
+    /// a write to it (`rev` + 1) so this transaction conflicts with a
+    /// concurrent deletion of the user, staged or not. This is how a write
+    /// that creates a reference to a user (a comment, a like, or anything on
+    /// one of the user's posts) keeps the concurrency invariant without
+    /// rewriting the user's whole document: on MongoDB it is one `$inc`; on
+    /// the embedded store, whose single writer already serializes every
+    /// transaction, it only reads the user.
+    fn touch_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Appends `post` to `user`'s `posts` (one `$push` on MongoDB, not a
+    /// rewrite of the whole, possibly large, document; on the embedded store,
+    /// whose list is its author index, one bump of the count the user's
+    /// record keeps); false if there is no such user.
+    fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+    /// Removes `post` from `user`'s `posts` (one `$pull` on MongoDB; a
+    /// decrement of the kept count on the embedded store, called once the
+    /// post itself is deleted); false if there is no such user.
+    fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Inserts a new user; a taken email is `CONFLICT`.
+    fn insert_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
+    /// Inserts a new post.
+    fn insert_post(&mut self, post: &PostDoc) -> impl Future<Output = Result<()>> + Send;
+    /// Inserts a new comment.
+    fn insert_comment(&mut self, comment: &CommentDoc) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces an existing user (read earlier in this transaction) with `user`.
+    fn replace_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces an existing post (read earlier in this transaction) with `post`.
+    fn replace_post(&mut self, post: &PostDoc) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes the comments on any of `posts`; returns the ids of those that went.
+    fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Deletes every comment written by `author`; returns each one removed with its post.
+    fn delete_comments_by_author(
+        &mut self,
+        author: ObjectId,
+    ) -> impl Future<Output = Result<Vec<RemovedComment>>> + Send;
+    /// Deletes one comment; returns whether it existed.
+    fn delete_comment(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+    /// Adds each delta to its post's `commentCount` (missing posts are skipped).
+    fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the posts with these ids; returns the ids of those that existed.
+    fn delete_posts(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Pulls `user` out of every post's `likedBy`; returns the posts that changed.
+    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Pulls `user` out of every user's `followers` and `following`; returns the users that changed.
+    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Deletes a user document; returns whether it existed.
+    fn delete_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Deletes the comments with these ids; returns the ids of those that existed.
+    fn delete_comments(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Pulls `user` out of these posts' `likedBy` (a staged deletion's bounded step).
+    fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
+    /// Pulls `user` out of these users' `followers` and `following` (a staged deletion's bounded step).
+    fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
+    /// Records a staged deletion (its header and its parts), and publishes
+    /// it to [`Backend::hidden`] before the commit.
+    fn insert_job(&mut self, job: &DeletionJobDoc) -> impl Future<Output = Result<()>> + Send;
+    /// Reads a staged deletion's header.
+    fn job(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<JobHeader>>> + Send;
+    /// Reads part `seq` of a staged deletion's lists.
+    fn job_part(&mut self, job: ObjectId, seq: i64) -> impl Future<Output = Result<Option<JobPart>>> + Send;
+    /// Records a staged deletion's progress (its header only).
+    fn replace_job(&mut self, job: &JobHeader) -> impl Future<Output = Result<()>> + Send;
+    /// Removes a finished staged deletion, header and parts; returns whether it existed.
+    fn delete_job(&mut self, job: &JobHeader) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The transaction's clock, so every document written by one transaction shares a timestamp.
+    fn now(&self) -> DateTime;
+}
