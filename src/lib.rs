@@ -34,7 +34,10 @@
 //!   the one place a domain error becomes a client-facing code.
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz`, `/readyz`
 //!   and `/metrics`, with the HTTP limits (body and response size, timeouts,
-//!   CORS). `http::viewer` reads the bearer token (an extractor);
+//!   CORS). `http::graphql` runs each request through `http::steps`, one
+//!   file per step (APQ, parse and size checks, the operation's checks,
+//!   error codes, respond within the limits); `http::viewer` reads the
+//!   bearer token (an extractor);
 //!   `http::persisted` is APQ and the parsed-document cache;
 //!   `http::idempotency` is `Idempotency-Key` on mutations; `http::encode`
 //!   and `http::committed` write answers within their limits;

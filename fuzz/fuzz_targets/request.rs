@@ -9,7 +9,8 @@
 
 use std::sync::LazyLock;
 
-use blogql::limits::{self, introspection, lexical};
+use blogql::http::steps;
+use blogql::limits::introspection;
 use libfuzzer_sys::fuzz_target;
 
 /// The server's default bounds, as a server with no flags runs them.
@@ -30,24 +31,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let bounds = lexical::Bounds { max_depth: SETTINGS.max_query_nesting, max_tokens: SETTINGS.max_query_tokens };
-    if lexical::scan(text, bounds).is_err() {
-        return;
-    }
-    let Ok(doc) = async_graphql::parser::parse_query(text) else {
+    // The server's own steps 2 and 3 (see `blogql::http::steps`), as a fresh request meets them.
+    let Ok(Some(parsed)) = steps::parse::parse(text, &SETTINGS, &SHAPE) else {
         return;
     };
-    if limits::check_query_size(&doc, SETTINGS.max_query_fields).is_err() || limits::check_typename(&doc).is_err() {
-        return;
+    let doc = parsed.doc;
+    for get in [false, true] {
+        let _ = steps::operation::check(&doc, None, &async_graphql::Variables::default(), get, &SETTINGS);
     }
-    let _ = introspection::leaves(&doc, &SHAPE);
-    let _ = limits::mutation_fields(&doc, None);
-    let _ = blogql::graphql::federation::check_entities(
-        &doc,
-        None,
-        &async_graphql::Variables::default(),
-        SETTINGS.max_query_complexity,
-    );
+    let federating = blogql::settings::GraphqlSettings { federation: true, ..SETTINGS.clone() };
+    let _ = steps::operation::check(&doc, None, &async_graphql::Variables::default(), false, &federating);
     // Validation (and, for what validates, execution without a store: every
     // resolver then fails cleanly) on the document the checks admitted.
     let mut request = async_graphql::Request::new(text);

@@ -27,7 +27,7 @@ pub(super) fn cut_down(resp: &async_graphql::Response, limit: usize) -> async_gr
     ext.set("maxResponseBytes", limit as u64);
     out.errors.push(err);
     // The mutation's own errors (a refused field among several) still count.
-    out.errors.extend(resp.errors.iter().take(super::MAX_ERRORS - 1).cloned());
+    out.errors.extend(resp.errors.iter().take(super::steps::outcome::MAX_ERRORS - 1).cloned());
     out
 }
 

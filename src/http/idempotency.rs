@@ -22,13 +22,17 @@
 //!   that writes again.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use async_graphql::{Value as ConstValue, Variables};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use bson::DateTime;
 use bson::oid::ObjectId;
 use sha2::{Digest, Sha256};
 
-use crate::store::idempotency::{Fingerprint, IdemKey};
+use super::steps::outcome::not_executed;
+use crate::app::AppState;
+use crate::store::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 
 /// The request header.
 pub(super) const HEADER: &str = "idempotency-key";
@@ -43,6 +47,97 @@ pub(super) const MAX_KEPT_BYTES: usize = 64 * 1024;
 pub(super) const LEASE_MARGIN_SECS: u64 = 30;
 /// The mutations whose answers carry a token: they never use a key.
 const MINTS_TOKENS: [&str; 2] = ["signUp", "logIn"];
+
+/// A mutation's claim on its key, settled once it has run.
+pub(super) struct Claimed {
+    /// Who sent it, whose write budget pays for the kept answer.
+    viewer: ObjectId,
+    record: IdemKey,
+    lease: Lease,
+    /// Its root mutation fields: if every one failed, nothing was written.
+    fields: usize,
+}
+
+/// Why a keyed mutation does not run.
+pub(super) enum Unclaimed {
+    /// It ran before: this is its answer, as sent.
+    Replay(Vec<u8>),
+    /// The key is in use (`409`) or was used for another request (`422`).
+    Refused { status: StatusCode, code: &'static str, message: &'static str },
+    /// The store could not say.
+    Failed(async_graphql::Response),
+}
+
+/// Claims `key`, sent by `viewer` with `req` (the document `document`,
+/// `fields` root mutation fields), for as long as the request may run.
+pub(super) async fn claim(
+    state: &AppState,
+    viewer: ObjectId,
+    key: &str,
+    document: &[u8; 32],
+    req: &async_graphql::Request,
+    fields: usize,
+) -> Result<Claimed, Unclaimed> {
+    let record = record_key(viewer, key);
+    let fingerprint = fingerprint(document, &req.variables, req.operation_name.as_deref());
+    let lease_secs = state.settings.http.request_timeout_secs.saturating_add(LEASE_MARGIN_SECS);
+    match state.store.claim_key(&record, &fingerprint, after_secs(lease_secs)).await {
+        Ok(Claim::Fresh(lease)) => Ok(Claimed { viewer, record, lease, fields }),
+        Ok(Claim::Replay(body)) => Err(Unclaimed::Replay(body)),
+        Ok(Claim::InProgress) => Err(Unclaimed::Refused {
+            status: StatusCode::CONFLICT,
+            code: "IDEMPOTENCY_KEY_IN_USE",
+            message: "a request with this Idempotency-Key is still running; retry after it has answered",
+        }),
+        Ok(Claim::Mismatch) => Err(Unclaimed::Refused {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "IDEMPOTENCY_KEY_REUSED",
+            message: "this Idempotency-Key was sent with a different request; use a new key for a new request",
+        }),
+        Err(err) => {
+            let err = async_graphql::Error::from(crate::graphql::error::ApiError::from(err));
+            let err = err.into_server_error(async_graphql::Pos::default());
+            Err(Unclaimed::Failed(async_graphql::Response::from_errors(vec![err])))
+        }
+    }
+}
+
+/// Keeps a keyed mutation's answer for its retries, or gives the key up if
+/// the mutation wrote nothing. A failure here is logged, never answered: the
+/// mutation's own answer still goes out, and the claim lapses with its lease.
+pub(super) async fn settle(state: &AppState, claimed: Claimed, resp: &async_graphql::Response, client: Option<IpAddr>) {
+    let Claimed { viewer, record, lease, fields } = claimed;
+    if not_executed(resp) || wrote_nothing(resp, fields) {
+        if let Err(err) = state.store.release_key(&record, lease).await {
+            tracing::warn!(error = %err.chain(), "giving up an Idempotency-Key failed; it lapses with its lease");
+        }
+        return;
+    }
+    let limit = state.settings.http.max_response_bytes;
+    let mut kept = match kept_form(resp, limit) {
+        Ok(kept) => kept,
+        Err(err) => {
+            tracing::error!(error = %err, "encoding an answer to keep failed");
+            return;
+        }
+    };
+    // Kept bytes are written bytes: over the writer's budget, only the ids are kept.
+    if state.write_budget.charge_bytes(&viewer, client, kept.len()).is_err()
+        && let Ok(cut) = serde_json::to_vec(&super::committed::cut_down(resp, limit))
+    {
+        kept = cut;
+    }
+    let until = after_secs(state.settings.graphql.idempotency_ttl_secs);
+    if let Err(err) = state.store.keep_answer(&record, lease, kept, until).await {
+        tracing::warn!(error = %err.chain(), "keeping an Idempotency-Key's answer failed; a retry will run again");
+    }
+}
+
+/// `secs` from now.
+fn after_secs(secs: u64) -> DateTime {
+    let ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    DateTime::from_millis(DateTime::now().timestamp_millis().saturating_add(ms))
+}
 
 /// The request's key, if it sent one: printable ASCII, 1 to
 /// [`MAX_KEY_BYTES`] bytes, as a bare value or (as the draft writes it) a

@@ -1,0 +1,226 @@
+//! `POST /graphql` and `GET /graphql`: each request through the named
+//! steps (see [`steps`]), the schema, and back out, counted once.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use async_graphql_axum::GraphQLRequest;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+
+use super::steps::outcome::{cap_errors, label_request_errors, not_executed};
+use super::steps::respond::{replay, respond};
+use super::steps::{Refusal, apq, operation, parse};
+use super::viewer::Viewing;
+use super::{JSON, RequestRejection, Routes, error_response, idempotency, persisted};
+use crate::graphql::{RequestCtx, Viewer};
+use crate::metrics::Outcome;
+
+pub(super) async fn graphql_post(
+    State(routes): State<Routes>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Viewing(viewer): Viewing,
+    headers: HeaderMap,
+    req: GraphQLRequest<RequestRejection>,
+) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case(JSON) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send GraphQL requests as Content-Type: application/json",
+        );
+    }
+    execute(&routes, Some(client.ip()), viewer, &headers, req.into_inner(), Method::POST).await
+}
+
+pub(super) async fn graphql_get(
+    State(routes): State<Routes>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Viewing(viewer): Viewing,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+    req: GraphQLRequest<RequestRejection>,
+) -> Response {
+    let mut req = req.into_inner();
+    // GraphQL over HTTP names the parameter `operationName`; async-graphql reads `operation_name`.
+    if req.operation_name.is_none() {
+        req.operation_name = params.get("operationName").filter(|name| !name.is_empty()).cloned();
+    }
+    execute(&routes, Some(client.ip()), viewer, &headers, req, Method::GET).await
+}
+
+/// What a request came to, before it is written out and counted.
+enum Answer {
+    /// The schema ran it (or its validation refused it), for this operation
+    /// label; `mutation` says whether it was a mutation (so it may have committed).
+    Ran { resp: async_graphql::Response, operation: String, mutation: bool },
+    /// Refused here, before the schema saw it.
+    Refused(async_graphql::Response),
+    /// A mutation sent over GET: refused at the HTTP level.
+    MutationOverGet,
+    /// A retried mutation: the answer its `Idempotency-Key` kept, as it was sent.
+    Replayed { body: Vec<u8>, operation: String },
+    /// An `Idempotency-Key` in use or reused: refused at the HTTP level.
+    KeyRefused { status: StatusCode, code: &'static str, message: &'static str },
+}
+
+async fn execute(
+    routes: &Routes,
+    client: Option<IpAddr>,
+    viewer: Viewer,
+    headers: &HeaderMap,
+    req: async_graphql::Request,
+    method: Method,
+) -> Response {
+    let started = std::time::Instant::now();
+    let answer = answer(routes, client, viewer, headers, req, method).await;
+    // What the metrics count (outcome and codes), read before the answer is
+    // handed to the encoder; the operation label is moved out of it after.
+    let counted = routes.state.metrics.as_ref().map(|_| {
+        let codes = |resp: &async_graphql::Response| -> Vec<String> {
+            resp.errors
+                .iter()
+                .filter_map(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                    Some(async_graphql::Value::String(code)) => Some(code.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        match &answer {
+            Answer::Ran { resp, .. } => {
+                let outcome = if resp.errors.is_empty() {
+                    Outcome::Ok
+                } else if not_executed(resp) {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Error
+                };
+                (outcome, codes(resp))
+            }
+            Answer::Refused(resp) => (Outcome::Rejected, codes(resp)),
+            Answer::MutationOverGet => (Outcome::Rejected, vec!["METHOD_NOT_ALLOWED".to_owned()]),
+            Answer::Replayed { .. } => (Outcome::Ok, Vec::new()),
+            Answer::KeyRefused { code, .. } => (Outcome::Rejected, vec![(*code).to_owned()]),
+        }
+    });
+    let limit = routes.state.settings.http.max_response_bytes;
+    let (http, operation): (Response, std::borrow::Cow<'static, str>) = match answer {
+        Answer::Ran { resp, operation, mutation } => {
+            (respond(headers, resp, mutation, limit, &routes.budget, &routes.encode_slots).await, operation.into())
+        }
+        Answer::Refused(resp) => {
+            (respond(headers, resp, false, limit, &routes.budget, &routes.encode_slots).await, "refused".into())
+        }
+        Answer::MutationOverGet => {
+            let mut resp = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "mutations must be sent with POST",
+            );
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            (resp, "refused".into())
+        }
+        Answer::Replayed { body, operation } => (replay(headers, body), operation.into()),
+        Answer::KeyRefused { status, code, message } => (error_response(status, code, message), "refused".into()),
+    };
+    if let (Some(metrics), Some((outcome, codes))) = (&routes.state.metrics, counted) {
+        metrics.request(&operation, outcome, started.elapsed(), codes.iter().map(String::as_str));
+    }
+    http
+}
+
+/// Runs one request through the steps (see [`steps`]) and the schema.
+async fn answer(
+    routes: &Routes,
+    client: Option<IpAddr>,
+    viewer: Viewer,
+    headers: &HeaderMap,
+    mut req: async_graphql::Request,
+    method: Method,
+) -> Answer {
+    let graphql = &routes.state.settings.graphql;
+    let key = match idempotency::parse_key(headers) {
+        Ok(key) if graphql.idempotency_ttl_secs > 0 => key,
+        Ok(_) => None,
+        Err(why) => return Answer::Refused(Refusal::new("BAD_USER_INPUT", why).into_response()),
+    };
+    // Parse once, here (or not at all, for a document in the cache): the
+    // size check must run before anything expands fragment spreads, and GET
+    // must know the operation type. The schema reuses this document; one
+    // that does not parse is left to the schema, which reports the syntax error.
+    let named = match apq::named(&req.extensions.0, &req.query, routes.docs.enabled()) {
+        Ok(named) => named,
+        Err(refusal) => return Answer::Refused(refusal.into_response()),
+    };
+    // A freshly parsed document is cached only once the schema has validated it.
+    let mut to_cache = None;
+    let (doc, parses) = match routes.docs.get(&named.hash) {
+        Some(entry) => {
+            if req.query.is_empty() {
+                req.query.clone_from(&entry.query);
+            }
+            (Some(entry.doc.clone()), true)
+        }
+        None if named.hash_only => {
+            return Answer::Refused(
+                Refusal::new("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound").into_response(),
+            );
+        }
+        None => match parse::parse(&req.query, graphql, &routes.introspection) {
+            Ok(Some(parse::Parsed { doc, tokens })) => {
+                if routes.docs.enabled() && req.query.len() <= persisted::MAX_CACHED_QUERY_BYTES {
+                    to_cache = Some((doc.clone(), tokens));
+                }
+                (Some(doc), true)
+            }
+            Ok(None) => (None, false),
+            Err(refusal) => return Answer::Refused(refusal.into_response()),
+        },
+    };
+    let mut label = String::from("unparsed");
+    let mut checked = None;
+    if let Some(doc) = doc {
+        let op = req.operation_name.as_deref();
+        match operation::check(&doc, op, &req.variables, method == Method::GET, graphql) {
+            Ok(ok) => checked = Some(ok),
+            Err(operation::Stop::MutationOverGet) => return Answer::MutationOverGet,
+            Err(operation::Stop::Refused(refusal)) => return Answer::Refused(refusal.into_response()),
+        }
+        if routes.state.metrics.is_some() {
+            label = operation::label(&doc, op);
+        }
+        req.set_parsed_query(doc);
+    }
+    let mutation = checked.as_ref().is_some_and(|c| c.mutation);
+    let mut claimed = None;
+    if let (Some(key), Viewer::User(me), Some(checked)) = (key, &viewer, &checked)
+        && checked.keyed
+    {
+        match idempotency::claim(&routes.state, *me, key, &named.hash, &req, checked.mutation_fields).await {
+            Ok(claim) => claimed = Some(claim),
+            Err(idempotency::Unclaimed::Replay(body)) => return Answer::Replayed { body, operation: label },
+            Err(idempotency::Unclaimed::Refused { status, code, message }) => {
+                return Answer::KeyRefused { status, code, message };
+            }
+            Err(idempotency::Unclaimed::Failed(resp)) => return Answer::Refused(resp),
+        }
+    }
+    let mut ctx = RequestCtx::new(viewer, &routes.state.store, routes.state.metrics.as_ref());
+    ctx.client_ip = client;
+    let query = to_cache.is_some().then(|| req.query.clone());
+    let mut resp = routes.schema.execute(req.data(ctx)).await;
+    if let Some(claimed) = claimed {
+        idempotency::settle(&routes.state, claimed, &resp, client).await;
+    }
+    if let (Some((doc, tokens)), Some(query)) = (to_cache, query)
+        && !not_executed(&resp)
+    {
+        routes.docs.put(named.hash, &query, doc, tokens);
+    }
+    label_request_errors(&mut resp, parses);
+    cap_errors(&mut resp);
+    Answer::Ran { resp, operation: label, mutation }
+}
