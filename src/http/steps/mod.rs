@@ -15,11 +15,11 @@
 //! 6. [`respond`]: encode within the size limit and the answer budget (a
 //!    mutation's answer cut down rather than dropped), in the media type asked for.
 
-pub(super) mod apq;
+pub mod apq;
 pub mod operation;
-pub(super) mod outcome;
+pub mod outcome;
 pub mod parse;
-pub(super) mod respond;
+pub mod respond;
 
 use std::borrow::Cow;
 
