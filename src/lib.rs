@@ -51,7 +51,8 @@
 //!   `graphql::cost` lists every list field's length bound.
 //! - [`metrics`]: the counters and histograms behind `GET /metrics`.
 //! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret.
-//! - [`error`]: the domain error, which keeps its cause.
+//! - [`error`]: the domain error, which keeps its cause; [`code`]: every
+//!   client-facing `extensions.code`, listed once.
 //! - [`check`]: the integrity checker for every invariant the commands promise.
 //! - [`reaper`]: the background task that finishes staged deletions, step by step.
 //! - [`repair`]: `check --repair`, which fixes what older code left behind, in budget-sized transactions.
@@ -71,6 +72,7 @@ pub mod app;
 pub mod auth;
 pub mod check;
 pub mod cmd;
+pub mod code;
 pub mod domain;
 pub mod error;
 pub mod graphql;

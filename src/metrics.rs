@@ -14,28 +14,18 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::code::Code;
+
 /// Distinct operation names tracked before the rest are counted as `__other__`.
 pub const MAX_OPERATION_NAMES: usize = 256;
 
-/// The error codes the API answers with; anything else counts as `OTHER`.
-const CODES: [&str; 16] = [
-    "BAD_USER_INPUT",
-    "UNAUTHENTICATED",
-    "FORBIDDEN",
-    "NOT_FOUND",
-    "CONFLICT",
-    "RATE_LIMITED",
-    "INTERNAL_SERVER_ERROR",
-    "GRAPHQL_PARSE_FAILED",
-    "GRAPHQL_VALIDATION_FAILED",
-    "PERSISTED_QUERY_NOT_FOUND",
-    "PERSISTED_QUERY_NOT_SUPPORTED",
-    "RESPONSE_TOO_LARGE",
-    "METHOD_NOT_ALLOWED",
-    "BAD_REQUEST",
-    "SERVICE_UNAVAILABLE",
-    "OTHER",
-];
+/// Error-code series: every [`Code`], then `OTHER` for anything else.
+const CODE_SERIES: usize = Code::ALL.len() + 1;
+
+/// The label of error-code series `i`.
+fn code_label(i: usize) -> &'static str {
+    Code::ALL.get(i).map_or("OTHER", |c| c.as_str())
+}
 
 /// Upper bounds of the request latency buckets, in seconds.
 const LATENCY_BOUNDS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
@@ -110,7 +100,7 @@ impl Histogram {
 pub struct Metrics {
     requests: Mutex<HashMap<(String, Outcome), u64>>,
     latency: Histogram,
-    errors: [AtomicU64; CODES.len()],
+    errors: [AtomicU64; CODE_SERIES],
     /// DataLoader batch sizes, in keys; every request's loaders record here.
     pub batch_sizes: Histogram,
 }
@@ -139,7 +129,7 @@ impl Metrics {
         }
         self.latency.observe(took.as_secs_f64());
         for code in codes {
-            let i = CODES.iter().position(|c| *c == code).unwrap_or(CODES.len() - 1);
+            let i = Code::parse(code).map_or(CODE_SERIES - 1, Code::index);
             self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -165,7 +155,8 @@ impl Metrics {
         self.latency.render(&mut out, "blogql_request_duration_seconds", "Time to answer a GraphQL request.");
         out.push_str("# HELP blogql_errors_total Errors in GraphQL responses by extensions.code.\n");
         out.push_str("# TYPE blogql_errors_total counter\n");
-        for (code, n) in CODES.iter().zip(&self.errors) {
+        for (i, n) in self.errors.iter().enumerate() {
+            let code = code_label(i);
             let _ = writeln!(out, "blogql_errors_total{{code=\"{code}\"}} {}", n.load(Ordering::Relaxed));
         }
         out.push_str("# HELP blogql_transactions_total Write transactions by result; retried counts re-runs after transient conflicts.\n");

@@ -7,6 +7,7 @@
 //! out is the conversion below, which logs internal errors with their whole
 //! cause chain and shows the client a message that says nothing.
 
+use crate::code::Code;
 use async_graphql::ErrorExtensions;
 
 use crate::error::Error;
@@ -35,22 +36,22 @@ impl From<Error> for ApiError {
 }
 
 /// The stable machine-readable code clients switch on (`extensions.code`).
-pub fn code(err: &Error) -> &'static str {
+pub fn code(err: &Error) -> Code {
     match err {
-        Error::BadInput { .. } => "BAD_USER_INPUT",
-        Error::Unauthenticated(_) => "UNAUTHENTICATED",
-        Error::Forbidden(_) => "FORBIDDEN",
-        Error::NotFound(_) => "NOT_FOUND",
-        Error::Conflict(_) | Error::PlanChanged { .. } => "CONFLICT",
-        Error::RateLimited { .. } => "RATE_LIMITED",
-        Error::Unavailable { .. } => "SERVICE_UNAVAILABLE",
-        Error::Internal { .. } => "INTERNAL_SERVER_ERROR",
+        Error::BadInput { .. } => Code::BadUserInput,
+        Error::Unauthenticated(_) => Code::Unauthenticated,
+        Error::Forbidden(_) => Code::Forbidden,
+        Error::NotFound(_) => Code::NotFound,
+        Error::Conflict(_) | Error::PlanChanged { .. } => Code::Conflict,
+        Error::RateLimited { .. } => Code::RateLimited,
+        Error::Unavailable { .. } => Code::ServiceUnavailable,
+        Error::Internal { .. } => Code::InternalServerError,
     }
 }
 
 impl From<ApiError> for async_graphql::Error {
     fn from(ApiError(err): ApiError) -> Self {
-        let code = code(&err);
+        let code = code(&err).as_str();
         match err {
             Error::Internal { .. } => {
                 tracing::error!(error = %err.chain(), "internal error while serving a request");

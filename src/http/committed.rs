@@ -10,6 +10,7 @@
 //! `RESPONSE_TOO_LARGE` error with `committed: true` says so. The client
 //! reads the rest back by id.
 
+use crate::code::Code;
 use async_graphql::indexmap::IndexMap;
 use async_graphql::{Name, ServerError, Value};
 
@@ -22,7 +23,7 @@ pub(super) fn cut_down(resp: &async_graphql::Response, limit: usize) -> async_gr
     let mut out = async_graphql::Response::new(ids_only(&resp.data).unwrap_or(Value::Null));
     let mut err = ServerError::new(MESSAGE, None);
     let ext = err.extensions.get_or_insert_with(Default::default);
-    ext.set("code", "RESPONSE_TOO_LARGE");
+    ext.set("code", Code::ResponseTooLarge.as_str());
     ext.set("committed", true);
     ext.set("maxResponseBytes", limit as u64);
     out.errors.push(err);

@@ -1,6 +1,7 @@
 //! `POST /graphql` and `GET /graphql`: each request through the named
 //! steps (see [`steps`]), the schema, and back out, counted once.
 
+use crate::code::Code;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -29,7 +30,7 @@ pub(super) async fn graphql_post(
     if !essence.eq_ignore_ascii_case(JSON) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            Code::UnsupportedMediaType,
             "send GraphQL requests as Content-Type: application/json",
         );
     }
@@ -64,7 +65,7 @@ enum Answer {
     /// A retried mutation: the answer its `Idempotency-Key` kept, as it was sent.
     Replayed { body: Vec<u8>, operation: String },
     /// An `Idempotency-Key` in use or reused: refused at the HTTP level.
-    KeyRefused { status: StatusCode, code: &'static str, message: &'static str },
+    KeyRefused { status: StatusCode, code: Code, message: &'static str },
 }
 
 async fn execute(
@@ -101,9 +102,9 @@ async fn execute(
                 (outcome, codes(resp))
             }
             Answer::Refused(resp) => (Outcome::Rejected, codes(resp)),
-            Answer::MutationOverGet => (Outcome::Rejected, vec!["METHOD_NOT_ALLOWED".to_owned()]),
+            Answer::MutationOverGet => (Outcome::Rejected, vec![Code::MethodNotAllowed.as_str().to_owned()]),
             Answer::Replayed { .. } => (Outcome::Ok, Vec::new()),
-            Answer::KeyRefused { code, .. } => (Outcome::Rejected, vec![(*code).to_owned()]),
+            Answer::KeyRefused { code, .. } => (Outcome::Rejected, vec![code.as_str().to_owned()]),
         }
     });
     let limit = routes.state.settings.http.max_response_bytes;
@@ -117,7 +118,7 @@ async fn execute(
         Answer::MutationOverGet => {
             let mut resp = error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
+                Code::MethodNotAllowed,
                 "mutations must be sent with POST",
             );
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -145,7 +146,7 @@ async fn answer(
     let key = match idempotency::parse_key(headers) {
         Ok(key) if graphql.idempotency_ttl_secs > 0 => key,
         Ok(_) => None,
-        Err(why) => return Answer::Refused(Refusal::new("BAD_USER_INPUT", why).into_response()),
+        Err(why) => return Answer::Refused(Refusal::new(Code::BadUserInput, why).into_response()),
     };
     // Parse once, here (or not at all, for a document in the cache): the
     // size check must run before anything expands fragment spreads, and GET
@@ -166,7 +167,7 @@ async fn answer(
         }
         None if named.hash_only => {
             return Answer::Refused(
-                Refusal::new("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound").into_response(),
+                Refusal::new(Code::PersistedQueryNotFound, "PersistedQueryNotFound").into_response(),
             );
         }
         None => match parse::parse(&req.query, graphql, &routes.introspection) {

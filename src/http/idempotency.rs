@@ -21,6 +21,7 @@
 //!   is kept leaves a claim that lapses with its lease, and a retry after
 //!   that writes again.
 
+use crate::code::Code;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -63,7 +64,7 @@ pub(super) enum Unclaimed {
     /// It ran before: this is its answer, as sent.
     Replay(Vec<u8>),
     /// The key is in use (`409`) or was used for another request (`422`).
-    Refused { status: StatusCode, code: &'static str, message: &'static str },
+    Refused { status: StatusCode, code: Code, message: &'static str },
     /// The store could not say.
     Failed(async_graphql::Response),
 }
@@ -86,12 +87,12 @@ pub(super) async fn claim(
         Ok(Claim::Replay(body)) => Err(Unclaimed::Replay(body)),
         Ok(Claim::InProgress) => Err(Unclaimed::Refused {
             status: StatusCode::CONFLICT,
-            code: "IDEMPOTENCY_KEY_IN_USE",
+            code: Code::IdempotencyKeyInUse,
             message: "a request with this Idempotency-Key is still running; retry after it has answered",
         }),
         Ok(Claim::Mismatch) => Err(Unclaimed::Refused {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "IDEMPOTENCY_KEY_REUSED",
+            code: Code::IdempotencyKeyReused,
             message: "this Idempotency-Key was sent with a different request; use a new key for a new request",
         }),
         Err(err) => {

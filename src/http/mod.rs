@@ -7,6 +7,7 @@
 //! `application/graphql-response+json` when the client's `Accept` asks for
 //! it, in which case a request that could not execute at all gets a 4xx.
 
+use crate::code::Code;
 use std::time::Duration;
 
 use axum::Router;
@@ -99,7 +100,7 @@ async fn graphql_shaped_refusals(resp: Response) -> Response {
     match resp.status() {
         StatusCode::PAYLOAD_TOO_LARGE if !is_json => too_large(),
         StatusCode::REQUEST_TIMEOUT if !is_json => {
-            error_response(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "the request took too long")
+            error_response(StatusCode::REQUEST_TIMEOUT, Code::RequestTimeout, "the request took too long")
         }
         _ => resp,
     }
@@ -121,8 +122,8 @@ fn cors(origins: &[String], headers: &[String]) -> CorsLayer {
 }
 
 /// A GraphQL-shaped error body, so even transport-level refusals parse as GraphQL responses.
-pub(super) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+pub(super) fn error_response(status: StatusCode, code: Code, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body.to_string()).into_response()
 }
 
@@ -146,12 +147,12 @@ impl IntoResponse for RequestRejection {
             async_graphql::ParseRequestError::Io(err) if err.to_string().contains(slow_body::TOO_SLOW) => {
                 return error_response(
                     StatusCode::REQUEST_TIMEOUT,
-                    "REQUEST_TIMEOUT",
+                    Code::RequestTimeout,
                     "the request body arrived too slowly",
                 );
             }
             async_graphql::ParseRequestError::UnsupportedBatch => {
-                return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "batched requests are not supported");
+                return error_response(StatusCode::BAD_REQUEST, Code::BadRequest, "batched requests are not supported");
             }
             // The parser's own words name serde internals; say what a request must look like.
             other => {
@@ -160,12 +161,12 @@ impl IntoResponse for RequestRejection {
                  and optionally `variables` (an object) and `operationName` (a string)"
             }
         };
-        error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+        error_response(StatusCode::BAD_REQUEST, Code::BadRequest, message)
     }
 }
 
 fn too_large() -> Response {
-    error_response(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body is too large")
+    error_response(StatusCode::PAYLOAD_TOO_LARGE, Code::PayloadTooLarge, "request body is too large")
 }
 
 async fn healthz() -> &'static str {

@@ -2,6 +2,7 @@
 //! automatic persisted query (APQ) may send only the hash, or the hash with
 //! the text, which must match.
 
+use crate::code::Code;
 use std::collections::HashMap;
 
 use async_graphql::Value;
@@ -23,14 +24,14 @@ pub(in crate::http) struct Named {
 pub(in crate::http) fn named(extensions: &HashMap<String, Value>, query: &str, apq: bool) -> Result<Named, Refusal> {
     let requested = match persisted::requested_hash(extensions) {
         Ok(hash) if apq => hash,
-        Ok(Some(_)) => return Err(Refusal::new("PERSISTED_QUERY_NOT_SUPPORTED", "PersistedQueryNotSupported")),
+        Ok(Some(_)) => return Err(Refusal::new(Code::PersistedQueryNotSupported, "PersistedQueryNotSupported")),
         Ok(None) => None,
-        Err(ApqError::Malformed(why)) => return Err(Refusal::new("BAD_USER_INPUT", why)),
+        Err(ApqError::Malformed(why)) => return Err(Refusal::new(Code::BadUserInput, why)),
     };
     match requested {
         Some(hash) if query.is_empty() => Ok(Named { hash, hash_only: true }),
         Some(hash) if persisted::sha256(query) != hash => {
-            Err(Refusal::new("BAD_USER_INPUT", "extensions.persistedQuery.sha256Hash does not match the query"))
+            Err(Refusal::new(Code::BadUserInput, "extensions.persistedQuery.sha256Hash does not match the query"))
         }
         Some(hash) => Ok(Named { hash, hash_only: false }),
         None => Ok(Named { hash: persisted::sha256(query), hash_only: false }),
@@ -61,11 +62,11 @@ mod tests {
     #[test]
     fn bad_apq_requests_are_refused() {
         let hash = persisted::sha256("{ a }");
-        assert_eq!(named(&apq(&hash), "{ b }", true).map_err(|r| r.code), Err("BAD_USER_INPUT"));
-        assert_eq!(named(&apq(&hash), "", false).map_err(|r| r.code), Err("PERSISTED_QUERY_NOT_SUPPORTED"));
+        assert_eq!(named(&apq(&hash), "{ b }", true).map_err(|r| r.code), Err(Code::BadUserInput));
+        assert_eq!(named(&apq(&hash), "", false).map_err(|r| r.code), Err(Code::PersistedQueryNotSupported));
         let malformed: HashMap<String, Value> =
             serde_json::from_value(serde_json::json!({ "persistedQuery": { "version": 2, "sha256Hash": "x" } }))
                 .expect("extensions");
-        assert_eq!(named(&malformed, "", true).map_err(|r| r.code), Err("BAD_USER_INPUT"));
+        assert_eq!(named(&malformed, "", true).map_err(|r| r.code), Err(Code::BadUserInput));
     }
 }

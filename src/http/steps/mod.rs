@@ -23,17 +23,19 @@ pub mod respond;
 
 use std::borrow::Cow;
 
+use crate::code::Code;
+
 /// Why a step refused a request before the schema ran it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// `extensions.code`.
-    pub code: &'static str,
+    pub code: Code,
     /// What the client is told.
     pub message: Cow<'static, str>,
 }
 
 impl Refusal {
-    pub(super) fn new(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(super) fn new(code: Code, message: impl Into<Cow<'static, str>>) -> Self {
         Refusal { code, message: message.into() }
     }
 

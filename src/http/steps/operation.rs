@@ -3,6 +3,7 @@
 //! their cap; introspection (when off) and `_entities` (when federating)
 //! are bounded; and the operation gets its metrics label.
 
+use crate::code::Code;
 use async_graphql::Variables;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 
@@ -38,7 +39,7 @@ pub fn check(
     get: bool,
     graphql: &GraphqlSettings,
 ) -> Result<Checked, Stop> {
-    let invalid = |why: String| Stop::Refused(Refusal::new("GRAPHQL_VALIDATION_FAILED", why));
+    let invalid = |why: String| Stop::Refused(Refusal::new(Code::GraphqlValidationFailed, why));
     if !graphql.introspection && mentions_introspection(doc) {
         return Err(invalid("introspection is turned off on this server".into()));
     }
@@ -122,7 +123,9 @@ mod tests {
     fn caps_are_validation_errors() {
         let capped = GraphqlSettings { max_mutation_fields: 1, ..GraphqlSettings::default() };
         let m = "mutation { a: likePost(postId: \"1\") { id } b: likePost(postId: \"2\") { id } }";
-        assert!(matches!(run(m, None, false, &capped), Err(Stop::Refused(r)) if r.code == "GRAPHQL_VALIDATION_FAILED"));
+        assert!(
+            matches!(run(m, None, false, &capped), Err(Stop::Refused(r)) if r.code == Code::GraphqlValidationFailed)
+        );
         let closed = GraphqlSettings { introspection: false, ..GraphqlSettings::default() };
         assert!(matches!(run("{ __schema { queryType { name } } }", None, false, &closed), Err(Stop::Refused(_))));
         assert!(run("{ __typename }", None, false, &closed).is_ok(), "__typename is not introspection");

@@ -2,6 +2,8 @@
 //! every other error has, and the list is capped, so a document that earns
 //! thousands of errors cannot buy an answer several times its own size.
 
+use crate::code::Code;
+
 /// Most errors one answer lists; a document that earns more (a megabyte of
 /// unused variables) gets the first ones and a count of the rest, not
 /// an answer several times its own size.
@@ -28,9 +30,9 @@ pub(in crate::http) fn not_executed(resp: &async_graphql::Response) -> bool {
 }
 
 /// A response for a request refused before execution, with its code.
-pub(in crate::http) fn request_error(code: &'static str, message: String) -> async_graphql::Response {
+pub(in crate::http) fn request_error(code: Code, message: String) -> async_graphql::Response {
     let mut err = async_graphql::ServerError::new(message, None);
-    err.extensions.get_or_insert_with(Default::default).set("code", code);
+    err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
     async_graphql::Response::from_errors(vec![err])
 }
 
@@ -38,11 +40,11 @@ pub(in crate::http) fn request_error(code: &'static str, message: String) -> asy
 /// as every other error has: `GRAPHQL_PARSE_FAILED` when the document did not
 /// parse (`parses`, from step 2), else `GRAPHQL_VALIDATION_FAILED`.
 pub(in crate::http) fn label_request_errors(resp: &mut async_graphql::Response, parses: bool) {
-    let code = if parses { "GRAPHQL_VALIDATION_FAILED" } else { "GRAPHQL_PARSE_FAILED" };
+    let code = if parses { Code::GraphqlValidationFailed } else { Code::GraphqlParseFailed };
     for err in resp.errors.iter_mut().filter(|e| e.path.is_empty()) {
         let has_code = err.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
         if !has_code {
-            err.extensions.get_or_insert_with(Default::default).set("code", code);
+            err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
         }
     }
 }
@@ -91,9 +93,9 @@ mod tests {
     /// Only an answer with no data and no path on any error never executed.
     #[test]
     fn not_executed_means_no_data_and_no_paths() {
-        assert!(not_executed(&request_error("X", "no".into())));
+        assert!(not_executed(&request_error(Code::BadRequest, "no".into())));
         assert!(!not_executed(&async_graphql::Response::new(Value::Null)), "no errors: it ran");
-        let mut ran = request_error("X", "no".into());
+        let mut ran = request_error(Code::BadRequest, "no".into());
         ran.errors[0].path = vec![PathSegment::Field("a".into())];
         assert!(!not_executed(&ran));
     }

@@ -2,6 +2,7 @@
 //! fresh document before anything expands its fragments. A document the
 //! cache holds has passed all of them.
 
+use crate::code::Code;
 use async_graphql::parser::types::ExecutableDocument;
 
 use super::Refusal;
@@ -18,15 +19,12 @@ pub struct Parsed {
 
 /// Parses `query` under `graphql`'s bounds. `Ok(None)` when the parser
 /// rejects it: the schema reports that syntax error itself, with positions.
-pub fn parse(
-    query: &str,
-    graphql: &GraphqlSettings,
-    shape: &introspection::Shape,
-) -> Result<Option<Parsed>, Refusal> {
+pub fn parse(query: &str, graphql: &GraphqlSettings, shape: &introspection::Shape) -> Result<Option<Parsed>, Refusal> {
     let bounds = lexical::Bounds { max_depth: graphql.max_query_nesting, max_tokens: graphql.max_query_tokens };
-    let scanned = lexical::scan(query, bounds).map_err(|err| Refusal::new("GRAPHQL_PARSE_FAILED", err.to_string()))?;
+    let scanned =
+        lexical::scan(query, bounds).map_err(|err| Refusal::new(Code::GraphqlParseFailed, err.to_string()))?;
     let Ok(doc) = async_graphql::parser::parse_query(query) else { return Ok(None) };
-    let invalid = |why: String| Refusal::new("GRAPHQL_VALIDATION_FAILED", why);
+    let invalid = |why: String| Refusal::new(Code::GraphqlValidationFailed, why);
     check_query_size(&doc, graphql.max_query_fields).map_err(|err| invalid(err.to_string()))?;
     check_typename(&doc).map_err(invalid)?;
     // A preview reads an account's whole fan-out: one a request.
@@ -62,11 +60,11 @@ mod tests {
     fn costly_documents_are_refused_with_their_codes() {
         let graphql = GraphqlSettings::default();
         let deep = format!("{{ __typename(a: {}{}) }}", "[".repeat(200), "]".repeat(200));
-        assert_eq!(parse(&deep, &graphql, &shape()).err().map(|r| r.code), Some("GRAPHQL_PARSE_FAILED"));
+        assert_eq!(parse(&deep, &graphql, &shape()).err().map(|r| r.code), Some(Code::GraphqlParseFailed));
         let previews = "{ a: deleteUserPreview(id: \"x\") { token } b: deleteUserPreview(id: \"y\") { token } }";
-        assert_eq!(parse(previews, &graphql, &shape()).err().map(|r| r.code), Some("GRAPHQL_VALIDATION_FAILED"));
+        assert_eq!(parse(previews, &graphql, &shape()).err().map(|r| r.code), Some(Code::GraphqlValidationFailed));
         let narrow = GraphqlSettings { max_query_fields: 2, ..GraphqlSettings::default() };
         let wide = "{ a: __typename b: __typename c: __typename }";
-        assert_eq!(parse(wide, &narrow, &shape()).err().map(|r| r.code), Some("GRAPHQL_VALIDATION_FAILED"));
+        assert_eq!(parse(wide, &narrow, &shape()).err().map(|r| r.code), Some(Code::GraphqlValidationFailed));
     }
 }

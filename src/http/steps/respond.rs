@@ -3,6 +3,7 @@
 //! answer that will not fit is cut down to what identifies its writes
 //! (`committed`), never dropped: the writes have committed.
 
+use crate::code::Code;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -56,7 +57,7 @@ pub(in crate::http) async fn respond(
         Err(EncodeError::Over(Over::Limit)) => {
             tracing::info!(limit, "a response exceeded the size limit and was refused");
             let refusal =
-                request_error("RESPONSE_TOO_LARGE", format!("the response would exceed {limit} bytes; ask for less"));
+                request_error(Code::ResponseTooLarge, format!("the response would exceed {limit} bytes; ask for less"));
             not_executed = true;
             encode::encode_small(&refusal, true, limit.max(1024), budget)
         }
@@ -71,7 +72,7 @@ pub(in crate::http) async fn respond(
             );
             let mut refused = error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
+                Code::ServiceUnavailable,
                 "the server is busy sending other answers; retry shortly",
             );
             refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUDGET_RETRY_AFTER_SECS));
@@ -79,7 +80,11 @@ pub(in crate::http) async fn respond(
         }
         Err(EncodeError::Serde(err)) => {
             tracing::error!(error = %err, "serializing a GraphQL response failed");
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::InternalServerError,
+                "internal server error",
+            );
         }
     };
     let (status, content_type) = if wants_graphql_response {
@@ -93,7 +98,7 @@ pub(in crate::http) async fn respond(
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::new(budget::BudgetedBody::new(body, share)))
         .unwrap_or_else(|_| {
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, Code::InternalServerError, "internal server error")
         })
 }
 
@@ -107,7 +112,7 @@ pub(in crate::http) fn replay(headers: &HeaderMap, body: Vec<u8>) -> Response {
         .header(idempotency::REPLAYED, "true")
         .body(Body::from(body))
         .unwrap_or_else(|_| {
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal server error")
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, Code::InternalServerError, "internal server error")
         })
 }
 
@@ -134,7 +139,7 @@ mod tests {
     /// A request error is 400 under graphql-response+json and 200 under plain JSON; an answer that ran is 200 either way.
     #[tokio::test]
     async fn the_status_follows_the_media_type() {
-        let refused = || request_error("GRAPHQL_PARSE_FAILED", "no".into());
+        let refused = || request_error(Code::GraphqlParseFailed, "no".into());
         assert_eq!(send(Some(GRAPHQL_RESPONSE), refused(), 1000).await.0, StatusCode::BAD_REQUEST);
         let (status, content_type, _) = send(None, refused(), 1000).await;
         assert_eq!((status, content_type.as_str()), (StatusCode::OK, JSON));
