@@ -9,6 +9,7 @@ use async_graphql_axum::GraphQLRequest;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use tracing::Instrument;
 
 use super::steps::outcome::{cap_errors, label_request_errors, not_executed};
 use super::steps::respond::{replay, respond};
@@ -34,7 +35,9 @@ pub(super) async fn graphql_post(
             "send GraphQL requests as Content-Type: application/json",
         );
     }
-    execute(&routes, Some(client.ip()), viewer, &headers, req.into_inner(), Method::POST).await
+    execute(&routes, Some(client.ip()), viewer, &headers, req.into_inner(), Method::POST)
+        .instrument(request_span())
+        .await
 }
 
 pub(super) async fn graphql_get(
@@ -50,7 +53,7 @@ pub(super) async fn graphql_get(
     if req.operation_name.is_none() {
         req.operation_name = params.get("operationName").filter(|name| !name.is_empty()).cloned();
     }
-    execute(&routes, Some(client.ip()), viewer, &headers, req, Method::GET).await
+    execute(&routes, Some(client.ip()), viewer, &headers, req, Method::GET).instrument(request_span()).await
 }
 
 /// What a request came to, before it is written out and counted.
@@ -78,9 +81,15 @@ async fn execute(
 ) -> Response {
     let started = std::time::Instant::now();
     let answer = answer(routes, client, viewer, headers, req, method).await;
-    // What the metrics count (outcome and codes), read before the answer is
-    // handed to the encoder; the operation label is moved out of it after.
-    let counted = routes.state.metrics.as_ref().map(|_| {
+    // How the request ended, and (for the metrics) its codes, read before the
+    // answer is handed to the encoder; the operation label is moved out of it after.
+    let outcome = match &answer {
+        Answer::Ran { resp, .. } if resp.errors.is_empty() => Outcome::Ok,
+        Answer::Ran { resp, .. } if !not_executed(resp) => Outcome::Error,
+        Answer::Replayed { .. } => Outcome::Ok,
+        _ => Outcome::Rejected,
+    };
+    let codes = routes.state.metrics.as_ref().map(|_| {
         let codes = |resp: &async_graphql::Response| -> Vec<String> {
             resp.errors
                 .iter()
@@ -91,20 +100,10 @@ async fn execute(
                 .collect()
         };
         match &answer {
-            Answer::Ran { resp, .. } => {
-                let outcome = if resp.errors.is_empty() {
-                    Outcome::Ok
-                } else if not_executed(resp) {
-                    Outcome::Rejected
-                } else {
-                    Outcome::Error
-                };
-                (outcome, codes(resp))
-            }
-            Answer::Refused(resp) => (Outcome::Rejected, codes(resp)),
-            Answer::MutationOverGet => (Outcome::Rejected, vec![Code::MethodNotAllowed.as_str().to_owned()]),
-            Answer::Replayed { .. } => (Outcome::Ok, Vec::new()),
-            Answer::KeyRefused { code, .. } => (Outcome::Rejected, vec![code.as_str().to_owned()]),
+            Answer::Ran { resp, .. } | Answer::Refused(resp) => codes(resp),
+            Answer::MutationOverGet => vec![Code::MethodNotAllowed.as_str().to_owned()],
+            Answer::Replayed { .. } => Vec::new(),
+            Answer::KeyRefused { code, .. } => vec![code.as_str().to_owned()],
         }
     });
     let limit = routes.state.settings.http.max_response_bytes;
@@ -127,10 +126,20 @@ async fn execute(
         Answer::Replayed { body, operation } => (replay(headers, body), operation.into()),
         Answer::KeyRefused { status, code, message } => (error_response(status, code, message), "refused".into()),
     };
-    if let (Some(metrics), Some((outcome, codes))) = (&routes.state.metrics, counted) {
+    let span = tracing::Span::current();
+    span.record("operation", &*operation);
+    span.record("outcome", outcome.label());
+    if let (Some(metrics), Some(codes)) = (&routes.state.metrics, codes) {
         metrics.request(&operation, outcome, started.elapsed(), codes.iter().map(String::as_str));
     }
     http
+}
+
+/// The span a request runs in: one per request, never one per field. Its
+/// operation and outcome are recorded when the answer is ready; store
+/// transactions are its children.
+fn request_span() -> tracing::Span {
+    tracing::info_span!("request", operation = tracing::field::Empty, outcome = tracing::field::Empty)
 }
 
 /// Runs one request through the steps (see [`steps`]) and the schema.

@@ -38,6 +38,7 @@ mod port;
 use std::sync::Arc;
 
 use bson::DateTime;
+use tracing::Instrument;
 
 pub use self::hidden::refill::{Paged, REFILL_BUDGET};
 use self::hidden::{Hidden, Sets};
@@ -216,10 +217,20 @@ impl Store {
     }
 
     /// Runs one command in one transaction; see [`Backend::run`].
+    ///
+    /// Each runs in a `transaction` span (a child of the request's) with the
+    /// command's name, its attempts (more than one only after transient
+    /// conflicts on MongoDB) and whether it committed.
     pub async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
-        let outcome = on_backend!(self, b => b.run(cmd).await);
-        let counter = if outcome.is_ok() { &self.tally.committed } else { &self.tally.rolled_back };
+        let span =
+            tracing::info_span!("transaction", command = C::NAME, attempts = 1u64, outcome = tracing::field::Empty);
+        let outcome = on_backend!(self, b => b.run(cmd).instrument(span.clone()).await);
+        let (counter, label) = match &outcome {
+            Ok(_) => (&self.tally.committed, "committed"),
+            Err(_) => (&self.tally.rolled_back, "rolled_back"),
+        };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        span.record("outcome", label);
         outcome
     }
 
@@ -229,7 +240,8 @@ impl Store {
     /// really done, not when a client that gave up stops waiting.
     pub async fn read_only<C: ReadCommand>(&self, cmd: C) -> Result<C::Output> {
         let slot = self.heavy_reads.enter().await?;
-        on_backend!(self, b => b.read_only(Slotted { cmd, _slot: slot }).await)
+        let span = tracing::info_span!("read", command = C::NAME);
+        on_backend!(self, b => b.read_only(Slotted { cmd, _slot: slot }).instrument(span.clone()).await)
     }
 
     /// Transactions since start-up, across this store and all its views.
@@ -267,5 +279,88 @@ impl Store {
             Kind::Embedded(b) => b.deletion_job(header).await,
             Kind::Mongo(b) => b.deletion_job(header).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    use super::*;
+    use crate::error::Error;
+
+    /// Every span opened, with its fields as recorded by the end.
+    #[derive(Clone, Default)]
+    struct Spans(Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>);
+
+    struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+    impl Visit for Fields<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.retain(|(name, _)| name != field.name());
+            self.0.push((field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned()));
+        }
+    }
+
+    impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>> Layer<S> for Spans {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
+            let mut fields = Vec::new();
+            attrs.record(&mut Fields(&mut fields));
+            if let Ok(mut spans) = self.0.lock() {
+                spans.push((format!("{}#{}", attrs.metadata().name(), id.into_u64()), fields));
+            }
+        }
+        fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+            if let Ok(mut spans) = self.0.lock()
+                && let Some((_, fields)) =
+                    spans.iter_mut().find(|(name, _)| name.ends_with(&format!("#{}", id.into_u64())))
+            {
+                values.record(&mut Fields(fields));
+            }
+        }
+    }
+
+    /// A command that commits or fails without writing.
+    struct Noop(bool);
+
+    impl Command for Noop {
+        type Output = ();
+        const NAME: &'static str = "Noop";
+        async fn apply<T: Tx>(&self, _: &mut T) -> Result<()> {
+            if self.0 { Ok(()) } else { Err(Error::Forbidden("no".into())) }
+        }
+    }
+
+    /// Each transaction runs in one `transaction` span naming its command, attempts and outcome.
+    #[tokio::test(flavor = "current_thread")]
+    async fn each_transaction_has_one_span_with_its_command_and_outcome() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::from(embedded::EmbeddedStore::open(dir.path()).expect("open"));
+        let spans = Spans::default();
+        let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+        store.run(Noop(true)).await.expect("commits");
+        assert!(store.run(Noop(false)).await.is_err());
+        let seen = spans.0.lock().expect("spans").clone();
+        let fields = |i: usize| -> Vec<(String, String)> {
+            let mut f = seen[i].1.clone();
+            f.sort();
+            f
+        };
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen.iter().all(|(name, _)| name.starts_with("transaction#")));
+        let expect = |outcome: &str| {
+            vec![
+                ("attempts".to_owned(), "1".to_owned()),
+                ("command".to_owned(), "Noop".to_owned()),
+                ("outcome".to_owned(), outcome.to_owned()),
+            ]
+        };
+        assert_eq!(fields(0), expect("committed"));
+        assert_eq!(fields(1), expect("rolled_back"));
     }
 }

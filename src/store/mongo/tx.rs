@@ -31,6 +31,7 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
     let mut session = store.client.start_session().await?;
     let (db, cmd) = (store.db.clone(), Arc::new(cmd));
     let (retries, attempts) = (Arc::clone(&store.retries), Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    let attempts_seen = Arc::clone(&attempts);
     // Staged deletions are published before the commit and retired if it
     // fails or the callback runs again (see `hidden::stage`).
     let staging = Arc::new(Staging::new(&store.hidden));
@@ -58,6 +59,7 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
         })
         .await;
     staging.finish(outcome.is_ok());
+    tracing::Span::current().record("attempts", attempts_seen.load(std::sync::atomic::Ordering::Relaxed));
     Ok(outcome?)
 }
 
