@@ -294,9 +294,12 @@ mod tests {
     use super::*;
     use crate::error::Error;
 
+    /// A span's `name#id` and its fields.
+    type Seen = (String, Vec<(String, String)>);
+
     /// Every span opened, with its fields as recorded by the end.
     #[derive(Clone, Default)]
-    struct Spans(Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>);
+    struct Spans(Arc<Mutex<Vec<Seen>>>);
 
     struct Fields<'a>(&'a mut Vec<(String, String)>);
 
