@@ -5,7 +5,7 @@ use bson::oid::ObjectId;
 use super::plan::plan_post;
 use super::{Command, existing_post};
 use crate::error::{Error, Result};
-use crate::model::{DeletionJobDoc, DeletionKind};
+use crate::model::DeletionJobDoc;
 use crate::store::{CommentsOf, Tx};
 
 /// Deletes a post with its comments and pulls it from its author's `posts`;
@@ -62,22 +62,7 @@ impl Command for DeletePost {
         if plan.writes() > self.budget {
             let mut refs = tx.comment_refs(CommentsOf::Post, &[post.id]).await?;
             refs.sort_unstable_by_key(|r| r.id);
-            let now = tx.now();
-            let job = DeletionJobDoc {
-                id: ObjectId::new(),
-                kind: DeletionKind::Post,
-                root: post.id,
-                author: post.author,
-                posts: vec![post.id],
-                comments: refs.iter().map(|r| r.id).collect(),
-                comment_authors: refs.iter().map(|r| r.author).collect(),
-                comment_posts: refs.iter().map(|r| r.post).collect(),
-                liked: Vec::new(),
-                follows: Vec::new(),
-                reaped: 0,
-                created_at: now,
-                progress_at: now,
-            };
+            let job = DeletionJobDoc::for_post(&post, &refs, tx.now());
             let (id, author) = (post.id, post.author);
             let mut post = post;
             post.deleting = Some(job.id);

@@ -7,7 +7,7 @@ use bson::oid::ObjectId;
 use super::plan::{UserReach, reach_user};
 use super::{Command, existing_user};
 use crate::error::{Error, Result};
-use crate::model::{DeletionJobDoc, DeletionKind};
+use crate::model::DeletionJobDoc;
 use crate::store::{CommentsOf, Tx};
 
 /// Deletes an account with its posts, the comments on them and its own
@@ -137,22 +137,7 @@ async fn stage<T: Tx>(tx: &mut T, mut user: crate::model::UserDoc, reach: UserRe
     refs.sort_unstable_by_key(|r| r.id);
     refs.dedup_by_key(|r| r.id);
 
-    let now = tx.now();
-    let job = DeletionJobDoc {
-        id: ObjectId::new(),
-        kind: DeletionKind::User,
-        root: id,
-        author: id,
-        posts: posts.clone(),
-        comments: refs.iter().map(|r| r.id).collect(),
-        comment_authors: refs.iter().map(|r| r.author).collect(),
-        comment_posts: refs.iter().map(|r| r.post).collect(),
-        liked: liked.clone(),
-        follows: follows.clone(),
-        reaped: 0,
-        created_at: now,
-        progress_at: now,
-    };
+    let job = DeletionJobDoc::for_user(id, posts.clone(), &refs, liked.clone(), follows.clone(), tx.now());
     user.deleting = Some(job.id);
     tx.replace_user(&user).await?;
     tx.insert_job(&job).await?;

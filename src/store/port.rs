@@ -19,6 +19,7 @@ use super::hidden::Hidden;
 use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use crate::domain::Page;
 use crate::error::Result;
+pub use crate::model::CommentRef;
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 
 /// One unit of transactional work with a typed result.
@@ -121,18 +122,6 @@ pub struct RemovedComment {
     pub id: ObjectId,
     /// The post it was on.
     pub post: ObjectId,
-}
-
-/// A comment's id with the two documents it references; what a staged
-/// deletion records about each comment it will delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommentRef {
-    /// The comment.
-    pub id: ObjectId,
-    /// The post it is on.
-    pub post: ObjectId,
-    /// Its writer.
-    pub author: ObjectId,
 }
 
 /// One page per parent, in the order the parents were asked for.

@@ -1,0 +1,135 @@
+//! The stored documents, exactly as both backends hold them.
+//!
+//! Documents are serde structs with MongoDB field names, so the embedded store
+//! and MongoDB hold the very same BSON. References are `ObjectId`s kept on
+//! both sides of a relation (`users.posts` and `posts.author`), exactly as the
+//! seeds model them; the cascade rules keep the two sides in step. The
+//! records of a staged deletion in progress are in `job`.
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::CursorKey;
+
+mod job;
+
+pub use self::job::{CommentRef, DeletionJobDoc, DeletionKind, JOB_PART_LEN, JobHeader, JobPart, PackedIds};
+
+/// A user account: profile, credentials and the id arrays that point at it from its side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDoc {
+    /// Primary key.
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    /// Display name, 1–64 characters.
+    pub name: String,
+    /// Unique, stored lowercased so uniqueness is case-insensitive.
+    pub email: String,
+    /// argon2id PHC string. Never leaves the server.
+    pub password_hash: String,
+    /// When the account was created.
+    pub created_at: DateTime,
+    /// Ids of the posts this user wrote (the seeds' `user.posts`). Complete
+    /// in a snapshot and from [`crate::store::Reads::user_with_posts`]; other
+    /// reads may leave it empty and carry [`UserDoc::stored_post_count`]
+    /// instead (the embedded store, whose author index is this list). Read
+    /// its length through [`UserDoc::post_count`].
+    pub posts: Vec<ObjectId>,
+    /// Ids of the users following this user.
+    pub followers: Vec<ObjectId>,
+    /// Ids of the users this user follows.
+    pub following: Vec<ObjectId>,
+    /// Bumped by every write that creates a reference *to* this user (a like,
+    /// a comment), so that write conflicts with a concurrent deletion of the
+    /// user instead of leaving an orphan behind.
+    #[serde(default)]
+    pub rev: i64,
+    /// The post count a store keeps apart from `posts`, when it does (the
+    /// embedded store, so that a post by an author with 10,000 posts does not
+    /// rewrite a 10,000-id array). Never a MongoDB field: there the count is
+    /// the array's length.
+    #[serde(skip)]
+    pub stored_post_count: Option<u64>,
+    /// Set by the first transaction of a staged deletion: the job deleting
+    /// this account. From that commit on the account is gone for every read
+    /// and write; a background reaper removes what hangs off it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<ObjectId>,
+}
+
+impl UserDoc {
+    /// How many posts the user wrote.
+    pub fn post_count(&self) -> u64 {
+        self.stored_post_count.unwrap_or(self.posts.len() as u64)
+    }
+
+    /// Whether deleting `post`, written by this user, changes this record's
+    /// posts entry: a listed record changes if it lists the post; a counted
+    /// one (see [`UserDoc::stored_post_count`]) counts every post it wrote.
+    pub fn lists_post(&self, post: &PostDoc) -> bool {
+        post.author == self.id && (self.stored_post_count.is_some() || self.posts.contains(&post.id))
+    }
+}
+
+/// A blog post.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostDoc {
+    /// Primary key.
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    /// 1–200 characters.
+    pub title: String,
+    /// At most 50,000 characters.
+    pub body: String,
+    /// The writer; mirrored in the author's `posts` array.
+    pub author: ObjectId,
+    /// Users who like the post, each at most once.
+    pub liked_by: Vec<ObjectId>,
+    /// Number of comments on the post, kept in the same transaction as every comment write.
+    pub comment_count: i64,
+    /// When the post was created.
+    pub created_at: DateTime,
+    /// When the title or body last changed.
+    pub updated_at: DateTime,
+    /// Set by the first transaction of a staged deletion of this post (see
+    /// [`UserDoc::deleting`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<ObjectId>,
+}
+
+/// A comment on a post.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentDoc {
+    /// Primary key.
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    /// 1–5,000 characters.
+    pub body: String,
+    /// The post commented on.
+    pub post: ObjectId,
+    /// The writer.
+    pub author: ObjectId,
+    /// When the comment was created.
+    pub created_at: DateTime,
+}
+
+/// Something that sorts newest first in a connection.
+pub trait Chronological {
+    /// The document's position in a newest-first listing.
+    fn cursor_key(&self) -> CursorKey;
+}
+
+macro_rules! chronological {
+    ($($t:ty),*) => {$(
+        impl Chronological for $t {
+            fn cursor_key(&self) -> CursorKey {
+                CursorKey { created_ms: self.created_at.timestamp_millis(), id: self.id }
+            }
+        }
+    )*};
+}
+chronological!(UserDoc, PostDoc, CommentDoc);
