@@ -5,11 +5,11 @@
 //! not on `lib.rs`, which depends on them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::auth::Auth;
+use crate::auth::accounts::Accounts;
 use crate::error::Result;
-use crate::limits::{FailureBackoff, RateLimiter, WriteBudget};
+use crate::limits::WriteBudget;
 use crate::metrics;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -23,12 +23,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Every setting the server was started with.
     pub settings: Arc<Settings>,
-    /// Failed log-ins per (email, client address), with growing delays.
-    pub login_failures: Arc<FailureBackoff>,
-    /// Log-in attempts per client IP.
-    pub logins_per_ip: Arc<RateLimiter>,
-    /// Sign-up attempts per client IP.
-    pub signups_per_ip: Arc<RateLimiter>,
+    /// Signing up and logging in, with their limits.
+    pub accounts: Arc<Accounts>,
     /// Writes and content bytes per user and per client IP.
     pub write_budget: Arc<WriteBudget>,
     /// What `/metrics` reports; `None` when metrics are turned off.
@@ -39,13 +35,11 @@ impl AppState {
     /// Wraps an opened store. The JWT secret comes from the settings or,
     /// failing that, from (or into) the data directory.
     pub fn new(store: Store, settings: Settings) -> Result<Self> {
-        let minute = Duration::from_secs(60);
+        let auth = Auth::from_settings(&settings.auth, &settings.store.data_dir)?;
         Ok(AppState {
             store,
-            auth: Auth::from_settings(&settings.auth, &settings.store.data_dir)?,
-            login_failures: Arc::new(FailureBackoff::new(settings.auth.login_failures_before_backoff)),
-            logins_per_ip: Arc::new(RateLimiter::new(settings.auth.logins_per_ip_per_minute, minute)),
-            signups_per_ip: Arc::new(RateLimiter::new(settings.auth.signups_per_ip_per_minute, minute)),
+            accounts: Arc::new(Accounts::new(auth.clone(), &settings.auth)),
+            auth,
             write_budget: Arc::new(WriteBudget::new(
                 settings.auth.writes_per_user_per_minute,
                 settings.auth.write_bytes_per_user_per_minute,

@@ -50,7 +50,9 @@
 //!   fields) and the rate limiters (log-ins, sign-ups, write budgets).
 //!   `graphql::cost` lists every list field's length bound.
 //! - [`metrics`]: the counters and histograms behind `GET /metrics`.
-//! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret.
+//! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret,
+//!   and `auth::accounts`, the account service (sign-up, log-in and their
+//!   limits) that resolvers call.
 //! - [`error`]: the domain error, which keeps its cause; [`code`]: every
 //!   client-facing `extensions.code`, listed once.
 //! - [`check`]: the integrity checker for every invariant the commands promise.

@@ -1,9 +1,11 @@
-//! Identity: argon2id password hashes, HS256 bearer tokens, and the JWT secret.
+//! Identity: argon2id password hashes, HS256 bearer tokens, the JWT secret,
+//! and the account service ([`accounts`]) that signs users up and in.
 //!
 //! Tokens carry only the user id and expiry. Validation pins the algorithm to
 //! HS256, so `alg=none` and algorithm-confusion tokens are refused. Hashing
 //! runs in a bounded pool (`hasher`); the secret file lives in `secret`.
 
+pub mod accounts;
 mod hasher;
 mod secret;
 

@@ -13,10 +13,9 @@ use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
 use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, to_id, to_int, vanished};
-use crate::auth::BAD_CREDENTIALS;
-use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, PlanUserDeletion, SignUp, UnfollowUser};
-use crate::domain::{Email, Password, UserName};
-use crate::error::{Error, Result};
+use crate::auth::accounts::SignedIn;
+use crate::cmd::{DeleteUser, DeletedUser, Follow, FollowUser, PlanUserDeletion, UnfollowUser};
+use crate::error::Result;
 use crate::model::{Chronological, UserDoc};
 use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
 
@@ -384,8 +383,7 @@ impl FollowPayload {
 pub struct UserMutation;
 
 /// Issues a token for `user` and signs it in for the rest of this response.
-fn signed_in(ctx: &Context<'_>, user: UserDoc) -> Result<AuthPayload> {
-    let token = ctx.app()?.auth.issue(user.id)?;
+fn signed_in(ctx: &Context<'_>, SignedIn { user, token }: SignedIn) -> Result<AuthPayload> {
     // A second sign-in in one request keeps the first identity; that is harmless.
     let _ = ctx.request()?.signed_in.set(user.id);
     Ok(AuthPayload { token, user: User::from(user) })
@@ -399,21 +397,9 @@ impl UserMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The new account's name, email and password.")] input: SignUpInput,
     ) -> ApiResult<AuthPayload> {
-        let app = ctx.app()?;
-        if let Some(ip) = ctx.request()?.client_ip {
-            app.signups_per_ip.hit(&ip)?;
-        }
-        let name = UserName::parse(&input.name)?;
-        let email = Email::parse(&input.email)?;
-        let password = Password::parse(&input.password)?;
-        // Refuse a taken email before paying for a hash; the unique index
-        // still decides a race between two sign-ups.
-        if ctx.store()?.user_by_email(email.as_str()).await?.is_some() {
-            return Err(Error::email_taken().into());
-        }
-        let password_hash = app.auth.hash_password(password).await?;
-        let user = ctx.store()?.run(SignUp { name, email, password_hash }).await?;
-        Ok(signed_in(ctx, user)?)
+        let (accounts, store, ip) = (&ctx.app()?.accounts, ctx.store()?, ctx.request()?.client_ip);
+        let done = accounts.sign_up(store, ip, &input.name, &input.email, &input.password).await?;
+        Ok(signed_in(ctx, done)?)
     }
 
     /// Signs in. A wrong password and an unknown email get the same `UNAUTHENTICATED`
@@ -424,34 +410,9 @@ impl UserMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The account's email and password.")] input: LogInInput,
     ) -> ApiResult<AuthPayload> {
-        let app = ctx.app()?;
-        let ip = ctx.request()?.client_ip;
-        if let Some(ip) = ip {
-            app.logins_per_ip.hit(&ip)?;
-        }
-        // An address that cannot be valid has no account and no back-off
-        // entry, but costs the same verification.
-        let email = Email::parse(&input.email).ok();
-        let key = email.as_ref().map(|e| (e.as_str(), ip));
-        if let Some(key) = &key {
-            app.login_failures.check(key)?;
-        }
-        let user = match &email {
-            Some(email) => ctx.store()?.user_by_email(email.as_str()).await?,
-            None => None,
-        };
-        let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let verified = app.auth.verify_password(input.password, hash).await?;
-        let (true, Some(user)) = (verified, user) else {
-            if let Some(key) = &key {
-                app.login_failures.fail(key)?;
-            }
-            return Err(Error::Unauthenticated(BAD_CREDENTIALS.into()).into());
-        };
-        if let Some(key) = &key {
-            app.login_failures.succeed(key)?;
-        }
-        Ok(signed_in(ctx, user)?)
+        let (accounts, store, ip) = (&ctx.app()?.accounts, ctx.store()?, ctx.request()?.client_ip);
+        let done = accounts.log_in(store, ip, &input.email, input.password).await?;
+        Ok(signed_in(ctx, done)?)
     }
 
     /// Follows a user (idempotent). Following yourself is `BAD_USER_INPUT`.
