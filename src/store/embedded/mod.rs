@@ -4,7 +4,9 @@
 //! - `codec`: encoding and decoding stored documents directly to and from BSON bytes.
 //! - `keys`: index key encoding (byte order = listing order).
 //! - `read`: reads over one read transaction.
-//! - `tx`: the transaction handle and how a command runs in it.
+//! - `tx`: the writer thread, and how a command runs in one transaction.
+//! - `handle`: the transaction handle (`Reads`, `Tx`) over a write transaction or a snapshot;
+//!   `source`: what it reads from.
 //! - `kept`: `Idempotency-Key` records, claimed and kept on the writer thread.
 //! - `disk`: the open file, refused writes and recovery after an I/O failure (a full disk).
 //! - `errors`: redb errors as [`crate::error::Error`], cause kept.
@@ -16,10 +18,12 @@
 mod codec;
 mod disk;
 mod errors;
+mod handle;
 mod kept;
 mod keys;
 mod read;
 mod schema;
+mod source;
 mod tx;
 mod upgrade;
 
@@ -269,5 +273,62 @@ impl Backend for EmbeddedStore {
 
     fn hidden(&self) -> &Arc<Hidden> {
         &self.hidden
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use redb::ReadableDatabase as _;
+
+    use super::*;
+    use crate::cmd::CreatePost;
+    use crate::domain::{PostBody, Title};
+    use crate::store::Store;
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::embedded::schema::USERS;
+
+    /// A user record written before records kept counts (the full `posts`
+    /// list, serde's layout) reads with the list's length as its count, and
+    /// the next post turns it into a counted record, one higher.
+    #[tokio::test]
+    async fn a_listed_record_becomes_a_counted_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let embedded = EmbeddedStore::open(dir.path()).expect("open");
+        let id = ObjectId::new();
+        let old = UserDoc {
+            id,
+            name: "Old".into(),
+            email: "old@example.com".into(),
+            password_hash: String::new(),
+            created_at: DateTime::now(),
+            posts: vec![ObjectId::new(), ObjectId::new()],
+            followers: vec![],
+            following: vec![],
+            rev: 0,
+            stored_post_count: None,
+            deleting: None,
+        };
+        let wtx = embedded.disk.db().expect("db").begin_write().expect("write");
+        wtx.open_table(USERS)
+            .expect("users")
+            .insert(id.bytes().as_slice(), bson::serialize_to_vec(&old).expect("encode").as_slice())
+            .expect("insert");
+        wtx.commit().expect("commit");
+        let store: Store = embedded.clone().into();
+        let read = |store: Store| async move { store.users_by_ids(&[id]).await.expect("read").pop().expect("user") };
+        assert_eq!(read(store.clone()).await.post_count(), 2);
+
+        let cmd = CreatePost {
+            author: id,
+            title: Title::parse("New").expect("title"),
+            body: PostBody::parse("Body").expect("body"),
+        };
+        store.run(cmd).await.expect("create post");
+        let user = read(store.clone()).await;
+        assert_eq!((user.post_count(), user.posts.len()), (3, 0), "counted, not listed");
+        let raw = embedded.disk.db().expect("db").begin_read().expect("read").open_table(USERS).expect("users");
+        let bytes = raw.get(id.bytes().as_slice()).expect("get").expect("present");
+        let record = bson::RawDocument::from_bytes(bytes.value()).expect("bson");
+        assert_eq!(record.get_i64("postCount").ok(), Some(3));
     }
 }

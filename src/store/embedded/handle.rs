@@ -1,0 +1,416 @@
+//! The embedded transaction handle: [`Reads`] and [`Tx`] over a redb write
+//! transaction (seeing its own writes) or a read snapshot, every method
+//! finishing without waiting (see `tx`).
+
+use std::collections::BTreeSet;
+
+use bson::DateTime;
+use bson::oid::ObjectId;
+use redb::{ReadableTable, TableHandle, WriteTransaction};
+
+use super::codec::encode;
+use super::schema::{
+    ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS, POSTS_BY_AUTHOR,
+    POSTS_BY_LIKER, Stored, USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
+};
+use super::source::Source;
+use crate::error::{Error, Result};
+use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+use crate::store::{CommentRef, CommentsOf, Reads, RemovedComment, Tx};
+
+/// `doc`'s index entries as `(position in ALL_INDEXES, key)`, ordered, so two
+/// versions of a document can be compared entry by entry.
+fn indexed<D: Stored>(doc: &D) -> BTreeSet<(usize, Vec<u8>)> {
+    doc.index_entries()
+        .into_iter()
+        .filter_map(|(index, key)| ALL_INDEXES.iter().position(|t| t.name() == index.name()).map(|i| (i, key)))
+        .collect()
+}
+
+/// Document writes with index maintenance, over one write transaction.
+pub(super) struct Writer {
+    pub(super) tx: WriteTransaction,
+    /// The transaction's clock.
+    pub(super) now: DateTime,
+    /// Staged deletions recorded by this transaction, published at commit.
+    pub(super) staged: Vec<DeletionJobDoc>,
+}
+
+impl Writer {
+    /// Adds `delta` to the post count `user`'s record keeps (see
+    /// `store::embedded::codec`): a rewrite of the same small size whatever
+    /// the count. False if there is no such user.
+    /// False too if the user's deletion is staged: a tombstoned account takes no new posts.
+    fn add_to_post_count(&self, user: ObjectId, delta: i64) -> Result<bool> {
+        let Some(mut doc) = self.get::<UserDoc>(&user)?.filter(|u| u.deleting.is_none()) else { return Ok(false) };
+        doc.stored_post_count = Some(doc.post_count().saturating_add_signed(delta));
+        // A record from before counts were kept lists its posts; the count replaces it.
+        doc.posts.clear();
+        // Neither `posts` nor the count is indexed: skip the diff (and its second decode).
+        self.rewrite(&doc)?;
+        Ok(true)
+    }
+
+    /// Writes `doc`, replacing any previous version. Only the index entries
+    /// that changed are written, so a like by a user who follows thousands
+    /// does not rewrite thousands of follow-index entries.
+    fn put<D: Stored>(&self, doc: &D) -> Result<()> {
+        let new = indexed(doc);
+        let old = match self.get::<D>(&doc.id())? {
+            Some(old) => indexed(&old),
+            None => BTreeSet::new(),
+        };
+        for (index, key) in old.difference(&new) {
+            self.tx.open_table(ALL_INDEXES[*index])?.remove(key.as_slice())?;
+        }
+        for (index, key) in new.difference(&old) {
+            self.tx.open_table(ALL_INDEXES[*index])?.insert(key.as_slice(), ())?;
+        }
+        let bytes = encode(doc)?;
+        self.tx.open_table(D::TABLE)?.insert(doc.id().bytes().as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Writes `doc` over its previous version without touching the indexes:
+    /// only for changes to fields no index covers (a user's `posts`).
+    fn rewrite<D: Stored>(&self, doc: &D) -> Result<()> {
+        debug_assert!(self.get::<D>(&doc.id()).ok().flatten().is_some_and(|old| indexed(&old) == indexed(doc)));
+        let bytes = encode(doc)?;
+        self.tx.open_table(D::TABLE)?.insert(doc.id().bytes().as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Deletes the document with `id` and its index entries; returns it if it existed.
+    fn remove<D: Stored>(&self, id: &ObjectId) -> Result<Option<D>> {
+        let Some(old) = self.get::<D>(id)? else {
+            return Ok(None);
+        };
+        for (index, key) in old.index_entries() {
+            self.tx.open_table(index)?.remove(key.as_slice())?;
+        }
+        self.tx.open_table(D::TABLE)?.remove(id.bytes().as_slice())?;
+        Ok(Some(old))
+    }
+
+    fn insert<D: Stored>(&self, doc: &D) -> Result<()> {
+        if self.get::<D>(&doc.id())?.is_some() {
+            return Err(Error::internal(format!("inserting {}: the id is taken", doc.id())));
+        }
+        self.put(doc)
+    }
+
+    fn replace<D: Stored>(&self, doc: &D) -> Result<()> {
+        if self.get::<D>(&doc.id())?.is_none() {
+            return Err(Error::internal(format!("replacing {}: it vanished inside its transaction", doc.id())));
+        }
+        self.put(doc)
+    }
+
+    /// Pulls `user` out of these posts' `likedBy`; returns the posts that held it.
+    fn pull_liker_from(&self, user: ObjectId, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut changed = Vec::with_capacity(posts.len());
+        for id in posts {
+            if let Some(mut post) = self.get::<PostDoc>(id)?
+                && post.liked_by.contains(&user)
+            {
+                post.liked_by.retain(|u| *u != user);
+                self.put(&post)?;
+                changed.push(*id);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Pulls `user` out of these users' `followers` and `following`; returns those that exist.
+    fn pull_follows_from(&self, user: ObjectId, users: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut changed = Vec::with_capacity(users.len());
+        for id in users {
+            if let Some(mut other) = self.get::<UserDoc>(id)? {
+                other.followers.retain(|u| *u != user);
+                other.following.retain(|u| *u != user);
+                self.put(&other)?;
+                changed.push(*id);
+            }
+        }
+        Ok(changed)
+    }
+
+    fn delete_comments(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
+        let mut gone = Vec::with_capacity(ids.len());
+        for id in ids {
+            gone.extend(self.remove::<CommentDoc>(id)?);
+        }
+        Ok(gone)
+    }
+}
+
+/// The embedded handle over a [`Source`]: a transaction handle over a
+/// [`Writer`], a read-only view over a [`Snapshot`].
+pub(super) struct EmbeddedTx<S>(pub(super) S);
+
+impl<S: Source> Reads for EmbeddedTx<S> {
+    async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
+        // The record only: its count stands for the list (the author index),
+        // so checking a big author costs one small read, not an index scan.
+        self.0.get(&id)
+    }
+
+    async fn post(&mut self, id: ObjectId) -> Result<Option<PostDoc>> {
+        self.0.get(&id)
+    }
+
+    async fn comment(&mut self, id: ObjectId) -> Result<Option<CommentDoc>> {
+        self.0.get(&id)
+    }
+
+    async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
+        self.0.index_ids(POSTS_BY_AUTHOR, &author.bytes(), false)
+    }
+
+    async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut ids = Vec::new();
+        for post in posts {
+            ids.extend(self.0.index_ids(COMMENTS_BY_POST, &post.bytes(), false)?);
+        }
+        Ok(ids)
+    }
+
+    async fn comment_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
+        self.0.index_ids(COMMENTS_BY_AUTHOR, &author.bytes(), false)
+    }
+
+    async fn post_ids_liked_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        self.0.index_ids(POSTS_BY_LIKER, &user.bytes(), true)
+    }
+
+    async fn user_ids_following_or_followed_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        let mut ids: BTreeSet<ObjectId> =
+            self.0.index_ids(USERS_BY_FOLLOWER, &user.bytes(), true)?.into_iter().collect();
+        ids.extend(self.0.index_ids(USERS_BY_FOLLOWING, &user.bytes(), true)?);
+        Ok(ids.into_iter().collect())
+    }
+
+    async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        let index = match of {
+            CommentsOf::Post => COMMENTS_BY_POST,
+            CommentsOf::Author => COMMENTS_BY_AUTHOR,
+        };
+        self.0.comment_refs(index, parents)
+    }
+
+    async fn user_with_posts(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
+        // This store's list is its author index, whatever the record says.
+        let Some(mut user) = self.0.get::<UserDoc>(&id)? else { return Ok(None) };
+        user.posts = self.0.index_ids(POSTS_BY_AUTHOR, &id.bytes(), false)?;
+        user.stored_post_count = None;
+        Ok(Some(user))
+    }
+}
+
+impl Tx for EmbeddedTx<Writer> {
+    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
+        // One writer at a time: nothing can delete the user concurrently, so
+        // there is nothing to conflict with; a read is enough.
+        Ok(self.0.get::<UserDoc>(&id)?.is_some_and(|u| u.deleting.is_none()))
+    }
+
+    async fn push_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
+        // The list is the author index, which the post's insert already
+        // extended; the record keeps only the count.
+        self.0.add_to_post_count(user, 1)
+    }
+
+    async fn pull_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
+        self.0.add_to_post_count(user, -1)
+    }
+
+    async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
+        {
+            let mut emails = self.0.tx.open_table(USERS_BY_EMAIL)?;
+            if emails.get(user.email.as_str())?.is_some() {
+                return Err(Error::email_taken());
+            }
+            emails.insert(user.email.as_str(), user.id.bytes().as_slice())?;
+        }
+        self.0.insert(user)
+    }
+
+    async fn insert_post(&mut self, post: &PostDoc) -> Result<()> {
+        self.0.insert(post)
+    }
+
+    async fn insert_comment(&mut self, comment: &CommentDoc) -> Result<()> {
+        self.0.insert(comment)
+    }
+
+    async fn replace_user(&mut self, user: &UserDoc) -> Result<()> {
+        self.0.replace(user)
+    }
+
+    async fn replace_post(&mut self, post: &PostDoc) -> Result<()> {
+        self.0.replace(post)
+    }
+
+    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut gone = Vec::new();
+        for post in posts {
+            let ids = self.0.index_ids(COMMENTS_BY_POST, &post.bytes(), false)?;
+            gone.extend(self.0.delete_comments(&ids)?.into_iter().map(|c| c.id));
+        }
+        Ok(gone)
+    }
+
+    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<RemovedComment>> {
+        let ids = self.0.index_ids(COMMENTS_BY_AUTHOR, &author.bytes(), false)?;
+        let gone = self.0.delete_comments(&ids)?;
+        Ok(gone.into_iter().map(|c| RemovedComment { id: c.id, post: c.post }).collect())
+    }
+
+    async fn delete_comment(&mut self, id: ObjectId) -> Result<bool> {
+        Ok(!self.0.delete_comments(&[id])?.is_empty())
+    }
+
+    async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
+        for (id, delta) in deltas {
+            if let Some(mut post) = self.0.get::<PostDoc>(id)? {
+                post.comment_count += delta;
+                self.0.put(&post)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut gone = Vec::with_capacity(ids.len());
+        for id in ids {
+            if self.0.remove::<PostDoc>(id)?.is_some() {
+                gone.push(*id);
+            }
+        }
+        Ok(gone)
+    }
+
+    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        let posts = self.post_ids_liked_by(user).await?;
+        self.0.pull_liker_from(user, &posts)
+    }
+
+    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
+        let users = self.user_ids_following_or_followed_by(user).await?;
+        self.0.pull_follows_from(user, &users)
+    }
+
+    async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
+        let Some(user) = self.0.remove::<UserDoc>(&id)? else {
+            return Ok(false);
+        };
+        self.0.tx.open_table(USERS_BY_EMAIL)?.remove(user.email.as_str())?;
+        Ok(true)
+    }
+
+    async fn delete_comments(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        Ok(self.0.delete_comments(ids)?.into_iter().map(|c| c.id).collect())
+    }
+
+    async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
+        self.0.pull_liker_from(user, posts).map(drop)
+    }
+
+    async fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
+        self.0.pull_follows_from(user, users).map(drop)
+    }
+
+    async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
+        let (header, parts) = job.to_records();
+        {
+            let bytes = bson::serialize_to_vec(&header)?;
+            let mut jobs = self.0.tx.open_table(DELETION_JOBS)?;
+            if jobs.insert(header.id.bytes().as_slice(), bytes.as_slice())?.is_some() {
+                return Err(Error::internal(format!("inserting deletion job {}: the id is taken", job.id)));
+            }
+            let mut stored = self.0.tx.open_table(DELETION_JOB_PARTS)?;
+            for part in &parts {
+                stored.insert(part.key.as_str(), bson::serialize_to_vec(part)?.as_slice())?;
+            }
+        }
+        self.0.staged.push(job.clone());
+        Ok(())
+    }
+
+    async fn job(&mut self, id: ObjectId) -> Result<Option<JobHeader>> {
+        let jobs = self.0.tx.open_table(DELETION_JOBS)?;
+        let found = jobs.get(id.bytes().as_slice())?;
+        Ok(match found {
+            Some(bytes) => Some(bson::deserialize_from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    async fn job_part(&mut self, job: ObjectId, seq: i64) -> Result<Option<JobPart>> {
+        let parts = self.0.tx.open_table(DELETION_JOB_PARTS)?;
+        let found = parts.get(JobPart::key(&job, seq).as_str())?;
+        Ok(match found {
+            Some(bytes) => Some(bson::deserialize_from_slice(bytes.value())?),
+            None => None,
+        })
+    }
+
+    async fn replace_job(&mut self, job: &JobHeader) -> Result<()> {
+        let bytes = bson::serialize_to_vec(job)?;
+        self.0.tx.open_table(DELETION_JOBS)?.insert(job.id.bytes().as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    async fn delete_job(&mut self, job: &JobHeader) -> Result<bool> {
+        let mut parts = self.0.tx.open_table(DELETION_JOB_PARTS)?;
+        for seq in 0..job.parts {
+            parts.remove(JobPart::key(&job.id, seq).as_str())?;
+        }
+        Ok(self.0.tx.open_table(DELETION_JOBS)?.remove(job.id.bytes().as_slice())?.is_some())
+    }
+
+    fn now(&self) -> DateTime {
+        self.0.now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every index entry of every document type is known to the diff in `put`
+    /// (an unknown index would silently never be maintained).
+    #[test]
+    fn every_index_entry_is_diffed() {
+        let (a, b) = (ObjectId::new(), ObjectId::new());
+        let now = DateTime::now();
+        let user = UserDoc {
+            id: a,
+            name: "n".into(),
+            email: "e@x.io".into(),
+            password_hash: String::new(),
+            created_at: now,
+            posts: vec![b],
+            followers: vec![b],
+            following: vec![b],
+            rev: 0,
+            stored_post_count: None,
+            deleting: None,
+        };
+        let post = PostDoc {
+            id: b,
+            title: "t".into(),
+            body: String::new(),
+            author: a,
+            liked_by: vec![a],
+            comment_count: 0,
+            created_at: now,
+            updated_at: now,
+            deleting: None,
+        };
+        let comment = CommentDoc { id: ObjectId::new(), body: "c".into(), post: b, author: a, created_at: now };
+        assert_eq!(indexed(&user).len(), user.index_entries().len());
+        assert_eq!(indexed(&post).len(), post.index_entries().len());
+        assert_eq!(indexed(&comment).len(), comment.index_entries().len());
+    }
+}

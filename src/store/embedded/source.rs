@@ -1,0 +1,87 @@
+//! What an embedded transaction handle reads from: its own write
+//! transaction (seeing its own writes) or a read snapshot.
+
+use bson::oid::ObjectId;
+use redb::{ReadTransaction, ReadableTable};
+
+use super::handle::Writer;
+use super::keys::{id_from_desc_tail, id_from_plain_tail};
+use super::read::{Walk, get_doc, scan_prefix};
+use super::schema::{IndexTable, Stored};
+use crate::error::{Error, Result};
+use crate::model::CommentDoc;
+use crate::store::CommentRef;
+
+/// What a transaction handle reads from: a write transaction, seeing its
+/// own writes, or a read snapshot (see `tx::read_only`).
+pub(super) trait Source: Send {
+    /// The document with `id`, if any.
+    fn get<D: Stored>(&self, id: &ObjectId) -> Result<Option<D>>;
+    /// Every id under `prefix` in `index`; `plain_tail` says how the key ends.
+    fn index_ids(&self, index: IndexTable, prefix: &[u8], plain_tail: bool) -> Result<Vec<ObjectId>>;
+    /// The comments listed under each of `parents` in `index`, with their references.
+    fn comment_refs(&self, index: IndexTable, parents: &[ObjectId]) -> Result<Vec<CommentRef>>;
+}
+
+/// The ids under `prefix` in `index`.
+fn ids_under(index: &impl ReadableTable<&'static [u8], ()>, prefix: &[u8], plain_tail: bool) -> Result<Vec<ObjectId>> {
+    scan_prefix(index, prefix, Walk::default(), usize::MAX)?
+        .iter()
+        .map(|k| if plain_tail { id_from_plain_tail(k) } else { id_from_desc_tail(k) })
+        .collect()
+}
+
+/// The comments under each of `parents` in `index`, reading only the two
+/// references out of each stored comment, not its body: a staged deletion
+/// reads hundreds of thousands of these while it holds the writer.
+fn refs_under(
+    comments: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    index: &impl ReadableTable<&'static [u8], ()>,
+    parents: &[ObjectId],
+) -> Result<Vec<CommentRef>> {
+    let mut refs = Vec::new();
+    for parent in parents {
+        for key in scan_prefix(index, &parent.bytes(), Walk::default(), usize::MAX)? {
+            let id = id_from_desc_tail(&key)?;
+            let Some(stored) = comments.get(id.bytes().as_slice())? else { continue };
+            let raw = bson::RawDocument::from_bytes(stored.value())
+                .map_err(|e| Error::internal_from("a stored comment", e))?;
+            let reference = |field: &str| {
+                raw.get_object_id(field).map_err(|e| Error::internal_from("a stored comment's reference", e))
+            };
+            refs.push(CommentRef { id, post: reference("post")?, author: reference("author")? });
+        }
+    }
+    Ok(refs)
+}
+
+impl Source for Writer {
+    fn get<D: Stored>(&self, id: &ObjectId) -> Result<Option<D>> {
+        get_doc(&self.tx.open_table(D::TABLE)?, id)
+    }
+
+    fn index_ids(&self, index: IndexTable, prefix: &[u8], plain_tail: bool) -> Result<Vec<ObjectId>> {
+        ids_under(&self.tx.open_table(index)?, prefix, plain_tail)
+    }
+
+    fn comment_refs(&self, index: IndexTable, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        refs_under(&self.tx.open_table(CommentDoc::TABLE)?, &self.tx.open_table(index)?, parents)
+    }
+}
+
+/// A read snapshot, for read-only commands.
+pub(super) struct Snapshot(pub(super) ReadTransaction);
+
+impl Source for Snapshot {
+    fn get<D: Stored>(&self, id: &ObjectId) -> Result<Option<D>> {
+        get_doc(&self.0.open_table(D::TABLE)?, id)
+    }
+
+    fn index_ids(&self, index: IndexTable, prefix: &[u8], plain_tail: bool) -> Result<Vec<ObjectId>> {
+        ids_under(&self.0.open_table(index)?, prefix, plain_tail)
+    }
+
+    fn comment_refs(&self, index: IndexTable, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        refs_under(&self.0.open_table(CommentDoc::TABLE)?, &self.0.open_table(index)?, parents)
+    }
+}
