@@ -5,8 +5,14 @@ use async_graphql::Object;
 
 use async_graphql::Context;
 
-use super::{CtxExt, to_int};
+use async_graphql::ID;
+
+use super::error::ApiResult;
+use super::post::Post;
+use super::user::{User, load_users};
+use super::{CtxExt, Query, to_id, to_int};
 use crate::cmd;
+use crate::cmd::DeletedUser;
 use crate::error::{Error, Result};
 
 /// Most entries a payload list (`deletedPostIds`, `affectedPosts`, ...)
@@ -116,6 +122,110 @@ impl DeletionPlan {
     /// delete as `expectedPlan`. Opaque; equal tokens mean the same plan.
     async fn plan_token(&self) -> String {
         self.plan.token()
+    }
+}
+
+/// What `deleteUser` removed and changed, read in the deleting transaction,
+/// so a client cache can evict every deleted object and refresh every
+/// surviving one whose lists or counts changed.
+pub struct DeleteUserPayload(pub DeletedUser);
+
+/// What `deleteUser` removed and changed, read in the deleting transaction,
+/// so a client cache can evict every deleted object and refresh every
+/// surviving one whose lists or counts changed.
+#[Object]
+impl DeleteUserPayload {
+    /// The deleted account's id.
+    async fn deleted_user_id(&self) -> ID {
+        to_id(self.0.user)
+    }
+
+    /// The ids of the posts deleted with it: the first `first` (all of an
+    /// unstaged delete's); `deletedPostCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn deleted_post_ids(
+        &self,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<ID>> {
+        Ok(payload_ids(&self.0.posts, first)?)
+    }
+
+    /// The ids of the comments deleted with it, those on its posts and its own
+    /// elsewhere: the first `first`; `deletedCommentCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn deleted_comment_ids(
+        &self,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<ID>> {
+        Ok(payload_ids(&self.0.comments, first)?)
+    }
+
+    /// How many posts were deleted with it.
+    async fn deleted_post_count(&self) -> i32 {
+        to_int(self.0.posts.len())
+    }
+
+    /// How many comments were deleted with it: those on its posts and its own elsewhere.
+    async fn deleted_comment_count(&self) -> i32 {
+        to_int(self.0.comments.len())
+    }
+
+    /// How many other documents its id was pulled from (`likedBy`, `followers`, `following`).
+    async fn detached_reference_count(&self) -> i32 {
+        to_int(self.0.detached)
+    }
+
+    /// True when the deletion was staged (it was larger than one transaction
+    /// may write): everything listed here is already gone for every read and
+    /// count, and a background job is deleting it for good. The ids and
+    /// counts are the plan's, fixed when the deletion committed.
+    async fn staged(&self) -> bool {
+        self.0.job.is_some()
+    }
+
+    /// The staged deletion's job, to find it in logs and `blogql check`; null when not staged.
+    async fn deletion_job_id(&self) -> Option<ID> {
+        self.0.job.map(to_id)
+    }
+
+    /// Every surviving user whose `followers` or `following` changed, as they
+    /// are now: the first `first`; `affectedUserCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn affected_users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<User>> {
+        Ok(load_users(ctx, payload_list(&self.0.affected_users, first)?).await?)
+    }
+
+    /// How many surviving users' `followers` or `following` changed.
+    async fn affected_user_count(&self) -> i32 {
+        to_int(self.0.affected_users.len())
+    }
+
+    /// Every surviving post whose `likedBy`, `likeCount` or `commentCount`
+    /// changed, as they are now: the first `first`; `affectedPostCount` says how many in all.
+    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
+    async fn affected_posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
+    ) -> ApiResult<Vec<Post>> {
+        let request = ctx.request()?;
+        let loads = payload_list(&self.0.affected_posts, first)?.iter().map(|id| request.posts.load_one(*id));
+        let found = futures::future::try_join_all(loads).await?;
+        Ok(found.into_iter().flatten().map(Post::from).collect())
+    }
+
+    /// How many surviving posts' `likedBy`, `likeCount` or `commentCount` changed.
+    async fn affected_post_count(&self) -> i32 {
+        to_int(self.0.affected_posts.len())
+    }
+
+    /// The root query, to refetch anything else in the same round trip.
+    async fn query(&self) -> Query {
+        Query::default()
     }
 }
 
