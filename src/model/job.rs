@@ -271,36 +271,33 @@ impl DeletionJobDoc {
         follows: Vec<ObjectId>,
         now: DateTime,
     ) -> Self {
-        DeletionJobDoc::new(DeletionKind::User, user, user, posts, comments, liked, follows, now)
+        DeletionJobDoc {
+            posts,
+            liked,
+            follows,
+            ..DeletionJobDoc::rooted(DeletionKind::User, user, user, comments, now)
+        }
     }
 
     /// The plan of a post's staged deletion: the post and its comments.
     pub fn for_post(post: &PostDoc, comments: &[CommentRef], now: DateTime) -> Self {
-        DeletionJobDoc::new(DeletionKind::Post, post.id, post.author, vec![post.id], comments, vec![], vec![], now)
+        let job = DeletionJobDoc::rooted(DeletionKind::Post, post.id, post.author, comments, now);
+        DeletionJobDoc { posts: vec![post.id], ..job }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        kind: DeletionKind,
-        root: ObjectId,
-        author: ObjectId,
-        posts: Vec<ObjectId>,
-        comments: &[CommentRef],
-        liked: Vec<ObjectId>,
-        follows: Vec<ObjectId>,
-        now: DateTime,
-    ) -> Self {
+    /// A new job at `root` listing `comments` (with what each references), nothing else yet.
+    fn rooted(kind: DeletionKind, root: ObjectId, author: ObjectId, comments: &[CommentRef], now: DateTime) -> Self {
         DeletionJobDoc {
             id: ObjectId::new(),
             kind,
             root,
             author,
-            posts,
+            posts: Vec::new(),
             comments: comments.iter().map(|r| r.id).collect(),
             comment_authors: comments.iter().map(|r| r.author).collect(),
             comment_posts: comments.iter().map(|r| r.post).collect(),
-            liked,
-            follows,
+            liked: Vec::new(),
+            follows: Vec::new(),
             reaped: 0,
             created_at: now,
             progress_at: now,

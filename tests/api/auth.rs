@@ -143,30 +143,14 @@ async fn ownership_matrix() {
 async fn the_bearer_scheme_is_case_insensitive() {
     let app = TestApp::spawn().await;
     let (token, id) = app.sign_up("Ann").await;
+    let viewer = |scheme: &'static str| {
+        let req = app.client.post(app.url("/graphql")).header("Authorization", format!("{scheme} {token}"));
+        async move { req.json(&json!({ "query": "{ viewer { id } }" })).send().await.unwrap().json().await.unwrap() }
+    };
     for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
-        let resp: serde_json::Value = app
-            .client
-            .post(app.url("/graphql"))
-            .header("Authorization", format!("{scheme} {token}"))
-            .json(&json!({ "query": "{ viewer { id } }" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let resp: serde_json::Value = viewer(scheme).await;
         assert_eq!(str_at(data(&resp), "/viewer/id"), id, "scheme {scheme}");
     }
-    let resp: serde_json::Value = app
-        .client
-        .post(app.url("/graphql"))
-        .header("Authorization", format!("Basic {token}"))
-        .json(&json!({ "query": "{ viewer { id } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp: serde_json::Value = viewer("Basic").await;
     expect_error(&resp, "UNAUTHENTICATED");
 }
