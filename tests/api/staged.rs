@@ -299,15 +299,10 @@ async fn pages_are_refilled_past_hidden_documents() {
 
 /// A page passes over hidden documents on the index (the embedded store's
 /// keys, MongoDB's query filter): with 300 hidden posts at the head of
-/// `posts`, `first: 3` costs the same round trips as with none, and the
-/// comments of Bob's post and his own comments likewise.
+/// `posts`, `first: 3` costs the same round trips as with none.
 #[tokio::test]
 async fn hidden_heads_are_skipped_on_the_index() {
-    let app = TestApp::spawn_with(|s| {
-        s.store.cascade_budget_docs = BUDGET;
-        s.store.reap_deletions = false;
-    })
-    .await;
+    let app = app(false).await;
     let (bob, _) = app.sign_up("Bob").await;
     let (ann, ann_id) = app.sign_up("Ann").await;
     let mut bobs = Vec::new();
@@ -337,11 +332,7 @@ async fn hidden_heads_are_skipped_on_the_index() {
 /// reads which hidden comments still exist, to correct the post's `commentCount`.
 #[tokio::test]
 async fn hidden_comment_heads_are_skipped_on_the_index() {
-    let app = TestApp::spawn_with(|s| {
-        s.store.cascade_budget_docs = BUDGET;
-        s.store.reap_deletions = false;
-    })
-    .await;
+    let app = app(false).await;
     let (bob, _) = app.sign_up("Bob").await;
     let (ann, ann_id) = app.sign_up("Ann").await;
     let post = app.create_post(&bob, "bob's").await;
