@@ -1,6 +1,7 @@
 //! The length and character rules every free-text newtype shares.
 
 use crate::error::{Error, Result};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Checks `value`'s length in characters (not bytes: names are often
 /// non-ASCII) and refuses NUL, which truncates strings in some clients.
@@ -90,13 +91,11 @@ fn is_tag(c: char) -> bool {
     matches!(c as u32, 0xE0020..=0xE007F)
 }
 
-/// Whether `c` is in Unicode's general category Cf (format).
+/// Whether `c` is in Unicode's general category Cf (format), from the
+/// Unicode tables of `unicode-properties` rather than a hand-kept list,
+/// which went stale with each Unicode version.
 pub(super) fn is_format(c: char) -> bool {
-    matches!(c as u32,
-        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2 | 0x180E
-        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB
-        | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001
-        | 0xE0020..=0xE007F)
+    c.general_category() == GeneralCategory::Format
 }
 
 /// Refuses text that is empty or only whitespace, with the message clients see.
@@ -136,6 +135,28 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Cf comes from Unicode's tables: the format controls the old hand-kept list named are still
+    /// format characters, and letters, marks, emoji and spaces are not.
+    #[test]
+    fn format_characters_come_from_the_unicode_tables() {
+        for c in [
+            '\u{AD}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{FEFF}',
+            '\u{110BD}',
+            '\u{E0001}',
+            '\u{E007F}',
+        ] {
+            assert!(is_format(c), "U+{:04X}", c as u32);
+        }
+        for c in ['a', 'ë', '\u{301}', '👩', ' ', '\u{3000}', 'ی'] {
+            assert!(!is_format(c), "U+{:04X}", c as u32);
+        }
+    }
 
     /// Real users' text with joiners, non-joiners and tags is accepted.
     #[test]
