@@ -268,7 +268,7 @@ pub async fn related<R: Relation, T: Listed<Doc = R::Doc>>(
         // Only `totalCount` (or `__typename`) was asked for: the page is not read at all.
         Paged::default()
     };
-    Ok(Box::pin(build(ctx, docs, &page, total, R::cursor_key)).await?)
+    Ok(Box::pin(build(ctx, docs, &page, total, R::key)).await?)
 }
 
 /// Complexity of a connection field: its page size times the cost of one

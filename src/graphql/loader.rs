@@ -14,10 +14,10 @@ use bson::oid::ObjectId;
 
 use super::RequestCtx;
 use super::batch::Batcher;
-use crate::domain::{CursorKey, Page};
+use crate::domain::Page;
 use crate::error::{Error, Result};
-use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
-use crate::store::{CommentsOf, CountOf, Paged, PostsOf, Store, UsersOf};
+use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::store::{CommentsOf, CountOf, ListOrder, Paged, PostsOf, Store, UsersOf};
 
 /// A document the by-id loader can fetch in one batched store call.
 pub trait Entity: Clone + Send + Sync + 'static {
@@ -77,10 +77,9 @@ impl<D: Entity> Loader<ObjectId> for ById<D> {
     }
 }
 
-/// A one-to-many relation that can fetch one page per parent in one round trip.
-pub trait Relation: Copy + Hash + Eq + Send + Sync + 'static {
-    /// The documents the relation lists.
-    type Doc: Clone + Send + Sync + 'static;
+/// A one-to-many relation that can fetch one page per parent in one round
+/// trip. What it lists and in which order is the store's [`ListOrder`].
+pub trait Relation: ListOrder<Doc: Clone + 'static> + Copy + Hash + Eq + Send + Sync + 'static {
     /// Fetches one page per `(parent, page)` key, aligned with `keys`.
     fn fetch(
         self,
@@ -89,48 +88,32 @@ pub trait Relation: Copy + Hash + Eq + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Paged<Self::Doc>>>> + Send;
     /// The request's loader for this relation.
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>>;
-    /// A listed document's position, from which its cursor is made.
-    fn cursor_key(doc: &Self::Doc) -> CursorKey;
 }
 
 impl Relation for UsersOf {
-    type Doc = UserDoc;
     async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<UserDoc>>> {
         store.users_of(self, keys).await
     }
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.user_pages
     }
-    /// Relations list newest account first by id alone (an ObjectId starts
-    /// with its creation second), so the time part is unused.
-    fn cursor_key(doc: &UserDoc) -> CursorKey {
-        CursorKey { created_ms: 0, id: doc.id }
-    }
 }
 
 impl Relation for PostsOf {
-    type Doc = PostDoc;
     async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<PostDoc>>> {
         store.posts_of(self, keys).await
     }
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.post_pages
     }
-    fn cursor_key(doc: &PostDoc) -> CursorKey {
-        doc.cursor_key()
-    }
 }
 
 impl Relation for CommentsOf {
-    type Doc = CommentDoc;
     async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<CommentDoc>>> {
         store.comments_of(self, keys).await
     }
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.comment_pages
-    }
-    fn cursor_key(doc: &CommentDoc) -> CursorKey {
-        doc.cursor_key()
     }
 }
 

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use bson::DateTime;
 use tracing::Instrument;
 
-pub use self::hidden::refill::{Paged, REFILL_BUDGET};
+pub use self::hidden::refill::{ListOrder, Paged, REFILL_BUDGET};
 use self::hidden::{Hidden, Sets};
 use self::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 pub use self::port::*;

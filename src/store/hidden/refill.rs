@@ -135,16 +135,22 @@ fn thin<L: Listing>(
     last.filter(|_| !exhausted).map(|last| (original.resume(last, step), last))
 }
 
-/// A paged read whose pages [`Store::refill`] can top up.
-pub(super) trait Listing: Sync {
+/// What a list holds and the order it is listed in: the one statement of
+/// each relation's order, read by the refill here and by the GraphQL loaders
+/// and connections.
+pub trait ListOrder {
     /// The listed documents.
     type Doc: Hideable + Chronological + Send + Sync;
-    /// Reads one page per key, straight from the backend.
-    fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
     /// The document's place in the listing: by time, unless the listing says otherwise.
     fn key(doc: &Self::Doc) -> CursorKey {
         doc.cursor_key()
     }
+}
+
+/// A paged read whose pages [`Store::refill`] can top up.
+pub(super) trait Listing: ListOrder + Sync {
+    /// Reads one page per key, straight from the backend.
+    fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
 }
 
 /// `Query.users`.
@@ -152,8 +158,11 @@ pub(super) struct RootUsers;
 /// `Query.posts`.
 pub(super) struct RootPosts;
 
-impl Listing for RootUsers {
+impl ListOrder for RootUsers {
     type Doc = UserDoc;
+}
+
+impl Listing for RootUsers {
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         let mut pages = Vec::with_capacity(keys.len());
         for (_, page) in keys {
@@ -163,8 +172,11 @@ impl Listing for RootUsers {
     }
 }
 
-impl Listing for RootPosts {
+impl ListOrder for RootPosts {
     type Doc = PostDoc;
+}
+
+impl Listing for RootPosts {
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         let mut pages = Vec::with_capacity(keys.len());
         for (_, page) in keys {
@@ -174,28 +186,38 @@ impl Listing for RootPosts {
     }
 }
 
-impl Listing for PostsOf {
+impl ListOrder for PostsOf {
     type Doc = PostDoc;
+}
+
+impl Listing for PostsOf {
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         on_backend!(store, b => b.posts_of(*self, keys).await)
     }
 }
 
-impl Listing for CommentsOf {
+impl ListOrder for CommentsOf {
     type Doc = CommentDoc;
+}
+
+impl Listing for CommentsOf {
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
         on_backend!(store, b => b.comments_of(*self, keys).await)
     }
 }
 
-impl Listing for UsersOf {
+impl ListOrder for UsersOf {
     type Doc = UserDoc;
+    /// User relations are listed by id alone, newest account first (an
+    /// ObjectId starts with its creation second), so the time part is unused.
+    fn key(doc: &UserDoc) -> CursorKey {
+        CursorKey { created_ms: 0, id: doc.id }
+    }
+}
+
+impl Listing for UsersOf {
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         on_backend!(store, b => b.users_of(*self, keys).await)
-    }
-    fn key(doc: &UserDoc) -> CursorKey {
-        // User relations are listed by id alone.
-        CursorKey { created_ms: 0, id: doc.id }
     }
 }
 
@@ -214,8 +236,11 @@ mod tests {
         read: AtomicUsize,
     }
 
-    impl Listing for Fixed {
+    impl ListOrder for Fixed {
         type Doc = PostDoc;
+    }
+
+    impl Listing for Fixed {
         async fn fetch(&self, _: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
             let pages: Pages<PostDoc> = keys
                 .iter()
