@@ -341,10 +341,24 @@ pub trait Tx: Reads {
     fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> impl Future<Output = Result<()>> + Send;
     /// Deletes the posts with these ids; returns the ids of those that existed.
     fn delete_posts(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Pulls `user` out of every post's `likedBy`; returns the posts that changed.
-    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Pulls `user` out of every user's `followers` and `following`; returns the users that changed.
-    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Pulls `user` out of every post's `likedBy`; returns the posts that
+    /// changed. One find and one update on every backend, written once here.
+    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send {
+        async move {
+            let posts = self.post_ids_liked_by(user).await?;
+            self.pull_liker(user, &posts).await?;
+            Ok(posts)
+        }
+    }
+    /// Pulls `user` out of every user's `followers` and `following`; returns
+    /// the users that changed. One find and one update, written once here.
+    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send {
+        async move {
+            let users = self.user_ids_following_or_followed_by(user).await?;
+            self.pull_follow_refs(user, &users).await?;
+            Ok(users)
+        }
+    }
     /// Deletes a user document; returns whether it existed.
     fn delete_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 

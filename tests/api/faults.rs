@@ -152,16 +152,6 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
         self.inner.delete_posts(ids).await
     }
 
-    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        self.step("pull liker")?;
-        self.inner.pull_liker_everywhere(user).await
-    }
-
-    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        self.step("pull follow refs")?;
-        self.inner.pull_follow_refs_everywhere(user).await
-    }
-
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
         self.step("delete user")?;
         self.inner.delete_user(id).await

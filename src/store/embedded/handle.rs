@@ -290,16 +290,6 @@ impl Tx for EmbeddedTx<Writer> {
         Ok(gone)
     }
 
-    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        let posts = self.post_ids_liked_by(user).await?;
-        self.0.pull_liker_from(user, &posts)
-    }
-
-    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        let users = self.user_ids_following_or_followed_by(user).await?;
-        self.0.pull_follows_from(user, &users)
-    }
-
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
         let Some(user) = self.0.remove::<UserDoc>(&id)? else {
             return Ok(false);

@@ -308,24 +308,6 @@ impl Tx for MongoTx<'_> {
         self.delete_listed(POSTS, doc! { "_id": { "$in": ids } }).await
     }
 
-    async fn pull_liker_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        let filter = doc! { "likedBy": user };
-        let changed = self.ids(POSTS, filter.clone()).await?;
-        if !changed.is_empty() {
-            self.update_many(POSTS, filter, doc! { "$pull": { "likedBy": user } }).await?;
-        }
-        Ok(changed)
-    }
-
-    async fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        let filter = doc! { "$or": [ { "followers": user }, { "following": user } ] };
-        let changed = self.ids(USERS, filter.clone()).await?;
-        if !changed.is_empty() {
-            self.update_many(USERS, filter, doc! { "$pull": { "followers": user, "following": user } }).await?;
-        }
-        Ok(changed)
-    }
-
     async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
         Ok(self.delete_many(USERS, doc! { "_id": id }).await? == 1)
     }
