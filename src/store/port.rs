@@ -204,8 +204,6 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Reads the whole store in one snapshot (tests, `check`, small deployments only).
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot>> + Send;
 
-    /// Every staged deletion in progress, with its lists (start-up).
-    fn deletion_jobs(&self) -> impl Future<Output = Result<Vec<DeletionJobDoc>>> + Send;
     /// The headers of every staged deletion in progress (the reaper's poll: a few bytes each).
     fn deletion_job_headers(&self) -> impl Future<Output = Result<Vec<JobHeader>>> + Send;
     /// A staged deletion with its lists, read from its header's parts.

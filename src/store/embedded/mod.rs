@@ -244,10 +244,6 @@ impl Backend for EmbeddedStore {
         self.read(|r| Ok(Snapshot { users: r.all_users()?, posts: r.all()?, comments: r.all()?, jobs: r.jobs()? }))
     }
 
-    async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
-        self.read(|r| r.jobs())
-    }
-
     async fn deletion_job_headers(&self) -> Result<Vec<JobHeader>> {
         self.read(|r| r.job_headers())
     }

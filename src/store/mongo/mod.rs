@@ -67,7 +67,8 @@ impl MongoStore {
     pub async fn connect(uri: &str, options: ConnectOptions) -> Result<Self> {
         let (client, db) = connect::connect(uri, options).await?;
         let store = MongoStore { client, db, pin: None, retries: Arc::default(), hidden: Arc::default() };
-        let jobs = store.deletion_jobs().await?;
+        // Latest data, not a view's snapshot: every job in progress, with its lists.
+        let jobs = store.fresh().jobs().await?;
         store.hidden.reset(&jobs);
         Ok(store)
     }
@@ -231,11 +232,6 @@ impl Backend for MongoStore {
             comments: view.all(COMMENTS).await?,
             jobs: view.jobs().await?,
         })
-    }
-
-    async fn deletion_jobs(&self) -> Result<Vec<DeletionJobDoc>> {
-        // Latest data, not a view's snapshot: the reaper must see jobs as they are.
-        self.fresh().jobs().await
     }
 
     async fn deletion_job_headers(&self) -> Result<Vec<JobHeader>> {
