@@ -124,9 +124,9 @@ pub(super) async fn settle(state: &AppState, claimed: Claimed, resp: &async_grap
     };
     // Kept bytes are written bytes: over the writer's budget, only the ids are kept.
     if state.write_budget.charge_bytes(&viewer, client, kept.len()).is_err()
-        && let Ok(cut) = serde_json::to_vec(&super::committed::cut_down(resp, limit))
+        && let Ok(ids) = ids_form(resp, limit)
     {
-        kept = cut;
+        kept = ids;
     }
     let until = after_secs(state.settings.graphql.idempotency_ttl_secs);
     if let Err(err) = state.store.keep_answer(&record, lease, kept, until).await {
@@ -260,13 +260,18 @@ pub(super) fn wrote_nothing(resp: &async_graphql::Response, fields: usize) -> bo
 }
 
 /// The bytes kept for `resp`: the answer as sent when it fits in
-/// [`MAX_KEPT_BYTES`], else the cut-down answer (ids, counts, flags), else
-/// only the error that says it committed.
+/// [`MAX_KEPT_BYTES`], else [`ids_form`].
 pub(super) fn kept_form(resp: &async_graphql::Response, limit: usize) -> Result<Vec<u8>, serde_json::Error> {
     let whole = serde_json::to_vec(resp)?;
     if whole.len() <= MAX_KEPT_BYTES {
         return Ok(whole);
     }
+    ids_form(resp, limit)
+}
+
+/// `resp` kept by its ids alone (see `committed`) within [`MAX_KEPT_BYTES`],
+/// else only the error that says it committed.
+fn ids_form(resp: &async_graphql::Response, limit: usize) -> Result<Vec<u8>, serde_json::Error> {
     let mut cut = super::committed::cut_down(resp, limit);
     let bytes = serde_json::to_vec(&cut)?;
     if bytes.len() <= MAX_KEPT_BYTES {
@@ -399,6 +404,20 @@ mod tests {
         assert!(kept.len() <= MAX_KEPT_BYTES);
         let json: serde_json::Value = serde_json::from_slice(&kept).expect("json");
         assert_eq!(json["data"]["createPost"]["id"], "p1");
+        assert_eq!(json["errors"][0]["extensions"]["committed"], true);
+    }
+
+    /// The ids-only form (what a writer over budget keeps) stays within the bound however many ids the answer names.
+    #[test]
+    fn the_ids_only_form_is_bounded_too() {
+        let ids: Vec<ConstValue> = (0..20_000).map(|i| ConstValue::from(format!("{i:024}"))).collect();
+        let many = async_graphql::Response::new(object(&[(
+            "deleteUser",
+            object(&[("deletedPostIds", ConstValue::List(ids))]),
+        )]));
+        let kept = ids_form(&many, 1000).expect("encodes");
+        assert!(kept.len() <= MAX_KEPT_BYTES, "{} bytes", kept.len());
+        let json: serde_json::Value = serde_json::from_slice(&kept).expect("json");
         assert_eq!(json["errors"][0]["extensions"]["committed"], true);
     }
 }
