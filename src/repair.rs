@@ -18,7 +18,7 @@ use bson::oid::ObjectId;
 
 use crate::cmd::Command;
 use crate::error::{Error, Result};
-use crate::store::{Snapshot, Store, Tx};
+use crate::store::{IdsOf, Kind, Snapshot, Store, Tx};
 
 /// One document to change, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -190,14 +190,14 @@ async fn apply_one<T: Tx>(tx: &mut T, fix: &Fix) -> Result<bool> {
             if post_ok && tx.user(comment.author).await?.is_some() {
                 return Ok(false);
             }
-            tx.delete_comment(*id).await
+            tx.delete_one(Kind::Comment, *id).await
         }
         Fix::DeletePost { id, .. } => {
             let Some(post) = tx.post(*id).await? else { return Ok(false) };
             if tx.user(post.author).await?.is_some() {
                 return Ok(false);
             }
-            Ok(!tx.delete_posts(&[*id]).await?.is_empty())
+            Ok(!tx.delete(Kind::Post, &[*id]).await?.is_empty())
         }
         Fix::CleanPost { id, .. } => {
             let Some(mut post) = tx.post(*id).await? else { return Ok(false) };
@@ -209,17 +209,17 @@ async fn apply_one<T: Tx>(tx: &mut T, fix: &Fix) -> Result<bool> {
                 }
             }
             post.liked_by = kept;
-            post.comment_count = tx.comment_ids_on_posts(&[*id]).await?.len() as i64;
+            post.comment_count = tx.ids(IdsOf::CommentsOn(&[*id])).await?.len() as i64;
             if post == before {
                 return Ok(false);
             }
-            tx.replace_post(&post).await?;
+            tx.replace(&post).await?;
             Ok(true)
         }
         Fix::CleanUser { id, .. } => {
             let Some(mut user) = tx.user_with_posts(*id).await? else { return Ok(false) };
             let before = user.clone();
-            let authored: BTreeSet<ObjectId> = tx.post_ids_by_author(*id).await?.into_iter().collect();
+            let authored: BTreeSet<ObjectId> = tx.ids(IdsOf::PostsBy(*id)).await?.into_iter().collect();
             // Keep the array's order for the posts that belong, then add any it lacks.
             let mut posts: Vec<ObjectId> = Vec::with_capacity(authored.len());
             for p in user.posts.iter().chain(authored.iter()) {
@@ -233,7 +233,7 @@ async fn apply_one<T: Tx>(tx: &mut T, fix: &Fix) -> Result<bool> {
             if user == before {
                 return Ok(false);
             }
-            tx.replace_user(&user).await?;
+            tx.replace(&user).await?;
             Ok(true)
         }
     }

@@ -57,11 +57,11 @@ impl Command for SeedPosts {
             let title = Title::parse(&format!("Post {i}"))?;
             let post = CreatePost { author: self.author, title, body: PostBody::parse(&format!("Body of post {i}"))? }
                 .post(now);
-            tx.insert_post(&post).await?;
+            tx.insert(&post).await?;
             ids.push(post.id);
         }
         author.posts.extend(&ids);
-        tx.replace_user(&author).await?;
+        tx.replace(&author).await?;
         Ok(ids)
     }
 }
@@ -94,16 +94,16 @@ impl Command for SeedInteractions {
                 author: self.user,
                 created_at: now,
             };
-            tx.insert_comment(&comment).await?;
+            tx.insert(&comment).await?;
             post.comment_count += 1;
-            tx.replace_post(&post).await?;
+            tx.replace(&post).await?;
             referenced = true;
         }
         for id in &self.like {
             let mut post = tx.post(*id).await?.ok_or_else(|| Error::not_found("post", *id))?;
             if !post.liked_by.contains(&self.user) {
                 post.liked_by.push(self.user);
-                tx.replace_post(&post).await?;
+                tx.replace(&post).await?;
                 referenced = true;
             }
         }

@@ -45,9 +45,9 @@ impl Command for CreateComment {
             author: self.author,
             created_at: tx.now(),
         };
-        tx.insert_comment(&comment).await?;
+        tx.insert(&comment).await?;
         post.comment_count += 1;
-        tx.replace_post(&post).await?;
+        tx.replace(&post).await?;
         Ok(comment)
     }
 }

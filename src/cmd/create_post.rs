@@ -51,7 +51,7 @@ impl Command for CreatePost {
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<PostDoc> {
         let post = self.post(tx.now());
-        tx.insert_post(&post).await?;
+        tx.insert(&post).await?;
         if !tx.push_user_post(self.author, post.id).await? {
             // The insert rolls back with the transaction.
             return Err(Error::Unauthenticated(ACCOUNT_GONE.into()));

@@ -4,7 +4,7 @@ use bson::oid::ObjectId;
 
 use super::{Command, being_deleted};
 use crate::error::{Error, Result};
-use crate::store::Tx;
+use crate::store::{Kind, Tx};
 
 /// Deletes a comment; its author or the post's author may.
 ///
@@ -49,11 +49,11 @@ impl Command for DeleteComment {
         if comment.author != self.actor && post_author != Some(self.actor) {
             return Err(Error::Forbidden("only the comment's author or the post's author may delete it".into()));
         }
-        tx.delete_comment(self.id).await?;
+        tx.delete_one(Kind::Comment, self.id).await?;
         let post_id = post.as_ref().map(|p| p.id);
         if let Some(mut post) = post {
             post.comment_count = (post.comment_count - 1).max(0);
-            tx.replace_post(&post).await?;
+            tx.replace(&post).await?;
         }
         Ok(DeletedComment { comment: self.id, post: post_id })
     }

@@ -6,7 +6,7 @@ use super::plan::plan_post;
 use super::{Command, existing_post};
 use crate::error::{Error, Result};
 use crate::model::DeletionJobDoc;
-use crate::store::{CommentsOf, Tx};
+use crate::store::{CommentsOf, Kind, Tx};
 
 /// Deletes a post with its comments and pulls it from its author's `posts`;
 /// only the author may.
@@ -66,13 +66,14 @@ impl Command for DeletePost {
             let (id, author) = (post.id, post.author);
             let mut post = post;
             post.deleting = Some(job.id);
-            tx.replace_post(&post).await?;
+            tx.replace(&post).await?;
             tx.pull_user_post(author, id).await?;
             tx.insert_job(&job).await?;
             return Ok(DeletedPost { post: id, author, comments: plan.comments, job: Some(job.id) });
         }
-        let mut comments = tx.delete_comments_on_posts(&[self.id]).await?;
-        tx.delete_posts(&[self.id]).await?;
+        let gone = tx.delete_comments_of(CommentsOf::Post, &[self.id]).await?;
+        let mut comments: Vec<ObjectId> = gone.iter().map(|c| c.id).collect();
+        tx.delete(Kind::Post, &[self.id]).await?;
         // A missing author (drifted data) has no `posts` to pull from.
         tx.pull_user_post(post.author, self.id).await?;
         comments.sort_unstable();

@@ -8,7 +8,7 @@ use super::plan::{UserReach, reach_user};
 use super::{Command, existing_user};
 use crate::error::{Error, Result};
 use crate::model::DeletionJobDoc;
-use crate::store::{CommentsOf, Tx};
+use crate::store::{CommentsOf, Kind, Tx};
 
 /// Deletes an account with its posts, the comments on them and its own
 /// comments elsewhere, and pulls its id from every like and follow; only the
@@ -84,8 +84,9 @@ impl Command for DeleteUser {
         // The plan's posts: the author index and `user.posts`, so drifted data is cleaned too.
         let posts = plan.posts;
 
-        let mut comments = tx.delete_comments_on_posts(&posts).await?;
-        let elsewhere = tx.delete_comments_by_author(id).await?;
+        let mut comments: Vec<ObjectId> =
+            tx.delete_comments_of(CommentsOf::Post, &posts).await?.iter().map(|c| c.id).collect();
+        let elsewhere = tx.delete_comments_of(CommentsOf::Author, &[id]).await?;
         let mut decrements: BTreeMap<ObjectId, i64> = BTreeMap::new();
         for removed in &elsewhere {
             *decrements.entry(removed.post).or_default() -= 1;
@@ -93,10 +94,10 @@ impl Command for DeleteUser {
         let decrements: Vec<(ObjectId, i64)> = decrements.into_iter().collect();
         tx.add_comment_counts(&decrements).await?;
         comments.extend(elsewhere.iter().map(|c| c.id));
-        let deleted_posts = tx.delete_posts(&posts).await?;
+        let deleted_posts = tx.delete(Kind::Post, &posts).await?;
         let likes = tx.pull_liker_everywhere(id).await?;
         let follows = tx.pull_follow_refs_everywhere(id).await?;
-        tx.delete_user(id).await?;
+        tx.delete_one(Kind::User, id).await?;
 
         let detached = (likes.len() + follows.len()) as u64;
         let gone: BTreeSet<ObjectId> = deleted_posts.iter().copied().collect();
@@ -139,7 +140,7 @@ async fn stage<T: Tx>(tx: &mut T, mut user: crate::model::UserDoc, reach: UserRe
 
     let job = DeletionJobDoc::for_user(id, posts.clone(), &refs, liked.clone(), follows.clone(), tx.now());
     user.deleting = Some(job.id);
-    tx.replace_user(&user).await?;
+    tx.replace(&user).await?;
     tx.insert_job(&job).await?;
 
     let detached = (liked.len() + follows.len()) as u64;

@@ -37,11 +37,11 @@ impl Command for FollowUser {
         let mut me = actor(tx, follower).await?;
         if !me.following.contains(&target) {
             me.following.push(target);
-            tx.replace_user(&me).await?;
+            tx.replace(&me).await?;
         }
         if !followee.followers.contains(&follower) {
             followee.followers.push(follower);
-            tx.replace_user(&followee).await?;
+            tx.replace(&followee).await?;
         }
         Ok(Follow { follower: me, followee })
     }

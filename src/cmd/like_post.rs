@@ -36,7 +36,7 @@ impl Command for LikePost {
         }
         if !post.liked_by.contains(&self.liker) {
             post.liked_by.push(self.liker);
-            tx.replace_post(&post).await?;
+            tx.replace(&post).await?;
         }
         Ok(post)
     }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{ReadCommand, existing_post, existing_user};
 use crate::error::{Error, Result};
 use crate::model::{PostDoc, UserDoc};
-use crate::store::Reads;
+use crate::store::{IdsOf, Reads};
 
 /// Every id a deletion would delete or detach, each list sorted and unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,17 +114,17 @@ impl UserReach {
 /// What deleting `user` reaches, read through `tx`.
 pub(crate) async fn reach_user<R: Reads>(tx: &mut R, user: &UserDoc) -> Result<UserReach> {
     let id = user.id;
-    let mut posts: BTreeSet<ObjectId> = tx.post_ids_by_author(id).await?.into_iter().collect();
+    let mut posts: BTreeSet<ObjectId> = tx.ids(IdsOf::PostsBy(id)).await?.into_iter().collect();
     for listed in &user.posts {
         if !posts.contains(listed) && tx.post(*listed).await?.is_some() {
             posts.insert(*listed);
         }
     }
     let post_ids: Vec<ObjectId> = posts.iter().copied().collect();
-    let mut comments: BTreeSet<ObjectId> = tx.comment_ids_on_posts(&post_ids).await?.into_iter().collect();
-    comments.extend(tx.comment_ids_by_author(id).await?);
-    let liked = tx.post_ids_liked_by(id).await?.into_iter().filter(|p| !posts.contains(p)).collect();
-    let follows = tx.user_ids_following_or_followed_by(id).await?;
+    let mut comments: BTreeSet<ObjectId> = tx.ids(IdsOf::CommentsOn(&post_ids)).await?.into_iter().collect();
+    comments.extend(tx.ids(IdsOf::CommentsBy(id)).await?);
+    let liked = tx.ids(IdsOf::PostsLikedBy(id)).await?.into_iter().filter(|p| !posts.contains(p)).collect();
+    let follows = tx.ids(IdsOf::UsersFollowingOrFollowedBy(id)).await?;
     Ok(UserReach { posts, comments, liked, follows })
 }
 
@@ -137,7 +137,7 @@ pub(crate) async fn plan_user<R: Reads>(tx: &mut R, user: &UserDoc) -> Result<De
 
 /// The plan of deleting `post`: the post, its comments, and its author's `posts` entry.
 pub(crate) async fn plan_post<R: Reads>(tx: &mut R, post: &PostDoc) -> Result<DeletionPlan> {
-    let comments = tx.comment_ids_on_posts(&[post.id]).await?.into_iter().collect();
+    let comments = tx.ids(IdsOf::CommentsOn(&[post.id])).await?.into_iter().collect();
     let author = tx.user(post.author).await?;
     let detached = author.filter(|a| a.lists_post(post)).map(|a| a.id).into_iter().collect();
     Ok(DeletionPlan::new("post", post.id, BTreeSet::from([post.id]), comments, detached))

@@ -7,7 +7,7 @@ use bson::oid::ObjectId;
 use super::Command;
 use crate::error::{Error, Result};
 use crate::model::{DeletionKind, JOB_PART_LEN, JobPart};
-use crate::store::Tx;
+use crate::store::{HeldIn, Kind, Tx};
 
 /// Does the next at most `budget` document writes of a staged deletion, and
 /// records how far it got in the same transaction, so a crash between two
@@ -55,7 +55,7 @@ impl Command for ReapDeletion {
         let total: i64 = job.lens.iter().sum();
         if job.reaped >= total {
             if job.kind == DeletionKind::User {
-                tx.delete_user(job.root).await?;
+                tx.delete_one(Kind::User, job.root).await?;
             }
             tx.delete_job(&job).await?;
             return Ok(Reaped::Done);
@@ -78,17 +78,17 @@ impl Command for ReapDeletion {
             }
             Some((List::Posts, from)) => {
                 let ids = &part.posts[from..part.posts.len().min(from + chunk)];
-                tx.delete_posts(ids).await?;
+                tx.delete(Kind::Post, ids).await?;
                 ids.len()
             }
             Some((List::Liked, from)) => {
                 let ids = &part.liked[from..part.liked.len().min(from + chunk)];
-                tx.pull_liker(job.root, ids).await?;
+                tx.pull_refs(job.root, HeldIn::Likes, ids).await?;
                 ids.len()
             }
             Some((List::Follows, from)) => {
                 let ids = &part.follows[from..part.follows.len().min(from + chunk)];
-                tx.pull_follow_refs(job.root, ids).await?;
+                tx.pull_refs(job.root, HeldIn::Follows, ids).await?;
                 ids.len()
             }
             None => return Err(Error::internal(format!("deletion job {} part {seq} ends before {done}", job.id))),
@@ -129,7 +129,7 @@ fn locate(part: &JobPart, mut at: usize) -> Option<(List, usize)> {
 /// deletes later are decremented too: they are hidden, and it keeps a step
 /// from needing the whole list of them.)
 async fn reap_comments<T: Tx>(tx: &mut T, part: &JobPart, from: usize, to: usize) -> Result<()> {
-    let gone: BTreeSet<ObjectId> = tx.delete_comments(&part.comments[from..to]).await?.into_iter().collect();
+    let gone: BTreeSet<ObjectId> = tx.delete(Kind::Comment, &part.comments[from..to]).await?.into_iter().collect();
     let posts = part.comment_posts.get(from..to).unwrap_or_default();
     let mut decrements: BTreeMap<ObjectId, i64> = BTreeMap::new();
     for (id, post) in part.comments[from..to].iter().zip(posts) {

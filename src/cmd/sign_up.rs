@@ -40,7 +40,7 @@ impl Command for SignUp {
             stored_post_count: None,
             deleting: None,
         };
-        tx.insert_user(&user).await?;
+        tx.insert(&user).await?;
         Ok(user)
     }
 }

@@ -36,12 +36,12 @@ impl Command for UnfollowUser {
         let before = me.following.len();
         me.following.retain(|u| *u != target);
         if me.following.len() != before {
-            tx.replace_user(&me).await?;
+            tx.replace(&me).await?;
         }
         let before = followee.followers.len();
         followee.followers.retain(|u| *u != follower);
         if followee.followers.len() != before {
-            tx.replace_user(&followee).await?;
+            tx.replace(&followee).await?;
         }
         Ok(Follow { follower: me, followee })
     }

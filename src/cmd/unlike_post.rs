@@ -32,7 +32,7 @@ impl Command for UnlikePost {
         actor(tx, self.liker).await?;
         if post.liked_by.contains(&self.liker) {
             post.liked_by.retain(|u| *u != self.liker);
-            tx.replace_post(&post).await?;
+            tx.replace(&post).await?;
         }
         Ok(post)
     }

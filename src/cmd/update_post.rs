@@ -41,7 +41,7 @@ impl Command for UpdatePost {
             post.body = body.as_str().to_owned();
         }
         post.updated_at = tx.now();
-        tx.replace_post(&post).await?;
+        tx.replace(&post).await?;
         Ok(post)
     }
 }

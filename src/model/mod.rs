@@ -133,3 +133,74 @@ macro_rules! chronological {
     )*};
 }
 chronological!(UserDoc, PostDoc, CommentDoc);
+
+/// Which collection a document lives in: what a store's generic document
+/// primitives ([`crate::store::Tx::insert`], [`crate::store::Reads::get`],
+/// [`crate::store::Tx::delete`]) dispatch on, once, in each backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `users`
+    User,
+    /// `posts`
+    Post,
+    /// `comments`
+    Comment,
+}
+
+/// A borrowed document of any collection, as a backend's write primitive takes it.
+#[derive(Debug, Clone, Copy)]
+pub enum DocRef<'a> {
+    /// A user.
+    User(&'a UserDoc),
+    /// A post.
+    Post(&'a PostDoc),
+    /// A comment.
+    Comment(&'a CommentDoc),
+}
+
+/// An owned document of any collection, as a backend's read primitive returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyDoc {
+    /// A user.
+    User(UserDoc),
+    /// A post.
+    Post(PostDoc),
+    /// A comment.
+    Comment(CommentDoc),
+}
+
+/// A stored document type. Commands read and write through the generic
+/// methods over this trait, so a backend writes each primitive once, with
+/// one `match` over [`Kind`], instead of once per collection.
+pub trait Doc: Sized + Send + Sync + 'static {
+    /// Its collection.
+    const KIND: Kind;
+    /// Its primary key.
+    fn id(&self) -> ObjectId;
+    /// The document, borrowed as the write primitives take it.
+    fn as_doc(&self) -> DocRef<'_>;
+    /// The document back out of a read primitive's answer; `None` if the
+    /// answer is of another collection (a backend bug, reported as internal).
+    fn from_doc(doc: AnyDoc) -> Option<Self>;
+}
+
+macro_rules! doc_kind {
+    ($($t:ty => $kind:ident),*) => {$(
+        impl Doc for $t {
+            const KIND: Kind = Kind::$kind;
+            fn id(&self) -> ObjectId {
+                self.id
+            }
+            fn as_doc(&self) -> DocRef<'_> {
+                DocRef::$kind(self)
+            }
+            fn from_doc(doc: AnyDoc) -> Option<Self> {
+                match doc {
+                    AnyDoc::$kind(d) => Some(d),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+doc_kind!(UserDoc => User, PostDoc => Post, CommentDoc => Comment);

@@ -23,8 +23,8 @@ macro_rules! on_backend {
     ($store:expr, $b:ident => $call:expr) => {{
         $store.count_round_trip();
         match &$store.backend {
-            Kind::Embedded($b) => $call,
-            Kind::Mongo($b) => $call,
+            $crate::store::Engine::Embedded($b) => $call,
+            $crate::store::Engine::Mongo($b) => $call,
         }
     }};
 }
@@ -94,7 +94,7 @@ struct TxTally {
 /// snapshot view; everything else is shared.
 #[derive(Clone)]
 pub struct Store {
-    backend: Kind,
+    backend: Engine,
     tally: std::sync::Arc<TxTally>,
     /// Bounds the read-only commands running and waiting at once: each may
     /// read an account's whole fan-out.
@@ -106,7 +106,7 @@ pub struct Store {
 }
 
 #[derive(Clone)]
-enum Kind {
+enum Engine {
     Embedded(embedded::EmbeddedStore),
     Mongo(mongo::MongoStore),
 }
@@ -129,18 +129,18 @@ pub async fn open(settings: &StoreSettings) -> Result<Store> {
 
 impl From<embedded::EmbeddedStore> for Store {
     fn from(store: embedded::EmbeddedStore) -> Self {
-        Store::new(Kind::Embedded(store))
+        Store::new(Engine::Embedded(store))
     }
 }
 
 impl From<mongo::MongoStore> for Store {
     fn from(store: mongo::MongoStore) -> Self {
-        Store::new(Kind::Mongo(store))
+        Store::new(Engine::Mongo(store))
     }
 }
 
 impl Store {
-    fn new(backend: Kind) -> Self {
+    fn new(backend: Engine) -> Self {
         Store {
             backend,
             tally: std::sync::Arc::default(),
@@ -165,8 +165,8 @@ impl Store {
     /// See [`Backend::ping`].
     pub async fn ping(&self) -> Result<()> {
         match &self.backend {
-            Kind::Embedded(b) => b.ping().await,
-            Kind::Mongo(b) => b.ping().await,
+            Engine::Embedded(b) => b.ping().await,
+            Engine::Mongo(b) => b.ping().await,
         }
     }
 
@@ -188,24 +188,24 @@ impl Store {
     /// The documents staged deletions hide right now, if any job is in progress.
     fn hidden_now(&self) -> Option<Arc<Sets>> {
         match &self.backend {
-            Kind::Embedded(b) => b.hidden().current(),
-            Kind::Mongo(b) => b.hidden().current(),
+            Engine::Embedded(b) => b.hidden().current(),
+            Engine::Mongo(b) => b.hidden().current(),
         }
     }
 
     /// The registry of staged deletions this process knows of.
     pub fn hidden(&self) -> &Arc<Hidden> {
         match &self.backend {
-            Kind::Embedded(b) => b.hidden(),
-            Kind::Mongo(b) => b.hidden(),
+            Engine::Embedded(b) => b.hidden(),
+            Engine::Mongo(b) => b.hidden(),
         }
     }
 
     /// See [`Backend::per_request`].
     pub fn per_request(&self) -> Store {
         let backend = match &self.backend {
-            Kind::Embedded(b) => Kind::Embedded(b.per_request()),
-            Kind::Mongo(b) => Kind::Mongo(b.per_request()),
+            Engine::Embedded(b) => Engine::Embedded(b.per_request()),
+            Engine::Mongo(b) => Engine::Mongo(b.per_request()),
         };
         Store {
             backend,
@@ -247,8 +247,8 @@ impl Store {
     /// Transactions since start-up, across this store and all its views.
     pub fn transactions(&self) -> TxCounts {
         let retried = match &self.backend {
-            Kind::Embedded(b) => b.transaction_retries(),
-            Kind::Mongo(b) => b.transaction_retries(),
+            Engine::Embedded(b) => b.transaction_retries(),
+            Engine::Mongo(b) => b.transaction_retries(),
         };
         TxCounts {
             committed: self.tally.committed.load(std::sync::atomic::Ordering::Relaxed),
@@ -260,24 +260,24 @@ impl Store {
     /// See [`Backend::snapshot`]: everything, hidden documents included.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         match &self.backend {
-            Kind::Embedded(b) => b.snapshot().await,
-            Kind::Mongo(b) => b.snapshot().await,
+            Engine::Embedded(b) => b.snapshot().await,
+            Engine::Mongo(b) => b.snapshot().await,
         }
     }
 
     /// See [`Backend::deletion_job_headers`].
     pub async fn deletion_job_headers(&self) -> Result<Vec<JobHeader>> {
         match &self.backend {
-            Kind::Embedded(b) => b.deletion_job_headers().await,
-            Kind::Mongo(b) => b.deletion_job_headers().await,
+            Engine::Embedded(b) => b.deletion_job_headers().await,
+            Engine::Mongo(b) => b.deletion_job_headers().await,
         }
     }
 
     /// See [`Backend::deletion_job`].
     pub async fn deletion_job(&self, header: JobHeader) -> Result<DeletionJobDoc> {
         match &self.backend {
-            Kind::Embedded(b) => b.deletion_job(header).await,
-            Kind::Mongo(b) => b.deletion_job(header).await,
+            Engine::Embedded(b) => b.deletion_job(header).await,
+            Engine::Mongo(b) => b.deletion_job(header).await,
         }
     }
 }

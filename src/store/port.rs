@@ -18,8 +18,9 @@ use bson::oid::ObjectId;
 use super::hidden::Hidden;
 use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use crate::domain::Page;
-use crate::error::Result;
+use crate::error::{Error, Result};
 pub use crate::model::CommentRef;
+pub use crate::model::{AnyDoc, Doc, DocRef, Kind};
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
 
 /// One unit of transactional work with a typed result.
@@ -113,15 +114,6 @@ pub enum CountOf {
     PostsByAuthor,
     /// The comments whose `author` is the parent (the author index).
     CommentsByAuthor,
-}
-
-/// A comment a cascade deleted, and the post it was on (whose `commentCount` then drops).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RemovedComment {
-    /// The deleted comment.
-    pub id: ObjectId,
-    /// The post it was on.
-    pub post: ObjectId,
 }
 
 /// One page per parent, in the order the parents were asked for.
@@ -238,40 +230,87 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn hidden(&self) -> &Arc<Hidden>;
 }
 
+/// A question about who refers to what, answered from an index with the
+/// ids of the documents that match, in id order: the one id-listing
+/// primitive ([`Reads::ids`]), one `find` on MongoDB, one index scan per
+/// parent on the embedded store.
+#[derive(Debug, Clone, Copy)]
+pub enum IdsOf<'a> {
+    /// The posts whose `author` is this user (the author index, not the user's array).
+    PostsBy(ObjectId),
+    /// The posts whose `likedBy` holds this user.
+    PostsLikedBy(ObjectId),
+    /// The comments on any of these posts.
+    CommentsOn(&'a [ObjectId]),
+    /// The comments this user wrote.
+    CommentsBy(ObjectId),
+    /// The users whose `followers` or `following` holds this user.
+    UsersFollowingOrFollowedBy(ObjectId),
+}
+
+/// The reference lists a deleted user is pulled out of ([`Tx::pull_refs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldIn {
+    /// Posts' `likedBy`.
+    Likes,
+    /// Users' `followers` and `following`.
+    Follows,
+}
+
+/// Which way a list changes ([`Tx::list_user_post`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListChange {
+    /// The id goes in.
+    Add,
+    /// The id comes out.
+    Remove,
+}
+
 /// The reads a command makes, over one consistent view: a write
 /// transaction (seeing its own writes), or for a [`ReadCommand`] such as a
 /// deletion preview, a read snapshot that never waits for or holds a writer.
 ///
-/// Methods mirror single MongoDB commands, like [`Tx`]'s.
+/// A backend implements three primitives, each one MongoDB command; the
+/// named reads are default methods over them, written once here.
 pub trait Reads: Send {
-    /// Reads a user's record. Its `posts` may be empty with the count in
-    /// [`UserDoc::stored_post_count`] (the embedded store, whose list is the
-    /// author index, so an account with 20,000 posts costs one small read
-    /// here); [`Reads::user_with_posts`] when the list itself is needed.
-    fn user(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send;
-    /// Reads a post.
-    fn post(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<PostDoc>>> + Send;
-    /// Reads a comment.
-    fn comment(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<CommentDoc>>> + Send;
-    /// Ids of the posts whose `author` is `author` (the author index, not the user's array).
-    fn post_ids_by_author(&mut self, author: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Ids of the comments on any of `posts`.
-    fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Ids of the comments written by `author`.
-    fn comment_ids_by_author(&mut self, author: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Ids of the posts whose `likedBy` holds `user`.
-    fn post_ids_liked_by(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Ids of the users whose `followers` or `following` holds `user`.
-    fn user_ids_following_or_followed_by(
-        &mut self,
-        user: ObjectId,
-    ) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Reads one document of `kind`. A user's `posts` may be empty with the
+    /// count in [`UserDoc::stored_post_count`] (the embedded store, whose
+    /// list is the author index, so an account with 20,000 posts costs one
+    /// small read here); [`Reads::user_with_posts`] when the list itself is
+    /// needed.
+    fn find(&mut self, kind: Kind, id: ObjectId) -> impl Future<Output = Result<Option<AnyDoc>>> + Send;
+    /// The ids that answer `question`, in id order.
+    fn ids(&mut self, question: IdsOf<'_>) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
     /// The comments on any of `parents` (posts) or by any of them (authors), with what they reference.
     fn comment_refs(
         &mut self,
         of: CommentsOf,
         parents: &[ObjectId],
     ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
+
+    /// Reads one document.
+    fn get<D: Doc>(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<D>>> + Send {
+        async move {
+            match self.find(D::KIND, id).await? {
+                None => Ok(None),
+                Some(doc) => D::from_doc(doc)
+                    .map(Some)
+                    .ok_or_else(|| Error::internal(format!("reading {id}: the store answered another collection"))),
+            }
+        }
+    }
+    /// Reads a user's record (see [`Reads::find`] about its `posts`).
+    fn user(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send {
+        self.get(id)
+    }
+    /// Reads a post.
+    fn post(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<PostDoc>>> + Send {
+        self.get(id)
+    }
+    /// Reads a comment.
+    fn comment(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<CommentDoc>>> + Send {
+        self.get(id)
+    }
 
     /// Reads a user with the whole `posts` list: where the record keeps a
     /// count instead, the list is read from the author index. Only for the
@@ -280,7 +319,7 @@ pub trait Reads: Send {
         async move {
             let Some(mut user) = self.user(id).await? else { return Ok(None) };
             if user.stored_post_count.take().is_some() {
-                user.posts = self.post_ids_by_author(id).await?;
+                user.posts = self.ids(IdsOf::PostsBy(id)).await?;
             }
             Ok(Some(user))
         }
@@ -293,6 +332,10 @@ pub trait Reads: Send {
 /// `$in`, an `updateMany` with `$pull`), so a cascade costs the same, small,
 /// constant number of operations on every backend, whatever its fan-out.
 /// Its reads ([`Reads`]) see the transaction's own writes.
+///
+/// A backend implements the primitives; the compound calls are default
+/// methods here, so a new write touches its command and at most one
+/// primitive per backend.
 pub trait Tx: Reads {
     /// Whether user `id` exists and is not being deleted (see
     /// [`UserDoc::deleting`]), and, where transactions run concurrently,
@@ -305,67 +348,39 @@ pub trait Tx: Reads {
     /// transaction, it only reads the user.
     fn touch_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Appends `post` to `user`'s `posts` (one `$push` on MongoDB, not a
-    /// rewrite of the whole, possibly large, document; on the embedded store,
-    /// whose list is its author index, one bump of the count the user's
-    /// record keeps); false if there is no such user.
-    fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send;
-    /// Removes `post` from `user`'s `posts` (one `$pull` on MongoDB; a
-    /// decrement of the kept count on the embedded store, called once the
-    /// post itself is deleted); false if there is no such user.
-    fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send;
-
-    /// Inserts a new user; a taken email is `CONFLICT`.
-    fn insert_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
-    /// Inserts a new post.
-    fn insert_post(&mut self, post: &PostDoc) -> impl Future<Output = Result<()>> + Send;
-    /// Inserts a new comment.
-    fn insert_comment(&mut self, comment: &CommentDoc) -> impl Future<Output = Result<()>> + Send;
-    /// Replaces an existing user (read earlier in this transaction) with `user`.
-    fn replace_user(&mut self, user: &UserDoc) -> impl Future<Output = Result<()>> + Send;
-    /// Replaces an existing post (read earlier in this transaction) with `post`.
-    fn replace_post(&mut self, post: &PostDoc) -> impl Future<Output = Result<()>> + Send;
-
-    /// Deletes the comments on any of `posts`; returns the ids of those that went.
-    fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Deletes every comment written by `author`; returns each one removed with its post.
-    fn delete_comments_by_author(
+    /// Adds `post` to `user`'s `posts` or takes it out: one `$push` or
+    /// `$pull` on MongoDB, not a rewrite of the whole, possibly large,
+    /// document; on the embedded store, whose list is its author index, one
+    /// bump of the count the user's record keeps, called once the post itself
+    /// is written or deleted. False if there is no such user, or its deletion
+    /// is staged.
+    fn list_user_post(
         &mut self,
-        author: ObjectId,
-    ) -> impl Future<Output = Result<Vec<RemovedComment>>> + Send;
-    /// Deletes one comment; returns whether it existed.
-    fn delete_comment(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+        user: ObjectId,
+        post: ObjectId,
+        change: ListChange,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Inserts a new document; a taken email is `CONFLICT`.
+    fn insert_doc(&mut self, doc: DocRef<'_>) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces an existing document (read earlier in this transaction).
+    fn replace_doc(&mut self, doc: DocRef<'_>) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the documents of `kind` with these ids; returns the ids of
+    /// those that existed.
+    fn delete(&mut self, kind: Kind, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// Deletes the comments on any of `parents` (posts) or by any of them
+    /// (authors); returns each one removed, with what it referenced.
+    fn delete_comments_of(
+        &mut self,
+        of: CommentsOf,
+        parents: &[ObjectId],
+    ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
     /// Adds each delta to its post's `commentCount` (missing posts are skipped).
     fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> impl Future<Output = Result<()>> + Send;
-    /// Deletes the posts with these ids; returns the ids of those that existed.
-    fn delete_posts(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Pulls `user` out of every post's `likedBy`; returns the posts that
-    /// changed. One find and one update on every backend, written once here.
-    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send {
-        async move {
-            let posts = self.post_ids_liked_by(user).await?;
-            self.pull_liker(user, &posts).await?;
-            Ok(posts)
-        }
-    }
-    /// Pulls `user` out of every user's `followers` and `following`; returns
-    /// the users that changed. One find and one update, written once here.
-    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send {
-        async move {
-            let users = self.user_ids_following_or_followed_by(user).await?;
-            self.pull_follow_refs(user, &users).await?;
-            Ok(users)
-        }
-    }
-    /// Deletes a user document; returns whether it existed.
-    fn delete_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+    /// Pulls `user` out of the lists `held` names in these documents (posts'
+    /// `likedBy`, or users' `followers` and `following`).
+    fn pull_refs(&mut self, user: ObjectId, held: HeldIn, ids: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
 
-    /// Deletes the comments with these ids; returns the ids of those that existed.
-    fn delete_comments(&mut self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
-    /// Pulls `user` out of these posts' `likedBy` (a staged deletion's bounded step).
-    fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
-    /// Pulls `user` out of these users' `followers` and `following` (a staged deletion's bounded step).
-    fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
     /// Records a staged deletion (its header and its parts), and publishes
     /// it to [`Backend::hidden`] before the commit.
     fn insert_job(&mut self, job: &DeletionJobDoc) -> impl Future<Output = Result<()>> + Send;
@@ -380,4 +395,43 @@ pub trait Tx: Reads {
 
     /// The transaction's clock, so every document written by one transaction shares a timestamp.
     fn now(&self) -> DateTime;
+
+    /// Inserts a new document; a taken email is `CONFLICT`.
+    fn insert<D: Doc>(&mut self, doc: &D) -> impl Future<Output = Result<()>> + Send {
+        self.insert_doc(doc.as_doc())
+    }
+    /// Replaces an existing document (read earlier in this transaction) with `doc`.
+    fn replace<D: Doc>(&mut self, doc: &D) -> impl Future<Output = Result<()>> + Send {
+        self.replace_doc(doc.as_doc())
+    }
+    /// Appends `post` to `user`'s `posts`; false if there is no such user.
+    fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send {
+        self.list_user_post(user, post, ListChange::Add)
+    }
+    /// Removes `post` from `user`'s `posts`; false if there is no such user.
+    fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send {
+        self.list_user_post(user, post, ListChange::Remove)
+    }
+    /// Deletes one document; returns whether it existed.
+    fn delete_one(&mut self, kind: Kind, id: ObjectId) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(!self.delete(kind, &[id]).await?.is_empty()) }
+    }
+    /// Pulls `user` out of every post's `likedBy`; returns the posts that
+    /// changed. One find and one update on every backend.
+    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send {
+        async move {
+            let posts = self.ids(IdsOf::PostsLikedBy(user)).await?;
+            self.pull_refs(user, HeldIn::Likes, &posts).await?;
+            Ok(posts)
+        }
+    }
+    /// Pulls `user` out of every user's `followers` and `following`; returns
+    /// the users that changed. One find and one update.
+    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send {
+        async move {
+            let users = self.ids(IdsOf::UsersFollowingOrFollowedBy(user)).await?;
+            self.pull_refs(user, HeldIn::Follows, &users).await?;
+            Ok(users)
+        }
+    }
 }

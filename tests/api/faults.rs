@@ -4,8 +4,8 @@
 
 use blogql::cmd::Command;
 use blogql::error::{Error, Result};
-use blogql::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
-use blogql::store::{CommentRef, CommentsOf, Reads, RemovedComment, Tx};
+use blogql::model::{DeletionJobDoc, JobHeader, JobPart};
+use blogql::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, ListChange, Reads, Tx};
 use bson::DateTime;
 use bson::oid::ObjectId;
 
@@ -46,39 +46,12 @@ impl<T> FaultyTx<'_, T> {
 }
 
 impl<T: Tx> Reads for FaultyTx<'_, T> {
-    async fn user_with_posts(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
-        self.inner.user_with_posts(id).await
-    }
-    async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
-        self.inner.user(id).await
+    async fn find(&mut self, kind: Kind, id: ObjectId) -> Result<Option<AnyDoc>> {
+        self.inner.find(kind, id).await
     }
 
-    async fn post(&mut self, id: ObjectId) -> Result<Option<PostDoc>> {
-        self.inner.post(id).await
-    }
-
-    async fn comment(&mut self, id: ObjectId) -> Result<Option<CommentDoc>> {
-        self.inner.comment(id).await
-    }
-
-    async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
-        self.inner.post_ids_by_author(author).await
-    }
-
-    async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        self.inner.comment_ids_on_posts(posts).await
-    }
-
-    async fn comment_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
-        self.inner.comment_ids_by_author(author).await
-    }
-
-    async fn post_ids_liked_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        self.inner.post_ids_liked_by(user).await
-    }
-
-    async fn user_ids_following_or_followed_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        self.inner.user_ids_following_or_followed_by(user).await
+    async fn ids(&mut self, question: IdsOf<'_>) -> Result<Vec<ObjectId>> {
+        self.inner.ids(question).await
     }
 
     async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
@@ -87,59 +60,34 @@ impl<T: Tx> Reads for FaultyTx<'_, T> {
 }
 
 impl<T: Tx> Tx for FaultyTx<'_, T> {
-    async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
-        self.step("push user post")?;
-        self.inner.push_user_post(user, post).await
-    }
-
-    async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
-        self.step("pull user post")?;
-        self.inner.pull_user_post(user, post).await
-    }
-
     async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
         self.step("touch user")?;
         self.inner.touch_user(id).await
     }
 
-    async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
-        self.step("insert user")?;
-        self.inner.insert_user(user).await
+    async fn list_user_post(&mut self, user: ObjectId, post: ObjectId, change: ListChange) -> Result<bool> {
+        self.step("list user post")?;
+        self.inner.list_user_post(user, post, change).await
     }
 
-    async fn insert_post(&mut self, post: &PostDoc) -> Result<()> {
-        self.step("insert post")?;
-        self.inner.insert_post(post).await
+    async fn insert_doc(&mut self, doc: DocRef<'_>) -> Result<()> {
+        self.step("insert")?;
+        self.inner.insert_doc(doc).await
     }
 
-    async fn insert_comment(&mut self, comment: &CommentDoc) -> Result<()> {
-        self.step("insert comment")?;
-        self.inner.insert_comment(comment).await
+    async fn replace_doc(&mut self, doc: DocRef<'_>) -> Result<()> {
+        self.step("replace")?;
+        self.inner.replace_doc(doc).await
     }
 
-    async fn replace_user(&mut self, user: &UserDoc) -> Result<()> {
-        self.step("replace user")?;
-        self.inner.replace_user(user).await
+    async fn delete(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        self.step("delete")?;
+        self.inner.delete(kind, ids).await
     }
 
-    async fn replace_post(&mut self, post: &PostDoc) -> Result<()> {
-        self.step("replace post")?;
-        self.inner.replace_post(post).await
-    }
-
-    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        self.step("delete comments on posts")?;
-        self.inner.delete_comments_on_posts(posts).await
-    }
-
-    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<RemovedComment>> {
-        self.step("delete comments by author")?;
-        self.inner.delete_comments_by_author(author).await
-    }
-
-    async fn delete_comment(&mut self, id: ObjectId) -> Result<bool> {
-        self.step("delete comment")?;
-        self.inner.delete_comment(id).await
+    async fn delete_comments_of(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        self.step("delete comments of")?;
+        self.inner.delete_comments_of(of, parents).await
     }
 
     async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
@@ -147,29 +95,9 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
         self.inner.add_comment_counts(deltas).await
     }
 
-    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        self.step("delete posts")?;
-        self.inner.delete_posts(ids).await
-    }
-
-    async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
-        self.step("delete user")?;
-        self.inner.delete_user(id).await
-    }
-
-    async fn delete_comments(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        self.step("delete comments")?;
-        self.inner.delete_comments(ids).await
-    }
-
-    async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
-        self.step("pull liker from posts")?;
-        self.inner.pull_liker(user, posts).await
-    }
-
-    async fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
-        self.step("pull follow refs from users")?;
-        self.inner.pull_follow_refs(user, users).await
+    async fn pull_refs(&mut self, user: ObjectId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
+        self.step("pull refs")?;
+        self.inner.pull_refs(user, held, ids).await
     }
 
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {

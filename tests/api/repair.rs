@@ -38,22 +38,22 @@ impl Command for Corrupt {
             updated_at: now,
             deleting: None,
         };
-        tx.insert_post(&orphan).await?;
+        tx.insert(&orphan).await?;
         let comment =
             |post, author| CommentDoc { id: ObjectId::new(), body: "c".into(), post, author, created_at: now };
-        tx.insert_comment(&comment(orphan.id, self.bob)).await?;
-        tx.insert_comment(&comment(ObjectId::new(), self.bob)).await?;
-        tx.insert_comment(&comment(self.post, gone)).await?;
+        tx.insert(&comment(orphan.id, self.bob)).await?;
+        tx.insert(&comment(ObjectId::new(), self.bob)).await?;
+        tx.insert(&comment(self.post, gone)).await?;
         if let Some(mut post) = tx.post(self.post).await? {
             post.liked_by.extend([gone, self.bob, self.bob]);
             post.comment_count += 5;
-            tx.replace_post(&post).await?;
+            tx.replace(&post).await?;
         }
         if let Some(mut ann) = tx.user(self.ann).await? {
             ann.posts.push(ObjectId::new());
             ann.following.push(gone);
             ann.followers.push(self.bob); // one-sided: Bob does not follow Ann
-            tx.replace_user(&ann).await?;
+            tx.replace(&ann).await?;
         }
         Ok(())
     }

@@ -10,13 +10,13 @@ use redb::{ReadableTable, TableHandle, WriteTransaction};
 
 use super::codec::encode;
 use super::schema::{
-    ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS, POSTS_BY_AUTHOR,
+    ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS, IndexTable, POSTS_BY_AUTHOR,
     POSTS_BY_LIKER, Stored, USERS_BY_EMAIL, USERS_BY_FOLLOWER, USERS_BY_FOLLOWING,
 };
 use super::source::Source;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
-use crate::store::{CommentRef, CommentsOf, Reads, RemovedComment, Tx};
+use crate::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, ListChange, Reads, Tx};
 
 /// `doc`'s index entries as `(position in ALL_INDEXES, key)`, ordered, so two
 /// versions of a document can be compared entry by entry.
@@ -106,41 +106,29 @@ impl Writer {
         self.put(doc)
     }
 
-    /// Pulls `user` out of these posts' `likedBy`; returns the posts that held it.
-    fn pull_liker_from(&self, user: ObjectId, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        let mut changed = Vec::with_capacity(posts.len());
+    /// Pulls `user` out of these posts' `likedBy`.
+    fn pull_liker_from(&self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
         for id in posts {
             if let Some(mut post) = self.get::<PostDoc>(id)?
                 && post.liked_by.contains(&user)
             {
                 post.liked_by.retain(|u| *u != user);
                 self.put(&post)?;
-                changed.push(*id);
             }
         }
-        Ok(changed)
+        Ok(())
     }
 
-    /// Pulls `user` out of these users' `followers` and `following`; returns those that exist.
-    fn pull_follows_from(&self, user: ObjectId, users: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        let mut changed = Vec::with_capacity(users.len());
+    /// Pulls `user` out of these users' `followers` and `following`.
+    fn pull_follows_from(&self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
         for id in users {
             if let Some(mut other) = self.get::<UserDoc>(id)? {
                 other.followers.retain(|u| *u != user);
                 other.following.retain(|u| *u != user);
                 self.put(&other)?;
-                changed.push(*id);
             }
         }
-        Ok(changed)
-    }
-
-    fn delete_comments(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
-        let mut gone = Vec::with_capacity(ids.len());
-        for id in ids {
-            gone.extend(self.remove::<CommentDoc>(id)?);
-        }
-        Ok(gone)
+        Ok(())
     }
 }
 
@@ -149,53 +137,39 @@ impl Writer {
 pub(super) struct EmbeddedTx<S>(pub(super) S);
 
 impl<S: Source> Reads for EmbeddedTx<S> {
-    async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
-        // The record only: its count stands for the list (the author index),
-        // so checking a big author costs one small read, not an index scan.
-        self.0.get(&id)
+    async fn find(&mut self, kind: Kind, id: ObjectId) -> Result<Option<AnyDoc>> {
+        // A user's record only: its count stands for the list (the author
+        // index), so checking a big author costs one small read, not a scan.
+        Ok(match kind {
+            Kind::User => self.0.get::<UserDoc>(&id)?.map(AnyDoc::User),
+            Kind::Post => self.0.get::<PostDoc>(&id)?.map(AnyDoc::Post),
+            Kind::Comment => self.0.get::<CommentDoc>(&id)?.map(AnyDoc::Comment),
+        })
     }
 
-    async fn post(&mut self, id: ObjectId) -> Result<Option<PostDoc>> {
-        self.0.get(&id)
-    }
-
-    async fn comment(&mut self, id: ObjectId) -> Result<Option<CommentDoc>> {
-        self.0.get(&id)
-    }
-
-    async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
-        self.0.index_ids(POSTS_BY_AUTHOR, &author.bytes(), false)
-    }
-
-    async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        let mut ids = Vec::new();
-        for post in posts {
-            ids.extend(self.0.index_ids(COMMENTS_BY_POST, &post.bytes(), false)?);
+    async fn ids(&mut self, question: IdsOf<'_>) -> Result<Vec<ObjectId>> {
+        match question {
+            IdsOf::PostsBy(author) => self.0.index_ids(POSTS_BY_AUTHOR, &author.bytes(), false),
+            IdsOf::PostsLikedBy(user) => self.0.index_ids(POSTS_BY_LIKER, &user.bytes(), true),
+            IdsOf::CommentsOn(posts) => {
+                let mut ids = Vec::new();
+                for post in posts {
+                    ids.extend(self.0.index_ids(COMMENTS_BY_POST, &post.bytes(), false)?);
+                }
+                Ok(ids)
+            }
+            IdsOf::CommentsBy(author) => self.0.index_ids(COMMENTS_BY_AUTHOR, &author.bytes(), false),
+            IdsOf::UsersFollowingOrFollowedBy(user) => {
+                let mut ids: BTreeSet<ObjectId> =
+                    self.0.index_ids(USERS_BY_FOLLOWER, &user.bytes(), true)?.into_iter().collect();
+                ids.extend(self.0.index_ids(USERS_BY_FOLLOWING, &user.bytes(), true)?);
+                Ok(ids.into_iter().collect())
+            }
         }
-        Ok(ids)
-    }
-
-    async fn comment_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
-        self.0.index_ids(COMMENTS_BY_AUTHOR, &author.bytes(), false)
-    }
-
-    async fn post_ids_liked_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        self.0.index_ids(POSTS_BY_LIKER, &user.bytes(), true)
-    }
-
-    async fn user_ids_following_or_followed_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        let mut ids: BTreeSet<ObjectId> =
-            self.0.index_ids(USERS_BY_FOLLOWER, &user.bytes(), true)?.into_iter().collect();
-        ids.extend(self.0.index_ids(USERS_BY_FOLLOWING, &user.bytes(), true)?);
-        Ok(ids.into_iter().collect())
     }
 
     async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
-        let index = match of {
-            CommentsOf::Post => COMMENTS_BY_POST,
-            CommentsOf::Author => COMMENTS_BY_AUTHOR,
-        };
-        self.0.comment_refs(index, parents)
+        self.0.comment_refs(comments_index(of), parents)
     }
 
     async fn user_with_posts(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
@@ -207,6 +181,14 @@ impl<S: Source> Reads for EmbeddedTx<S> {
     }
 }
 
+/// The index that lists comments by `of`'s parent.
+fn comments_index(of: CommentsOf) -> IndexTable {
+    match of {
+        CommentsOf::Post => COMMENTS_BY_POST,
+        CommentsOf::Author => COMMENTS_BY_AUTHOR,
+    }
+}
+
 impl Tx for EmbeddedTx<Writer> {
     async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
         // One writer at a time: nothing can delete the user concurrently, so
@@ -214,60 +196,68 @@ impl Tx for EmbeddedTx<Writer> {
         Ok(self.0.get::<UserDoc>(&id)?.is_some_and(|u| u.deleting.is_none()))
     }
 
-    async fn push_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
-        // The list is the author index, which the post's insert already
-        // extended; the record keeps only the count.
-        self.0.add_to_post_count(user, 1)
+    async fn list_user_post(&mut self, user: ObjectId, _post: ObjectId, change: ListChange) -> Result<bool> {
+        // The list is the author index, which the post's own write already
+        // changed; the record keeps only the count.
+        self.0.add_to_post_count(user, if change == ListChange::Add { 1 } else { -1 })
     }
 
-    async fn pull_user_post(&mut self, user: ObjectId, _post: ObjectId) -> Result<bool> {
-        self.0.add_to_post_count(user, -1)
-    }
-
-    async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
-        {
-            let mut emails = self.0.tx.open_table(USERS_BY_EMAIL)?;
-            if emails.get(user.email.as_str())?.is_some() {
-                return Err(Error::email_taken());
+    async fn insert_doc(&mut self, doc: DocRef<'_>) -> Result<()> {
+        match doc {
+            DocRef::User(user) => {
+                {
+                    let mut emails = self.0.tx.open_table(USERS_BY_EMAIL)?;
+                    if emails.get(user.email.as_str())?.is_some() {
+                        return Err(Error::email_taken());
+                    }
+                    emails.insert(user.email.as_str(), user.id.bytes().as_slice())?;
+                }
+                self.0.insert(user)
             }
-            emails.insert(user.email.as_str(), user.id.bytes().as_slice())?;
+            DocRef::Post(post) => self.0.insert(post),
+            DocRef::Comment(comment) => self.0.insert(comment),
         }
-        self.0.insert(user)
     }
 
-    async fn insert_post(&mut self, post: &PostDoc) -> Result<()> {
-        self.0.insert(post)
+    async fn replace_doc(&mut self, doc: DocRef<'_>) -> Result<()> {
+        match doc {
+            DocRef::User(user) => self.0.replace(user),
+            DocRef::Post(post) => self.0.replace(post),
+            DocRef::Comment(comment) => self.0.replace(comment),
+        }
     }
 
-    async fn insert_comment(&mut self, comment: &CommentDoc) -> Result<()> {
-        self.0.insert(comment)
-    }
-
-    async fn replace_user(&mut self, user: &UserDoc) -> Result<()> {
-        self.0.replace(user)
-    }
-
-    async fn replace_post(&mut self, post: &PostDoc) -> Result<()> {
-        self.0.replace(post)
-    }
-
-    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        let mut gone = Vec::new();
-        for post in posts {
-            let ids = self.0.index_ids(COMMENTS_BY_POST, &post.bytes(), false)?;
-            gone.extend(self.0.delete_comments(&ids)?.into_iter().map(|c| c.id));
+    async fn delete(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let mut gone = Vec::with_capacity(ids.len());
+        for id in ids {
+            let existed = match kind {
+                Kind::User => match self.0.remove::<UserDoc>(id)? {
+                    Some(user) => {
+                        self.0.tx.open_table(USERS_BY_EMAIL)?.remove(user.email.as_str())?;
+                        true
+                    }
+                    None => false,
+                },
+                Kind::Post => self.0.remove::<PostDoc>(id)?.is_some(),
+                Kind::Comment => self.0.remove::<CommentDoc>(id)?.is_some(),
+            };
+            if existed {
+                gone.push(*id);
+            }
         }
         Ok(gone)
     }
 
-    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<RemovedComment>> {
-        let ids = self.0.index_ids(COMMENTS_BY_AUTHOR, &author.bytes(), false)?;
-        let gone = self.0.delete_comments(&ids)?;
-        Ok(gone.into_iter().map(|c| RemovedComment { id: c.id, post: c.post }).collect())
-    }
-
-    async fn delete_comment(&mut self, id: ObjectId) -> Result<bool> {
-        Ok(!self.0.delete_comments(&[id])?.is_empty())
+    async fn delete_comments_of(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        let mut gone = Vec::new();
+        for parent in parents {
+            for id in self.0.index_ids(comments_index(of), &parent.bytes(), false)? {
+                if let Some(c) = self.0.remove::<CommentDoc>(&id)? {
+                    gone.push(CommentRef { id: c.id, post: c.post, author: c.author });
+                }
+            }
+        }
+        Ok(gone)
     }
 
     async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
@@ -280,34 +270,11 @@ impl Tx for EmbeddedTx<Writer> {
         Ok(())
     }
 
-    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        let mut gone = Vec::with_capacity(ids.len());
-        for id in ids {
-            if self.0.remove::<PostDoc>(id)?.is_some() {
-                gone.push(*id);
-            }
+    async fn pull_refs(&mut self, user: ObjectId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
+        match held {
+            HeldIn::Likes => self.0.pull_liker_from(user, ids),
+            HeldIn::Follows => self.0.pull_follows_from(user, ids),
         }
-        Ok(gone)
-    }
-
-    async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
-        let Some(user) = self.0.remove::<UserDoc>(&id)? else {
-            return Ok(false);
-        };
-        self.0.tx.open_table(USERS_BY_EMAIL)?.remove(user.email.as_str())?;
-        Ok(true)
-    }
-
-    async fn delete_comments(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        Ok(self.0.delete_comments(ids)?.into_iter().map(|c| c.id).collect())
-    }
-
-    async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
-        self.0.pull_liker_from(user, posts).map(drop)
-    }
-
-    async fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
-        self.0.pull_follows_from(user, users).map(drop)
     }
 
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {

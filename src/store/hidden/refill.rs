@@ -11,7 +11,7 @@ use super::{Hideable, Sets};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
 use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
-use crate::store::{Backend, CommentsOf, Kind, Pages, PostsOf, Store, UsersOf};
+use crate::store::{Backend, CommentsOf, Pages, PostsOf, Store, UsersOf};
 
 /// A page as [`Store`] lists it: the visible documents, and, when passing
 /// over hidden ones took more than one request may spend

@@ -12,7 +12,7 @@ use super::refill::{Paged, RootPosts, RootUsers};
 use crate::domain::Page;
 use crate::error::Result;
 use crate::model::{CommentDoc, PostDoc, UserDoc};
-use crate::store::{Backend, Collection, CommentsOf, CountOf, Kind, PostsOf, Store, UsersOf};
+use crate::store::{Backend, Collection, CommentsOf, CountOf, PostsOf, Store, UsersOf};
 
 impl Store {
     /// See [`Backend::users_by_ids`]; staged deletions' users are left out.

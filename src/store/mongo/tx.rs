@@ -21,10 +21,10 @@ use serde::de::DeserializeOwned;
 
 use super::{COMMENTS, DELETION_JOB_PARTS, DELETION_JOBS, MongoStore, POSTS, USERS, tx_options};
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+use crate::model::{DeletionJobDoc, JobHeader, JobPart};
 use crate::store::Command;
 use crate::store::hidden::stage::Staging;
-use crate::store::{CommentRef, CommentsOf, Reads, RemovedComment, Tx};
+use crate::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, ListChange, Reads, Tx};
 
 /// Runs `cmd` in one session transaction; see the module docs for retries.
 pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Output> {
@@ -100,7 +100,7 @@ impl MongoTx<'_> {
     }
 
     /// The ids of the documents in `coll` matching `filter`, in id order.
-    async fn ids(&mut self, coll: &str, filter: Document) -> Result<Vec<ObjectId>> {
+    async fn ids_where(&mut self, coll: &str, filter: Document) -> Result<Vec<ObjectId>> {
         let pipeline =
             vec![doc! { "$match": filter }, doc! { "$project": { "_id": 1 } }, doc! { "$sort": { "_id": 1 } }];
         let rows = self.aggregate(coll, pipeline).await?;
@@ -130,7 +130,7 @@ impl MongoTx<'_> {
     /// deleted: the ids first, then one `deleteMany` with the same filter,
     /// both in the transaction's snapshot, so the ids are exactly what goes.
     async fn delete_listed(&mut self, coll: &str, filter: Document) -> Result<Vec<ObjectId>> {
-        let ids = self.ids(coll, filter.clone()).await?;
+        let ids = self.ids_where(coll, filter.clone()).await?;
         self.delete_many(coll, filter).await?;
         Ok(ids)
     }
@@ -159,61 +159,63 @@ impl MongoTx<'_> {
     }
 }
 
+/// The collection documents of `kind` live in.
+fn collection(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => USERS,
+        Kind::Post => POSTS,
+        Kind::Comment => COMMENTS,
+    }
+}
+
+/// The comment field that names `of`'s parent.
+fn parent_field(of: CommentsOf) -> &'static str {
+    match of {
+        CommentsOf::Post => "post",
+        CommentsOf::Author => "author",
+    }
+}
+
+/// A comment's references out of a projected row.
+fn comment_ref(row: &Document) -> Result<CommentRef> {
+    let get = |k: &str| row.get_object_id(k).map_err(|e| Error::internal_from("a comment reference", e));
+    Ok(CommentRef { id: get("_id")?, post: get("post")?, author: get("author")? })
+}
+
 impl Reads for MongoTx<'_> {
-    async fn user(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
-        self.find_one(USERS, id).await
+    async fn find(&mut self, kind: Kind, id: ObjectId) -> Result<Option<AnyDoc>> {
+        Ok(match kind {
+            Kind::User => self.find_one(USERS, id).await?.map(AnyDoc::User),
+            Kind::Post => self.find_one(POSTS, id).await?.map(AnyDoc::Post),
+            Kind::Comment => self.find_one(COMMENTS, id).await?.map(AnyDoc::Comment),
+        })
     }
 
-    async fn post(&mut self, id: ObjectId) -> Result<Option<PostDoc>> {
-        self.find_one(POSTS, id).await
-    }
-
-    async fn comment(&mut self, id: ObjectId) -> Result<Option<CommentDoc>> {
-        self.find_one(COMMENTS, id).await
-    }
-
-    async fn post_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
-        self.ids(POSTS, doc! { "author": author }).await
-    }
-
-    async fn comment_ids_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        if posts.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.ids(COMMENTS, doc! { "post": { "$in": posts } }).await
-    }
-
-    async fn comment_ids_by_author(&mut self, author: ObjectId) -> Result<Vec<ObjectId>> {
-        self.ids(COMMENTS, doc! { "author": author }).await
-    }
-
-    async fn post_ids_liked_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        self.ids(POSTS, doc! { "likedBy": user }).await
-    }
-
-    async fn user_ids_following_or_followed_by(&mut self, user: ObjectId) -> Result<Vec<ObjectId>> {
-        self.ids(USERS, doc! { "$or": [ { "followers": user }, { "following": user } ] }).await
+    async fn ids(&mut self, question: IdsOf<'_>) -> Result<Vec<ObjectId>> {
+        let (coll, filter) = match question {
+            IdsOf::PostsBy(author) => (POSTS, doc! { "author": author }),
+            IdsOf::PostsLikedBy(user) => (POSTS, doc! { "likedBy": user }),
+            // Nothing can match an empty `$in`: skip the command.
+            IdsOf::CommentsOn([]) => return Ok(Vec::new()),
+            IdsOf::CommentsOn(posts) => (COMMENTS, doc! { "post": { "$in": posts } }),
+            IdsOf::CommentsBy(author) => (COMMENTS, doc! { "author": author }),
+            IdsOf::UsersFollowingOrFollowedBy(user) => {
+                (USERS, doc! { "$or": [ { "followers": user }, { "following": user } ] })
+            }
+        };
+        self.ids_where(coll, filter).await
     }
 
     async fn comment_refs(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
         if parents.is_empty() {
             return Ok(Vec::new());
         }
-        let field = match of {
-            CommentsOf::Post => "post",
-            CommentsOf::Author => "author",
-        };
         let pipeline = vec![
-            doc! { "$match": { field: { "$in": parents } } },
+            doc! { "$match": { parent_field(of): { "$in": parents } } },
             doc! { "$project": { "_id": 1, "post": 1, "author": 1 } },
         ];
         let rows = self.aggregate(COMMENTS, pipeline).await?;
-        rows.iter()
-            .map(|row| {
-                let get = |k: &str| row.get_object_id(k).map_err(|e| Error::internal_from("a comment reference", e));
-                Ok(CommentRef { id: get("_id")?, post: get("post")?, author: get("author")? })
-            })
-            .collect()
+        rows.iter().map(comment_ref).collect()
     }
 }
 
@@ -222,63 +224,54 @@ impl Tx for MongoTx<'_> {
         self.update_user(id, doc! { "$inc": { "rev": 1_i64 } }).await
     }
 
-    async fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
-        self.update_user(user, doc! { "$push": { "posts": post } }).await
+    async fn list_user_post(&mut self, user: ObjectId, post: ObjectId, change: ListChange) -> Result<bool> {
+        let update = match change {
+            ListChange::Add => doc! { "$push": { "posts": post } },
+            ListChange::Remove => doc! { "$pull": { "posts": post } },
+        };
+        self.update_user(user, update).await
     }
 
-    async fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> Result<bool> {
-        self.update_user(user, doc! { "$pull": { "posts": post } }).await
+    async fn insert_doc(&mut self, doc: DocRef<'_>) -> Result<()> {
+        match doc {
+            DocRef::User(user) => self.insert(USERS, user).await,
+            DocRef::Post(post) => self.insert(POSTS, post).await,
+            DocRef::Comment(comment) => self.insert(COMMENTS, comment).await,
+        }
     }
 
-    async fn insert_user(&mut self, user: &UserDoc) -> Result<()> {
-        self.insert(USERS, user).await
+    async fn replace_doc(&mut self, doc: DocRef<'_>) -> Result<()> {
+        match doc {
+            DocRef::User(user) => self.replace(USERS, user.id, user).await,
+            DocRef::Post(post) => self.replace(POSTS, post.id, post).await,
+            DocRef::Comment(comment) => self.replace(COMMENTS, comment.id, comment).await,
+        }
     }
 
-    async fn insert_post(&mut self, post: &PostDoc) -> Result<()> {
-        self.insert(POSTS, post).await
+    async fn delete(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let coll = collection(kind);
+        match ids {
+            [] => Ok(Vec::new()),
+            // One id: the deleted count says whether it existed, in one command.
+            [id] => Ok(if self.delete_many(coll, doc! { "_id": id }).await? == 1 { vec![*id] } else { Vec::new() }),
+            _ => self.delete_listed(coll, doc! { "_id": { "$in": ids } }).await,
+        }
     }
 
-    async fn insert_comment(&mut self, comment: &CommentDoc) -> Result<()> {
-        self.insert(COMMENTS, comment).await
-    }
-
-    async fn replace_user(&mut self, user: &UserDoc) -> Result<()> {
-        self.replace(USERS, user.id, user).await
-    }
-
-    async fn replace_post(&mut self, post: &PostDoc) -> Result<()> {
-        self.replace(POSTS, post.id, post).await
-    }
-
-    async fn delete_comments_on_posts(&mut self, posts: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        if posts.is_empty() {
+    async fn delete_comments_of(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
+        if parents.is_empty() {
             // Nothing can match an empty `$in`: skip the commands.
             return Ok(Vec::new());
         }
-        self.delete_listed(COMMENTS, doc! { "post": { "$in": posts } }).await
-    }
-
-    async fn delete_comments_by_author(&mut self, author: ObjectId) -> Result<Vec<RemovedComment>> {
-        let rows = self
-            .aggregate(
-                COMMENTS,
-                vec![doc! { "$match": { "author": author } }, doc! { "$project": { "_id": 1, "post": 1 } }],
-            )
-            .await?;
-        let removed = rows
-            .iter()
-            .map(|row| {
-                let id = row.get_object_id("_id").map_err(|e| Error::internal_from("a comment id", e))?;
-                let post = row.get_object_id("post").map_err(|e| Error::internal_from("a comment's post", e))?;
-                Ok(RemovedComment { id, post })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.delete_many(COMMENTS, doc! { "author": author }).await?;
+        // What goes, then one `deleteMany` with the same filter, both in the
+        // transaction's snapshot, so the list is exactly what went.
+        let filter = doc! { parent_field(of): { "$in": parents } };
+        let pipeline =
+            vec![doc! { "$match": filter.clone() }, doc! { "$project": { "_id": 1, "post": 1, "author": 1 } }];
+        let rows = self.aggregate(COMMENTS, pipeline).await?;
+        let removed = rows.iter().map(comment_ref).collect::<Result<Vec<_>>>()?;
+        self.delete_many(COMMENTS, filter).await?;
         Ok(removed)
-    }
-
-    async fn delete_comment(&mut self, id: ObjectId) -> Result<bool> {
-        Ok(self.delete_many(COMMENTS, doc! { "_id": id }).await? == 1)
     }
 
     async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
@@ -301,38 +294,19 @@ impl Tx for MongoTx<'_> {
         Ok(())
     }
 
-    async fn delete_posts(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    async fn pull_refs(&mut self, user: ObjectId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.delete_listed(POSTS, doc! { "_id": { "$in": ids } }).await
-    }
-
-    async fn delete_user(&mut self, id: ObjectId) -> Result<bool> {
-        Ok(self.delete_many(USERS, doc! { "_id": id }).await? == 1)
-    }
-
-    async fn delete_comments(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.delete_listed(COMMENTS, doc! { "_id": { "$in": ids } }).await
-    }
-
-    async fn pull_liker(&mut self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
-        if !posts.is_empty() {
-            let filter = doc! { "_id": { "$in": posts }, "likedBy": user };
-            self.update_many(POSTS, filter, doc! { "$pull": { "likedBy": user } }).await?;
-        }
-        Ok(())
-    }
-
-    async fn pull_follow_refs(&mut self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
-        if !users.is_empty() {
-            let filter = doc! { "_id": { "$in": users } };
-            self.update_many(USERS, filter, doc! { "$pull": { "followers": user, "following": user } }).await?;
-        }
-        Ok(())
+        let (coll, filter, update) = match held {
+            HeldIn::Likes => {
+                (POSTS, doc! { "_id": { "$in": ids }, "likedBy": user }, doc! { "$pull": { "likedBy": user } })
+            }
+            HeldIn::Follows => {
+                (USERS, doc! { "_id": { "$in": ids } }, doc! { "$pull": { "followers": user, "following": user } })
+            }
+        };
+        self.update_many(coll, filter, update).await.map(drop)
     }
 
     async fn insert_job(&mut self, job: &DeletionJobDoc) -> Result<()> {
