@@ -118,12 +118,8 @@ fn invariants(snap: &Snapshot) -> Vec<String> {
     for user in &snap.users {
         let listed: BTreeSet<ObjectId> = user.posts.iter().copied().collect();
         let authored = by_author.remove(&user.id).unwrap_or_default();
-        if listed != authored || user.post_count() != authored.len() as u64 {
-            out.push(format!(
-                "user {} lists {} posts {listed:?} but authored {authored:?}",
-                user.id,
-                user.post_count()
-            ));
+        if listed != authored || user.post_count != authored.len() as u64 {
+            out.push(format!("user {} lists {} posts {listed:?} but authored {authored:?}", user.id, user.post_count));
         }
         for (field, ids, mirror) in
             [("followers", &user.followers, "following"), ("following", &user.following, "followers")]

@@ -124,8 +124,8 @@ pub fn plan(snap: &Snapshot) -> Vec<Fix> {
         let mut problems = Vec::new();
         let want = authored.get(&u.id).cloned().unwrap_or_default();
         let listed: BTreeSet<ObjectId> = u.posts.iter().copied().collect();
-        if listed != want || u.post_count() != want.len() as u64 {
-            problems.push(format!("posts lists {} but the user wrote {}", u.post_count(), want.len()));
+        if listed != want || u.post_count != want.len() as u64 {
+            problems.push(format!("posts lists {} but the user wrote {}", u.post_count, want.len()));
         }
         for (field, ids, mirror_is_following) in [("followers", &u.followers, true), ("following", &u.following, false)]
         {
@@ -227,7 +227,7 @@ async fn apply_one<T: Tx>(tx: &mut T, fix: &Fix) -> Result<bool> {
                     posts.push(*p);
                 }
             }
-            user.posts = posts;
+            user.set_posts(posts);
             user.followers = mirrored(tx, *id, &user.followers, true).await?;
             user.following = mirrored(tx, *id, &user.following, false).await?;
             if user == before {
@@ -287,18 +287,13 @@ mod tests {
     use crate::model::{CommentDoc, PostDoc, UserDoc};
 
     fn user(id: ObjectId, posts: Vec<ObjectId>, followers: Vec<ObjectId>, following: Vec<ObjectId>) -> UserDoc {
+        let post_count = posts.len() as u64;
         UserDoc {
-            id,
-            name: "u".into(),
-            email: format!("{id}@x.io"),
-            password_hash: String::new(),
-            created_at: DateTime::now(),
             posts,
+            post_count,
             followers,
             following,
-            rev: 0,
-            stored_post_count: None,
-            deleting: None,
+            ..UserDoc::new(id, "u".into(), format!("{id}@x.io"), String::new(), DateTime::now())
         }
     }
 

@@ -60,7 +60,9 @@ impl Command for SeedPosts {
             tx.insert(&post).await?;
             ids.push(post.id);
         }
-        author.posts.extend(&ids);
+        let mut posts = std::mem::take(&mut author.posts);
+        posts.extend(&ids);
+        author.set_posts(posts);
         tx.replace(&author).await?;
         Ok(ids)
     }

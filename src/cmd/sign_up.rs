@@ -27,19 +27,13 @@ impl Command for SignUp {
     const NAME: &'static str = "signUp";
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<UserDoc> {
-        let user = UserDoc {
-            id: ObjectId::new(),
-            name: self.name.as_str().to_owned(),
-            email: self.email.as_str().to_owned(),
-            password_hash: self.password_hash.clone(),
-            created_at: tx.now(),
-            posts: Vec::new(),
-            followers: Vec::new(),
-            following: Vec::new(),
-            rev: 0,
-            stored_post_count: None,
-            deleting: None,
-        };
+        let user = UserDoc::new(
+            ObjectId::new(),
+            self.name.as_str().to_owned(),
+            self.email.as_str().to_owned(),
+            self.password_hash.clone(),
+            tx.now(),
+        );
         tx.insert(&user).await?;
         Ok(user)
     }

@@ -80,14 +80,14 @@ impl User {
             PostsOf::Author,
             self.0.id,
             args,
-            Total::Known(usize::try_from(self.0.post_count()).unwrap_or(usize::MAX)),
+            Total::Known(usize::try_from(self.0.post_count).unwrap_or(usize::MAX)),
         )
         .await
     }
 
     /// How many posts the user has written.
     async fn post_count(&self) -> i32 {
-        to_int(self.0.post_count())
+        to_int(self.0.post_count)
     }
 
     /// The user's comments on any post, newest first.

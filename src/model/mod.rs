@@ -18,7 +18,7 @@ pub use self::job::{CommentRef, DeletionJobDoc, DeletionKind, JOB_PART_LEN, JobH
 
 /// A user account: profile, credentials and the id arrays that point at it from its side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "UserRecord")]
 pub struct UserDoc {
     /// Primary key.
     #[serde(rename = "_id")]
@@ -31,11 +31,12 @@ pub struct UserDoc {
     pub password_hash: String,
     /// When the account was created.
     pub created_at: DateTime,
-    /// Ids of the posts this user wrote (the seeds' `user.posts`). Complete
-    /// in a snapshot and from [`crate::store::Reads::user_with_posts`]; other
-    /// reads may leave it empty and carry [`UserDoc::stored_post_count`]
-    /// instead (the embedded store, whose author index is this list). Read
-    /// its length through [`UserDoc::post_count`].
+    /// Ids of the posts this user wrote (the seeds' `user.posts`), as
+    /// MongoDB keeps them. Complete in a snapshot and from
+    /// [`crate::store::Reads::user_with_posts`]; the embedded store's record
+    /// leaves it empty, because its list is the author index, so a post by
+    /// an author with 10,000 posts does not rewrite a 10,000-id array. Read
+    /// the number through [`UserDoc::post_count`], never this list's length.
     pub posts: Vec<ObjectId>,
     /// Ids of the users following this user.
     pub followers: Vec<ObjectId>,
@@ -46,12 +47,14 @@ pub struct UserDoc {
     /// user instead of leaving an orphan behind.
     #[serde(default)]
     pub rev: i64,
-    /// The post count a store keeps apart from `posts`, when it does (the
-    /// embedded store, so that a post by an author with 10,000 posts does not
-    /// rewrite a 10,000-id array). Never a MongoDB field: there the count is
-    /// the array's length.
-    #[serde(skip)]
-    pub stored_post_count: Option<u64>,
+    /// How many posts the user wrote. Both backends fill it the same way,
+    /// when a record is decoded (see `UserRecord`): the record's `postCount`
+    /// where it keeps one (the embedded store), else the length of `posts`
+    /// (MongoDB, where `$push` and `$pull` keep the array and so the count).
+    /// Never written by serde, so no MongoDB document holds a count that a
+    /// `$push` would leave stale.
+    #[serde(skip_serializing)]
+    pub post_count: u64,
     /// Set by the first transaction of a staged deletion: the job deleting
     /// this account. From that commit on the account is gone for every read
     /// and write; a background reaper removes what hangs off it.
@@ -59,17 +62,81 @@ pub struct UserDoc {
     pub deleting: Option<ObjectId>,
 }
 
+/// A user record as stored, before its post count is settled: the one
+/// place that says how `UserDoc::post_count` is filled from a document.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserRecord {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    name: String,
+    email: String,
+    password_hash: String,
+    created_at: DateTime,
+    posts: Vec<ObjectId>,
+    followers: Vec<ObjectId>,
+    following: Vec<ObjectId>,
+    #[serde(default)]
+    rev: i64,
+    post_count: Option<u64>,
+    deleting: Option<ObjectId>,
+}
+
+impl From<UserRecord> for UserDoc {
+    fn from(r: UserRecord) -> Self {
+        let post_count = r.post_count.unwrap_or(r.posts.len() as u64);
+        UserDoc {
+            id: r.id,
+            name: r.name,
+            email: r.email,
+            password_hash: r.password_hash,
+            created_at: r.created_at,
+            posts: r.posts,
+            followers: r.followers,
+            following: r.following,
+            rev: r.rev,
+            post_count,
+            deleting: r.deleting,
+        }
+    }
+}
+
 impl UserDoc {
-    /// How many posts the user wrote.
-    pub fn post_count(&self) -> u64 {
-        self.stored_post_count.unwrap_or(self.posts.len() as u64)
+    /// A new account with no posts and no follows.
+    pub fn new(id: ObjectId, name: String, email: String, password_hash: String, created_at: DateTime) -> Self {
+        UserDoc {
+            id,
+            name,
+            email,
+            password_hash,
+            created_at,
+            posts: Vec::new(),
+            followers: Vec::new(),
+            following: Vec::new(),
+            rev: 0,
+            post_count: 0,
+            deleting: None,
+        }
+    }
+
+    /// Replaces the whole `posts` list, and the count with it, so a record
+    /// written after it (seeding, repair) never keeps a stale count.
+    pub fn set_posts(&mut self, posts: Vec<ObjectId>) {
+        self.post_count = posts.len() as u64;
+        self.posts = posts;
+    }
+
+    /// Whether `posts` holds the whole list (MongoDB, a snapshot, or
+    /// [`crate::store::Reads::user_with_posts`]), rather than only the count.
+    pub fn lists_all_posts(&self) -> bool {
+        self.posts.len() as u64 == self.post_count
     }
 
     /// Whether deleting `post`, written by this user, changes this record's
-    /// posts entry: a listed record changes if it lists the post; a counted
-    /// one (see [`UserDoc::stored_post_count`]) counts every post it wrote.
+    /// posts entry: a record holding its list changes if it lists the post;
+    /// one holding only its count counts every post it wrote.
     pub fn lists_post(&self, post: &PostDoc) -> bool {
-        post.author == self.id && (self.stored_post_count.is_some() || self.posts.contains(&post.id))
+        post.author == self.id && (!self.lists_all_posts() || self.posts.contains(&post.id))
     }
 }
 
@@ -204,3 +271,25 @@ macro_rules! doc_kind {
     )*};
 }
 doc_kind!(UserDoc => User, PostDoc => Post, CommentDoc => Comment);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decoding fills `post_count` by one rule on every path: the record's
+    /// `postCount` where it keeps one, else the length of `posts`; and serde
+    /// never writes the count, so a MongoDB document cannot hold a stale one.
+    #[test]
+    fn post_count_is_the_kept_count_else_the_list_length() {
+        let mut user = UserDoc::new(ObjectId::new(), "u".into(), "u@x.io".into(), String::new(), DateTime::now());
+        user.set_posts(vec![ObjectId::new(), ObjectId::new()]);
+        let mut doc = bson::serialize_to_document(&user).expect("encode");
+        assert!(!doc.contains_key("postCount"), "{doc:?}");
+        let listed: UserDoc = bson::deserialize_from_document(doc.clone()).expect("decode");
+        assert_eq!((listed.post_count, listed.lists_all_posts()), (2, true));
+        doc.insert("posts", bson::Bson::Array(Vec::new()));
+        doc.insert("postCount", 7_i64);
+        let counted: UserDoc = bson::deserialize_from_document(doc).expect("decode");
+        assert_eq!((counted.post_count, counted.lists_all_posts()), (7, false));
+    }
+}

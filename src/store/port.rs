@@ -273,11 +273,10 @@ pub enum ListChange {
 /// A backend implements three primitives, each one MongoDB command; the
 /// named reads are default methods over them, written once here.
 pub trait Reads: Send {
-    /// Reads one document of `kind`. A user's `posts` may be empty with the
-    /// count in [`UserDoc::stored_post_count`] (the embedded store, whose
-    /// list is the author index, so an account with 20,000 posts costs one
-    /// small read here); [`Reads::user_with_posts`] when the list itself is
-    /// needed.
+    /// Reads one document of `kind`. A user's `posts` may be empty, its
+    /// number in [`UserDoc::post_count`] (the embedded store, whose list is
+    /// the author index, so an account with 20,000 posts costs one small read
+    /// here); [`Reads::user_with_posts`] when the list itself is needed.
     fn find(&mut self, kind: Kind, id: ObjectId) -> impl Future<Output = Result<Option<AnyDoc>>> + Send;
     /// The ids that answer `question`, in id order.
     fn ids(&mut self, question: IdsOf<'_>) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
@@ -318,7 +317,7 @@ pub trait Reads: Send {
     fn user_with_posts(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send {
         async move {
             let Some(mut user) = self.user(id).await? else { return Ok(None) };
-            if user.stored_post_count.take().is_some() {
+            if !user.lists_all_posts() {
                 user.posts = self.ids(IdsOf::PostsBy(id)).await?;
             }
             Ok(Some(user))

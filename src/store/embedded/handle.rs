@@ -43,7 +43,7 @@ impl Writer {
     /// False too if the user's deletion is staged: a tombstoned account takes no new posts.
     fn add_to_post_count(&self, user: ObjectId, delta: i64) -> Result<bool> {
         let Some(mut doc) = self.get::<UserDoc>(&user)?.filter(|u| u.deleting.is_none()) else { return Ok(false) };
-        doc.stored_post_count = Some(doc.post_count().saturating_add_signed(delta));
+        doc.post_count = doc.post_count.saturating_add_signed(delta);
         // A record from before counts were kept lists its posts; the count replaces it.
         doc.posts.clear();
         // Neither `posts` nor the count is indexed: skip the diff (and its second decode).
@@ -176,7 +176,6 @@ impl<S: Source> Reads for EmbeddedTx<S> {
         // This store's list is its author index, whatever the record says.
         let Some(mut user) = self.0.get::<UserDoc>(&id)? else { return Ok(None) };
         user.posts = self.0.index_ids(POSTS_BY_AUTHOR, &id.bytes(), false)?;
-        user.stored_post_count = None;
         Ok(Some(user))
     }
 }
@@ -342,17 +341,11 @@ mod tests {
         let (a, b) = (ObjectId::new(), ObjectId::new());
         let now = DateTime::now();
         let user = UserDoc {
-            id: a,
-            name: "n".into(),
-            email: "e@x.io".into(),
-            password_hash: String::new(),
-            created_at: now,
             posts: vec![b],
+            post_count: 1,
             followers: vec![b],
             following: vec![b],
-            rev: 0,
-            stored_post_count: None,
-            deleting: None,
+            ..UserDoc::new(a, "n".into(), "e@x.io".into(), String::new(), now)
         };
         let post = PostDoc {
             id: b,

@@ -41,19 +41,13 @@ mod tests {
     use crate::store::{Backend, Store};
 
     fn user() -> UserDoc {
-        UserDoc {
-            id: bson::oid::ObjectId::new(),
-            name: "Old Timer".into(),
-            email: "old@example.com".into(),
-            password_hash: "h".into(),
-            created_at: bson::DateTime::from_millis(1_700_000_000_000),
-            posts: Vec::new(),
-            followers: Vec::new(),
-            following: Vec::new(),
-            rev: 0,
-            stored_post_count: None,
-            deleting: None,
-        }
+        UserDoc::new(
+            bson::oid::ObjectId::new(),
+            "Old Timer".into(),
+            "old@example.com".into(),
+            "h".into(),
+            bson::DateTime::from_millis(1_700_000_000_000),
+        )
     }
 
     /// Writes `user` the way blogql 0.1 did: redb 2, file format v2, same tables and index keys.
