@@ -16,6 +16,7 @@ use std::time::Duration;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use bson::oid::ObjectId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Password;
@@ -83,7 +84,7 @@ impl Auth {
     /// settings or, failing that, from (or into) `data_dir`'s generated secret file.
     pub fn from_settings(settings: &AuthSettings, data_dir: &Path) -> Result<Self> {
         let secret = match &settings.jwt_secret {
-            Some(secret) => secret.clone(),
+            Some(secret) => secret.expose_secret().to_owned(),
             None => secret::load_or_create(data_dir)?,
         };
         let hasher = Hasher::new(

@@ -1,29 +1,26 @@
 //! A password as typed by its owner, before hashing.
 
+use secrecy::{ExposeSecret, SecretString};
+
 use super::text;
 use crate::error::Result;
 
 /// A password of 8–1,024 characters. The upper bound keeps hashing cheap to
-/// refuse; `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
+/// refuse; a `SecretString`, so `Debug` never prints it and its memory is
+/// zeroed when it is dropped.
+#[derive(Debug, Clone)]
+pub struct Password(SecretString);
 
 impl Password {
     /// Checks the length; the text itself is kept as typed (no trimming).
     pub fn parse(value: &str) -> Result<Self> {
         text::check_length("password", value, 8, 1024)?;
-        Ok(Password(value.to_owned()))
+        Ok(Password(value.into()))
     }
 
     /// The password's bytes, for the hasher.
     pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(..)")
+        self.0.expose_secret()
     }
 }
 
@@ -39,7 +36,7 @@ mod tests {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
         assert!(Password::parse(&"x".repeat(1025)).is_err());
-        let secret = Password::parse("correct horse").map(|p| format!("{p:?}")).unwrap_or_default();
+        let secret = format!("{:?}", Password::parse("correct horse").expect("valid"));
         assert!(!secret.contains("horse"), "{secret}");
     }
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use secrecy::SecretString;
 
 /// Every setting of a running server.
 #[derive(Args, Debug, Clone, Default)]
@@ -202,12 +203,13 @@ impl Default for GraphqlSettings {
 }
 
 /// Tokens, password hashing and log-in rate limits.
-#[derive(Args, Clone)]
+#[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Auth")]
 pub struct AuthSettings {
     /// HS256 secret for tokens (16+ bytes); generated once into the data dir when absent.
     #[arg(long, env = "BLOGQL_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    // A `SecretString`, so it never reaches a log, not even through `Debug`.
+    pub jwt_secret: Option<SecretString>,
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, env = "BLOGQL_TOKEN_TTL_SECS", default_value_t = defaults::TOKEN_TTL_SECS)]
     pub token_ttl_secs: u64,
@@ -263,25 +265,6 @@ impl Default for AuthSettings {
     }
 }
 
-impl std::fmt::Debug for AuthSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The secret never reaches logs, not even through Debug.
-        f.debug_struct("AuthSettings")
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
-            .field("token_ttl_secs", &self.token_ttl_secs)
-            .field("argon2_memory_kib", &self.argon2_memory_kib)
-            .field("argon2_iterations", &self.argon2_iterations)
-            .field("login_failures_before_backoff", &self.login_failures_before_backoff)
-            .field("logins_per_ip_per_minute", &self.logins_per_ip_per_minute)
-            .field("signups_per_ip_per_minute", &self.signups_per_ip_per_minute)
-            .field("hash_concurrency", &self.hash_concurrency)
-            .field("hash_queue", &self.hash_queue)
-            .field("writes_per_user_per_minute", &self.writes_per_user_per_minute)
-            .field("write_bytes_per_user_per_minute", &self.write_bytes_per_user_per_minute)
-            .finish()
-    }
-}
-
 impl AuthSettings {
     /// The lifetime of issued tokens.
     pub fn token_ttl(&self) -> Duration {
@@ -297,7 +280,7 @@ impl AuthSettings {
 }
 
 /// Where the data lives: the embedded store's directory, or a MongoDB deployment.
-#[derive(Args, Clone)]
+#[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Store")]
 pub struct StoreSettings {
     /// Directory of the embedded store and its generated JWT secret (created if missing).
@@ -305,7 +288,8 @@ pub struct StoreSettings {
     pub data_dir: PathBuf,
     /// MongoDB connection string; when set, MongoDB (a replica set) is the store instead of the embedded one.
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-    pub mongodb_uri: Option<String>,
+    // Secret, because a MongoDB URI may carry a password.
+    pub mongodb_uri: Option<SecretString>,
     /// MongoDB database; defaults to the URI's path, else `blogql`.
     #[arg(long, env = "BLOGQL_MONGODB_DATABASE")]
     pub mongodb_database: Option<String>,
@@ -341,20 +325,6 @@ impl Default for StoreSettings {
     }
 }
 
-impl std::fmt::Debug for StoreSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // A MongoDB URI may carry a password.
-        f.debug_struct("StoreSettings")
-            .field("data_dir", &self.data_dir)
-            .field("mongodb_uri", &self.mongodb_uri.as_ref().map(|_| "<set>"))
-            .field("mongodb_database", &self.mongodb_database)
-            .field("cascade_budget_docs", &self.cascade_budget_docs)
-            .field("reap_deletions", &self.reap_deletions)
-            .field("store_cache_mib", &self.store_cache_mib)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -367,6 +337,20 @@ mod tests {
         settings: Settings,
     }
 
+    /// The JWT secret and the MongoDB URI (which may carry a password) never
+    /// appear in the settings' `Debug`, wherever that is printed (an error, a log line).
+    #[test]
+    fn debug_redacts_the_secrets() {
+        let mut settings = Settings::default();
+        settings.auth.jwt_secret = Some("s3cret-jwt-key-abcdef".into());
+        settings.store.mongodb_uri = Some("mongodb://ann:hunter2@db.example/?replicaSet=rs0".into());
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("jwt_secret: Some("), "{shown}");
+        for secret in ["s3cret", "hunter2", "db.example"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+    }
+
     /// With no flags (and none of its variables set), clap yields exactly `Default`.
     #[test]
     fn clap_defaults_are_the_default() {
@@ -375,7 +359,7 @@ mod tests {
         let mut expected = Settings::default();
         // The environment may legitimately set these for the test run (tier 2).
         if let Ok(uri) = std::env::var("MONGODB_URI") {
-            expected.store.mongodb_uri = Some(uri);
+            expected.store.mongodb_uri = Some(uri.into());
         }
         assert_eq!(parsed, format!("{expected:?}"));
     }

@@ -44,6 +44,8 @@ pub use self::hidden::refill::{ListOrder, Paged, REFILL_BUDGET};
 use self::hidden::{Hidden, Sets};
 use self::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 pub use self::port::*;
+use secrecy::ExposeSecret;
+
 use crate::error::Result;
 use crate::limits::gate::Gate;
 use crate::model::{DeletionJobDoc, JobHeader};
@@ -116,7 +118,7 @@ pub async fn open(settings: &StoreSettings) -> Result<Store> {
     Ok(match &settings.mongodb_uri {
         Some(uri) => {
             let options = mongo::ConnectOptions { database: settings.mongodb_database.clone(), ..Default::default() };
-            let store = mongo::MongoStore::connect(uri, options).await?;
+            let store = mongo::MongoStore::connect(uri.expose_secret(), options).await?;
             tracing::info!(database = %store.database().name(), "using MongoDB");
             store.into()
         }

@@ -172,7 +172,7 @@ pub struct TestApp {
 pub fn test_settings(dir: &Path, jwt_secret: Option<&str>) -> Settings {
     let mut settings = Settings::default();
     settings.store.data_dir = dir.to_path_buf();
-    settings.auth.jwt_secret = jwt_secret.map(str::to_owned);
+    settings.auth.jwt_secret = jwt_secret.map(Into::into);
     settings.auth.token_ttl_secs = 3600;
     settings.auth.argon2_memory_kib = 64;
     settings.auth.argon2_iterations = 1;
