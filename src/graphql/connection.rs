@@ -46,7 +46,7 @@ pub trait Listed: OutputType + Sized {
 
 /// Where a connection's `totalCount` comes from. Counts are read only when
 /// the client selects `totalCount`, and never by reading the list itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Total {
     /// A count stored on the parent document (`postCount`, `commentCount`, an id array's length).
     Known(usize),
@@ -54,6 +54,9 @@ pub enum Total {
     Of(CountOf, ObjectId),
     /// A whole collection's size.
     All(Collection),
+    /// The sum of these users' stored post counts (the feed's authors),
+    /// read in one batch; users that are gone or being deleted count nothing.
+    PostsBy(Arc<[ObjectId]>),
 }
 
 impl Total {
@@ -62,6 +65,10 @@ impl Total {
             Total::Known(n) => Ok(n as u64),
             Total::Of(of, parent) => Ok(ctx.request()?.counts.load_one((of, parent)).await?.map_or(0, |n| *n)),
             Total::All(collection) => ctx.store()?.count_all(collection).await,
+            Total::PostsBy(authors) => {
+                let users = ctx.request()?.users.load_many(authors.to_vec()).await?;
+                Ok(users.values().map(|u| u.post_count).sum())
+            }
         }
     }
 }
@@ -98,7 +105,7 @@ impl<T: Listed> Connection<T> {
     /// How many items the whole list holds (not just this page). Read from a
     /// stored count or an index, never by walking the list.
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i32> {
-        Ok(to_int(self.total.resolve(ctx).await?))
+        Ok(to_int(self.total.clone().resolve(ctx).await?))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod cost;
 pub mod deletion;
 pub mod error;
 pub mod federation;
+pub mod feed;
 pub mod loader;
 pub mod node;
 pub mod post;
@@ -33,7 +34,7 @@ use crate::store::{CommentsOf, PostsOf, Store, UsersOf};
 /// Everything you can read: start from `viewer`, a list (`users`, `posts`),
 /// or any object by id (`node`, `nodes`). Anonymous reads are allowed.
 #[derive(MergedObject, Default)]
-pub struct Query(node::NodeQuery, user::UserQuery, post::PostQuery, comment::CommentQuery);
+pub struct Query(node::NodeQuery, user::UserQuery, post::PostQuery, feed::FeedQuery, comment::CommentQuery);
 
 /// Every write. Each runs in one transaction, so it happens completely or
 /// not at all; all but `signUp` and `logIn` need `Authorization: Bearer <token>`.
@@ -217,6 +218,14 @@ impl CtxExt for Context<'_> {
     fn request(&self) -> Result<&RequestCtx> {
         self.data::<RequestCtx>().map_err(|_| Error::internal("RequestCtx missing from request data"))
     }
+}
+
+/// The signed-in viewer's account, read through the request's loader; a
+/// token whose account is gone (or being deleted) is `UNAUTHENTICATED`, as
+/// if no token had been sent.
+pub(crate) async fn load_viewer(ctx: &Context<'_>) -> Result<std::sync::Arc<UserDoc>> {
+    let me = ctx.require_viewer()?;
+    ctx.request()?.users.load_one(me).await?.ok_or(Error::Unauthenticated("sign in again: this account is gone".into()))
 }
 
 /// Runs the command `make(viewer, target)` in one transaction, where the

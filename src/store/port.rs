@@ -157,6 +157,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn users_page(&self, page: &Page) -> impl Future<Output = Result<Vec<UserDoc>>> + Send;
     /// A page of all posts, newest first.
     fn posts_page(&self, page: &Page) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
+    /// One page of the posts written by any of `authors`, newest first (the
+    /// home feed): one merge of the author index on the embedded store, one
+    /// `find` with `$in` on MongoDB; never a copy per follower.
+    fn feed_page(&self, authors: &[ObjectId], page: &Page) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
     /// One page of posts per parent, newest first.
     fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<PostDoc>>> + Send;
     /// One page of comments per parent (post or author), newest first.

@@ -16,6 +16,7 @@ mod deletion_plan;
 mod disk;
 mod faults;
 mod federation;
+mod feed;
 mod helpers;
 mod hostile;
 mod http;

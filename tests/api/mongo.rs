@@ -380,3 +380,52 @@ async fn mongo_a_second_process_hides_and_reaps_a_staged_deletion() {
     assert_eq!(snap.users.len(), 1);
     app.assert_consistent().await;
 }
+
+/// Ann follows Bob and Cat, who have written two posts each; returns Ann's token.
+async fn feed_world(app: &TestApp) -> String {
+    let (ann, _) = app.sign_up("Ann").await;
+    for name in ["Bob", "Cat"] {
+        let (token, id) = app.sign_up(name).await;
+        app.ok_as(&ann, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": id })).await;
+        app.create_post(&token, &format!("{name} 1")).await;
+        app.create_post(&token, &format!("{name} 2")).await;
+    }
+    ann
+}
+
+/// The feed's page is one `find` (on `author: {$in: …}`), however many
+/// authors: the command log of `feed(first: 3)` holds the viewer's `find` and
+/// the page's, and nothing else.
+#[tokio::test]
+#[ignore = "tier 2: needs MONGODB_URI (.ci/run starts mongoeco for it)"]
+async fn mongo_feed_is_one_find() {
+    let (app, mongo) = mongo_app().await;
+    let ann = feed_world(&app).await;
+    mongo.commands.take_names();
+    let resp = app.graphql_as(&ann, "{ feed(first: 3) { edges { node { id } } } }", json!({})).await;
+    assert_eq!(data(&resp)["feed"]["edges"].as_array().map(Vec::len), Some(3));
+    let names = mongo.commands.take_names();
+    assert_eq!(names, ["find", "find"], "the viewer, then the feed page");
+}
+
+/// On a real server the feed's query is served by the `(author, createdAt
+/// desc, _id desc)` index as a SORT_MERGE of one index scan per author, not
+/// a blocking sort (mongoeco's `explain` describes its own in-memory plan, so
+/// this needs tier 3).
+#[tokio::test]
+#[ignore = "tier 3: needs a real MongoDB replica set in MONGODB_URI (docker compose up -d; see README)"]
+async fn tier3_feed_is_a_sort_merge_plan() {
+    let (app, mongo) = mongo_app().await;
+    assert_real_server(&mongo).await;
+    feed_world(&app).await;
+    let authors: Vec<bson::oid::ObjectId> =
+        app.snapshot().await.users.iter().filter(|u| u.name != "Ann").map(|u| u.id).collect();
+    let explain = doc! {
+        "explain": { "find": "posts", "filter": { "author": { "$in": authors } },
+                     "sort": { "createdAt": -1, "_id": -1 }, "limit": 3 },
+        "verbosity": "queryPlanner",
+    };
+    let plan = mongo.db.run_command(explain).await.expect("explain").to_string();
+    assert!(plan.contains("SORT_MERGE"), "{plan}");
+    assert!(!plan.contains("\"stage\": \"SORT\""), "a blocking sort: {plan}");
+}

@@ -177,6 +177,10 @@ impl Backend for EmbeddedStore {
         self.read(|r| r.page(POSTS_BY_CREATED, &[], page))
     }
 
+    async fn feed_page(&self, authors: &[ObjectId], page: &Page) -> Result<Vec<PostDoc>> {
+        self.read(|r| r.feed(authors, page))
+    }
+
     async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         let index = match of {
             PostsOf::Author => POSTS_BY_AUTHOR,

@@ -153,6 +153,23 @@ pub(super) trait Listing: ListOrder + Sync {
     fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
 }
 
+/// `Query.feed`: the posts by any of these authors.
+pub(super) struct Feed<'a>(pub &'a [ObjectId]);
+
+impl ListOrder for Feed<'_> {
+    type Doc = PostDoc;
+}
+
+impl Listing for Feed<'_> {
+    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
+        let mut pages = Vec::with_capacity(keys.len());
+        for (_, page) in keys {
+            pages.push(on_backend!(store, b => b.feed_page(self.0, page).await)?);
+        }
+        Ok(pages)
+    }
+}
+
 /// `Query.users`.
 pub(super) struct RootUsers;
 /// `Query.posts`.

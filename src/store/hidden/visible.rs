@@ -8,7 +8,7 @@
 use bson::oid::ObjectId;
 
 use super::Sets;
-use super::refill::{Paged, RootPosts, RootUsers};
+use super::refill::{Feed, Paged, RootPosts, RootUsers};
 use crate::domain::Page;
 use crate::error::Result;
 use crate::model::{CommentDoc, PostDoc, UserDoc};
@@ -76,6 +76,19 @@ impl Store {
         let got = on_backend!(self, b => b.posts_page(page).await)?;
         let Some(sets) = self.hidden_now() else { return Ok(Paged::whole(got)) };
         let mut posts = self.one_page(&RootPosts, &sets, page, got).await?;
+        self.scrub_posts(&sets, posts.docs.iter_mut()).await?;
+        Ok(posts)
+    }
+
+    /// See [`Backend::feed_page`]; authors whose deletion is staged, and
+    /// staged deletions' posts, are left out.
+    pub async fn feed(&self, authors: &[ObjectId], page: &Page) -> Result<Paged<PostDoc>> {
+        let Some(sets) = self.hidden_now() else {
+            return Ok(Paged::whole(on_backend!(self, b => b.feed_page(authors, page).await)?));
+        };
+        let authors: Vec<ObjectId> = authors.iter().copied().filter(|a| !sets.hides_id(a)).collect();
+        let got = on_backend!(self, b => b.feed_page(&authors, page).await)?;
+        let mut posts = self.one_page(&Feed(&authors), &sets, page, got).await?;
         self.scrub_posts(&sets, posts.docs.iter_mut()).await?;
         Ok(posts)
     }

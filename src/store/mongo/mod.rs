@@ -151,6 +151,15 @@ impl Backend for MongoStore {
         self.page(POSTS, doc! {}, page).await
     }
 
+    async fn feed_page(&self, authors: &[ObjectId], page: &Page) -> Result<Vec<PostDoc>> {
+        if authors.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Served by the `(author, createdAt desc, _id desc)` index: one
+        // bounded scan per author, merged by the server (a SORT_MERGE plan).
+        self.page(POSTS, doc! { "author": { "$in": authors } }, page).await
+    }
+
     async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         let PostsOf::Author = of;
         if let [(author, page)] = keys {
