@@ -49,9 +49,12 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// A range of index keys, as `redb` takes it (borrowed).
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// The key range under `prefix` within `walk`'s bounds; `None` when it is
 /// empty (cursors out of order), which redb would refuse as inverted bounds.
-fn prefix_bounds(prefix: &[u8], walk: Walk<'_>) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+fn prefix_bounds(prefix: &[u8], walk: Walk<'_>) -> Option<KeyRange> {
     let lower = match walk.after {
         Some(suffix) => Bound::Excluded(concat(prefix, suffix)),
         None => Bound::Included(prefix.to_vec()),
@@ -237,7 +240,7 @@ impl Reader<'_> {
             let Some((lower, upper)) = prefix_bounds(&author.bytes(), walk) else { continue };
             let mut scan =
                 table.range::<&[u8]>((lower.as_ref().map(Vec::as_slice), upper.as_ref().map(Vec::as_slice)))?;
-            if let Some(key) = next_shown(&mut scan, walk.backward, &shown)? {
+            if let Some(key) = next_shown(&mut scan, walk.backward, shown)? {
                 heads.push((order(&key), scans.len(), key));
             }
             scans.push(scan);
@@ -247,7 +250,7 @@ impl Reader<'_> {
         while ids.len() < limit {
             let Some((_, i, key)) = heads.pop() else { break };
             ids.push(id_from_desc_tail(&key)?);
-            if let Some(next) = next_shown(&mut scans[i], walk.backward, &shown)? {
+            if let Some(next) = next_shown(&mut scans[i], walk.backward, shown)? {
                 heads.push((order(&next), i, next));
             }
         }
