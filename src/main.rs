@@ -190,7 +190,8 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     if let Some(path) = args.tokens_out {
         let mut out = String::new();
         for (user, posts) in &seeded.users {
-            let token = auth.issue(*user).context("issuing a token")?;
+            // A seeded account is new: its sessions are at version 0.
+            let token = auth.issue(*user, 0).context("issuing a token")?;
             let posts: Vec<String> = posts.iter().map(|p| p.to_hex()).collect();
             writeln!(out, "{token} {} {}", user.to_hex(), posts.join(","))?;
         }

@@ -1,6 +1,6 @@
-//! The account service: signing up and logging in, with every limit that
-//! guards them, so a resolver only passes the input through and wraps the
-//! result. The session work (log-out, password change) builds on it.
+//! The account service: signing up, logging in, changing the password and
+//! ending sessions, with every limit that guards them, so a resolver only
+//! passes the input through and wraps the result.
 //!
 //! - Sign-up: a per-address limit, the input parsed, a taken email refused
 //!   before paying for a hash (the unique index still decides a race), then
@@ -9,12 +9,20 @@
 //!   address) after repeated failures. A wrong password and an unknown email
 //!   get the same answer after the same work (a verification against a
 //!   dummy hash), so the answer does not reveal which emails exist.
+//! - Password change: the same per-address limit and back-off as a log-in,
+//!   the same argon2 work to verify the current password, then the
+//!   `ChangePassword` command, which ends every earlier token, and a fresh
+//!   token for the new session.
+//! - Log-out: the `LogOut` command ends the presented token alone;
+//!   `LogOutEverywhere` ends every token of the account. Both are stored on
+//!   the account's record, which every token check reads, so every server
+//!   process refuses the token from its next request.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::auth::{Auth, BAD_CREDENTIALS};
-use crate::cmd::SignUp;
+use crate::auth::{Auth, BAD_CREDENTIALS, Token};
+use crate::cmd::{ChangePassword, LogOut, LogOutEverywhere, SignUp};
 use crate::domain::{Email, Password, UserName};
 use crate::error::{Error, Result};
 use crate::limits::{FailureBackoff, RateLimiter};
@@ -120,8 +128,61 @@ impl Accounts {
         self.signed_in(user)
     }
 
+    /// Changes the password of the account `token` signs in, given its
+    /// current one: a wrong current password is `UNAUTHENTICATED` after the
+    /// same argon2 work as a log-in, and counts toward the same back-off. On
+    /// success every earlier token is refused, and the answer carries a
+    /// fresh one.
+    pub async fn change_password(
+        &self,
+        store: &Store,
+        client: Option<IpAddr>,
+        token: &Token,
+        current: String,
+        new: &str,
+    ) -> Result<SignedIn> {
+        if let Some(ip) = client {
+            self.logins_per_ip.hit(&ip)?;
+        }
+        let new = Password::parse(new).map_err(|e| match e {
+            Error::BadInput { message, .. } => {
+                Error::bad_input("newPassword", message.replace("password", "newPassword"))
+            }
+            other => other,
+        })?;
+        let user = self.accepted(store, token).await?;
+        let key = (user.email.as_str(), client);
+        self.login_failures.check(&key)?;
+        if !self.auth.verify_password(current, Some(user.password_hash.clone())).await? {
+            self.login_failures.fail(&key)?;
+            return Err(Error::Unauthenticated("the current password is wrong".into()));
+        }
+        self.login_failures.succeed(&key)?;
+        let new_hash = self.auth.hash_password(new).await?;
+        let cmd = ChangePassword { actor: user.id, verified_hash: user.password_hash.clone(), new_hash };
+        let user = store.run(cmd).await?;
+        self.signed_in(user)
+    }
+
+    /// Ends the presented token; the account's other tokens keep working.
+    pub async fn log_out(&self, store: &Store, token: &Token) -> Result<()> {
+        store.run(LogOut { actor: token.user, token: token.id }).await
+    }
+
+    /// Ends every token of the account, the presented one included.
+    pub async fn log_out_everywhere(&self, store: &Store, token: &Token) -> Result<()> {
+        store.run(LogOutEverywhere { actor: token.user }).await
+    }
+
+    /// The account `token` signs in, if its record still accepts the token
+    /// ([`Token::accepted_by`]); `UNAUTHENTICATED` otherwise.
+    async fn accepted(&self, store: &Store, token: &Token) -> Result<UserDoc> {
+        let user = store.users_by_ids(&[token.user]).await?.pop();
+        user.filter(|u| token.accepted_by(u)).ok_or(Error::Unauthenticated("sign in again".into()))
+    }
+
     fn signed_in(&self, user: UserDoc) -> Result<SignedIn> {
-        let token = self.auth.issue(user.id)?;
+        let token = self.auth.issue(user.id, user.session_version)?;
         Ok(SignedIn { user, token })
     }
 }
@@ -147,7 +208,7 @@ mod tests {
         let accounts = service(&AuthSettings::default());
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
         let ann = accounts.sign_up(&store, ip, "Ann", "Ann@Example.com", "correct horse").await.expect("signed up");
-        assert_eq!(accounts.auth().verify(&ann.token).ok(), Some(ann.user.id));
+        assert_eq!(accounts.auth().verify(&ann.token).ok().map(|t| t.user), Some(ann.user.id));
         let taken = accounts.sign_up(&store, ip, "Ann 2", "ann@example.com", "correct horse").await;
         assert!(matches!(taken, Err(Error::Conflict(_))), "{taken:?}");
         let bad = accounts.sign_up(&store, ip, "", "x", "y").await;

@@ -19,8 +19,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Password;
+use crate::domain::{Password, new_token_id};
 use crate::error::{Error, Result};
+use crate::model::UserDoc;
 use crate::settings::AuthSettings;
 
 use self::hasher::Hasher;
@@ -57,6 +58,38 @@ struct Claims {
     sub: String,
     iat: i64,
     exp: i64,
+    /// The session version the token was issued under ([`UserDoc::session_version`]).
+    #[serde(default)]
+    sv: i64,
+    /// The token's id: an ObjectId whose time part is the token's expiry.
+    /// Optional only so that an expired token from before ids is told it
+    /// expired; a live token without one is invalid.
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+/// A verified bearer token: whose it is, and what can end it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    /// The account it signs in.
+    pub user: ObjectId,
+    /// The session version it was issued under.
+    pub session: i64,
+    /// Its id, which `logOut` records to end it alone.
+    pub id: ObjectId,
+}
+
+impl Token {
+    /// Whether `user`'s record still accepts this token: the same account,
+    /// not being deleted, the current session version, and not ended by
+    /// `logOut`. Read from the record that loading the viewer reads anyway,
+    /// so the check costs no store round trip of its own.
+    pub fn accepted_by(&self, user: &UserDoc) -> bool {
+        user.id == self.user
+            && user.deleting.is_none()
+            && user.session_version == self.session
+            && !user.revoked_tokens.contains(&self.id)
+    }
 }
 
 /// Issues and checks tokens and password hashes with the server's secret and costs.
@@ -122,17 +155,21 @@ impl Auth {
         })
     }
 
-    /// Signs a token for `user` valid for the configured lifetime.
-    pub fn issue(&self, user: ObjectId) -> Result<String> {
+    /// Signs a token for `user` under its session version `session`, valid
+    /// for the configured lifetime.
+    pub fn issue(&self, user: ObjectId, session: i64) -> Result<String> {
         let now = chrono::Utc::now().timestamp();
         let ttl = i64::try_from(self.token_ttl.as_secs()).unwrap_or(i64::MAX);
-        let claims = Claims { sub: user.to_hex(), iat: now, exp: now.saturating_add(ttl) };
+        let exp = now.saturating_add(ttl);
+        let claims = Claims { sub: user.to_hex(), iat: now, exp, sv: session, jti: Some(new_token_id(exp).to_hex()) };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::internal_from("signing a token", e))
     }
 
-    /// Checks a bearer token and returns the user id it names.
-    pub fn verify(&self, token: &str) -> Result<ObjectId> {
+    /// Checks a bearer token's signature and expiry. Whether its account
+    /// still accepts it is [`Token::accepted_by`]'s question, asked of the
+    /// account's record. A token from before tokens had ids is invalid.
+    pub fn verify(&self, token: &str) -> Result<Token> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             let why = match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
@@ -140,7 +177,19 @@ impl Auth {
             };
             Error::Unauthenticated(why.into())
         })?;
-        ObjectId::parse_str(&data.claims.sub).map_err(|_| Error::Unauthenticated("the token is invalid".into()))
+        let invalid = |_| Error::Unauthenticated("the token is invalid".into());
+        Ok(Token {
+            user: ObjectId::parse_str(&data.claims.sub).map_err(invalid)?,
+            session: data.claims.sv,
+            id: data
+                .claims
+                .jti
+                .as_deref()
+                .map(ObjectId::parse_str)
+                .transpose()
+                .map_err(invalid)?
+                .ok_or_else(|| Error::Unauthenticated("the token is from an older version: sign in again".into()))?,
+        })
     }
 
     /// Hashes a password in the bounded hashing pool; `RATE_LIMITED` when its queue is full.

@@ -21,6 +21,7 @@
 //!
 //! Each command's doc comment lists the collections it touches, in order.
 
+mod change_password;
 mod create_comment;
 mod create_post;
 mod delete_comment;
@@ -28,15 +29,19 @@ mod delete_post;
 mod delete_user;
 mod follow_user;
 mod like_post;
+mod log_out;
+mod log_out_everywhere;
 mod plan;
 mod reap_deletion;
 mod sign_up;
 mod unfollow_user;
 mod unlike_post;
 mod update_post;
+mod update_profile;
 
 use bson::oid::ObjectId;
 
+pub use change_password::ChangePassword;
 pub use create_comment::CreateComment;
 pub use create_post::CreatePost;
 pub use delete_comment::{DeleteComment, DeletedComment};
@@ -44,12 +49,15 @@ pub use delete_post::{DeletePost, DeletedPost};
 pub use delete_user::{DeleteUser, DeletedUser};
 pub use follow_user::FollowUser;
 pub use like_post::LikePost;
+pub use log_out::{LogOut, MAX_ENDED_TOKENS};
+pub use log_out_everywhere::LogOutEverywhere;
 pub use plan::{DeletionPlan, PlanPostDeletion, PlanUserDeletion};
 pub use reap_deletion::{ReapDeletion, Reaped};
 pub use sign_up::SignUp;
 pub use unfollow_user::UnfollowUser;
 pub use unlike_post::UnlikePost;
 pub use update_post::UpdatePost;
+pub use update_profile::UpdateProfile;
 
 use crate::error::{Error, Result};
 use crate::model::{PostDoc, UserDoc};

@@ -11,7 +11,7 @@ use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for};
-use super::{CtxExt, Query, as_viewer, parse_id, run_as, to_id, vanished};
+use super::{CtxExt, Query, as_viewer, parse_id, require_viewer, run_as, to_id, vanished};
 use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
 use crate::domain::CommentBody;
 use crate::error::Result;
@@ -153,7 +153,7 @@ impl CommentMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The post to comment on and the text.")] input: CreateCommentInput,
     ) -> ApiResult<Comment> {
-        let author = ctx.require_viewer()?;
+        let author = require_viewer(ctx).await?;
         let post = parse_id("postId", &input.post_id)?;
         let body = CommentBody::parse(&input.body)?;
         Ok(Comment::from(run_as(ctx, author, CreateComment { author, post, body }).await?))

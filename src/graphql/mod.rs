@@ -7,6 +7,7 @@
 //! a client-facing code; [`loader`] and [`connection`] are the batched
 //! reference resolution and the Relay connections every list uses.
 
+pub mod account;
 pub mod batch;
 pub mod comment;
 pub mod connection;
@@ -21,11 +22,14 @@ pub mod post;
 pub mod scalars;
 pub mod user;
 
+use std::sync::Arc;
+
 use async_graphql::{Context, EmptySubscription, ID, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
 use bson::oid::ObjectId;
 
 use self::batch::Batcher;
 use crate::app::AppState;
+use crate::auth::Token;
 use crate::cmd::{Command, ReadCommand};
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, UserDoc};
@@ -39,7 +43,7 @@ pub struct Query(node::NodeQuery, user::UserQuery, post::PostQuery, feed::FeedQu
 /// Every write. Each runs in one transaction, so it happens completely or
 /// not at all; all but `signUp` and `logIn` need `Authorization: Bearer <token>`.
 #[derive(MergedObject, Default)]
-pub struct Mutation(user::UserMutation, post::PostMutation, comment::CommentMutation);
+pub struct Mutation(user::UserMutation, account::AccountMutation, post::PostMutation, comment::CommentMutation);
 
 /// The client schema's type.
 pub type BlogSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -128,8 +132,10 @@ pub const RECURSION_HEADROOM: usize = 8;
 pub enum Viewer {
     /// No token was sent.
     Anonymous,
-    /// A valid token for this user id.
-    User(ObjectId),
+    /// A token with a valid signature, not expired; whether its account
+    /// still accepts it is checked against the account's record when a field
+    /// first needs the viewer ([`viewer_id`]).
+    User(Token),
     /// A token was sent but can't be trusted; any field that needs the viewer fails with this.
     Invalid(Error),
 }
@@ -148,6 +154,9 @@ pub struct RequestCtx {
     pub signed_in: std::sync::OnceLock<ObjectId>,
     /// The client's address, for per-IP rate limits.
     pub client_ip: Option<std::net::IpAddr>,
+    /// The token check's answer, once a field has asked (see [`viewer_id`]):
+    /// one check per request, and the account it read is the viewer.
+    accepted: std::sync::Mutex<Option<Accepted>>,
     /// Users by id.
     pub users: Batcher<ObjectId, loader::ById<UserDoc>>,
     /// Posts by id.
@@ -173,6 +182,7 @@ impl RequestCtx {
             viewer,
             signed_in: std::sync::OnceLock::new(),
             client_ip: None,
+            accepted: std::sync::Mutex::new(None),
             users: Batcher::new(loader::ById::new(&store)).recording(metrics),
             posts: Batcher::new(loader::ById::new(&store)).recording(metrics),
             comments: Batcher::new(loader::ById::new(&store)).recording(metrics),
@@ -192,19 +202,6 @@ pub(crate) trait CtxExt {
     fn store(&self) -> Result<&Store> {
         Ok(&self.request()?.store)
     }
-    /// The viewer's id, `None` when anonymous, an error when the token was bad.
-    fn viewer_id(&self) -> Result<Option<ObjectId>> {
-        let request = self.request()?;
-        match &request.viewer {
-            Viewer::Anonymous => Ok(request.signed_in.get().copied()),
-            Viewer::User(id) => Ok(Some(*id)),
-            Viewer::Invalid(err) => Err(err.clone()),
-        }
-    }
-    /// The viewer's id, or `UNAUTHENTICATED`.
-    fn require_viewer(&self) -> Result<ObjectId> {
-        self.viewer_id()?.ok_or(Error::Unauthenticated("sign in first: send `Authorization: Bearer <token>`".into()))
-    }
     /// Most documents one cascade transaction may write (`--cascade-budget-docs`).
     fn cascade_budget(&self) -> Result<usize> {
         Ok(self.app()?.settings.store.cascade_budget_docs)
@@ -220,12 +217,82 @@ impl CtxExt for Context<'_> {
     }
 }
 
-/// The signed-in viewer's account, read through the request's loader; a
-/// token whose account is gone (or being deleted) is `UNAUTHENTICATED`, as
-/// if no token had been sent.
-pub(crate) async fn load_viewer(ctx: &Context<'_>) -> Result<std::sync::Arc<UserDoc>> {
-    let me = ctx.require_viewer()?;
-    ctx.request()?.users.load_one(me).await?.ok_or(Error::Unauthenticated("sign in again: this account is gone".into()))
+/// The request's token and its account, if the account's record still
+/// accepts the token ([`Token::accepted_by`]: not ended by a log-out or a
+/// password change, account not deleted). Read through the request's users
+/// loader, so the check is the viewer load every signed-in request makes
+/// once, with no read of its own; nothing is cached across requests, so a
+/// token ended on any process is refused here from the next request on.
+/// An invalid token is an error; a refused one is as if none was sent.
+async fn accepted(ctx: &Context<'_>) -> Result<Accepted> {
+    let request = ctx.request()?;
+    let token = match &request.viewer {
+        Viewer::Anonymous => return Ok(None),
+        Viewer::Invalid(err) => return Err(err.clone()),
+        Viewer::User(token) => *token,
+    };
+    let lock = || request.accepted.lock().map_err(|_| Error::internal("viewer lock poisoned"));
+    if let Some(known) = lock()?.as_ref() {
+        return Ok(known.clone());
+    }
+    let user = request.users.load_one(token.user).await?;
+    let known = user.filter(|u| token.accepted_by(u)).map(|u| (token, u));
+    *lock()? = Some(known.clone());
+    Ok(known)
+}
+
+/// A token its account accepts, with the account as the check read it.
+type Accepted = Option<(Token, Arc<UserDoc>)>;
+
+/// Forgets the token check's answer, so the next field that needs the
+/// viewer checks again: after `logOut` or a password change, a later field
+/// of the same request no longer counts the ended token.
+pub(crate) fn forget_viewer(ctx: &Context<'_>) -> Result<()> {
+    *ctx.request()?.accepted.lock().map_err(|_| Error::internal("viewer lock poisoned"))? = None;
+    Ok(())
+}
+
+/// The signed-in viewer's account, `None` without an accepted token: as the
+/// token check read it, so `viewer` costs no second read.
+pub(crate) async fn viewer_doc(ctx: &Context<'_>) -> Result<Option<Arc<UserDoc>>> {
+    match accepted(ctx).await? {
+        Some((_, user)) => Ok(Some(user)),
+        None => match ctx.request()?.signed_in.get() {
+            Some(id) => ctx.request()?.users.load_one(*id).await,
+            None => Ok(None),
+        },
+    }
+}
+
+/// What a field that needs a signed-in viewer answers without one.
+fn sign_in_first() -> Error {
+    Error::Unauthenticated("sign in first: send `Authorization: Bearer <token>`".into())
+}
+
+/// The viewer's id: `None` when no token was sent or the token was refused
+/// (unless `signUp` or `logIn` signed someone in earlier in this request),
+/// an error when the token was bad.
+pub(crate) async fn viewer_id(ctx: &Context<'_>) -> Result<Option<ObjectId>> {
+    match accepted(ctx).await? {
+        Some((token, _)) => Ok(Some(token.user)),
+        None => Ok(ctx.request()?.signed_in.get().copied()),
+    }
+}
+
+/// The viewer's id, or `UNAUTHENTICATED`.
+pub(crate) async fn require_viewer(ctx: &Context<'_>) -> Result<ObjectId> {
+    viewer_id(ctx).await?.ok_or_else(sign_in_first)
+}
+
+/// The presented token, if its account accepts it, or `UNAUTHENTICATED`:
+/// what `logOut` and `changePassword` act on.
+pub(crate) async fn viewer_token(ctx: &Context<'_>) -> Result<Token> {
+    Ok(accepted(ctx).await?.ok_or_else(sign_in_first)?.0)
+}
+
+/// The signed-in viewer's account, or `UNAUTHENTICATED`.
+pub(crate) async fn load_viewer(ctx: &Context<'_>) -> Result<Arc<UserDoc>> {
+    Ok(accepted(ctx).await?.ok_or_else(sign_in_first)?.1)
 }
 
 /// Runs the command `make(viewer, target)` in one transaction, where the
@@ -237,13 +304,14 @@ pub(crate) async fn as_viewer<C: Command>(
     id: &ID,
     make: impl FnOnce(ObjectId, ObjectId) -> C,
 ) -> Result<C::Output> {
-    let (me, target) = viewer_and_target(ctx, field, id)?;
+    let (me, target) = viewer_and_target(ctx, field, id).await?;
     run_as(ctx, me, make(me, target)).await
 }
 
 /// The signed-in viewer (or `UNAUTHENTICATED`) and the id in argument `field`.
-fn viewer_and_target(ctx: &Context<'_>, field: &'static str, id: &ID) -> Result<(ObjectId, ObjectId)> {
-    Ok((ctx.require_viewer()?, parse_id(field, id)?))
+async fn viewer_and_target(ctx: &Context<'_>, field: &'static str, id: &ID) -> Result<(ObjectId, ObjectId)> {
+    let me = require_viewer(ctx).await?;
+    Ok((me, parse_id(field, id)?))
 }
 
 /// [`as_viewer`] for a read-only command: it runs in a read snapshot, in the
@@ -254,7 +322,7 @@ pub(crate) async fn read_as_viewer<C: ReadCommand>(
     id: &ID,
     make: impl FnOnce(ObjectId, ObjectId) -> C,
 ) -> Result<C::Output> {
-    let (me, target) = viewer_and_target(ctx, field, id)?;
+    let (me, target) = viewer_and_target(ctx, field, id).await?;
     ctx.store()?.read_only(make(me, target)).await
 }
 

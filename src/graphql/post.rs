@@ -13,7 +13,7 @@ use super::deletion::{DeletionPlan, payload_ids, payload_list_cost};
 use super::error::ApiResult;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, load_user};
-use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, run_as, to_id, to_int};
+use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, require_viewer, run_as, to_id, to_int, viewer_id};
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion, UnlikePost, UpdatePost};
 use crate::domain::{Page, PostBody, PostChanges, Title};
 use crate::error::Result;
@@ -177,7 +177,7 @@ impl Post {
 
     /// Whether the signed-in viewer likes the post; false when anonymous.
     async fn viewer_has_liked(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        Ok(ctx.viewer_id()?.is_some_and(|me| self.doc.liked_by.contains(&me)))
+        Ok(viewer_id(ctx).await?.is_some_and(|me| self.doc.liked_by.contains(&me)))
     }
 }
 
@@ -311,7 +311,7 @@ impl PostMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The new post's title and body.")] input: CreatePostInput,
     ) -> ApiResult<Post> {
-        let author = ctx.require_viewer()?;
+        let author = require_viewer(ctx).await?;
         let cmd = CreatePost { author, title: Title::parse(&input.title)?, body: PostBody::parse(&input.body)? };
         Ok(Post::from(run_as(ctx, author, cmd).await?))
     }
@@ -323,7 +323,7 @@ impl PostMutation {
         #[graphql(desc = "The post to edit; it must be yours.")] id: ID,
         #[graphql(desc = "The fields to change.")] input: UpdatePostInput,
     ) -> ApiResult<Post> {
-        let actor = ctx.require_viewer()?;
+        let actor = require_viewer(ctx).await?;
         let id = parse_id("id", &id)?;
         let changes = PostChanges::parse(input.title.as_deref(), input.body.as_deref())?;
         Ok(Post::from(run_as(ctx, actor, UpdatePost { actor, id, changes }).await?))

@@ -13,7 +13,7 @@ use super::deletion::DeletionPlan;
 use super::error::ApiResult;
 use super::post::Post;
 use super::scalars::Timestamp;
-use super::{CtxExt, as_viewer, parse_id, read_as_viewer, to_id, to_int, vanished};
+use super::{CtxExt, as_viewer, parse_id, read_as_viewer, to_id, to_int, vanished, viewer_doc, viewer_id};
 use crate::auth::accounts::SignedIn;
 use crate::cmd::{DeleteUser, Follow, FollowUser, PlanUserDeletion, UnfollowUser};
 use crate::error::Result;
@@ -54,9 +54,15 @@ impl User {
         &self.0.name
     }
 
+    /// A short text the user wrote about themselves, at most 1,000
+    /// characters; null when they have none (see `updateProfile`).
+    async fn bio(&self) -> Option<&str> {
+        self.0.bio.as_deref()
+    }
+
     /// The account's email; null unless the viewer is this user.
     async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<&str>> {
-        Ok((ctx.viewer_id()? == Some(self.0.id)).then_some(self.0.email.as_str()))
+        Ok((viewer_id(ctx).await? == Some(self.0.id)).then_some(self.0.email.as_str()))
     }
 
     /// When the account was created.
@@ -188,10 +194,7 @@ pub struct UserQuery;
 impl UserQuery {
     /// The signed-in user, or null when no token is sent.
     async fn viewer(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
-        let Some(id) = ctx.viewer_id()? else {
-            return Ok(None);
-        };
-        Ok(load_user(ctx, id).await?.map(User))
+        Ok(viewer_doc(ctx).await?.map(User))
     }
 
     /// A user by id, or null if there is none.
@@ -280,7 +283,7 @@ impl FollowPayload {
 pub struct UserMutation;
 
 /// Issues a token for `user` and signs it in for the rest of this response.
-fn signed_in(ctx: &Context<'_>, SignedIn { user, token }: SignedIn) -> Result<AuthPayload> {
+pub(crate) fn signed_in(ctx: &Context<'_>, SignedIn { user, token }: SignedIn) -> Result<AuthPayload> {
     // A second sign-in in one request keeps the first identity; that is harmless.
     let _ = ctx.request()?.signed_in.set(user.id);
     Ok(AuthPayload { token, user: User::from(user) })

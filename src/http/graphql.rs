@@ -209,7 +209,7 @@ async fn answer(
     if let (Some(key), Viewer::User(me), Some(checked)) = (key, &viewer, &checked)
         && checked.keyed
     {
-        match idempotency::claim(&routes.state, *me, key, &named.hash, &req, checked.mutation_fields).await {
+        match idempotency::claim(&routes.state, me.user, key, &named.hash, &req, checked.mutation_fields).await {
             Ok(claim) => claimed = Some(claim),
             Err(idempotency::Unclaimed::Replay(body)) => return Answer::Replayed { body, operation: label },
             Err(idempotency::Unclaimed::Refused { status, code, message }) => {

@@ -60,6 +60,22 @@ pub struct UserDoc {
     /// and write; a background reaper removes what hangs off it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleting: Option<ObjectId>,
+    /// A short text about the user, at most 1,000 characters; absent when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bio: Option<String>,
+    /// The version of the user's sessions: every token carries the version
+    /// it was issued under, and only tokens of the current one are accepted.
+    /// A password change or `logOutEverywhere` increments it, which ends
+    /// every earlier token at once, with no clock comparison (a token's `iat`
+    /// is in whole seconds, so a cut-off by time would be off by up to one).
+    #[serde(default)]
+    pub session_version: i64,
+    /// The ids of this user's tokens ended one by one (`logOut`). A token id
+    /// is an ObjectId whose time part is the token's expiry, so an entry is
+    /// dropped once its token would be refused anyway: the list holds only
+    /// tokens still unexpired, and a token check needs no other read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_tokens: Vec<ObjectId>,
 }
 
 /// A user record as stored, before its post count is settled: the one
@@ -80,6 +96,11 @@ struct UserRecord {
     rev: i64,
     post_count: Option<u64>,
     deleting: Option<ObjectId>,
+    bio: Option<String>,
+    #[serde(default)]
+    session_version: i64,
+    #[serde(default)]
+    revoked_tokens: Vec<ObjectId>,
 }
 
 impl From<UserRecord> for UserDoc {
@@ -97,6 +118,9 @@ impl From<UserRecord> for UserDoc {
             rev: r.rev,
             post_count,
             deleting: r.deleting,
+            bio: r.bio,
+            session_version: r.session_version,
+            revoked_tokens: r.revoked_tokens,
         }
     }
 }
@@ -116,6 +140,9 @@ impl UserDoc {
             rev: 0,
             post_count: 0,
             deleting: None,
+            bio: None,
+            session_version: 0,
+            revoked_tokens: Vec::new(),
         }
     }
 

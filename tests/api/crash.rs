@@ -92,7 +92,7 @@ async fn sigkill_during_delete_user_is_all_or_nothing() {
     for run in 0..runs {
         // The binary opens the store before it listens, so answering means ready.
         let mut server = Binary::start_in(dir.path(), &[]).await;
-        let token = auth().issue(victim).expect("token");
+        let token = auth().issue(victim, 0).expect("token");
         let request = client
             .post(server.url("/graphql"))
             .bearer_auth(token)
@@ -163,7 +163,7 @@ async fn sigkill_during_reaping_ends_like_an_unstaged_delete() {
         if run == 0 {
             let resp: serde_json::Value = reqwest::Client::new()
                 .post(server.url("/graphql"))
-                .bearer_auth(auth().issue(victim).expect("token"))
+                .bearer_auth(auth().issue(victim, 0).expect("token"))
                 .json(&json!({ "query": "mutation($id: ID!) { deleteUser(id: $id) { staged } }", "variables": { "id": victim.to_hex() } }))
                 .send()
                 .await

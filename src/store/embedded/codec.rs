@@ -158,6 +158,13 @@ impl FastEncode for UserDoc {
         if let Some(job) = &self.deleting {
             doc.oid("deleting", job);
         }
+        if let Some(bio) = &self.bio {
+            doc.string("bio", bio);
+        }
+        doc.int64("sessionVersion", self.session_version);
+        if !self.revoked_tokens.is_empty() {
+            doc.ids("revokedTokens", &self.revoked_tokens);
+        }
     }
 }
 
@@ -228,7 +235,22 @@ macro_rules! fields {
 
 impl FastDecode for UserDoc {
     fn decode_fast(raw: &RawDocument) -> Option<Self> {
-        let (id, name, email, password_hash, created_at, posts, followers, following, rev, post_count, deleting) = fields!(raw, {
+        let (
+            id,
+            name,
+            email,
+            password_hash,
+            created_at,
+            posts,
+            followers,
+            following,
+            rev,
+            post_count,
+            deleting,
+            bio,
+            session_version,
+            revoked_tokens,
+        ) = fields!(raw, {
             "_id" => id: ObjectId,
             "name" => name: String,
             "email" => email: String,
@@ -240,6 +262,9 @@ impl FastDecode for UserDoc {
             "rev" => rev: Int64,
             "postCount" => post_count: Int64,
             "deleting" => deleting: ObjectId,
+            "bio" => bio: String,
+            "sessionVersion" => session_version: Int64,
+            "revokedTokens" => revoked_tokens: Array(ids),
         });
         let posts = posts?;
         // The one rule `UserDoc::post_count` states: the kept count, else the list's length.
@@ -259,6 +284,9 @@ impl FastDecode for UserDoc {
                 None => posts_len,
             },
             deleting,
+            bio: bio.map(str::to_owned),
+            session_version: session_version.unwrap_or(0),
+            revoked_tokens: revoked_tokens.unwrap_or_default(),
         })
     }
 }
@@ -323,9 +351,15 @@ mod tests {
             (oid(), ".{0,20}", ".{0,20}", ".{0,20}", time()),
             (prop::collection::vec(oid(), 0..30), prop::collection::vec(oid(), 0..5)),
             (prop::collection::vec(oid(), 0..12), any::<i64>(), prop::option::of(oid())),
+            (prop::option::of(".{0,40}"), any::<i64>(), prop::collection::vec(oid(), 0..4)),
         )
             .prop_map(
-                |((id, name, email, password_hash, created_at), (posts, followers), (following, rev, deleting))| {
+                |(
+                    (id, name, email, password_hash, created_at),
+                    (posts, followers),
+                    (following, rev, deleting),
+                    (bio, session_version, revoked_tokens),
+                )| {
                     let post_count = posts.len() as u64;
                     UserDoc {
                         posts,
@@ -334,6 +368,9 @@ mod tests {
                         following,
                         rev,
                         deleting,
+                        bio,
+                        session_version,
+                        revoked_tokens,
                         ..UserDoc::new(id, name, email, password_hash, created_at)
                     }
                 },

@@ -1,0 +1,56 @@
+"""Drives bench/feed.sh: readers follow 10, 100, 1,000 and 5,000 seeded
+authors through the API, then wrk measures the feed beside the global post
+list. Standard library only; wrk and the table format come from perf.py."""
+
+import json
+import sys
+import tempfile
+import time
+
+from perf import Client, peak_rss_mib, sign_up, wrk
+
+FEED = "{ feed(first: 20) { edges { node { title author { name } } } } }"
+POSTS = "{ posts(first: 20) { edges { node { title author { name } } } } }"
+FOLLOW = "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }"
+
+
+def body_file(query):
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump({"query": query}, f)
+    f.close()
+    return f.name
+
+
+def main():
+    port, tokens_file, pid = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    authors = [line.split()[1] for line in open(tokens_file)]
+    client = Client(port)
+    sizes = [n for n in (10, 100, 1000, 5000) if n <= len(authors)]
+    readers = {}
+    started = time.time()
+    for n in sizes:
+        token = sign_up(client, 100_000 + n)
+        for author in authors[:n]:
+            client.call(FOLLOW, {"u": author}, token)
+        readers[n] = token
+    print(f"readers follow {sizes} of {len(authors)} authors (5 posts each); set up in {time.time() - started:.1f} s",
+          flush=True)
+    feed, posts = body_file(FEED), body_file(POSTS)
+    rows = []
+    for n in sizes:
+        row = {c: wrk(port, c, feed, env={"TOKEN": readers[n]}) for c in (1, 32)}
+        rows.append((f"feed, {n:,} followees", row))
+    rows.append(("posts (global)", {c: wrk(port, c, posts) for c in (1, 32)}))
+    base = rows[-1][1][1][1]
+    print()
+    print("| query | p50 c=1 | p99 c=1 | req/s c=1 | p50 c=32 | p99 c=32 | req/s c=32 | p50 c=1 / posts | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, row in rows:
+        one, many = row[1], row[32]
+        print(f"| {name} | {one[1]:.2f} ms | {one[2]:.2f} ms | {one[0]:,.0f} | {many[1]:.2f} ms | {many[2]:.2f} ms | "
+              f"{many[0]:,.0f} | {one[1] / base:.2f}× | {one[3] + many[3]} |")
+    print(f"\nblogql peak RSS (VmHWM): {peak_rss_mib(pid)} MiB")
+
+
+if __name__ == "__main__":
+    main()
