@@ -3,11 +3,14 @@ authors through the API, then wrk measures the feed beside the global post
 list. Standard library only; wrk and the table format come from perf.py."""
 
 import json
+import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
 
-from perf import Client, peak_rss_mib, sign_up, wrk
+from perf import DURATION, Client, peak_rss_mib, sign_up, wrk
 
 FEED = "{ feed(first: 20) { edges { node { title author { name } } } } }"
 POSTS = "{ posts(first: 20) { edges { node { title author { name } } } } }"
@@ -19,6 +22,19 @@ def body_file(query):
     json.dump({"query": query}, f)
     f.close()
     return f.name
+
+
+def profile(port, pid, body, token):
+    """`perf record` on the server while wrk runs the feed at 32 connections; prints perf's top entries."""
+    data = tempfile.mkdtemp()
+    recorder = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(pid), "-o", f"{data}/perf.data",
+                                 "--", "sleep", DURATION.rstrip("s")], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    print("feed at 32 connections: %.0f req/s" % wrk(port, 32, body, env={"TOKEN": token})[0])
+    recorder.wait()
+    report = subprocess.run(["perf", "report", "-i", f"{data}/perf.data", "--no-children", "--stdio",
+                             "--percent-limit", "1.5"], capture_output=True, text=True).stdout
+    print("\n".join(line for line in report.splitlines() if re.match(r"^ +[0-9.]+%", line))[:4000])
 
 
 def main():
@@ -36,6 +52,9 @@ def main():
     print(f"readers follow {sizes} of {len(authors)} authors (5 posts each); set up in {time.time() - started:.1f} s",
           flush=True)
     feed, posts = body_file(FEED), body_file(POSTS)
+    if os.environ.get("PROFILE"):
+        profile(port, pid, feed, readers[int(os.environ["PROFILE"])])
+        return
     rows = []
     for n in sizes:
         row = {c: wrk(port, c, feed, env={"TOKEN": readers[n]}) for c in (1, 32)}

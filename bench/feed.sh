@@ -4,7 +4,8 @@
 # runs `feed(first: 20)` with author names as each reader, and
 # `posts(first: 20)` of the same shape, at 1 and 32 connections. Release
 # build, embedded store, blogql pinned to core 0 and wrk to core 1.
-#   bash bench/feed.sh        (DURATION=5s AUTHORS=5000 BLOGQL_BIN=path to change)
+#   bash bench/feed.sh        (DURATION=5s AUTHORS=5000 BLOGQL_BIN=path to change;
+#                              PROFILE=1000 profiles the feed of the reader of 1,000 instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }

@@ -18,6 +18,7 @@
 mod codec;
 mod disk;
 mod errors;
+mod feed;
 mod handle;
 mod kept;
 mod keys;
@@ -32,12 +33,13 @@ use std::sync::{Arc, Mutex};
 
 use bson::DateTime;
 use bson::oid::ObjectId;
-use redb::{ReadTransaction, ReadableDatabase};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 
 use self::read::Reader;
 use self::schema::{
     ALL_COLLECTIONS, ALL_INDEXES, COMMENTS_BY_AUTHOR, COMMENTS_BY_POST, DELETION_JOB_PARTS, DELETION_JOBS,
-    KEPT_ANSWERS, KEPT_BY_EXPIRY, POSTS, POSTS_BY_AUTHOR, POSTS_BY_CREATED, USERS, USERS_BY_CREATED, USERS_BY_EMAIL,
+    KEPT_ANSWERS, KEPT_BY_EXPIRY, POSTS, POSTS_BY_AUTHOR, POSTS_BY_CREATED, POSTS_BY_CREATED_AUTHOR, Stored, USERS,
+    USERS_BY_CREATED, USERS_BY_EMAIL,
 };
 use super::hidden::Hidden;
 use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
@@ -68,6 +70,28 @@ pub struct EmbeddedStore {
     hidden: Arc<Hidden>,
 }
 
+/// Builds `posts_by_created_author` for a store written before it existed
+/// (the index is empty while posts are not); once, at open, in the opening
+/// transaction, so no reader ever sees it half built.
+fn backfill_feed_index(wtx: &redb::WriteTransaction) -> Result<()> {
+    let mut index = wtx.open_table(POSTS_BY_CREATED_AUTHOR)?;
+    let posts = wtx.open_table(POSTS)?;
+    if !index.is_empty()? || posts.is_empty()? {
+        return Ok(());
+    }
+    for entry in posts.iter()? {
+        let (_, bytes) = entry?;
+        let post: PostDoc = codec::decode(bytes.value())?;
+        for (table, key) in post.index_entries() {
+            if table.name() == POSTS_BY_CREATED_AUTHOR.name() {
+                index.insert(key.as_slice(), ())?;
+            }
+        }
+    }
+    tracing::info!(posts = posts.len()?, "built the feed's time-and-author index");
+    Ok(())
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the store in `data_dir`, creating the directory and
     /// every table so later read transactions never meet a missing table.
@@ -94,6 +118,7 @@ impl EmbeddedStore {
             for index in ALL_INDEXES {
                 wtx.open_table(index)?;
             }
+            backfill_feed_index(&wtx)?;
         }
         wtx.commit()?;
         let store = EmbeddedStore {

@@ -54,7 +54,7 @@ type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// The key range under `prefix` within `walk`'s bounds; `None` when it is
 /// empty (cursors out of order), which redb would refuse as inverted bounds.
-fn prefix_bounds(prefix: &[u8], walk: Walk<'_>) -> Option<KeyRange> {
+pub(super) fn prefix_bounds(prefix: &[u8], walk: Walk<'_>) -> Option<KeyRange> {
     let lower = match walk.after {
         Some(suffix) => Bound::Excluded(concat(prefix, suffix)),
         None => Bound::Included(prefix.to_vec()),
@@ -128,25 +128,6 @@ pub(super) fn scan_prefix_where(
     Ok(out)
 }
 
-/// Length of the author part of a `posts_by_author` key (an ObjectId).
-const AUTHOR_LEN: usize = 12;
-
-/// The next key of `scan` in walk order that `shown` accepts.
-fn next_shown(
-    scan: &mut redb::Range<'static, &'static [u8], ()>,
-    backward: bool,
-    shown: impl Fn(&[u8]) -> bool,
-) -> Result<Option<Vec<u8>>> {
-    loop {
-        let entry = if backward { scan.next_back() } else { scan.next() };
-        let Some(entry) = entry else { return Ok(None) };
-        let (key, _) = entry?;
-        if shown(key.value()) {
-            return Ok(Some(key.value().to_vec()));
-        }
-    }
-}
-
 /// The page of ids, newest account first, from an id array stored on a parent document.
 ///
 /// User relations are ordered by id (an ObjectId starts with its creation
@@ -205,55 +186,6 @@ impl Reader<'_> {
             })?,
         };
         let ids = keys.iter().map(|k| id_from_desc_tail(k)).collect::<Result<Vec<_>>>()?;
-        self.docs(&ids)
-    }
-
-    /// One newest-first page of the posts written by any of `authors` (the
-    /// home feed): a k-way merge of one range scan per author on the author
-    /// index. Each scan is opened at the page's cursor and read lazily, so
-    /// the merge reads one key per author plus one per post it returns, and
-    /// no post twice, however many authors there are; only the page's posts
-    /// are decoded.
-    pub(super) fn feed(&self, authors: &[ObjectId], page: &Page) -> Result<Vec<PostDoc>> {
-        let table = self.0.open_table(POSTS_BY_AUTHOR)?;
-        let after = page.after().map(|c| desc_key(&c));
-        let before = page.before().map(|c| desc_key(&c));
-        let walk = Walk {
-            after: after.as_ref().map(|a| a.as_slice()),
-            before: before.as_ref().map(|b| b.as_slice()),
-            backward: page.backward(),
-        };
-        let shown = |key: &[u8]| match self.1 {
-            None => true,
-            Some(sets) => id_from_desc_tail(key).is_ok_and(|id| !sets.hides_id(&id)),
-        };
-        // Each author's next key, ordered so the heap's top is the next post
-        // in walk order: the key's time-and-id tail, inverted going forward
-        // (the index's ascending order is newest first; the heap is a max-heap).
-        let order = |key: &[u8]| -> Vec<u8> {
-            let tail = key.get(AUTHOR_LEN..).unwrap_or_default();
-            if walk.backward { tail.to_vec() } else { tail.iter().map(|b| !b).collect() }
-        };
-        let mut scans = Vec::with_capacity(authors.len());
-        let mut heads = std::collections::BinaryHeap::with_capacity(authors.len());
-        for author in authors {
-            let Some((lower, upper)) = prefix_bounds(&author.bytes(), walk) else { continue };
-            let mut scan =
-                table.range::<&[u8]>((lower.as_ref().map(Vec::as_slice), upper.as_ref().map(Vec::as_slice)))?;
-            if let Some(key) = next_shown(&mut scan, walk.backward, shown)? {
-                heads.push((order(&key), scans.len(), key));
-            }
-            scans.push(scan);
-        }
-        let limit = page.fetch_limit();
-        let mut ids = Vec::with_capacity(limit);
-        while ids.len() < limit {
-            let Some((_, i, key)) = heads.pop() else { break };
-            ids.push(id_from_desc_tail(&key)?);
-            if let Some(next) = next_shown(&mut scans[i], walk.backward, shown)? {
-                heads.push((order(&next), i, next));
-            }
-        }
         self.docs(&ids)
     }
 

@@ -39,6 +39,10 @@ pub(super) const USERS_BY_FOLLOWER: IndexTable = TableDefinition::new("users_by_
 pub(super) const USERS_BY_FOLLOWING: IndexTable = TableDefinition::new("users_by_following");
 pub(super) const POSTS_BY_CREATED: IndexTable = TableDefinition::new("posts_by_created");
 pub(super) const POSTS_BY_AUTHOR: IndexTable = TableDefinition::new("posts_by_author");
+/// Every post newest first with its author in the key (`desc ++ author`), so
+/// the feed can walk the global order and pick its authors' posts from the
+/// keys alone, without reading a post it does not show.
+pub(super) const POSTS_BY_CREATED_AUTHOR: IndexTable = TableDefinition::new("posts_by_created_author");
 pub(super) const POSTS_BY_LIKER: IndexTable = TableDefinition::new("posts_by_liker");
 pub(super) const COMMENTS_BY_POST: IndexTable = TableDefinition::new("comments_by_post");
 pub(super) const COMMENTS_BY_AUTHOR: IndexTable = TableDefinition::new("comments_by_author");
@@ -47,12 +51,13 @@ pub(super) const COMMENTS_BY_AUTHOR: IndexTable = TableDefinition::new("comments
 pub(super) const ALL_COLLECTIONS: [DocTable; 3] = [USERS, POSTS, COMMENTS];
 
 /// Every secondary index but the email one.
-pub(super) const ALL_INDEXES: [IndexTable; 8] = [
+pub(super) const ALL_INDEXES: [IndexTable; 9] = [
     USERS_BY_CREATED,
     USERS_BY_FOLLOWER,
     USERS_BY_FOLLOWING,
     POSTS_BY_CREATED,
     POSTS_BY_AUTHOR,
+    POSTS_BY_CREATED_AUTHOR,
     POSTS_BY_LIKER,
     COMMENTS_BY_POST,
     COMMENTS_BY_AUTHOR,
@@ -89,7 +94,11 @@ impl Stored for PostDoc {
     }
     fn index_entries(&self) -> Vec<(IndexTable, Vec<u8>)> {
         let desc = desc_key(&self.cursor_key());
-        let mut out = vec![(POSTS_BY_CREATED, desc.to_vec()), (POSTS_BY_AUTHOR, concat(&self.author.bytes(), &desc))];
+        let mut out = vec![
+            (POSTS_BY_CREATED, desc.to_vec()),
+            (POSTS_BY_AUTHOR, concat(&self.author.bytes(), &desc)),
+            (POSTS_BY_CREATED_AUTHOR, concat(&desc, &self.author.bytes())),
+        ];
         out.extend(self.liked_by.iter().map(|u| (POSTS_BY_LIKER, concat(&u.bytes(), &self.id.bytes()))));
         out
     }
