@@ -42,23 +42,32 @@ def main():
     authors = [line.split()[1] for line in open(tokens_file)]
     client = Client(port)
     sizes = [n for n in (10, 100, 1000, 5000) if n <= len(authors)]
+    # Two readers per size: one follows the n oldest accounts, whose posts are
+    # all older than everyone else's (the seed writes each author's posts in
+    # turn), the worst case for a walk of the global time order; the other
+    # follows n accounts spread evenly over the seed, so their posts are spread
+    # over time as a real reader's followees' are.
     readers = {}
     started = time.time()
     for n in sizes:
-        token = sign_up(client, 100_000 + n)
-        for author in authors[:n]:
-            client.call(FOLLOW, {"u": author}, token)
-        readers[n] = token
+        picks = {"oldest": authors[:n]}
+        if n < len(authors):
+            picks["spread"] = authors[::len(authors) // n][:n]
+        for kind, followed in picks.items():
+            token = sign_up(client, 100_000 + n + (50_000 if kind == "spread" else 0))
+            for author in followed:
+                client.call(FOLLOW, {"u": author}, token)
+            readers[n, kind] = token
     print(f"readers follow {sizes} of {len(authors)} authors (5 posts each); set up in {time.time() - started:.1f} s",
           flush=True)
     feed, posts = body_file(FEED), body_file(POSTS)
     if os.environ.get("PROFILE"):
-        profile(port, pid, feed, readers[int(os.environ["PROFILE"])])
+        profile(port, pid, feed, readers[int(os.environ["PROFILE"]), os.environ.get("KIND", "oldest")])
         return
     rows = []
-    for n in sizes:
-        row = {c: wrk(port, c, feed, env={"TOKEN": readers[n]}) for c in (1, 32)}
-        rows.append((f"feed, {n:,} followees", row))
+    for (n, kind), token in readers.items():
+        row = {c: wrk(port, c, feed, env={"TOKEN": token}) for c in (1, 32)}
+        rows.append((f"feed, {n:,} followees ({kind})", row))
     rows.append(("posts (global)", {c: wrk(port, c, posts) for c in (1, 32)}))
     base = rows[-1][1][1][1]
     print()

@@ -5,7 +5,7 @@
 # `posts(first: 20)` of the same shape, at 1 and 32 connections. Release
 # build, embedded store, blogql pinned to core 0 and wrk to core 1.
 #   bash bench/feed.sh        (DURATION=5s AUTHORS=5000 BLOGQL_BIN=path to change;
-#                              PROFILE=1000 profiles the feed of the reader of 1,000 instead)
+#                              PROFILE=1000 [KIND=spread] profiles that reader's feed instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }

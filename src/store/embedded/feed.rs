@@ -1,43 +1,44 @@
 //! The home feed's page on the embedded store: the posts of a set of
 //! authors, newest first, read by walking the global time order or by
-//! merging one scan per author, whichever reads less.
+//! merging one cursor per author, whichever reads less.
 
 use std::ops::Bound;
 
 use bson::oid::ObjectId;
+use redb::ReadableTable;
 
 use super::keys::{DESC_LEN, concat, desc_key, id_from_desc_tail};
-use super::read::{Reader, Walk, prefix_bounds};
+use super::read::Reader;
 use super::schema::{POSTS_BY_AUTHOR, POSTS_BY_CREATED_AUTHOR};
 use crate::domain::Page;
 use crate::error::{Error, Result};
 use crate::model::PostDoc;
+use crate::store::hidden::Sets;
 
 /// Length of the author part of a `posts_by_author` key (an ObjectId).
 const AUTHOR_LEN: usize = 12;
 
 /// Keys the feed's walk of the global order may read per followed author
-/// before it gives up for the per-author merge: a range seek costs about as
-/// much as this many steps of a scan.
-const WALK_KEYS_PER_AUTHOR: usize = 16;
+/// before it gives up for the per-author merge: measured on the feed bench, a
+/// range seek (one B-tree descent) costs about as much as six steps of a scan,
+/// so a walk that fails costs at most about what the merge does.
+const WALK_KEYS_PER_AUTHOR: usize = 6;
 
 /// The walk's smallest budget, for a reader who follows few authors.
 const WALK_KEYS_MIN: usize = 64;
 
-/// The next key of `scan` in walk order that `shown` accepts.
-fn next_shown(
-    scan: &mut redb::Range<'static, &'static [u8], ()>,
-    backward: bool,
-    shown: impl Fn(&[u8]) -> bool,
-) -> Result<Option<Vec<u8>>> {
-    loop {
-        let entry = if backward { scan.next_back() } else { scan.next() };
-        let Some(entry) = entry else { return Ok(None) };
-        let (key, _) = entry?;
-        if shown(key.value()) {
-            return Ok(Some(key.value().to_vec()));
-        }
+/// Whether a walk that has read `read` keys and kept `kept` of them is
+/// projected to need more than `budget` keys to keep `limit`, assuming the
+/// share kept so far holds (and at least one kept, so a walk is never judged
+/// on nothing). Checked every [`WALK_KEYS_MIN`] keys, so a reader whose
+/// authors wrote none of the newest posts gives up after about
+/// `budget / limit` keys instead of the whole budget.
+fn walk_hopeless(read: usize, kept: usize, limit: usize, budget: usize) -> bool {
+    if read == 0 || !read.is_multiple_of(WALK_KEYS_MIN) {
+        return false;
     }
+    let still = limit.saturating_sub(kept);
+    read.saturating_add(read.saturating_mul(still) / kept.max(1)) > budget
 }
 
 impl Reader<'_> {
@@ -93,7 +94,10 @@ impl Reader<'_> {
         let mut range = table.range::<&[u8]>((lower.as_ref().map(Vec::as_slice), upper.as_ref().map(Vec::as_slice)))?;
         let limit = page.fetch_limit();
         let mut ids = Vec::with_capacity(limit);
-        for _ in 0..budget {
+        for read in 0..budget {
+            if walk_hopeless(read, ids.len(), limit, budget) {
+                return Ok(None);
+            }
             let entry = if page.backward() { range.next_back() } else { range.next() };
             let Some(entry) = entry else { return Ok(Some(ids)) };
             let (key, _) = entry?;
@@ -118,60 +122,119 @@ impl Reader<'_> {
         Ok(None)
     }
 
-    /// The feed page's ids by a k-way merge of one range scan per author on
-    /// the author index. Each scan is opened at the page's cursor and read
-    /// lazily, so the merge reads one key per author plus one per post it
-    /// returns.
+    /// The feed page's ids by a k-way merge of one cursor per author on the
+    /// author index. Each cursor is placed at the page's cursor in its author's
+    /// range (one seek) and read lazily, so the merge reads one key per author
+    /// plus one per post it returns. Cursors, not ranges: a cursor is one
+    /// B-tree path with no bounds of its own, so placing a thousand of them
+    /// allocates nothing on our side; the author prefix and the page's far
+    /// bound are checked here on each key.
     fn feed_merge(&self, authors: &[ObjectId], page: &Page) -> Result<Vec<ObjectId>> {
         let table = self.0.open_table(POSTS_BY_AUTHOR)?;
-        let after = page.after().map(|c| desc_key(&c));
-        let before = page.before().map(|c| desc_key(&c));
-        let walk = Walk {
-            after: after.as_ref().map(|a| a.as_slice()),
-            before: before.as_ref().map(|b| b.as_slice()),
+        let scan = AuthorScan {
+            after: page.after().map(|c| desc_key(&c)),
+            before: page.before().map(|c| desc_key(&c)),
             backward: page.backward(),
-        };
-        let shown = |key: &[u8]| match self.1 {
-            None => true,
-            Some(sets) => id_from_desc_tail(key).is_ok_and(|id| !sets.hides_id(&id)),
+            hidden: self.1,
         };
         // Each author's next post, as its time-and-id tail, turned so that the
         // max-heap's top is the next post in walk order: the index's ascending
         // order is newest first, so going forward the tail is inverted.
-        let turn = |key: &[u8]| -> Result<[u8; DESC_LEN]> {
-            let mut tail: [u8; DESC_LEN] = key
-                .get(AUTHOR_LEN..)
-                .and_then(|t| t.try_into().ok())
-                .ok_or_else(|| Error::internal("a posts_by_author key has the wrong length"))?;
-            if !walk.backward {
+        let turn = |mut tail: [u8; DESC_LEN]| {
+            if !scan.backward {
                 tail.iter_mut().for_each(|b| *b = !*b);
             }
-            Ok(tail)
+            tail
         };
-        let mut scans = Vec::with_capacity(authors.len());
+        let mut cursors = Vec::with_capacity(authors.len());
         let mut heads = std::collections::BinaryHeap::with_capacity(authors.len());
         for author in authors {
-            let Some((lower, upper)) = prefix_bounds(&author.bytes(), walk) else { continue };
-            let mut scan =
-                table.range::<&[u8]>((lower.as_ref().map(Vec::as_slice), upper.as_ref().map(Vec::as_slice)))?;
-            if let Some(key) = next_shown(&mut scan, walk.backward, shown)? {
-                heads.push((turn(&key)?, scans.len()));
+            let author = author.bytes();
+            let mut cursor = scan.place(&table, &author)?;
+            if let Some(tail) = scan.next(&mut cursor, &author)? {
+                heads.push((turn(tail), cursors.len()));
             }
-            scans.push(scan);
+            cursors.push((cursor, author));
         }
         let limit = page.fetch_limit();
         let mut ids = Vec::with_capacity(limit);
         while ids.len() < limit {
-            let Some((mut tail, i)) = heads.pop() else { break };
-            if !walk.backward {
-                tail.iter_mut().for_each(|b| *b = !*b);
-            }
-            ids.push(id_from_desc_tail(&tail)?);
-            if let Some(next) = next_shown(&mut scans[i], walk.backward, shown)? {
-                heads.push((turn(&next)?, i));
+            let Some((turned, i)) = heads.pop() else { break };
+            ids.push(id_from_desc_tail(&turn(turned))?);
+            let (cursor, author) = &mut cursors[i];
+            if let Some(tail) = scan.next(cursor, author)? {
+                heads.push((turn(tail), i));
             }
         }
         Ok(ids)
+    }
+}
+
+/// One author's scan of `posts_by_author` (`author ++ desc`) within a page.
+#[derive(Clone, Copy)]
+struct AuthorScan<'a> {
+    after: Option<[u8; DESC_LEN]>,
+    before: Option<[u8; DESC_LEN]>,
+    backward: bool,
+    hidden: Option<&'a Sets>,
+}
+
+type AuthorCursor<'t> = redb::Cursor<'t, &'static [u8], ()>;
+
+impl AuthorScan<'_> {
+    /// A cursor at the page's start in `author`'s range: going forward (newest
+    /// first), just past `after`; going backward, just before `before`.
+    fn place<'t>(
+        &self,
+        table: &'t redb::ReadOnlyTable<&'static [u8], ()>,
+        author: &[u8; AUTHOR_LEN],
+    ) -> Result<AuthorCursor<'t>> {
+        let mut key = [0u8; AUTHOR_LEN + DESC_LEN];
+        key[..AUTHOR_LEN].copy_from_slice(author);
+        Ok(if self.backward {
+            // Without `before`, the all-ones tail sorts after every post of the author.
+            key[AUTHOR_LEN..].copy_from_slice(self.before.as_ref().unwrap_or(&[u8::MAX; DESC_LEN]));
+            let bound = if self.before.is_some() { Bound::Excluded(&key[..]) } else { Bound::Included(&key[..]) };
+            table.upper_bound(bound)?
+        } else {
+            match &self.after {
+                Some(after) => {
+                    key[AUTHOR_LEN..].copy_from_slice(after);
+                    table.lower_bound(Bound::Excluded(&key[..]))?
+                }
+                None => table.lower_bound(Bound::Included(&key[..AUTHOR_LEN]))?,
+            }
+        })
+    }
+
+    /// The author's next shown post in walk order, as its `desc` tail, or
+    /// `None` past the author's range or the page's far bound.
+    fn next(&self, cursor: &mut AuthorCursor<'_>, author: &[u8; AUTHOR_LEN]) -> Result<Option<[u8; DESC_LEN]>> {
+        loop {
+            let entry = if self.backward { cursor.prev()? } else { cursor.next()? };
+            let Some((key, _)) = entry else { return Ok(None) };
+            let key = key.value();
+            let (Some(prefix), Some(tail)) = (key.get(..AUTHOR_LEN), key.get(AUTHOR_LEN..)) else {
+                return Err(Error::internal("a posts_by_author key is too short"));
+            };
+            if prefix != author {
+                return Ok(None);
+            }
+            let tail: [u8; DESC_LEN] =
+                tail.try_into().map_err(|_| Error::internal("a posts_by_author key has the wrong length"))?;
+            let past = if self.backward {
+                self.after.is_some_and(|after| tail <= after)
+            } else {
+                self.before.is_some_and(|before| tail >= before)
+            };
+            if past {
+                return Ok(None);
+            }
+            if self.hidden.is_some_and(|sets| id_from_desc_tail(&tail).is_ok_and(|id| sets.hides_id(&id))) {
+                continue;
+            }
+            return Ok(Some(tail));
+        }
     }
 }
 
@@ -268,6 +331,19 @@ mod tests {
         let one = [authors[0]];
         let starved = embedded.read(|r| r.feed_walk(&one, &Page::newest(10), 8)).expect("read");
         assert_eq!(starved, None, "eight keys cannot find one author's five posts among 200");
+    }
+
+    /// The walk gives up early only when the share it has kept so far
+    /// projects past its budget, and judges only every 64 keys.
+    #[test]
+    fn a_walk_gives_up_when_its_share_cannot_fill_the_page() {
+        assert!(!walk_hopeless(0, 0, 21, 6_000), "nothing read, nothing to judge");
+        assert!(!walk_hopeless(32, 0, 21, 6_000), "too early to judge");
+        assert!(!walk_hopeless(256, 0, 21, 6_000), "256 + 256 x 21 fits 6,000");
+        assert!(walk_hopeless(320, 0, 21, 6_000), "none kept in 320 keys projects 7,040");
+        assert!(!walk_hopeless(321, 0, 21, 6_000), "judged only every 64 keys");
+        assert!(!walk_hopeless(512, 10, 21, 6_000), "ten kept in 512 projects about 1,075");
+        assert!(!walk_hopeless(1 << 20, 0, 21, usize::MAX), "an unbounded walk never gives up");
     }
 
     /// A store written before the time-and-author index gets it built at open,
