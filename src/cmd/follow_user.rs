@@ -6,7 +6,13 @@ use super::{Command, Follow, actor, existing_user};
 use crate::error::{Error, Result};
 use crate::store::Tx;
 
-/// Follows a user (idempotent); following yourself is refused before any read.
+/// The most users one account may follow (Mastodon caps it at 7,500, X at
+/// 5,000 before its ratio rules): the home feed reads one index range per
+/// followee in the worst case, so this bounds what one `feed` request costs.
+pub const MAX_FOLLOWING: usize = 5_000;
+
+/// Follows a user (idempotent); following yourself is refused before any
+/// read, and a new follow past [`MAX_FOLLOWING`] is `FORBIDDEN`.
 ///
 /// Touches: `users` (read target), `users` (read follower), then, as needed:
 /// `users` (push into the follower's `following`), `users` (push into the
@@ -36,6 +42,12 @@ impl Command for FollowUser {
         let mut followee = existing_user(tx, target).await?;
         let mut me = actor(tx, follower).await?;
         if !me.following.contains(&target) {
+            if me.following.len() >= MAX_FOLLOWING {
+                return Err(Error::Forbidden(
+                    format!("you follow {MAX_FOLLOWING} users, the most one account may; unfollow someone first")
+                        .into(),
+                ));
+            }
             me.following.push(target);
             tx.replace(&me).await?;
         }

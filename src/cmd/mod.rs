@@ -47,7 +47,7 @@ pub use create_post::CreatePost;
 pub use delete_comment::{DeleteComment, DeletedComment};
 pub use delete_post::{DeletePost, DeletedPost};
 pub use delete_user::{DeleteUser, DeletedUser};
-pub use follow_user::FollowUser;
+pub use follow_user::{FollowUser, MAX_FOLLOWING};
 pub use like_post::LikePost;
 pub use log_out::{LogOut, MAX_ENDED_TOKENS};
 pub use log_out_everywhere::LogOutEverywhere;

@@ -134,7 +134,7 @@ pub enum Viewer {
     Anonymous,
     /// A token with a valid signature, not expired; whether its account
     /// still accepts it is checked against the account's record when a field
-    /// first needs the viewer ([`viewer_id`]).
+    /// first needs the viewer (`viewer_id`).
     User(Token),
     /// A token was sent but can't be trusted; any field that needs the viewer fails with this.
     Invalid(Error),

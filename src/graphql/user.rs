@@ -315,7 +315,8 @@ impl UserMutation {
         Ok(signed_in(ctx, done)?)
     }
 
-    /// Follows a user (idempotent). Following yourself is `BAD_USER_INPUT`.
+    /// Follows a user (idempotent). Following yourself is `BAD_USER_INPUT`;
+    /// a new follow when you already follow 5,000 users is `FORBIDDEN`.
     async fn follow_user(
         &self,
         ctx: &Context<'_>,

@@ -244,3 +244,50 @@ async fn feed_round_trips_do_not_grow_with_followees() {
     assert_eq!(small, 5, "viewer + feed page + authors + comment pages + comment authors");
     assert_eq!(large, small, "5 followees vs {many}");
 }
+
+/// Sets the reader's `following` list as given: the cap test needs many
+/// follows, not many users.
+struct SetFollowing {
+    reader: ObjectId,
+    ids: Vec<ObjectId>,
+}
+
+impl Command for SetFollowing {
+    type Output = ();
+    const NAME: &'static str = "testSetFollowing";
+
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<()> {
+        let mut reader = tx.user(self.reader).await?.expect("the reader exists");
+        reader.following = self.ids.clone();
+        tx.replace(&reader).await
+    }
+}
+
+/// A follow past `MAX_FOLLOWING` is `FORBIDDEN` and writes nothing, so one
+/// `feed` never reads more authors than that; an unfollow makes room again.
+#[tokio::test]
+async fn following_is_capped_so_a_feed_stays_bounded() {
+    let app = TestApp::spawn().await;
+    let (ann, ann_id) = app.sign_up("Ann").await;
+    let (_, bob_id) = app.sign_up("Bob").await;
+    let (_, cat_id) = app.sign_up("Cat").await;
+    app.ok_as(&ann, FOLLOW, json!({ "u": bob_id })).await;
+    let mut ids: Vec<ObjectId> = (1..blogql::cmd::MAX_FOLLOWING).map(|_| ObjectId::new()).collect();
+    ids.push(ObjectId::parse_str(&bob_id).expect("an ObjectId"));
+    let reader = ObjectId::parse_str(&ann_id).expect("an ObjectId");
+    app.store.run(SetFollowing { reader, ids }).await.expect("setting the follows");
+
+    let refused = app.graphql_as(&ann, FOLLOW, json!({ "u": cat_id })).await;
+    let message = expect_error(&refused, "FORBIDDEN");
+    assert!(message.contains("5000 users"), "{message}");
+    let counts = "query($u: ID!) { user(id: $u) { followerCount } }";
+    let cat = app.ok_as(&ann, counts, json!({ "u": cat_id })).await;
+    assert_eq!(int_at(&cat, "/user/followerCount"), 0, "the refused follow wrote nothing");
+    let again = app.ok_as(&ann, FOLLOW, json!({ "u": bob_id })).await;
+    assert_eq!(str_at(&again, "/followUser/followee/id"), bob_id, "an existing follow stays idempotent");
+
+    app.ok_as(&ann, UNFOLLOW, json!({ "u": bob_id })).await;
+    app.ok_as(&ann, FOLLOW, json!({ "u": cat_id })).await;
+    let cat = app.ok_as(&ann, counts, json!({ "u": cat_id })).await;
+    assert_eq!(int_at(&cat, "/user/followerCount"), 1, "room again after an unfollow");
+}
