@@ -174,12 +174,18 @@ async fn a_staged_followee_leaves_the_feed_at_once() {
     assert!(ids(&got).iter().all(|id| w.shown.contains(id)));
 }
 
-/// Test set-up in one transaction: `n` users, each with one post, all
-/// followed by `reader` (creating thousands through the API would take minutes).
+/// Test set-up, one transaction per call: users `from..to`, each with one
+/// post, all followed by `reader` (creating thousands through the API would
+/// take minutes). Called in chunks, so that on mongoeco, which serialises
+/// commits, a chunk retried after a parallel test's commit is short.
 struct Followees {
     reader: ObjectId,
-    n: usize,
+    from: usize,
+    to: usize,
 }
+
+/// Rows per [`Followees`] transaction.
+const FOLLOWEES_PER_TX: usize = 100;
 
 impl Command for Followees {
     type Output = ();
@@ -188,7 +194,7 @@ impl Command for Followees {
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<()> {
         let mut reader = tx.user(self.reader).await?.expect("the reader exists");
         let now = tx.now();
-        for i in 0..self.n {
+        for i in self.from..self.to {
             let mut user = UserDoc::new(ObjectId::new(), format!("F{i}"), format!("f{i}@example.com"), "-".into(), now);
             user.followers.push(self.reader);
             tx.insert(&user).await?;
@@ -220,7 +226,10 @@ async fn feed_round_trips(n: usize) -> u64 {
     let app = TestApp::spawn().await;
     let (reader, reader_id) = app.sign_up("Reader").await;
     let reader_id = ObjectId::parse_str(&reader_id).expect("an ObjectId");
-    app.store.run(Followees { reader: reader_id, n }).await.expect("seeding followees");
+    for from in (0..n).step_by(FOLLOWEES_PER_TX) {
+        let to = (from + FOLLOWEES_PER_TX).min(n);
+        app.store.run(Followees { reader: reader_id, from, to }).await.expect("seeding followees");
+    }
     let (writer, _) = app.sign_up("Writer").await;
     // Some comments, so the comment level has authors to load.
     let first = str_at(&feed(&app, &reader, json!({ "f": 1 })).await, "/edges/0/node/id");
