@@ -155,7 +155,8 @@ pub struct RequestCtx {
     /// The client's address, for per-IP rate limits.
     pub client_ip: Option<std::net::IpAddr>,
     /// The token check's answer, once a field has asked (see [`viewer_id`]):
-    /// one check per request, and the account it read is the viewer.
+    /// one check per request, and the account it read is the viewer, until
+    /// the request writes ([`run_as`] forgets it).
     accepted: std::sync::Mutex<Option<Accepted>>,
     /// Users by id.
     pub users: Batcher<ObjectId, loader::ById<UserDoc>>,
@@ -333,7 +334,11 @@ pub(crate) async fn run_as<C: Command>(ctx: &Context<'_>, me: ObjectId, cmd: C) 
     if let Some(bytes) = cmd.written_bytes() {
         ctx.app()?.write_budget.charge(&me, ctx.request()?.client_ip, bytes)?;
     }
-    ctx.store()?.run(cmd).await
+    let done = ctx.store()?.run(cmd).await;
+    // The write may have changed the viewer's record, which the token check
+    // keeps for the request: a later field that needs the viewer reads it again.
+    forget_viewer(ctx)?;
+    done
 }
 
 /// A referenced document that is gone. Requests read one snapshot, so this

@@ -182,6 +182,19 @@ async fn the_token_check_rides_on_the_viewer_load() {
     assert_eq!(app.store.round_trips() - before, 1);
 }
 
+/// The token check's memo never serves the viewer's record from before the
+/// request's own write: a payload's `query { viewer }` shows the write.
+#[tokio::test]
+async fn a_payloads_viewer_is_read_after_the_write() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "first").await;
+    app.create_post(&ann, "second").await;
+    let delete = "mutation($id: ID!) { deletePost(id: $id) { query { viewer { postCount } } } }";
+    let resp = app.ok_as(&ann, delete, json!({ "id": post })).await;
+    assert_eq!(resp["deletePost"]["query"]["viewer"]["postCount"], json!(1), "{resp}");
+}
+
 /// The ended-token list keeps only tokens that have not expired: ending a
 /// token drops every entry whose token has expired by then.
 #[tokio::test]
