@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Feed benchmark (issue 19): 5,000 authors with 5 posts each (seeded with
-# `blogql seed`), readers following 10, 100, 1,000 and 5,000 of them; wrk
-# runs `feed(first: 20)` with author names as each reader, and
+# `blogql seed`), readers following 10, 100, 1,000 and 5,000 of them (per
+# size one following the oldest accounts, the worst case, and one following
+# accounts spread over the seed; see bench/feed.py); wrk runs `feed(first: 20)` with author names as each reader, and
 # `posts(first: 20)` of the same shape, at 1 and 32 connections. Release
 # build, embedded store, blogql pinned to core 0 and wrk to core 1.
 #   bash bench/feed.sh        (DURATION=5s AUTHORS=5000 BLOGQL_BIN=path to change;
