@@ -287,14 +287,13 @@ mod tests {
     use crate::model::{CommentDoc, PostDoc, UserDoc};
 
     fn user(id: ObjectId, posts: Vec<ObjectId>, followers: Vec<ObjectId>, following: Vec<ObjectId>) -> UserDoc {
-        let post_count = posts.len() as u64;
-        UserDoc {
-            posts,
-            post_count,
+        let mut user = UserDoc {
             followers,
             following,
             ..UserDoc::new(id, "u".into(), format!("{id}@x.io"), String::new(), DateTime::now())
-        }
+        };
+        user.set_posts(posts);
+        user
     }
 
     fn post(id: ObjectId, author: ObjectId, liked_by: Vec<ObjectId>, comment_count: i64) -> PostDoc {

@@ -54,7 +54,7 @@ type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// The key range under `prefix` within `walk`'s bounds; `None` when it is
 /// empty (cursors out of order), which redb would refuse as inverted bounds.
-pub(super) fn prefix_bounds(prefix: &[u8], walk: Walk<'_>) -> Option<KeyRange> {
+fn prefix_bounds(prefix: &[u8], walk: Walk<'_>) -> Option<KeyRange> {
     let lower = match walk.after {
         Some(suffix) => Bound::Excluded(concat(prefix, suffix)),
         None => Bound::Included(prefix.to_vec()),

@@ -28,10 +28,7 @@ fn user() -> impl Strategy<Value = UserDoc> {
                 (following, rev, deleting),
                 (bio, session_version, revoked_tokens),
             )| {
-                let post_count = posts.len() as u64;
-                UserDoc {
-                    posts,
-                    post_count,
+                let mut user = UserDoc {
                     followers,
                     following,
                     rev,
@@ -40,7 +37,9 @@ fn user() -> impl Strategy<Value = UserDoc> {
                     session_version,
                     revoked_tokens,
                     ..UserDoc::new(id, name, email, password_hash, created_at)
-                }
+                };
+                user.set_posts(posts);
+                user
             },
         )
 }
