@@ -185,7 +185,7 @@ struct Followees {
 }
 
 /// Rows per [`Followees`] transaction.
-const FOLLOWEES_PER_TX: usize = 100;
+const FOLLOWEES_PER_TX: usize = 25;
 
 impl Command for Followees {
     type Output = ();
