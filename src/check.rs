@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bson::DateTime;
-use bson::oid::ObjectId;
+
+use crate::model::{PostId, UserId};
 
 use crate::store::Snapshot;
 use crate::store::hidden::Sets;
@@ -30,7 +31,7 @@ pub fn visible(snap: &Snapshot) -> Snapshot {
         comments: snap.comments.iter().filter(|c| !sets.hides_comment(c)).cloned().collect(),
         jobs: Vec::new(),
     };
-    let mut hidden_comments: HashMap<ObjectId, i64> = HashMap::new();
+    let mut hidden_comments: HashMap<PostId, i64> = HashMap::new();
     for c in snap.comments.iter().filter(|c| sets.hides_comment(c)) {
         *hidden_comments.entry(c.post).or_default() += 1;
     }
@@ -80,10 +81,10 @@ pub fn violations(snap: &Snapshot) -> Vec<String> {
 /// The invariants of [`violations`], over every document of `snap`.
 fn invariants(snap: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
-    let users: BTreeMap<ObjectId, _> = snap.users.iter().map(|u| (u.id, u)).collect();
-    let posts: BTreeSet<ObjectId> = snap.posts.iter().map(|p| p.id).collect();
+    let users: BTreeMap<UserId, _> = snap.users.iter().map(|u| (u.id, u)).collect();
+    let posts: BTreeSet<PostId> = snap.posts.iter().map(|p| p.id).collect();
 
-    let mut by_author: HashMap<ObjectId, BTreeSet<ObjectId>> = HashMap::new();
+    let mut by_author: HashMap<UserId, BTreeSet<PostId>> = HashMap::new();
     for post in &snap.posts {
         if !users.contains_key(&post.author) {
             out.push(format!("post {} has missing author {}", post.id, post.author));
@@ -98,7 +99,7 @@ fn invariants(snap: &Snapshot) -> Vec<String> {
         }
     }
 
-    let mut comment_counts: HashMap<ObjectId, i64> = HashMap::new();
+    let mut comment_counts: HashMap<PostId, i64> = HashMap::new();
     for comment in &snap.comments {
         if !posts.contains(&comment.post) {
             out.push(format!("comment {} is on missing post {}", comment.id, comment.post));
@@ -116,7 +117,7 @@ fn invariants(snap: &Snapshot) -> Vec<String> {
     }
 
     for user in &snap.users {
-        let listed: BTreeSet<ObjectId> = user.posts.iter().copied().collect();
+        let listed: BTreeSet<PostId> = user.posts.iter().copied().collect();
         let authored = by_author.remove(&user.id).unwrap_or_default();
         if listed != authored || user.post_count != authored.len() as u64 {
             out.push(format!("user {} lists {} posts {listed:?} but authored {authored:?}", user.id, user.post_count));

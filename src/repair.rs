@@ -14,11 +14,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
-use bson::oid::ObjectId;
-
 use crate::cmd::Command;
 use crate::error::{Error, Result};
-use crate::store::{IdsOf, Kind, Snapshot, Store, Tx};
+use crate::model::{CommentId, Id, PostId, UserId};
+use crate::store::{IdsOf, Snapshot, Store, Tx};
 
 /// One document to change, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,28 +25,28 @@ pub enum Fix {
     /// A comment whose post or author is missing (or is an orphan post being deleted): delete it.
     DeleteComment {
         /// The comment.
-        id: ObjectId,
+        id: CommentId,
         /// What is missing.
         why: String,
     },
     /// A post whose author is missing: delete it (its comments are fixed first).
     DeletePost {
         /// The post.
-        id: ObjectId,
+        id: PostId,
         /// The missing author.
-        author: ObjectId,
+        author: UserId,
     },
     /// A post whose `likedBy` names missing or repeated users, or whose `commentCount` is wrong.
     CleanPost {
         /// The post.
-        id: ObjectId,
+        id: PostId,
         /// What is wrong, for the report.
         why: String,
     },
     /// A user whose `posts`, `followers` or `following` is wrong.
     CleanUser {
         /// The user.
-        id: ObjectId,
+        id: UserId,
         /// What is wrong, for the report.
         why: String,
     },
@@ -71,14 +70,14 @@ impl fmt::Display for Fix {
 pub fn plan(snap: &Snapshot) -> Vec<Fix> {
     let visible = crate::check::visible(snap);
     let snap = &visible;
-    let users: BTreeMap<ObjectId, _> = snap.users.iter().map(|u| (u.id, u)).collect();
-    let orphan_posts: BTreeMap<ObjectId, ObjectId> =
+    let users: BTreeMap<UserId, _> = snap.users.iter().map(|u| (u.id, u)).collect();
+    let orphan_posts: BTreeMap<PostId, UserId> =
         snap.posts.iter().filter(|p| !users.contains_key(&p.author)).map(|p| (p.id, p.author)).collect();
-    let live_posts: BTreeSet<ObjectId> =
+    let live_posts: BTreeSet<PostId> =
         snap.posts.iter().map(|p| p.id).filter(|id| !orphan_posts.contains_key(id)).collect();
 
     let mut fixes = Vec::new();
-    let mut counts: BTreeMap<ObjectId, i64> = BTreeMap::new();
+    let mut counts: BTreeMap<PostId, i64> = BTreeMap::new();
     for c in &snap.comments {
         let why = if !live_posts.contains(&c.post) {
             Some(if orphan_posts.contains_key(&c.post) {
@@ -98,7 +97,7 @@ pub fn plan(snap: &Snapshot) -> Vec<Fix> {
     }
     fixes.extend(orphan_posts.iter().map(|(id, author)| Fix::DeletePost { id: *id, author: *author }));
 
-    let mut authored: BTreeMap<ObjectId, BTreeSet<ObjectId>> = BTreeMap::new();
+    let mut authored: BTreeMap<UserId, BTreeSet<PostId>> = BTreeMap::new();
     for p in snap.posts.iter().filter(|p| live_posts.contains(&p.id)) {
         authored.entry(p.author).or_default().insert(p.id);
         let mut problems = Vec::new();
@@ -123,7 +122,7 @@ pub fn plan(snap: &Snapshot) -> Vec<Fix> {
     for u in &snap.users {
         let mut problems = Vec::new();
         let want = authored.get(&u.id).cloned().unwrap_or_default();
-        let listed: BTreeSet<ObjectId> = u.posts.iter().copied().collect();
+        let listed: BTreeSet<PostId> = u.posts.iter().copied().collect();
         if listed != want || u.post_count != want.len() as u64 {
             problems.push(format!("posts lists {} but the user wrote {}", u.post_count, want.len()));
         }
@@ -190,14 +189,14 @@ async fn apply_one<T: Tx>(tx: &mut T, fix: &Fix) -> Result<bool> {
             if post_ok && tx.user(comment.author).await?.is_some() {
                 return Ok(false);
             }
-            tx.delete_one(Kind::Comment, *id).await
+            tx.delete_one(*id).await
         }
         Fix::DeletePost { id, .. } => {
             let Some(post) = tx.post(*id).await? else { return Ok(false) };
             if tx.user(post.author).await?.is_some() {
                 return Ok(false);
             }
-            Ok(!tx.delete(Kind::Post, &[*id]).await?.is_empty())
+            tx.delete_one(*id).await
         }
         Fix::CleanPost { id, .. } => {
             let Some(mut post) = tx.post(*id).await? else { return Ok(false) };
@@ -219,9 +218,9 @@ async fn apply_one<T: Tx>(tx: &mut T, fix: &Fix) -> Result<bool> {
         Fix::CleanUser { id, .. } => {
             let Some(mut user) = tx.user_with_posts(*id).await? else { return Ok(false) };
             let before = user.clone();
-            let authored: BTreeSet<ObjectId> = tx.ids(IdsOf::PostsBy(*id)).await?.into_iter().collect();
+            let authored: BTreeSet<PostId> = tx.ids(IdsOf::PostsBy(*id)).await?.into_iter().map(Id::from_oid).collect();
             // Keep the array's order for the posts that belong, then add any it lacks.
-            let mut posts: Vec<ObjectId> = Vec::with_capacity(authored.len());
+            let mut posts: Vec<PostId> = Vec::with_capacity(authored.len());
             for p in user.posts.iter().chain(authored.iter()) {
                 if authored.contains(p) && !posts.contains(p) {
                     posts.push(*p);
@@ -240,7 +239,7 @@ async fn apply_one<T: Tx>(tx: &mut T, fix: &Fix) -> Result<bool> {
 }
 
 /// The ids of `ids` that exist, once each, whose other side lists `me` back.
-async fn mirrored<T: Tx>(tx: &mut T, me: ObjectId, ids: &[ObjectId], back_is_following: bool) -> Result<Vec<ObjectId>> {
+async fn mirrored<T: Tx>(tx: &mut T, me: UserId, ids: &[UserId], back_is_following: bool) -> Result<Vec<UserId>> {
     let mut kept = Vec::with_capacity(ids.len());
     for other in ids {
         if kept.contains(other) {
@@ -286,7 +285,7 @@ mod tests {
     use super::*;
     use crate::model::{CommentDoc, PostDoc, UserDoc};
 
-    fn user(id: ObjectId, posts: Vec<ObjectId>, followers: Vec<ObjectId>, following: Vec<ObjectId>) -> UserDoc {
+    fn user(id: UserId, posts: Vec<PostId>, followers: Vec<UserId>, following: Vec<UserId>) -> UserDoc {
         let mut user = UserDoc {
             followers,
             following,
@@ -296,7 +295,7 @@ mod tests {
         user
     }
 
-    fn post(id: ObjectId, author: ObjectId, liked_by: Vec<ObjectId>, comment_count: i64) -> PostDoc {
+    fn post(id: PostId, author: UserId, liked_by: Vec<UserId>, comment_count: i64) -> PostDoc {
         let now = DateTime::now();
         PostDoc {
             id,
@@ -314,9 +313,9 @@ mod tests {
     /// A clean snapshot needs no fix; each kind of damage gets exactly its fix, comments first.
     #[test]
     fn plans_one_fix_per_damaged_document() {
-        let (a, b, gone) = (ObjectId::new(), ObjectId::new(), ObjectId::new());
-        let (p, orphan) = (ObjectId::new(), ObjectId::new());
-        let (c_ok, c_on_orphan, c_by_gone) = (ObjectId::new(), ObjectId::new(), ObjectId::new());
+        let (a, b, gone) = (UserId::new(), UserId::new(), UserId::new());
+        let (p, orphan) = (PostId::new(), PostId::new());
+        let (c_ok, c_on_orphan, c_by_gone) = (CommentId::new(), CommentId::new(), CommentId::new());
         let comment = |id, post, author| CommentDoc { id, body: "c".into(), post, author, created_at: DateTime::now() };
         let clean = Snapshot {
             users: vec![user(a, vec![p], vec![b], vec![]), user(b, vec![], vec![], vec![a])],
@@ -327,7 +326,7 @@ mod tests {
         assert!(plan(&clean).is_empty());
 
         let damaged = Snapshot {
-            users: vec![user(a, vec![p, gone], vec![b, gone], vec![]), user(b, vec![], vec![], vec![a])],
+            users: vec![user(a, vec![p, PostId::new()], vec![b, gone], vec![]), user(b, vec![], vec![], vec![a])],
             posts: vec![post(p, a, vec![b, b, gone], 1), post(orphan, gone, vec![], 1)],
             comments: vec![comment(c_ok, p, b), comment(c_on_orphan, orphan, b), comment(c_by_gone, p, gone)],
             jobs: vec![],

@@ -12,7 +12,7 @@ use bson::oid::ObjectId;
 use crate::cmd::{Command, CreatePost, FollowUser, SignUp};
 use crate::domain::{CommentBody, Email, PostBody, Title, UserName};
 use crate::error::{Error, Result};
-use crate::model::CommentDoc;
+use crate::model::{CommentDoc, CommentId, PostId, UserId};
 use crate::store::{Store, Tx};
 
 /// How much data to create.
@@ -36,20 +36,20 @@ pub struct SeedPlan {
 #[derive(Debug, Clone, Default)]
 pub struct Seeded {
     /// `(user, posts)` per account, in creation order.
-    pub users: Vec<(ObjectId, Vec<ObjectId>)>,
+    pub users: Vec<(UserId, Vec<PostId>)>,
 }
 
 /// All of one account's posts, in one transaction.
 struct SeedPosts {
-    author: ObjectId,
+    author: UserId,
     count: usize,
 }
 
 impl Command for SeedPosts {
-    type Output = Vec<ObjectId>;
+    type Output = Vec<PostId>;
     const NAME: &'static str = "seedPosts";
 
-    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<Vec<ObjectId>> {
+    async fn apply<T: Tx>(&self, tx: &mut T) -> Result<Vec<PostId>> {
         let mut author = tx.user_with_posts(self.author).await?.ok_or_else(|| Error::not_found("user", self.author))?;
         let now = tx.now();
         let mut ids = Vec::with_capacity(self.count);
@@ -70,13 +70,13 @@ impl Command for SeedPosts {
 
 /// One account's comments, likes and follows, in one transaction.
 struct SeedInteractions {
-    user: ObjectId,
+    user: UserId,
     /// Posts to comment on.
-    comment_on: Vec<ObjectId>,
+    comment_on: Vec<PostId>,
     /// Posts to like.
-    like: Vec<ObjectId>,
+    like: Vec<PostId>,
     /// Accounts to follow.
-    follow: Vec<ObjectId>,
+    follow: Vec<UserId>,
 }
 
 impl Command for SeedInteractions {
@@ -90,7 +90,7 @@ impl Command for SeedInteractions {
         for id in &self.comment_on {
             let mut post = tx.post(*id).await?.ok_or_else(|| Error::not_found("post", *id))?;
             let comment = CommentDoc {
-                id: ObjectId::new(),
+                id: CommentId::new(),
                 body: body.as_str().to_owned(),
                 post: *id,
                 author: self.user,
@@ -138,8 +138,8 @@ pub async fn seed(store: &Store, plan: &SeedPlan) -> Result<Seeded> {
     let count = seeded.users.len();
     for (n, (user, _)) in seeded.users.iter().enumerate() {
         // Interact with the next accounts round-robin; skip yourself.
-        let others: Vec<&(ObjectId, Vec<ObjectId>)> = (1..count).map(|k| &seeded.users[(n + k) % count]).collect();
-        let posts_of = |take: usize| -> Vec<ObjectId> {
+        let others: Vec<&(UserId, Vec<PostId>)> = (1..count).map(|k| &seeded.users[(n + k) % count]).collect();
+        let posts_of = |take: usize| -> Vec<PostId> {
             others.iter().take(take).flat_map(|(_, posts)| posts.iter().copied()).collect()
         };
         let interactions = SeedInteractions {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Password, new_token_id};
 use crate::error::{Error, Result};
-use crate::model::UserDoc;
+use crate::model::{UserDoc, UserId};
 use crate::settings::AuthSettings;
 
 use self::hasher::Hasher;
@@ -72,7 +72,7 @@ struct Claims {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token {
     /// The account it signs in.
-    pub user: ObjectId,
+    pub user: UserId,
     /// The session version it was issued under.
     pub session: i64,
     /// Its id, which `logOut` records to end it alone.
@@ -157,7 +157,7 @@ impl Auth {
 
     /// Signs a token for `user` under its session version `session`, valid
     /// for the configured lifetime.
-    pub fn issue(&self, user: ObjectId, session: i64) -> Result<String> {
+    pub fn issue(&self, user: UserId, session: i64) -> Result<String> {
         let now = chrono::Utc::now().timestamp();
         let ttl = i64::try_from(self.token_ttl.as_secs()).unwrap_or(i64::MAX);
         let exp = now.saturating_add(ttl);
@@ -177,9 +177,9 @@ impl Auth {
             };
             Error::Unauthenticated(why.into())
         })?;
-        let invalid = |_| Error::Unauthenticated("the token is invalid".into());
+        let invalid = || Error::Unauthenticated("the token is invalid".into());
         Ok(Token {
-            user: ObjectId::parse_str(&data.claims.sub).map_err(invalid)?,
+            user: UserId::parse(&data.claims.sub).ok_or_else(invalid)?,
             session: data.claims.sv,
             id: data
                 .claims
@@ -187,7 +187,7 @@ impl Auth {
                 .as_deref()
                 .map(ObjectId::parse_str)
                 .transpose()
-                .map_err(invalid)?
+                .map_err(|_| invalid())?
                 .ok_or_else(|| Error::Unauthenticated("the token is from an older version: sign in again".into()))?,
         })
     }

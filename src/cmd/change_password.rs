@@ -1,6 +1,6 @@
 //! `changePassword`: a new password, and the end of every earlier session.
 
-use bson::oid::ObjectId;
+use crate::model::UserId;
 
 use super::{Command, actor};
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ use crate::store::Tx;
 #[derive(Debug, Clone)]
 pub struct ChangePassword {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// The hash the current password was verified against.
     pub verified_hash: String,
     /// The new password's hash.

@@ -1,11 +1,9 @@
 //! `createComment`: comment on a post.
 
-use bson::oid::ObjectId;
-
 use super::{ACCOUNT_GONE, Command, referenced_post};
 use crate::domain::CommentBody;
 use crate::error::{Error, Result};
-use crate::model::CommentDoc;
+use crate::model::{CommentDoc, CommentId, PostId, UserId};
 use crate::store::Tx;
 
 /// Comments on a post as `author`.
@@ -18,9 +16,9 @@ use crate::store::Tx;
 #[derive(Debug, Clone)]
 pub struct CreateComment {
     /// The signed-in author.
-    pub author: ObjectId,
+    pub author: UserId,
     /// The post commented on.
-    pub post: ObjectId,
+    pub post: PostId,
     /// The comment's text.
     pub body: CommentBody,
 }
@@ -39,7 +37,7 @@ impl Command for CreateComment {
             return Err(Error::Unauthenticated(ACCOUNT_GONE.into()));
         }
         let comment = CommentDoc {
-            id: ObjectId::new(),
+            id: CommentId::new(),
             body: self.body.as_str().to_owned(),
             post: self.post,
             author: self.author,

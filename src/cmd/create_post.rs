@@ -1,6 +1,6 @@
 //! `createPost`: write a post.
 
-use bson::oid::ObjectId;
+use crate::model::{PostId, UserId};
 
 use super::{ACCOUNT_GONE, Command};
 use crate::domain::{PostBody, Title};
@@ -16,7 +16,7 @@ use crate::store::Tx;
 #[derive(Debug, Clone)]
 pub struct CreatePost {
     /// The signed-in author.
-    pub author: ObjectId,
+    pub author: UserId,
     /// The post's title.
     pub title: Title,
     /// The post's body.
@@ -28,7 +28,7 @@ impl CreatePost {
     /// posts here too, so both write the same shape.
     pub(crate) fn post(&self, now: bson::DateTime) -> PostDoc {
         PostDoc {
-            id: ObjectId::new(),
+            id: PostId::new(),
             title: self.title.as_str().to_owned(),
             body: self.body.as_str().to_owned(),
             author: self.author,

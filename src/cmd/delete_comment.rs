@@ -1,10 +1,10 @@
 //! `deleteComment`: delete one comment.
 
-use bson::oid::ObjectId;
+use crate::model::{CommentId, PostId, UserId};
 
 use super::{Command, being_deleted};
 use crate::error::{Error, Result};
-use crate::store::{Kind, Tx};
+use crate::store::Tx;
 
 /// Deletes a comment; its author or the post's author may.
 ///
@@ -14,18 +14,18 @@ use crate::store::{Kind, Tx};
 #[derive(Debug, Clone, Copy)]
 pub struct DeleteComment {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// The comment to delete.
-    pub id: ObjectId,
+    pub id: CommentId,
 }
 
 /// What `deleteComment` removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeletedComment {
     /// The comment's id.
-    pub comment: ObjectId,
+    pub comment: CommentId,
     /// The post it was on, whose `commentCount` dropped (absent if the post was already gone).
-    pub post: Option<ObjectId>,
+    pub post: Option<PostId>,
 }
 
 impl Command for DeleteComment {
@@ -49,7 +49,7 @@ impl Command for DeleteComment {
         if comment.author != self.actor && post_author != Some(self.actor) {
             return Err(Error::Forbidden("only the comment's author or the post's author may delete it".into()));
         }
-        tx.delete_one(Kind::Comment, self.id).await?;
+        tx.delete_one(self.id).await?;
         let post_id = post.as_ref().map(|p| p.id);
         if let Some(mut post) = post {
             post.comment_count = (post.comment_count - 1).max(0);

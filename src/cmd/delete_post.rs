@@ -2,11 +2,13 @@
 
 use bson::oid::ObjectId;
 
+use crate::model::{CommentId, PostId, UserId};
+
 use super::plan::plan_post;
 use super::{Command, existing_post};
 use crate::error::{Error, Result};
 use crate::model::DeletionJobDoc;
-use crate::store::{CommentsOf, Kind, Tx};
+use crate::store::{CommentsOf, Tx};
 
 /// Deletes a post with its comments and pulls it from its author's `posts`;
 /// only the author may.
@@ -25,9 +27,9 @@ use crate::store::{CommentsOf, Kind, Tx};
 #[derive(Debug, Clone)]
 pub struct DeletePost {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// The post to delete.
-    pub id: ObjectId,
+    pub id: PostId,
     /// A preview's plan token: when given, the plan is recomputed first, in
     /// this transaction, and any difference refuses the delete (`PLAN_CHANGED`).
     pub expected_plan: Option<String>,
@@ -39,11 +41,11 @@ pub struct DeletePost {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletedPost {
     /// The post's id.
-    pub post: ObjectId,
+    pub post: PostId,
     /// Its author, whose `posts` (and so `postCount`) changed.
-    pub author: ObjectId,
+    pub author: UserId,
     /// The comments deleted with it, by id.
-    pub comments: Vec<ObjectId>,
+    pub comments: Vec<CommentId>,
     /// The staged deletion's job, when the plan was over the budget.
     pub job: Option<ObjectId>,
 }
@@ -60,7 +62,7 @@ impl Command for DeletePost {
         let plan = plan_post(tx, &post).await?;
         plan.confirm(self.expected_plan.as_deref())?;
         if plan.writes() > self.budget {
-            let mut refs = tx.comment_refs(CommentsOf::Post, &[post.id]).await?;
+            let mut refs = tx.comment_refs(CommentsOf::Post, &[post.id.oid()]).await?;
             refs.sort_unstable_by_key(|r| r.id);
             let job = DeletionJobDoc::for_post(&post, &refs, tx.now());
             let (id, author) = (post.id, post.author);
@@ -71,9 +73,9 @@ impl Command for DeletePost {
             tx.insert_job(&job).await?;
             return Ok(DeletedPost { post: id, author, comments: plan.comments, job: Some(job.id) });
         }
-        let gone = tx.delete_comments_of(CommentsOf::Post, &[self.id]).await?;
-        let mut comments: Vec<ObjectId> = gone.iter().map(|c| c.id).collect();
-        tx.delete(Kind::Post, &[self.id]).await?;
+        let gone = tx.delete_comments_of(CommentsOf::Post, &[self.id.oid()]).await?;
+        let mut comments: Vec<CommentId> = gone.iter().map(|c| c.id).collect();
+        tx.delete_one(self.id).await?;
         // A missing author (drifted data) has no `posts` to pull from.
         tx.pull_user_post(post.author, self.id).await?;
         comments.sort_unstable();

@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bson::oid::ObjectId;
 
+use crate::model::{CommentId, Id, PostId, UserId};
+
 use super::plan::{UserReach, reach_user};
 use super::{Command, existing_user};
 use crate::error::{Error, Result};
 use crate::model::DeletionJobDoc;
-use crate::store::{CommentsOf, Kind, Tx};
+use crate::store::{CommentsOf, Tx};
 
 /// Deletes an account with its posts, the comments on them and its own
 /// comments elsewhere, and pulls its id from every like and follow; only the
@@ -34,9 +36,9 @@ use crate::store::{CommentsOf, Kind, Tx};
 #[derive(Debug, Clone)]
 pub struct DeleteUser {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// The account to delete.
-    pub id: ObjectId,
+    pub id: UserId,
     /// A preview's plan token: when given, the plan is recomputed first, in
     /// this transaction, and any difference refuses the delete (`PLAN_CHANGED`).
     pub expected_plan: Option<String>,
@@ -49,15 +51,15 @@ pub struct DeleteUser {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeletedUser {
     /// The user's id.
-    pub user: ObjectId,
+    pub user: UserId,
     /// Posts deleted (the union of the author index and `user.posts`), by id.
-    pub posts: Vec<ObjectId>,
+    pub posts: Vec<PostId>,
     /// Comments deleted: those on the user's posts plus the user's own elsewhere.
-    pub comments: Vec<ObjectId>,
+    pub comments: Vec<CommentId>,
     /// Surviving users whose `followers` or `following` lost the id.
-    pub affected_users: Vec<ObjectId>,
+    pub affected_users: Vec<UserId>,
     /// Surviving posts whose `likedBy` lost the id or whose `commentCount` dropped.
-    pub affected_posts: Vec<ObjectId>,
+    pub affected_posts: Vec<PostId>,
     /// Documents the id was pulled out of (`likedBy`, `followers`, `following`).
     pub detached: u64,
     /// The staged deletion's job, when the plan was over the budget: the ids
@@ -84,24 +86,24 @@ impl Command for DeleteUser {
         // The plan's posts: the author index and `user.posts`, so drifted data is cleaned too.
         let posts = plan.posts;
 
-        let mut comments: Vec<ObjectId> =
-            tx.delete_comments_of(CommentsOf::Post, &posts).await?.iter().map(|c| c.id).collect();
-        let elsewhere = tx.delete_comments_of(CommentsOf::Author, &[id]).await?;
-        let mut decrements: BTreeMap<ObjectId, i64> = BTreeMap::new();
+        let mut comments: Vec<CommentId> =
+            tx.delete_comments_of(CommentsOf::Post, &Id::oids(&posts)).await?.iter().map(|c| c.id).collect();
+        let elsewhere = tx.delete_comments_of(CommentsOf::Author, &[id.oid()]).await?;
+        let mut decrements: BTreeMap<PostId, i64> = BTreeMap::new();
         for removed in &elsewhere {
             *decrements.entry(removed.post).or_default() -= 1;
         }
-        let decrements: Vec<(ObjectId, i64)> = decrements.into_iter().collect();
+        let decrements: Vec<(PostId, i64)> = decrements.into_iter().collect();
         tx.add_comment_counts(&decrements).await?;
         comments.extend(elsewhere.iter().map(|c| c.id));
-        let deleted_posts = tx.delete(Kind::Post, &posts).await?;
+        let deleted_posts = tx.delete(&posts).await?;
         let likes = tx.pull_liker_everywhere(id).await?;
         let follows = tx.pull_follow_refs_everywhere(id).await?;
-        tx.delete_one(Kind::User, id).await?;
+        tx.delete_one(id).await?;
 
         let detached = (likes.len() + follows.len()) as u64;
-        let gone: BTreeSet<ObjectId> = deleted_posts.iter().copied().collect();
-        let mut affected_posts: BTreeSet<ObjectId> = likes.into_iter().collect();
+        let gone: BTreeSet<PostId> = deleted_posts.iter().copied().collect();
+        let mut affected_posts: BTreeSet<PostId> = likes.into_iter().collect();
         affected_posts.extend(decrements.iter().map(|(post, _)| *post));
         affected_posts.retain(|p| !gone.contains(p));
         comments.sort_unstable();
@@ -131,10 +133,10 @@ impl Command for DeleteUser {
 async fn stage<T: Tx>(tx: &mut T, mut user: crate::model::UserDoc, reach: UserReach) -> Result<DeletedUser> {
     let id = user.id;
     let UserReach { posts: doomed, comments, liked, follows } = reach;
-    let posts: Vec<ObjectId> = doomed.iter().copied().collect();
-    let comments: Vec<ObjectId> = comments.into_iter().collect();
-    let mut refs = tx.comment_refs(CommentsOf::Post, &posts).await?;
-    refs.extend(tx.comment_refs(CommentsOf::Author, &[id]).await?);
+    let posts: Vec<PostId> = doomed.iter().copied().collect();
+    let comments: Vec<CommentId> = comments.into_iter().collect();
+    let mut refs = tx.comment_refs(CommentsOf::Post, &Id::oids(&posts)).await?;
+    refs.extend(tx.comment_refs(CommentsOf::Author, &[id.oid()]).await?);
     refs.sort_unstable_by_key(|r| r.id);
     refs.dedup_by_key(|r| r.id);
 
@@ -144,7 +146,7 @@ async fn stage<T: Tx>(tx: &mut T, mut user: crate::model::UserDoc, reach: UserRe
     tx.insert_job(&job).await?;
 
     let detached = (liked.len() + follows.len()) as u64;
-    let mut affected_posts: BTreeSet<ObjectId> = liked.into_iter().collect();
+    let mut affected_posts: BTreeSet<PostId> = liked.into_iter().collect();
     affected_posts.extend(refs.iter().map(|r| r.post).filter(|p| !doomed.contains(p)));
     Ok(DeletedUser {
         user: id,

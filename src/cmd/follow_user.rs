@@ -1,6 +1,6 @@
 //! `followUser`: follow another user.
 
-use bson::oid::ObjectId;
+use crate::model::UserId;
 
 use super::{Command, Follow, actor, existing_user};
 use crate::error::{Error, Result};
@@ -21,9 +21,9 @@ pub const MAX_FOLLOWING: usize = 5_000;
 #[derive(Debug, Clone, Copy)]
 pub struct FollowUser {
     /// The signed-in user.
-    pub follower: ObjectId,
+    pub follower: UserId,
     /// The user to follow.
-    pub target: ObjectId,
+    pub target: UserId,
 }
 
 impl Command for FollowUser {

@@ -1,6 +1,6 @@
 //! `likePost`: like a post.
 
-use bson::oid::ObjectId;
+use crate::model::{PostId, UserId};
 
 use super::{ACCOUNT_GONE, Command, referenced_post};
 use crate::error::{Error, Result};
@@ -16,9 +16,9 @@ use crate::store::Tx;
 #[derive(Debug, Clone, Copy)]
 pub struct LikePost {
     /// The signed-in user.
-    pub liker: ObjectId,
+    pub liker: UserId,
     /// The post liked.
-    pub post: ObjectId,
+    pub post: PostId,
 }
 
 impl Command for LikePost {

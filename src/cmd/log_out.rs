@@ -2,6 +2,8 @@
 
 use bson::oid::ObjectId;
 
+use crate::model::UserId;
+
 use super::{Command, actor};
 use crate::domain::token_expired;
 use crate::error::Result;
@@ -21,7 +23,7 @@ pub const MAX_ENDED_TOKENS: usize = 1_000;
 #[derive(Debug, Clone)]
 pub struct LogOut {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// The id of the token presented.
     pub token: ObjectId,
 }

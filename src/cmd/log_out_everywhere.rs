@@ -1,6 +1,6 @@
 //! `logOutEverywhere`: end every token of the viewer.
 
-use bson::oid::ObjectId;
+use crate::model::UserId;
 
 use super::{Command, actor};
 use crate::error::Result;
@@ -13,7 +13,7 @@ use crate::store::Tx;
 #[derive(Debug, Clone)]
 pub struct LogOutEverywhere {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
 }
 
 impl Command for LogOutEverywhere {

@@ -39,8 +39,6 @@ mod unlike_post;
 mod update_post;
 mod update_profile;
 
-use bson::oid::ObjectId;
-
 pub use change_password::ChangePassword;
 pub use create_comment::CreateComment;
 pub use create_post::CreatePost;
@@ -60,7 +58,7 @@ pub use update_post::UpdatePost;
 pub use update_profile::UpdateProfile;
 
 use crate::error::{Error, Result};
-use crate::model::{PostDoc, UserDoc};
+use crate::model::{PostDoc, PostId, UserDoc, UserId};
 pub use crate::store::{Command, ReadCommand};
 use crate::store::{Reads, Tx};
 
@@ -69,13 +67,13 @@ const ACCOUNT_GONE: &str = "the account for this token no longer exists";
 
 /// Loads the acting user; a token whose account is gone (or being deleted,
 /// see [`UserDoc::deleting`]) no longer authenticates.
-async fn actor<T: Tx>(tx: &mut T, id: ObjectId) -> Result<UserDoc> {
+async fn actor<T: Tx>(tx: &mut T, id: UserId) -> Result<UserDoc> {
     tx.user(id).await?.filter(|u| u.deleting.is_none()).ok_or(Error::Unauthenticated(ACCOUNT_GONE.into()))
 }
 
 /// Loads a post the command needs, or `NOT_FOUND`: missing, being deleted,
 /// or written by an account being deleted (a staged deletion hides it).
-async fn existing_post<R: Reads>(tx: &mut R, id: ObjectId) -> Result<PostDoc> {
+async fn existing_post<R: Reads>(tx: &mut R, id: PostId) -> Result<PostDoc> {
     let post = tx.post(id).await?.filter(|p| p.deleting.is_none()).ok_or_else(|| Error::not_found("post", id))?;
     if tx.user(post.author).await?.is_some_and(|a| a.deleting.is_some()) {
         return Err(Error::not_found("post", id));
@@ -88,7 +86,7 @@ async fn existing_post<R: Reads>(tx: &mut R, id: ObjectId) -> Result<PostDoc> {
 /// deletion of the author conflicts with the command instead of missing the
 /// new reference. A post whose author is missing is `NOT_FOUND` as well:
 /// nothing new may hang off an orphan.
-async fn referenced_post<T: Tx>(tx: &mut T, id: ObjectId) -> Result<PostDoc> {
+async fn referenced_post<T: Tx>(tx: &mut T, id: PostId) -> Result<PostDoc> {
     let post = tx.post(id).await?.filter(|p| p.deleting.is_none()).ok_or_else(|| Error::not_found("post", id))?;
     if !tx.touch_user(post.author).await? {
         return Err(Error::not_found("post", id));
@@ -97,12 +95,12 @@ async fn referenced_post<T: Tx>(tx: &mut T, id: ObjectId) -> Result<PostDoc> {
 }
 
 /// Whether user `id` exists with a staged deletion in progress.
-async fn being_deleted<R: Reads>(tx: &mut R, id: ObjectId) -> Result<bool> {
+async fn being_deleted<R: Reads>(tx: &mut R, id: UserId) -> Result<bool> {
     Ok(tx.user(id).await?.is_some_and(|u| u.deleting.is_some()))
 }
 
 /// Loads a user the command targets, or `NOT_FOUND` (missing or being deleted).
-async fn existing_user<R: Reads>(tx: &mut R, id: ObjectId) -> Result<UserDoc> {
+async fn existing_user<R: Reads>(tx: &mut R, id: UserId) -> Result<UserDoc> {
     tx.user(id).await?.filter(|u| u.deleting.is_none()).ok_or_else(|| Error::not_found("user", id))
 }
 

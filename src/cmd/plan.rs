@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ReadCommand, existing_post, existing_user};
 use crate::error::{Error, Result};
-use crate::model::{PostDoc, UserDoc};
+use crate::model::{CommentId, Id, PostDoc, PostId, UserDoc, UserId};
 use crate::store::{IdsOf, Reads};
 
 /// Every id a deletion would delete or detach, each list sorted and unique.
@@ -27,10 +27,11 @@ pub struct DeletionPlan {
     /// The root document's id.
     pub root: ObjectId,
     /// Posts that would be deleted.
-    pub posts: Vec<ObjectId>,
+    pub posts: Vec<PostId>,
     /// Comments that would be deleted.
-    pub comments: Vec<ObjectId>,
-    /// Surviving documents the root's id would be pulled out of.
+    pub comments: Vec<CommentId>,
+    /// Surviving documents the root's id would be pulled out of (posts
+    /// that it likes, users that it follows or that follow it).
     pub detached: Vec<ObjectId>,
 }
 
@@ -41,8 +42,8 @@ impl DeletionPlan {
     fn new(
         kind: &'static str,
         root: ObjectId,
-        posts: BTreeSet<ObjectId>,
-        comments: BTreeSet<ObjectId>,
+        posts: BTreeSet<PostId>,
+        comments: BTreeSet<CommentId>,
         detached: BTreeSet<ObjectId>,
     ) -> Self {
         DeletionPlan {
@@ -59,7 +60,8 @@ impl DeletionPlan {
         let mut digest = Sha256::new();
         digest.update(self.kind.as_bytes());
         digest.update(self.root.bytes());
-        for ids in [&self.posts, &self.comments, &self.detached] {
+        let lists = [Id::oids(&self.posts), Id::oids(&self.comments)];
+        for ids in lists.iter().chain([&self.detached]) {
             digest.update((ids.len() as u64).to_be_bytes());
             for id in ids {
                 digest.update(id.bytes());
@@ -94,37 +96,39 @@ impl DeletionPlan {
 /// follow-holding users apart.
 pub(crate) struct UserReach {
     /// The posts from the author index and from `user.posts` that exist.
-    pub posts: BTreeSet<ObjectId>,
+    pub posts: BTreeSet<PostId>,
     /// The comments on them and the user's own.
-    pub comments: BTreeSet<ObjectId>,
+    pub comments: BTreeSet<CommentId>,
     /// Surviving posts whose `likedBy` holds the user.
-    pub liked: Vec<ObjectId>,
+    pub liked: Vec<PostId>,
     /// Users whose `followers` or `following` holds the user.
-    pub follows: Vec<ObjectId>,
+    pub follows: Vec<UserId>,
 }
 
 impl UserReach {
     /// The plan: these ids, with the detached ones merged.
-    pub(crate) fn plan(&self, user: ObjectId) -> DeletionPlan {
-        let detached = self.liked.iter().chain(&self.follows).copied().collect();
-        DeletionPlan::new("user", user, self.posts.clone(), self.comments.clone(), detached)
+    pub(crate) fn plan(&self, user: UserId) -> DeletionPlan {
+        let detached = Id::oids(&self.liked).into_iter().chain(Id::oids(&self.follows)).collect();
+        DeletionPlan::new("user", user.oid(), self.posts.clone(), self.comments.clone(), detached)
     }
 }
 
 /// What deleting `user` reaches, read through `tx`.
 pub(crate) async fn reach_user<R: Reads>(tx: &mut R, user: &UserDoc) -> Result<UserReach> {
     let id = user.id;
-    let mut posts: BTreeSet<ObjectId> = tx.ids(IdsOf::PostsBy(id)).await?.into_iter().collect();
+    let mut posts: BTreeSet<PostId> = tx.ids(IdsOf::PostsBy(id)).await?.into_iter().map(Id::from_oid).collect();
     for listed in &user.posts {
         if !posts.contains(listed) && tx.post(*listed).await?.is_some() {
             posts.insert(*listed);
         }
     }
-    let post_ids: Vec<ObjectId> = posts.iter().copied().collect();
-    let mut comments: BTreeSet<ObjectId> = tx.ids(IdsOf::CommentsOn(&post_ids)).await?.into_iter().collect();
-    comments.extend(tx.ids(IdsOf::CommentsBy(id)).await?);
-    let liked = tx.ids(IdsOf::PostsLikedBy(id)).await?.into_iter().filter(|p| !posts.contains(p)).collect();
-    let follows = tx.ids(IdsOf::UsersFollowingOrFollowedBy(id)).await?;
+    let post_ids: Vec<PostId> = posts.iter().copied().collect();
+    let mut comments: BTreeSet<CommentId> =
+        tx.ids(IdsOf::CommentsOn(&post_ids)).await?.into_iter().map(Id::from_oid).collect();
+    comments.extend(tx.ids(IdsOf::CommentsBy(id)).await?.into_iter().map(Id::from_oid));
+    let liked =
+        Id::from_oids(tx.ids(IdsOf::PostsLikedBy(id)).await?).into_iter().filter(|p| !posts.contains(p)).collect();
+    let follows = Id::from_oids(tx.ids(IdsOf::UsersFollowingOrFollowedBy(id)).await?);
     Ok(UserReach { posts, comments, liked, follows })
 }
 
@@ -137,10 +141,10 @@ pub(crate) async fn plan_user<R: Reads>(tx: &mut R, user: &UserDoc) -> Result<De
 
 /// The plan of deleting `post`: the post, its comments, and its author's `posts` entry.
 pub(crate) async fn plan_post<R: Reads>(tx: &mut R, post: &PostDoc) -> Result<DeletionPlan> {
-    let comments = tx.ids(IdsOf::CommentsOn(&[post.id])).await?.into_iter().collect();
+    let comments = tx.ids(IdsOf::CommentsOn(&[post.id])).await?.into_iter().map(Id::from_oid).collect();
     let author = tx.user(post.author).await?;
-    let detached = author.filter(|a| a.lists_post(post)).map(|a| a.id).into_iter().collect();
-    Ok(DeletionPlan::new("post", post.id, BTreeSet::from([post.id]), comments, detached))
+    let detached = author.filter(|a| a.lists_post(post)).map(|a| a.id.oid()).into_iter().collect();
+    Ok(DeletionPlan::new("post", post.id.oid(), BTreeSet::from([post.id]), comments, detached))
 }
 
 /// Previews `deleteUser`: the plan, with the same authorization as the delete.
@@ -150,9 +154,9 @@ pub(crate) async fn plan_post<R: Reads>(tx: &mut R, post: &PostDoc) -> Result<De
 #[derive(Debug, Clone, Copy)]
 pub struct PlanUserDeletion {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// The account whose deletion is previewed.
-    pub id: ObjectId,
+    pub id: UserId,
 }
 
 impl ReadCommand for PlanUserDeletion {
@@ -176,9 +180,9 @@ impl ReadCommand for PlanUserDeletion {
 #[derive(Debug, Clone, Copy)]
 pub struct PlanPostDeletion {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// The post whose deletion is previewed.
-    pub id: ObjectId,
+    pub id: PostId,
 }
 
 impl ReadCommand for PlanPostDeletion {
@@ -199,8 +203,11 @@ mod tests {
     use super::*;
 
     fn plan(posts: &[u8], comments: &[u8], detached: &[u8]) -> DeletionPlan {
-        let ids = |b: &[u8]| b.iter().map(|n| ObjectId::from_bytes([*n; 12])).collect();
-        DeletionPlan::new("user", ObjectId::from_bytes([0; 12]), ids(posts), ids(comments), ids(detached))
+        fn ids<D>(b: &[u8]) -> BTreeSet<Id<D>> {
+            b.iter().map(|n| Id::from_oid(ObjectId::from_bytes([*n; 12]))).collect()
+        }
+        let detached = ids::<()>(detached).into_iter().map(Id::oid).collect();
+        DeletionPlan::new("user", ObjectId::from_bytes([0; 12]), ids(posts), ids(comments), detached)
     }
 
     /// The token depends on every id and on which category it is in, not only on the counts.

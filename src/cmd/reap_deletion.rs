@@ -2,12 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bson::oid::ObjectId;
-
 use super::Command;
 use crate::error::{Error, Result};
-use crate::model::{DeletionKind, JOB_PART_LEN, JobPart};
-use crate::store::{HeldIn, Kind, Tx};
+use bson::oid::ObjectId;
+
+use crate::model::{CommentId, DeletionKind, Id, JOB_PART_LEN, JobPart, PostId};
+use crate::store::{HeldIn, Tx};
 
 /// Does the next at most `budget` document writes of a staged deletion, and
 /// records how far it got in the same transaction, so a crash between two
@@ -55,7 +55,8 @@ impl Command for ReapDeletion {
         let total: i64 = job.lens.iter().sum();
         if job.reaped >= total {
             if job.kind == DeletionKind::User {
-                tx.delete_one(Kind::User, job.root).await?;
+                // A user job's author is the user (its root, typed).
+                tx.delete_one(job.author).await?;
             }
             tx.delete_job(&job).await?;
             return Ok(Reaped::Done);
@@ -78,17 +79,17 @@ impl Command for ReapDeletion {
             }
             Some((List::Posts, from)) => {
                 let ids = &part.posts[from..part.posts.len().min(from + chunk)];
-                tx.delete(Kind::Post, ids).await?;
+                tx.delete(ids).await?;
                 ids.len()
             }
             Some((List::Liked, from)) => {
                 let ids = &part.liked[from..part.liked.len().min(from + chunk)];
-                tx.pull_refs(job.root, HeldIn::Likes, ids).await?;
+                tx.pull_refs(job.author, HeldIn::Likes, &Id::oids(ids)).await?;
                 ids.len()
             }
             Some((List::Follows, from)) => {
                 let ids = &part.follows[from..part.follows.len().min(from + chunk)];
-                tx.pull_refs(job.root, HeldIn::Follows, ids).await?;
+                tx.pull_refs(job.author, HeldIn::Follows, &Id::oids(ids)).await?;
                 ids.len()
             }
             None => return Err(Error::internal(format!("deletion job {} part {seq} ends before {done}", job.id))),
@@ -129,14 +130,14 @@ fn locate(part: &JobPart, mut at: usize) -> Option<(List, usize)> {
 /// deletes later are decremented too: they are hidden, and it keeps a step
 /// from needing the whole list of them.)
 async fn reap_comments<T: Tx>(tx: &mut T, part: &JobPart, from: usize, to: usize) -> Result<()> {
-    let gone: BTreeSet<ObjectId> = tx.delete(Kind::Comment, &part.comments[from..to]).await?.into_iter().collect();
+    let gone: BTreeSet<CommentId> = tx.delete(&part.comments[from..to]).await?.into_iter().collect();
     let posts = part.comment_posts.get(from..to).unwrap_or_default();
-    let mut decrements: BTreeMap<ObjectId, i64> = BTreeMap::new();
+    let mut decrements: BTreeMap<PostId, i64> = BTreeMap::new();
     for (id, post) in part.comments[from..to].iter().zip(posts) {
         if gone.contains(id) {
             *decrements.entry(*post).or_default() -= 1;
         }
     }
-    let decrements: Vec<(ObjectId, i64)> = decrements.into_iter().collect();
+    let decrements: Vec<(PostId, i64)> = decrements.into_iter().collect();
     tx.add_comment_counts(&decrements).await
 }

@@ -1,6 +1,6 @@
 //! `signUp`: create an account.
 
-use bson::oid::ObjectId;
+use crate::model::UserId;
 
 use super::Command;
 use crate::domain::{Email, UserName};
@@ -28,7 +28,7 @@ impl Command for SignUp {
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<UserDoc> {
         let user = UserDoc::new(
-            ObjectId::new(),
+            UserId::new(),
             self.name.as_str().to_owned(),
             self.email.as_str().to_owned(),
             self.password_hash.clone(),

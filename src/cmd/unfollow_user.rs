@@ -1,6 +1,6 @@
 //! `unfollowUser`: stop following a user.
 
-use bson::oid::ObjectId;
+use crate::model::UserId;
 
 use super::{Command, Follow, actor, existing_user};
 use crate::error::{Error, Result};
@@ -13,9 +13,9 @@ use crate::store::Tx;
 #[derive(Debug, Clone, Copy)]
 pub struct UnfollowUser {
     /// The signed-in user.
-    pub follower: ObjectId,
+    pub follower: UserId,
     /// The user to stop following.
-    pub target: ObjectId,
+    pub target: UserId,
 }
 
 impl Command for UnfollowUser {

@@ -1,6 +1,6 @@
 //! `unlikePost`: withdraw a like.
 
-use bson::oid::ObjectId;
+use crate::model::{PostId, UserId};
 
 use super::{Command, actor, existing_post};
 use crate::error::Result;
@@ -14,9 +14,9 @@ use crate::store::Tx;
 #[derive(Debug, Clone, Copy)]
 pub struct UnlikePost {
     /// The signed-in user.
-    pub liker: ObjectId,
+    pub liker: UserId,
     /// The post no longer liked.
-    pub post: ObjectId,
+    pub post: PostId,
 }
 
 impl Command for UnlikePost {

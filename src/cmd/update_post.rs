@@ -1,6 +1,6 @@
 //! `updatePost`: edit a post.
 
-use bson::oid::ObjectId;
+use crate::model::{PostId, UserId};
 
 use super::{Command, existing_post};
 use crate::domain::PostChanges;
@@ -14,9 +14,9 @@ use crate::store::Tx;
 #[derive(Debug, Clone)]
 pub struct UpdatePost {
     /// The signed-in user.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// The post to edit.
-    pub id: ObjectId,
+    pub id: PostId,
     /// What changes.
     pub changes: PostChanges,
 }

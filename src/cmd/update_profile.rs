@@ -1,6 +1,6 @@
 //! `updateProfile`: change the viewer's name or bio.
 
-use bson::oid::ObjectId;
+use crate::model::UserId;
 
 use super::{Command, actor};
 use crate::domain::ProfileChanges;
@@ -14,7 +14,7 @@ use crate::store::Tx;
 #[derive(Debug, Clone)]
 pub struct UpdateProfile {
     /// The signed-in user, whose profile changes.
-    pub actor: ObjectId,
+    pub actor: UserId,
     /// What changes.
     pub changes: ProfileChanges,
 }

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, Lookahead, Object};
-use bson::oid::ObjectId;
 
 use super::connection::Listed;
 use super::error::ApiResult;
@@ -15,7 +14,7 @@ use super::{CtxExt, Query, as_viewer, parse_id, require_viewer, run_as, to_id, v
 use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
 use crate::domain::CommentBody;
 use crate::error::Result;
-use crate::model::{CommentDoc, UserDoc};
+use crate::model::{CommentDoc, UserDoc, UserId};
 
 /// A comment on a post, with its author when the list it came from loaded
 /// the authors of the whole page at once (see [`Listed::wrap`]).
@@ -34,7 +33,7 @@ impl From<Arc<CommentDoc>> for Comment {
 
 impl Comment {
     /// A comment whose author was loaded ahead, with its page; `authors` is that batch.
-    pub(crate) fn ahead(doc: Arc<CommentDoc>, authors: &HashMap<ObjectId, Arc<UserDoc>>) -> Self {
+    pub(crate) fn ahead(doc: Arc<CommentDoc>, authors: &HashMap<UserId, Arc<UserDoc>>) -> Self {
         Comment { author: authors.get(&doc.author).cloned(), doc }
     }
 }

@@ -22,6 +22,7 @@ use super::loader::Relation;
 use super::to_int;
 use crate::domain::{CursorKey, DEFAULT_PAGE, MAX_PAGE, Page};
 use crate::error::Result;
+use crate::model::UserId;
 use crate::store::{Collection, CountOf, Paged};
 
 /// A node type that is listed in connections: names its connection and edge
@@ -51,12 +52,12 @@ pub enum Total {
     /// A count stored on the parent document (`postCount`, `commentCount`, an id array's length).
     Known(usize),
     /// Counted with an index, batched with the other parents of the same level.
-    Of(CountOf, ObjectId),
+    Of(CountOf, UserId),
     /// A whole collection's size.
     All(Collection),
     /// The sum of these users' stored post counts (the feed's authors),
     /// read in one batch; users that are gone or being deleted count nothing.
-    PostsBy(Arc<[ObjectId]>),
+    PostsBy(Arc<[UserId]>),
 }
 
 impl Total {
@@ -257,7 +258,7 @@ impl PageArgs {
 pub async fn related<R: Relation, T: Listed<Doc = R::Doc>>(
     ctx: &Context<'_>,
     relation: R,
-    parent: ObjectId,
+    parent: impl Into<ObjectId>,
     args: PageArgs,
     total: Total,
 ) -> ApiResult<Connection<T>> {
@@ -267,7 +268,7 @@ pub async fn related<R: Relation, T: Listed<Doc = R::Doc>>(
         // Boxed here and below: every field resolver's future is as large as
         // its largest await, and async-graphql moves those futures around, so
         // a large one inline costs a copy per field of every item.
-        Box::pin(R::loader(ctx.request()?).load_one((relation, parent, page)))
+        Box::pin(R::loader(ctx.request()?).load_one((relation, parent.into(), page)))
             .await?
             .map(|paged| Paged::clone(&paged))
             .unwrap_or_default()

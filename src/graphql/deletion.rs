@@ -32,7 +32,7 @@ pub fn payload_list_cost(first: Option<i32>, child_complexity: usize) -> usize {
 }
 
 /// The first `first` of `ids` as GraphQL ids (see [`payload_list`]).
-pub fn payload_ids(ids: &[bson::oid::ObjectId], first: Option<i32>) -> Result<Vec<async_graphql::ID>> {
+pub fn payload_ids<D>(ids: &[crate::model::Id<D>], first: Option<i32>) -> Result<Vec<async_graphql::ID>> {
     Ok(payload_list(ids, first)?.iter().copied().map(super::to_id).collect())
 }
 

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::model::UserId;
 use async_graphql::{Context, Object};
-use bson::oid::ObjectId;
 
 use super::connection::{self, Connection, PageArgs, Total};
 use super::error::ApiResult;
@@ -37,11 +37,11 @@ impl FeedQuery {
         let page = PageArgs { first, after, last, before }.page()?;
         // The authors: whom the viewer follows, read fresh with this request,
         // and the viewer. Never a stored timeline per follower.
-        let mut authors: Vec<ObjectId> = viewer.following.clone();
+        let mut authors: Vec<UserId> = viewer.following.clone();
         authors.push(viewer.id);
         authors.sort_unstable();
         authors.dedup();
-        let authors: Arc<[ObjectId]> = authors.into();
+        let authors: Arc<[UserId]> = authors.into();
         let docs = ctx.store()?.feed(&authors, &page).await?;
         Ok(connection::build(ctx, docs.map(Arc::new), &page, Total::PostsBy(authors), Chronological::cursor_key)
             .await?)

@@ -16,40 +16,29 @@ use super::RequestCtx;
 use super::batch::Batcher;
 use crate::domain::Page;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, CommentId, Doc, Id, PostDoc, PostId, UserDoc, UserId};
 use crate::store::{CommentsOf, CountOf, ListOrder, Paged, PostsOf, Store, UsersOf};
 
 /// A document the by-id loader can fetch in one batched store call.
-pub trait Entity: Clone + Send + Sync + 'static {
-    /// The document's id, to key the batch result.
-    fn entity_id(&self) -> ObjectId;
+pub trait Entity: Doc + Clone {
     /// Fetches the documents with these ids in one round trip.
-    fn fetch(store: &Store, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<Self>>> + Send;
+    fn fetch(store: &Store, ids: &[Id<Self>]) -> impl Future<Output = Result<Vec<Self>>> + Send;
 }
 
 impl Entity for UserDoc {
-    fn entity_id(&self) -> ObjectId {
-        self.id
-    }
-    async fn fetch(store: &Store, ids: &[ObjectId]) -> Result<Vec<Self>> {
+    async fn fetch(store: &Store, ids: &[UserId]) -> Result<Vec<Self>> {
         store.users_by_ids(ids).await
     }
 }
 
 impl Entity for PostDoc {
-    fn entity_id(&self) -> ObjectId {
-        self.id
-    }
-    async fn fetch(store: &Store, ids: &[ObjectId]) -> Result<Vec<Self>> {
+    async fn fetch(store: &Store, ids: &[PostId]) -> Result<Vec<Self>> {
         store.posts_by_ids(ids).await
     }
 }
 
 impl Entity for CommentDoc {
-    fn entity_id(&self) -> ObjectId {
-        self.id
-    }
-    async fn fetch(store: &Store, ids: &[ObjectId]) -> Result<Vec<Self>> {
+    async fn fetch(store: &Store, ids: &[CommentId]) -> Result<Vec<Self>> {
         store.comments_by_ids(ids).await
     }
 }
@@ -67,13 +56,13 @@ impl<D> ById<D> {
     }
 }
 
-impl<D: Entity> Loader<ObjectId> for ById<D> {
+impl<D: Entity> Loader<Id<D>> for ById<D> {
     type Value = D;
     type Error = Error;
 
-    async fn load(&self, keys: &[ObjectId]) -> Result<HashMap<ObjectId, D>> {
+    async fn load(&self, keys: &[Id<D>]) -> Result<HashMap<Id<D>, D>> {
         tracing::debug!(doc = std::any::type_name::<D>(), keys = keys.len(), "batch by id");
-        Ok(D::fetch(&self.store, keys).await?.into_iter().map(|d| (d.entity_id(), d)).collect())
+        Ok(D::fetch(&self.store, keys).await?.into_iter().map(|d| (d.id(), d)).collect())
     }
 }
 
@@ -158,7 +147,7 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
 }
 
 /// The key of a count load: which count, whose.
-pub type CountKey = (CountOf, ObjectId);
+pub type CountKey = (CountOf, UserId);
 
 /// Loads per-parent counts (`totalCount` without a stored count), one store call per kind in the batch.
 pub struct Counts {
@@ -177,7 +166,7 @@ impl Loader<CountKey> for Counts {
     type Error = Error;
 
     async fn load(&self, keys: &[CountKey]) -> Result<HashMap<CountKey, u64>> {
-        let mut by_kind: HashMap<CountOf, Vec<ObjectId>> = HashMap::new();
+        let mut by_kind: HashMap<CountOf, Vec<UserId>> = HashMap::new();
         for (of, parent) in keys {
             by_kind.entry(*of).or_default().push(*parent);
         }

@@ -32,7 +32,7 @@ use crate::app::AppState;
 use crate::auth::Token;
 use crate::cmd::{Command, ReadCommand};
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, CommentId, Id, PostDoc, PostId, UserDoc, UserId};
 use crate::store::{CommentsOf, PostsOf, Store, UsersOf};
 
 /// Everything you can read: start from `viewer`, a list (`users`, `posts`),
@@ -151,7 +151,7 @@ pub struct RequestCtx {
     pub viewer: Viewer,
     /// Set by a successful `signUp` or `logIn`, so the rest of that response
     /// (e.g. `user { email }`) is resolved as the newly signed-in user.
-    pub signed_in: std::sync::OnceLock<ObjectId>,
+    pub signed_in: std::sync::OnceLock<UserId>,
     /// The client's address, for per-IP rate limits.
     pub client_ip: Option<std::net::IpAddr>,
     /// The token check's answer, once a field has asked (see [`viewer_id`]):
@@ -159,11 +159,11 @@ pub struct RequestCtx {
     /// the request writes ([`run_as`] forgets it).
     accepted: std::sync::Mutex<Option<Accepted>>,
     /// Users by id.
-    pub users: Batcher<ObjectId, loader::ById<UserDoc>>,
+    pub users: Batcher<UserId, loader::ById<UserDoc>>,
     /// Posts by id.
-    pub posts: Batcher<ObjectId, loader::ById<PostDoc>>,
+    pub posts: Batcher<PostId, loader::ById<PostDoc>>,
     /// Comments by id.
-    pub comments: Batcher<ObjectId, loader::ById<CommentDoc>>,
+    pub comments: Batcher<CommentId, loader::ById<CommentDoc>>,
     /// Pages of users related to a parent (followers, following, likers).
     pub user_pages: Batcher<loader::PageKey<UsersOf>, loader::PageLoader<UsersOf>>,
     /// Pages of posts per author.
@@ -273,7 +273,7 @@ fn sign_in_first() -> Error {
 /// The viewer's id: `None` when no token was sent or the token was refused
 /// (unless `signUp` or `logIn` signed someone in earlier in this request),
 /// an error when the token was bad.
-pub(crate) async fn viewer_id(ctx: &Context<'_>) -> Result<Option<ObjectId>> {
+pub(crate) async fn viewer_id(ctx: &Context<'_>) -> Result<Option<UserId>> {
     match accepted(ctx).await? {
         Some((token, _)) => Ok(Some(token.user)),
         None => Ok(ctx.request()?.signed_in.get().copied()),
@@ -281,7 +281,7 @@ pub(crate) async fn viewer_id(ctx: &Context<'_>) -> Result<Option<ObjectId>> {
 }
 
 /// The viewer's id, or `UNAUTHENTICATED`.
-pub(crate) async fn require_viewer(ctx: &Context<'_>) -> Result<ObjectId> {
+pub(crate) async fn require_viewer(ctx: &Context<'_>) -> Result<UserId> {
     viewer_id(ctx).await?.ok_or_else(sign_in_first)
 }
 
@@ -299,29 +299,29 @@ pub(crate) async fn load_viewer(ctx: &Context<'_>) -> Result<Arc<UserDoc>> {
 /// Runs the command `make(viewer, target)` in one transaction, where the
 /// target is the document named by the `ID` argument `field`: the shape of
 /// most mutations.
-pub(crate) async fn as_viewer<C: Command>(
+pub(crate) async fn as_viewer<C: Command, D>(
     ctx: &Context<'_>,
     field: &'static str,
     id: &ID,
-    make: impl FnOnce(ObjectId, ObjectId) -> C,
+    make: impl FnOnce(UserId, Id<D>) -> C,
 ) -> Result<C::Output> {
     let (me, target) = viewer_and_target(ctx, field, id).await?;
     run_as(ctx, me, make(me, target)).await
 }
 
 /// The signed-in viewer (or `UNAUTHENTICATED`) and the id in argument `field`.
-async fn viewer_and_target(ctx: &Context<'_>, field: &'static str, id: &ID) -> Result<(ObjectId, ObjectId)> {
+async fn viewer_and_target<D>(ctx: &Context<'_>, field: &'static str, id: &ID) -> Result<(UserId, Id<D>)> {
     let me = require_viewer(ctx).await?;
     Ok((me, parse_id(field, id)?))
 }
 
 /// [`as_viewer`] for a read-only command: it runs in a read snapshot, in the
 /// store's bounded pool, and never on the writer.
-pub(crate) async fn read_as_viewer<C: ReadCommand>(
+pub(crate) async fn read_as_viewer<C: ReadCommand, D>(
     ctx: &Context<'_>,
     field: &'static str,
     id: &ID,
-    make: impl FnOnce(ObjectId, ObjectId) -> C,
+    make: impl FnOnce(UserId, Id<D>) -> C,
 ) -> Result<C::Output> {
     let (me, target) = viewer_and_target(ctx, field, id).await?;
     ctx.store()?.read_only(make(me, target)).await
@@ -330,7 +330,7 @@ pub(crate) async fn read_as_viewer<C: ReadCommand>(
 /// Runs `cmd` for the viewer `me`, charging what it writes against the
 /// viewer's and the client address's write budgets first (see
 /// [`Command::written_bytes`]; deletes are free).
-pub(crate) async fn run_as<C: Command>(ctx: &Context<'_>, me: ObjectId, cmd: C) -> Result<C::Output> {
+pub(crate) async fn run_as<C: Command>(ctx: &Context<'_>, me: UserId, cmd: C) -> Result<C::Output> {
     if let Some(bytes) = cmd.written_bytes() {
         ctx.app()?.write_budget.charge(&me, ctx.request()?.client_ip, bytes)?;
     }
@@ -345,20 +345,26 @@ pub(crate) async fn run_as<C: Command>(ctx: &Context<'_>, me: ObjectId, cmd: C) 
 /// means corruption (which `blogql check` reports) or a MongoDB server that
 /// gave no snapshot time, where a concurrent delete can commit between two
 /// reads of one request. The client gets `NOT_FOUND`, not an internal error.
-pub(crate) fn vanished(kind: &str, id: ObjectId) -> Error {
+pub(crate) fn vanished(kind: &str, id: impl std::fmt::Display) -> Error {
     tracing::info!(%kind, %id, "a referenced document was deleted while the request ran");
     Error::NotFound(format!("{kind} {id} was deleted while this request ran"))
 }
 
-/// Parses a GraphQL `ID` argument as an ObjectId, naming the argument when it is not one.
-pub fn parse_id(field: &'static str, id: &ID) -> Result<ObjectId> {
+/// Parses a GraphQL `ID` argument as the id of a `D`, naming the argument when it is not one.
+pub fn parse_id<D>(field: &'static str, id: &ID) -> Result<Id<D>> {
+    parse_any_id(field, id).map(Id::from_oid)
+}
+
+/// Parses a GraphQL `ID` argument that may name a document of any
+/// collection (`node`), naming the argument when it is not an id.
+pub fn parse_any_id(field: &'static str, id: &ID) -> Result<ObjectId> {
     ObjectId::parse_str(id.as_str())
         .map_err(|_| Error::bad_input(field, format!("{field} must be a 24-character hexadecimal id")))
 }
 
-/// Exposes an ObjectId as a GraphQL `ID`.
-pub fn to_id(id: ObjectId) -> ID {
-    ID(id.to_hex())
+/// Exposes an id as a GraphQL `ID`.
+pub fn to_id(id: impl Into<ObjectId>) -> ID {
+    ID(id.into().to_hex())
 }
 
 /// Narrows a store count to GraphQL's `Int`, saturating rather than wrapping.

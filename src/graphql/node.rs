@@ -12,9 +12,10 @@ use super::comment::Comment;
 use super::error::ApiResult;
 use super::post::Post;
 use super::user::User;
-use super::{CtxExt, parse_id};
+use super::{CtxExt, parse_any_id};
 use crate::domain::MAX_PAGE;
 use crate::error::{Error, Result};
+use crate::model::Id;
 
 /// An object with a globally unique id that can be refetched with `Query.node`.
 #[derive(Interface)]
@@ -35,8 +36,11 @@ pub enum Node {
 /// Finds the object with `id` in whichever collection holds it.
 async fn find(ctx: &Context<'_>, id: ObjectId) -> Result<Option<Node>> {
     let request = ctx.request()?;
-    let (user, post, comment) =
-        futures::try_join!(request.users.load_one(id), request.posts.load_one(id), request.comments.load_one(id))?;
+    let (user, post, comment) = futures::try_join!(
+        request.users.load_one(Id::from_oid(id)),
+        request.posts.load_one(Id::from_oid(id)),
+        request.comments.load_one(Id::from_oid(id))
+    )?;
     Ok(user
         .map(|u| Node::User(User(u)))
         .or(post.map(|p| Node::Post(Post::from(p))))
@@ -51,7 +55,7 @@ pub struct NodeQuery;
 impl NodeQuery {
     /// The user, post or comment with this id, or null if there is none.
     async fn node(&self, ctx: &Context<'_>, #[graphql(desc = "Any object's `id`.")] id: ID) -> ApiResult<Option<Node>> {
-        Ok(find(ctx, parse_id("id", &id)?).await?)
+        Ok(find(ctx, parse_any_id("id", &id)?).await?)
     }
 
     /// The objects with these ids, in the same order; null where an id names
@@ -65,7 +69,7 @@ impl NodeQuery {
         if ids.len() > MAX_PAGE {
             return Err(Error::bad_input("ids", format!("ids may hold at most {MAX_PAGE} ids")).into());
         }
-        let ids = ids.iter().map(|id| parse_id("ids", id)).collect::<Result<Vec<_>>>()?;
+        let ids = ids.iter().map(|id| parse_any_id("ids", id)).collect::<Result<Vec<_>>>()?;
         Ok(futures::future::try_join_all(ids.into_iter().map(|id| find(ctx, id))).await?)
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::collections::HashMap;
 
 use async_graphql::{Context, ID, InputObject, Lookahead, Object};
-use bson::oid::ObjectId;
 
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
@@ -17,7 +16,7 @@ use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, require_viewer, 
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion, UnlikePost, UpdatePost};
 use crate::domain::{Page, PostBody, PostChanges, Title};
 use crate::error::Result;
-use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
+use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc, UserId};
 use crate::store::{Collection, CommentsOf, CountOf, Paged, PostsOf, UsersOf};
 
 /// A blog post, with what the list it came from loaded for the whole page
@@ -36,7 +35,7 @@ pub struct Post {
 struct CommentsAhead {
     page: Page,
     docs: Paged<Arc<CommentDoc>>,
-    authors: Arc<HashMap<ObjectId, Arc<UserDoc>>>,
+    authors: Arc<HashMap<UserId, Arc<UserDoc>>>,
 }
 
 impl From<Arc<PostDoc>> for Post {
@@ -64,7 +63,7 @@ impl Listed for Post {
     async fn wrap(ctx: &Context<'_>, docs: Vec<Arc<PostDoc>>, node: Lookahead<'_>) -> Result<Vec<Self>> {
         let comments_page = connection::page_ahead(&node, "comments");
         let page_keys = match comments_page {
-            Some(page) => docs.iter().map(|d| (CommentsOf::Post, d.id, page)).collect(),
+            Some(page) => docs.iter().map(|d| (CommentsOf::Post, d.id.oid(), page)).collect(),
             None => vec![],
         };
         let (authors, pages) = futures::try_join!(
@@ -73,7 +72,7 @@ impl Listed for Post {
         )?;
         // No pages loaded ahead means no ids, and so no batch.
         let comment_node = node.field("comments").field("edges").field("node");
-        let commenter_ids: Vec<ObjectId> = pages.values().flat_map(|p| p.docs.iter().map(|c| c.author)).collect();
+        let commenter_ids: Vec<UserId> = pages.values().flat_map(|p| p.docs.iter().map(|c| c.author)).collect();
         let commenters = Arc::new(authors_for(ctx, &comment_node, commenter_ids).await?);
         Ok(docs
             .into_iter()
@@ -81,7 +80,10 @@ impl Listed for Post {
                 author: authors.get(&doc.author).cloned(),
                 comments: comments_page.map(|page| CommentsAhead {
                     page,
-                    docs: pages.get(&(CommentsOf::Post, doc.id, page)).map(|p| Paged::clone(p)).unwrap_or_default(),
+                    docs: pages
+                        .get(&(CommentsOf::Post, doc.id.oid(), page))
+                        .map(|p| Paged::clone(p))
+                        .unwrap_or_default(),
                     authors: Arc::clone(&commenters),
                 }),
                 doc,
@@ -219,8 +221,8 @@ impl PostQuery {
         let store = ctx.store()?;
         let (docs, total) = match author_id {
             Some(author) => {
-                let author = parse_id("authorId", &author)?;
-                let docs = store.posts_of(PostsOf::Author, &[(author, page)]).await?.pop().unwrap_or_default();
+                let author: UserId = parse_id("authorId", &author)?;
+                let docs = store.posts_of(PostsOf::Author, &[(author.oid(), page)]).await?.pop().unwrap_or_default();
                 (docs, Total::Of(CountOf::PostsByAuthor, author))
             }
             None => (store.posts_page(&page).await?, Total::All(Collection::Posts)),

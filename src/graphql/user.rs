@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, Lookahead, Object, SimpleObject};
-use bson::oid::ObjectId;
 
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
@@ -17,7 +16,7 @@ use super::{CtxExt, as_viewer, parse_id, read_as_viewer, to_id, to_int, vanished
 use crate::auth::accounts::SignedIn;
 use crate::cmd::{DeleteUser, Follow, FollowUser, PlanUserDeletion, UnfollowUser};
 use crate::error::Result;
-use crate::model::{Chronological, UserDoc};
+use crate::model::{Chronological, UserDoc, UserId};
 use crate::store::{Collection, CommentsOf, CountOf, PostsOf, UsersOf};
 
 /// A user account as clients see it. The password hash is never exposed,
@@ -150,7 +149,7 @@ impl User {
 }
 
 /// Loads users by id in one batch, in the order given, skipping any that are gone.
-pub(crate) async fn load_users(ctx: &Context<'_>, ids: &[ObjectId]) -> Result<Vec<User>> {
+pub(crate) async fn load_users(ctx: &Context<'_>, ids: &[UserId]) -> Result<Vec<User>> {
     let request = ctx.request()?;
     let found = futures::future::try_join_all(ids.iter().map(|id| request.users.load_one(*id))).await?;
     Ok(found.into_iter().flatten().map(User).collect())
@@ -162,8 +161,8 @@ pub(crate) async fn load_users(ctx: &Context<'_>, ids: &[ObjectId]) -> Result<Ve
 pub(crate) async fn authors_for(
     ctx: &Context<'_>,
     node: &Lookahead<'_>,
-    ids: impl IntoIterator<Item = ObjectId>,
-) -> Result<HashMap<ObjectId, Arc<UserDoc>>> {
+    ids: impl IntoIterator<Item = UserId>,
+) -> Result<HashMap<UserId, Arc<UserDoc>>> {
     if !node.field("author").exists() {
         return Ok(HashMap::new());
     }
@@ -172,7 +171,7 @@ pub(crate) async fn authors_for(
 
 /// A document's author: the one its page loaded ahead, else through the
 /// request's loader; `NOT_FOUND` if the author is gone.
-pub(crate) async fn author_of(ctx: &Context<'_>, ahead: Option<&Arc<UserDoc>>, id: ObjectId) -> ApiResult<User> {
+pub(crate) async fn author_of(ctx: &Context<'_>, ahead: Option<&Arc<UserDoc>>, id: UserId) -> ApiResult<User> {
     let author = match ahead {
         Some(author) => Some(Arc::clone(author)),
         None => load_user(ctx, id).await?,
@@ -181,7 +180,7 @@ pub(crate) async fn author_of(ctx: &Context<'_>, ahead: Option<&Arc<UserDoc>>, i
 }
 
 /// Loads one user by id through the request's loader.
-pub(crate) async fn load_user(ctx: &Context<'_>, id: ObjectId) -> Result<Option<Arc<UserDoc>>> {
+pub(crate) async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<Arc<UserDoc>>> {
     // Boxed: see `connection::related`.
     Box::pin(ctx.request()?.users.load_one(id)).await
 }

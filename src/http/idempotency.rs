@@ -25,10 +25,10 @@ use crate::code::Code;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::model::UserId;
 use async_graphql::{Value as ConstValue, Variables};
 use axum::http::{HeaderMap, StatusCode};
 use bson::DateTime;
-use bson::oid::ObjectId;
 use sha2::{Digest, Sha256};
 
 use super::steps::outcome::not_executed;
@@ -52,7 +52,7 @@ const MINTS_TOKENS: [&str; 2] = ["signUp", "logIn"];
 /// A mutation's claim on its key, settled once it has run.
 pub(super) struct Claimed {
     /// Who sent it, whose write budget pays for the kept answer.
-    viewer: ObjectId,
+    viewer: UserId,
     record: IdemKey,
     lease: Lease,
     /// Its root mutation fields: if every one failed, nothing was written.
@@ -73,7 +73,7 @@ pub(super) enum Unclaimed {
 /// `fields` root mutation fields), for as long as the request may run.
 pub(super) async fn claim(
     state: &AppState,
-    viewer: ObjectId,
+    viewer: UserId,
     key: &str,
     document: &[u8; 32],
     req: &async_graphql::Request,
@@ -166,7 +166,7 @@ pub(super) fn applies_to(fields: &[&str]) -> bool {
 }
 
 /// The store's key for `key` sent by `viewer`.
-pub(super) fn record_key(viewer: ObjectId, key: &str) -> IdemKey {
+pub(super) fn record_key(viewer: UserId, key: &str) -> IdemKey {
     let mut hash = Sha256::new();
     hash.update(viewer.bytes());
     hash.update(key.as_bytes());
@@ -328,7 +328,7 @@ mod tests {
     /// One key names different records for different viewers.
     #[test]
     fn keys_are_scoped_to_the_viewer() {
-        let (a, b) = (ObjectId::new(), ObjectId::new());
+        let (a, b) = (UserId::new(), UserId::new());
         assert_eq!(record_key(a, "k"), record_key(a, "k"));
         assert_ne!(record_key(a, "k"), record_key(b, "k"));
         assert_ne!(record_key(a, "k"), record_key(a, "k2"));

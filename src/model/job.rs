@@ -6,18 +6,18 @@ use bson::DateTime;
 use bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
-use super::PostDoc;
+use super::{CommentId, Id, PostDoc, PostId, UserId};
 
 /// A comment's id with the two documents it references; what a staged
 /// deletion records about each comment it will delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommentRef {
     /// The comment.
-    pub id: ObjectId,
+    pub id: CommentId,
     /// The post it is on.
-    pub post: ObjectId,
+    pub post: PostId,
     /// Its writer.
-    pub author: ObjectId,
+    pub author: UserId,
 }
 
 /// What a staged deletion deletes at its root.
@@ -55,22 +55,22 @@ pub struct DeletionJobDoc {
     /// The tombstoned user or post.
     pub root: ObjectId,
     /// The posts to delete: the user's (a user job) or the root (a post job).
-    pub posts: Vec<ObjectId>,
+    pub posts: Vec<PostId>,
     /// The comments to delete, sorted.
-    pub comments: Vec<ObjectId>,
+    pub comments: Vec<CommentId>,
     /// Each comment's author, aligned with `comments`, so a visible author's
     /// comment count can leave these out.
-    pub comment_authors: Vec<ObjectId>,
+    pub comment_authors: Vec<UserId>,
     /// Each comment's post, aligned with `comments`, so a surviving post's
     /// `commentCount` can leave them out until the reaper decrements it.
-    pub comment_posts: Vec<ObjectId>,
+    pub comment_posts: Vec<PostId>,
     /// Surviving posts whose `likedBy` holds the user (a user job).
-    pub liked: Vec<ObjectId>,
+    pub liked: Vec<PostId>,
     /// Surviving users whose `followers` or `following` holds the user (a user job).
-    pub follows: Vec<ObjectId>,
+    pub follows: Vec<UserId>,
     /// For a post job, the post's author (whose post count leaves it out);
     /// for a user job, the user.
-    pub author: ObjectId,
+    pub author: UserId,
     /// How far the reaper got through `comments`, `posts`, `liked`, `follows`.
     pub reaped: i64,
     /// When the tombstone committed.
@@ -95,7 +95,7 @@ pub struct JobHeader {
     /// The tombstoned user or post.
     pub root: ObjectId,
     /// See [`DeletionJobDoc::author`].
-    pub author: ObjectId,
+    pub author: UserId,
     /// Lengths of `comments`, `posts`, `liked` and `follows`, in that order.
     pub lens: [i64; 4],
     /// How many parts hold the lists.
@@ -117,64 +117,70 @@ pub struct JobPart {
     #[serde(rename = "_id")]
     pub key: String,
     /// The comments in this slice, with their authors and posts (aligned).
-    pub comments: PackedIds,
+    pub comments: PackedIds<crate::model::CommentDoc>,
     /// Authors of `comments`.
-    pub comment_authors: PackedIds,
+    pub comment_authors: PackedIds<crate::model::UserDoc>,
     /// Posts of `comments`.
-    pub comment_posts: PackedIds,
+    pub comment_posts: PackedIds<PostDoc>,
     /// The posts in this slice.
-    pub posts: PackedIds,
+    pub posts: PackedIds<PostDoc>,
     /// The liked posts in this slice.
-    pub liked: PackedIds,
+    pub liked: PackedIds<PostDoc>,
     /// The follow-holding users in this slice.
-    pub follows: PackedIds,
+    pub follows: PackedIds<crate::model::UserDoc>,
 }
 
 /// Ids stored as one BSON binary of 12 bytes each rather than an array: a
 /// part holds tens of thousands, and this is a third of the size and a
 /// byte copy to encode (serde's path for an array of ids formats and parses
 /// every one as hex).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PackedIds(pub Vec<ObjectId>);
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedIds<D>(pub Vec<Id<D>>);
 
-impl std::ops::Deref for PackedIds {
-    type Target = Vec<ObjectId>;
-    fn deref(&self) -> &Vec<ObjectId> {
+impl<D> Default for PackedIds<D> {
+    fn default() -> Self {
+        PackedIds(Vec::new())
+    }
+}
+
+impl<D> std::ops::Deref for PackedIds<D> {
+    type Target = Vec<Id<D>>;
+    fn deref(&self) -> &Vec<Id<D>> {
         &self.0
     }
 }
 
-impl Serialize for PackedIds {
+impl<D> Serialize for PackedIds<D> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = self.0.iter().flat_map(|id| id.bytes()).collect();
+        let bytes: Vec<u8> = self.0.iter().flat_map(|id| id.oid().bytes()).collect();
         serializer.serialize_bytes(&bytes)
     }
 }
 
-impl<'de> Deserialize<'de> for PackedIds {
+impl<'de, T> Deserialize<'de> for PackedIds<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl serde::de::Visitor<'_> for Visit {
-            type Value = PackedIds;
+        struct Visit<T>(std::marker::PhantomData<fn() -> T>);
+        impl<T> serde::de::Visitor<'_> for Visit<T> {
+            type Value = PackedIds<T>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("ids packed as 12-byte chunks")
             }
-            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<PackedIds, E> {
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<PackedIds<T>, E> {
                 if !bytes.len().is_multiple_of(12) {
                     return Err(E::invalid_length(bytes.len(), &self));
                 }
                 let ids = bytes.chunks_exact(12).map(|c| {
                     let mut id = [0u8; 12];
                     id.copy_from_slice(c);
-                    ObjectId::from_bytes(id)
+                    Id::from_oid(ObjectId::from_bytes(id))
                 });
                 Ok(PackedIds(ids.collect()))
             }
-            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<PackedIds, E> {
+            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<PackedIds<T>, E> {
                 self.visit_bytes(&bytes)
             }
         }
-        deserializer.deserialize_bytes(Visit)
+        deserializer.deserialize_bytes(Visit(std::marker::PhantomData))
     }
 }
 
@@ -206,16 +212,9 @@ impl DeletionJobDoc {
             part.comment_posts.0.extend(self.comment_posts.get(i).copied());
             at += 1;
         }
-        for (list, pick) in [
-            (&self.posts, (|p: &mut JobPart| &mut p.posts.0) as fn(&mut JobPart) -> &mut Vec<ObjectId>),
-            (&self.liked, |p| &mut p.liked.0),
-            (&self.follows, |p| &mut p.follows.0),
-        ] {
-            for id in list {
-                pick(&mut out[at / JOB_PART_LEN]).push(*id);
-                at += 1;
-            }
-        }
+        spread(&self.posts, &mut out, &mut at, |p| &mut p.posts.0);
+        spread(&self.liked, &mut out, &mut at, |p| &mut p.liked.0);
+        spread(&self.follows, &mut out, &mut at, |p| &mut p.follows.0);
         let header = JobHeader {
             id: self.id,
             kind: self.kind,
@@ -259,34 +258,42 @@ impl DeletionJobDoc {
     }
 }
 
+/// Appends `list` to the parts from plan position `at` on, into the field `pick` names.
+fn spread<D>(list: &[Id<D>], out: &mut [JobPart], at: &mut usize, pick: fn(&mut JobPart) -> &mut Vec<Id<D>>) {
+    for id in list {
+        pick(&mut out[*at / JOB_PART_LEN]).push(*id);
+        *at += 1;
+    }
+}
+
 impl DeletionJobDoc {
     /// The plan of an account's staged deletion: its `posts`, the comments
     /// on them and by it, the posts it `liked`, the users it `follows` or is
     /// followed by.
     pub fn for_user(
-        user: ObjectId,
-        posts: Vec<ObjectId>,
+        user: UserId,
+        posts: Vec<PostId>,
         comments: &[CommentRef],
-        liked: Vec<ObjectId>,
-        follows: Vec<ObjectId>,
+        liked: Vec<PostId>,
+        follows: Vec<UserId>,
         now: DateTime,
     ) -> Self {
         DeletionJobDoc {
             posts,
             liked,
             follows,
-            ..DeletionJobDoc::rooted(DeletionKind::User, user, user, comments, now)
+            ..DeletionJobDoc::rooted(DeletionKind::User, user.oid(), user, comments, now)
         }
     }
 
     /// The plan of a post's staged deletion: the post and its comments.
     pub fn for_post(post: &PostDoc, comments: &[CommentRef], now: DateTime) -> Self {
-        let job = DeletionJobDoc::rooted(DeletionKind::Post, post.id, post.author, comments, now);
+        let job = DeletionJobDoc::rooted(DeletionKind::Post, post.id.oid(), post.author, comments, now);
         DeletionJobDoc { posts: vec![post.id], ..job }
     }
 
     /// A new job at `root` listing `comments` (with what each references), nothing else yet.
-    fn rooted(kind: DeletionKind, root: ObjectId, author: ObjectId, comments: &[CommentRef], now: DateTime) -> Self {
+    fn rooted(kind: DeletionKind, root: ObjectId, author: UserId, comments: &[CommentRef], now: DateTime) -> Self {
         DeletionJobDoc {
             id: ObjectId::new(),
             kind,
@@ -311,8 +318,8 @@ mod tests {
 
     use super::*;
 
-    fn ids(n: usize) -> Vec<ObjectId> {
-        (0..n).map(|_| ObjectId::new()).collect()
+    fn ids<D>(n: usize) -> Vec<Id<D>> {
+        (0..n).map(|_| Id::new()).collect()
     }
 
     proptest! {
@@ -331,7 +338,7 @@ mod tests {
                 comment_posts: ids(c),
                 liked: ids(l),
                 follows: ids(f),
-                author: ObjectId::new(),
+                author: UserId::new(),
                 reaped: 7,
                 created_at: DateTime::from_millis(1),
                 progress_at: DateTime::from_millis(2),

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::CursorKey;
 
+mod id;
 mod job;
+
+pub use self::id::{CommentId, Id, PostId, UserId};
 
 pub use self::job::{CommentRef, DeletionJobDoc, DeletionKind, JOB_PART_LEN, JobHeader, JobPart, PackedIds};
 
@@ -22,7 +25,7 @@ pub use self::job::{CommentRef, DeletionJobDoc, DeletionKind, JOB_PART_LEN, JobH
 pub struct UserDoc {
     /// Primary key.
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: UserId,
     /// Display name, 1–64 characters.
     pub name: String,
     /// Unique, stored lowercased so uniqueness is case-insensitive.
@@ -37,11 +40,11 @@ pub struct UserDoc {
     /// leaves it empty, because its list is the author index, so a post by
     /// an author with 10,000 posts does not rewrite a 10,000-id array. Read
     /// the number through [`UserDoc::post_count`], never this list's length.
-    pub posts: Vec<ObjectId>,
+    pub posts: Vec<PostId>,
     /// Ids of the users following this user.
-    pub followers: Vec<ObjectId>,
+    pub followers: Vec<UserId>,
     /// Ids of the users this user follows.
-    pub following: Vec<ObjectId>,
+    pub following: Vec<UserId>,
     /// Bumped by every write that creates a reference *to* this user (a like,
     /// a comment), so that write conflicts with a concurrent deletion of the
     /// user instead of leaving an orphan behind.
@@ -84,14 +87,14 @@ pub struct UserDoc {
 #[serde(rename_all = "camelCase")]
 struct UserRecord {
     #[serde(rename = "_id")]
-    id: ObjectId,
+    id: UserId,
     name: String,
     email: String,
     password_hash: String,
     created_at: DateTime,
-    posts: Vec<ObjectId>,
-    followers: Vec<ObjectId>,
-    following: Vec<ObjectId>,
+    posts: Vec<PostId>,
+    followers: Vec<UserId>,
+    following: Vec<UserId>,
     #[serde(default)]
     rev: i64,
     post_count: Option<u64>,
@@ -127,7 +130,7 @@ impl From<UserRecord> for UserDoc {
 
 impl UserDoc {
     /// A new account with no posts and no follows.
-    pub fn new(id: ObjectId, name: String, email: String, password_hash: String, created_at: DateTime) -> Self {
+    pub fn new(id: UserId, name: String, email: String, password_hash: String, created_at: DateTime) -> Self {
         UserDoc {
             id,
             name,
@@ -148,7 +151,7 @@ impl UserDoc {
 
     /// Replaces the whole `posts` list, and the count with it, so a record
     /// written after it (seeding, repair) never keeps a stale count.
-    pub fn set_posts(&mut self, posts: Vec<ObjectId>) {
+    pub fn set_posts(&mut self, posts: Vec<PostId>) {
         self.post_count = posts.len() as u64;
         self.posts = posts;
     }
@@ -173,15 +176,15 @@ impl UserDoc {
 pub struct PostDoc {
     /// Primary key.
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: PostId,
     /// 1–200 characters.
     pub title: String,
     /// At most 50,000 characters.
     pub body: String,
     /// The writer; mirrored in the author's `posts` array.
-    pub author: ObjectId,
+    pub author: UserId,
     /// Users who like the post, each at most once.
-    pub liked_by: Vec<ObjectId>,
+    pub liked_by: Vec<UserId>,
     /// Number of comments on the post, kept in the same transaction as every comment write.
     pub comment_count: i64,
     /// When the post was created.
@@ -200,13 +203,13 @@ pub struct PostDoc {
 pub struct CommentDoc {
     /// Primary key.
     #[serde(rename = "_id")]
-    pub id: ObjectId,
+    pub id: CommentId,
     /// 1–5,000 characters.
     pub body: String,
     /// The post commented on.
-    pub post: ObjectId,
+    pub post: PostId,
     /// The writer.
-    pub author: ObjectId,
+    pub author: UserId,
     /// When the comment was created.
     pub created_at: DateTime,
 }
@@ -221,7 +224,7 @@ macro_rules! chronological {
     ($($t:ty),*) => {$(
         impl Chronological for $t {
             fn cursor_key(&self) -> CursorKey {
-                CursorKey { created_ms: self.created_at.timestamp_millis(), id: self.id }
+                CursorKey { created_ms: self.created_at.timestamp_millis(), id: self.id.oid() }
             }
         }
     )*};
@@ -270,7 +273,7 @@ pub trait Doc: Sized + Send + Sync + 'static {
     /// Its collection.
     const KIND: Kind;
     /// Its primary key.
-    fn id(&self) -> ObjectId;
+    fn id(&self) -> Id<Self>;
     /// The document, borrowed as the write primitives take it.
     fn as_doc(&self) -> DocRef<'_>;
     /// The document back out of a read primitive's answer; `None` if the
@@ -282,7 +285,7 @@ macro_rules! doc_kind {
     ($($t:ty => $kind:ident),*) => {$(
         impl Doc for $t {
             const KIND: Kind = Kind::$kind;
-            fn id(&self) -> ObjectId {
+            fn id(&self) -> Id<Self> {
                 self.id
             }
             fn as_doc(&self) -> DocRef<'_> {
@@ -308,8 +311,8 @@ mod tests {
     /// never writes the count, so a MongoDB document cannot hold a stale one.
     #[test]
     fn post_count_is_the_kept_count_else_the_list_length() {
-        let mut user = UserDoc::new(ObjectId::new(), "u".into(), "u@x.io".into(), String::new(), DateTime::now());
-        user.set_posts(vec![ObjectId::new(), ObjectId::new()]);
+        let mut user = UserDoc::new(UserId::new(), "u".into(), "u@x.io".into(), String::new(), DateTime::now());
+        user.set_posts(vec![PostId::new(), PostId::new()]);
         let mut doc = bson::serialize_to_document(&user).expect("encode");
         assert!(!doc.contains_key("postCount"), "{doc:?}");
         let listed: UserDoc = bson::deserialize_from_document(doc.clone()).expect("decode");

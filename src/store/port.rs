@@ -21,7 +21,7 @@ use crate::domain::Page;
 use crate::error::{Error, Result};
 pub use crate::model::CommentRef;
 pub use crate::model::{AnyDoc, Doc, DocRef, Kind};
-use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+use crate::model::{CommentDoc, CommentId, DeletionJobDoc, Id, JobHeader, JobPart, PostDoc, PostId, UserDoc, UserId};
 
 /// One unit of transactional work with a typed result.
 pub trait Command: Send + Sync + 'static {
@@ -107,7 +107,7 @@ pub enum Collection {
     Posts,
 }
 
-/// A per-parent count read through an index (no stored count exists for it).
+/// A per-author count read through an index (no stored count exists for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CountOf {
     /// The posts whose `author` is the parent (the author index).
@@ -145,11 +145,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 
     /// Users with these ids; missing ids are simply absent from the result.
-    fn users_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<UserDoc>>> + Send;
+    fn users_by_ids(&self, ids: &[UserId]) -> impl Future<Output = Result<Vec<UserDoc>>> + Send;
     /// Posts with these ids; missing ids are absent.
-    fn posts_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
+    fn posts_by_ids(&self, ids: &[PostId]) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
     /// Comments with these ids; missing ids are absent.
-    fn comments_by_ids(&self, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<CommentDoc>>> + Send;
+    fn comments_by_ids(&self, ids: &[CommentId]) -> impl Future<Output = Result<Vec<CommentDoc>>> + Send;
     /// The user with this (normalised) email.
     fn user_by_email(&self, email: &str) -> impl Future<Output = Result<Option<UserDoc>>> + Send;
 
@@ -160,7 +160,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// One page of the posts written by any of `authors`, newest first (the
     /// home feed): one merge of the author index on the embedded store, one
     /// `find` with `$in` on MongoDB; never a copy per follower.
-    fn feed_page(&self, authors: &[ObjectId], page: &Page) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
+    fn feed_page(&self, authors: &[UserId], page: &Page) -> impl Future<Output = Result<Vec<PostDoc>>> + Send;
     /// One page of posts per parent, newest first.
     fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<PostDoc>>> + Send;
     /// One page of comments per parent (post or author), newest first.
@@ -175,7 +175,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The number of documents in `collection`, without reading them.
     fn count_all(&self, collection: Collection) -> impl Future<Output = Result<u64>> + Send;
     /// One count per parent, aligned with `parents`, counted with an index in one round trip.
-    fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> impl Future<Output = Result<Vec<u64>>> + Send;
+    fn count_of(&self, of: CountOf, parents: &[UserId]) -> impl Future<Output = Result<Vec<u64>>> + Send;
 
     /// How many times a transaction was re-run after a transient conflict, since start-up.
     fn transaction_retries(&self) -> u64;
@@ -237,19 +237,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
 /// A question about who refers to what, answered from an index with the
 /// ids of the documents that match, in id order: the one id-listing
 /// primitive ([`Reads::ids`]), one `find` on MongoDB, one index scan per
-/// parent on the embedded store.
+/// parent on the embedded store. The answer's ids are of the collection the
+/// question names (`PostsBy` answers post ids), which is what lets a caller
+/// type them with [`Id::from_oids`].
 #[derive(Debug, Clone, Copy)]
 pub enum IdsOf<'a> {
     /// The posts whose `author` is this user (the author index, not the user's array).
-    PostsBy(ObjectId),
+    PostsBy(UserId),
     /// The posts whose `likedBy` holds this user.
-    PostsLikedBy(ObjectId),
+    PostsLikedBy(UserId),
     /// The comments on any of these posts.
-    CommentsOn(&'a [ObjectId]),
+    CommentsOn(&'a [PostId]),
     /// The comments this user wrote.
-    CommentsBy(ObjectId),
+    CommentsBy(UserId),
     /// The users whose `followers` or `following` holds this user.
-    UsersFollowingOrFollowedBy(ObjectId),
+    UsersFollowingOrFollowedBy(UserId),
 }
 
 /// The reference lists a deleted user is pulled out of ([`Tx::pull_refs`]).
@@ -292,9 +294,9 @@ pub trait Reads: Send {
     ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
 
     /// Reads one document.
-    fn get<D: Doc>(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<D>>> + Send {
+    fn get<D: Doc>(&mut self, id: Id<D>) -> impl Future<Output = Result<Option<D>>> + Send {
         async move {
-            match self.find(D::KIND, id).await? {
+            match self.find(D::KIND, id.oid()).await? {
                 None => Ok(None),
                 Some(doc) => D::from_doc(doc)
                     .map(Some)
@@ -303,26 +305,26 @@ pub trait Reads: Send {
         }
     }
     /// Reads a user's record (see [`Reads::find`] about its `posts`).
-    fn user(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send {
+    fn user(&mut self, id: UserId) -> impl Future<Output = Result<Option<UserDoc>>> + Send {
         self.get(id)
     }
     /// Reads a post.
-    fn post(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<PostDoc>>> + Send {
+    fn post(&mut self, id: PostId) -> impl Future<Output = Result<Option<PostDoc>>> + Send {
         self.get(id)
     }
     /// Reads a comment.
-    fn comment(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<CommentDoc>>> + Send {
+    fn comment(&mut self, id: CommentId) -> impl Future<Output = Result<Option<CommentDoc>>> + Send {
         self.get(id)
     }
 
     /// Reads a user with the whole `posts` list: where the record keeps a
     /// count instead, the list is read from the author index. Only for the
     /// commands that rewrite the list (seeding, repair).
-    fn user_with_posts(&mut self, id: ObjectId) -> impl Future<Output = Result<Option<UserDoc>>> + Send {
+    fn user_with_posts(&mut self, id: UserId) -> impl Future<Output = Result<Option<UserDoc>>> + Send {
         async move {
             let Some(mut user) = self.user(id).await? else { return Ok(None) };
             if !user.lists_all_posts() {
-                user.posts = self.ids(IdsOf::PostsBy(id)).await?;
+                user.posts = Id::from_oids(self.ids(IdsOf::PostsBy(id)).await?);
             }
             Ok(Some(user))
         }
@@ -349,7 +351,7 @@ pub trait Tx: Reads {
     /// rewriting the user's whole document: on MongoDB it is one `$inc`; on
     /// the embedded store, whose single writer already serializes every
     /// transaction, it only reads the user.
-    fn touch_user(&mut self, id: ObjectId) -> impl Future<Output = Result<bool>> + Send;
+    fn touch_user(&mut self, id: UserId) -> impl Future<Output = Result<bool>> + Send;
 
     /// Adds `post` to `user`'s `posts` or takes it out: one `$push` or
     /// `$pull` on MongoDB, not a rewrite of the whole, possibly large,
@@ -359,8 +361,8 @@ pub trait Tx: Reads {
     /// is staged.
     fn list_user_post(
         &mut self,
-        user: ObjectId,
-        post: ObjectId,
+        user: UserId,
+        post: PostId,
         change: ListChange,
     ) -> impl Future<Output = Result<bool>> + Send;
 
@@ -369,8 +371,8 @@ pub trait Tx: Reads {
     /// Replaces an existing document (read earlier in this transaction).
     fn replace_doc(&mut self, doc: DocRef<'_>) -> impl Future<Output = Result<()>> + Send;
     /// Deletes the documents of `kind` with these ids; returns the ids of
-    /// those that existed.
-    fn delete(&mut self, kind: Kind, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
+    /// those that existed ([`Tx::delete`] is the typed door).
+    fn delete_ids(&mut self, kind: Kind, ids: &[ObjectId]) -> impl Future<Output = Result<Vec<ObjectId>>> + Send;
     /// Deletes the comments on any of `parents` (posts) or by any of them
     /// (authors); returns each one removed, with what it referenced.
     fn delete_comments_of(
@@ -379,10 +381,10 @@ pub trait Tx: Reads {
         parents: &[ObjectId],
     ) -> impl Future<Output = Result<Vec<CommentRef>>> + Send;
     /// Adds each delta to its post's `commentCount` (missing posts are skipped).
-    fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> impl Future<Output = Result<()>> + Send;
+    fn add_comment_counts(&mut self, deltas: &[(PostId, i64)]) -> impl Future<Output = Result<()>> + Send;
     /// Pulls `user` out of the lists `held` names in these documents (posts'
     /// `likedBy`, or users' `followers` and `following`).
-    fn pull_refs(&mut self, user: ObjectId, held: HeldIn, ids: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
+    fn pull_refs(&mut self, user: UserId, held: HeldIn, ids: &[ObjectId]) -> impl Future<Output = Result<()>> + Send;
 
     /// Records a staged deletion (its header and its parts), and publishes
     /// it to [`Backend::hidden`] before the commit.
@@ -408,33 +410,37 @@ pub trait Tx: Reads {
         self.replace_doc(doc.as_doc())
     }
     /// Appends `post` to `user`'s `posts`; false if there is no such user.
-    fn push_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send {
+    fn push_user_post(&mut self, user: UserId, post: PostId) -> impl Future<Output = Result<bool>> + Send {
         self.list_user_post(user, post, ListChange::Add)
     }
     /// Removes `post` from `user`'s `posts`; false if there is no such user.
-    fn pull_user_post(&mut self, user: ObjectId, post: ObjectId) -> impl Future<Output = Result<bool>> + Send {
+    fn pull_user_post(&mut self, user: UserId, post: PostId) -> impl Future<Output = Result<bool>> + Send {
         self.list_user_post(user, post, ListChange::Remove)
     }
+    /// Deletes the documents with these ids; returns the ids of those that existed.
+    fn delete<D: Doc>(&mut self, ids: &[Id<D>]) -> impl Future<Output = Result<Vec<Id<D>>>> + Send {
+        async move { Ok(Id::from_oids(self.delete_ids(D::KIND, &Id::oids(ids)).await?)) }
+    }
     /// Deletes one document; returns whether it existed.
-    fn delete_one(&mut self, kind: Kind, id: ObjectId) -> impl Future<Output = Result<bool>> + Send {
-        async move { Ok(!self.delete(kind, &[id]).await?.is_empty()) }
+    fn delete_one<D: Doc>(&mut self, id: Id<D>) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(!self.delete_ids(D::KIND, &[id.oid()]).await?.is_empty()) }
     }
     /// Pulls `user` out of every post's `likedBy`; returns the posts that
     /// changed. One find and one update on every backend.
-    fn pull_liker_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send {
+    fn pull_liker_everywhere(&mut self, user: UserId) -> impl Future<Output = Result<Vec<PostId>>> + Send {
         async move {
             let posts = self.ids(IdsOf::PostsLikedBy(user)).await?;
             self.pull_refs(user, HeldIn::Likes, &posts).await?;
-            Ok(posts)
+            Ok(Id::from_oids(posts))
         }
     }
     /// Pulls `user` out of every user's `followers` and `following`; returns
     /// the users that changed. One find and one update.
-    fn pull_follow_refs_everywhere(&mut self, user: ObjectId) -> impl Future<Output = Result<Vec<ObjectId>>> + Send {
+    fn pull_follow_refs_everywhere(&mut self, user: UserId) -> impl Future<Output = Result<Vec<UserId>>> + Send {
         async move {
             let users = self.ids(IdsOf::UsersFollowingOrFollowedBy(user)).await?;
             self.pull_refs(user, HeldIn::Follows, &users).await?;
-            Ok(users)
+            Ok(Id::from_oids(users))
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use blogql::cmd::LogOut;
 use blogql::domain::new_token_id;
-use bson::oid::ObjectId;
 use serde_json::{Value, json};
 
 use crate::helpers::{StoreHome, TEST_SECRET, TestApp, data, expect_error, mongodb_uri, str_at};
@@ -201,7 +200,7 @@ async fn a_payloads_viewer_is_read_after_the_write() {
 async fn ended_tokens_are_kept_only_until_they_expire() {
     let app = TestApp::spawn().await;
     let (_, ann_id) = app.sign_up("Ann").await;
-    let ann = ObjectId::parse_str(&ann_id).expect("id");
+    let ann = blogql::model::UserId::parse(&ann_id).expect("id");
     let now = chrono_now();
     let (expired, live) = (new_token_id(now - 10), new_token_id(now + 3600));
     app.store.run(LogOut { actor: ann, token: expired }).await.expect("log out");

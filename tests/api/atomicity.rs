@@ -3,14 +3,14 @@
 use blogql::cmd::{Command, CreateComment, CreatePost, DeletePost, DeleteUser};
 use blogql::domain::{CommentBody, PostBody, Title};
 use blogql::error::Error;
-use bson::oid::ObjectId;
+use blogql::model::{Id, PostId, UserId};
 use serde_json::json;
 
 use crate::faults::FailAt;
 use crate::helpers::TestApp;
 
 /// Builds a user with posts, comments both ways, likes and follows; returns Ann's id and her first post.
-async fn populated(app: &TestApp) -> (ObjectId, ObjectId) {
+async fn populated(app: &TestApp) -> (UserId, PostId) {
     let (ann, ann_id) = app.sign_up("Ann").await;
     let (bob, bob_id) = app.sign_up("Bob").await;
     let p1 = app.create_post(&ann, "ann 1").await;
@@ -25,8 +25,8 @@ async fn populated(app: &TestApp) -> (ObjectId, ObjectId) {
     (oid(&ann_id), oid(&p1))
 }
 
-fn oid(hex: &str) -> ObjectId {
-    ObjectId::parse_str(hex).expect("an id")
+fn oid<D>(hex: &str) -> Id<D> {
+    Id::parse(hex).expect("an id")
 }
 
 /// Fails `cmd` at each of its writes in turn, checking that each failure is an

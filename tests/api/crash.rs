@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blogql::auth::{Auth, HashCost};
+use blogql::model::UserId;
 use blogql::seed::{SeedPlan, seed};
 use blogql::store::embedded::EmbeddedStore;
-use bson::oid::ObjectId;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
@@ -23,12 +23,12 @@ fn auth() -> Auth {
 
 /// Seeds a victim with `POSTS` posts, each commented on and liked by a second
 /// user, plus follows both ways; returns the victim's id.
-async fn seed_victim(dir: &std::path::Path) -> ObjectId {
+async fn seed_victim(dir: &std::path::Path) -> UserId {
     seed_victim_with(dir, POSTS).await
 }
 
 /// [`seed_victim`] with `posts` posts per user.
-async fn seed_victim_with(dir: &std::path::Path, posts: usize) -> ObjectId {
+async fn seed_victim_with(dir: &std::path::Path, posts: usize) -> UserId {
     let store = EmbeddedStore::open(dir).expect("open").into();
     let plan = SeedPlan {
         users: 2,
@@ -48,7 +48,7 @@ async fn seed_victim_with(dir: &std::path::Path, posts: usize) -> ObjectId {
 /// gone for readers; panics otherwise. A staged deletion the kill cut short
 /// is then finished, as the next start's reaper would, and must leave
 /// nothing of the victim behind.
-async fn victim_state(dir: &std::path::Path, victim: ObjectId) -> bool {
+async fn victim_state(dir: &std::path::Path, victim: UserId) -> bool {
     let store: blogql::store::Store = EmbeddedStore::open(dir).expect("the store opens after SIGKILL").into();
     let raw = store.snapshot().await.expect("snapshot");
     let problems = blogql::check::violations(&raw);

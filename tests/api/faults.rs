@@ -5,6 +5,7 @@
 use blogql::cmd::Command;
 use blogql::error::{Error, Result};
 use blogql::model::{DeletionJobDoc, JobHeader, JobPart};
+use blogql::model::{PostId, UserId};
 use blogql::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, ListChange, Reads, Tx};
 use bson::DateTime;
 use bson::oid::ObjectId;
@@ -60,12 +61,12 @@ impl<T: Tx> Reads for FaultyTx<'_, T> {
 }
 
 impl<T: Tx> Tx for FaultyTx<'_, T> {
-    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
+    async fn touch_user(&mut self, id: UserId) -> Result<bool> {
         self.step("touch user")?;
         self.inner.touch_user(id).await
     }
 
-    async fn list_user_post(&mut self, user: ObjectId, post: ObjectId, change: ListChange) -> Result<bool> {
+    async fn list_user_post(&mut self, user: UserId, post: PostId, change: ListChange) -> Result<bool> {
         self.step("list user post")?;
         self.inner.list_user_post(user, post, change).await
     }
@@ -80,9 +81,9 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
         self.inner.replace_doc(doc).await
     }
 
-    async fn delete(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    async fn delete_ids(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
         self.step("delete")?;
-        self.inner.delete(kind, ids).await
+        self.inner.delete_ids(kind, ids).await
     }
 
     async fn delete_comments_of(&mut self, of: CommentsOf, parents: &[ObjectId]) -> Result<Vec<CommentRef>> {
@@ -90,12 +91,12 @@ impl<T: Tx> Tx for FaultyTx<'_, T> {
         self.inner.delete_comments_of(of, parents).await
     }
 
-    async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
+    async fn add_comment_counts(&mut self, deltas: &[(PostId, i64)]) -> Result<()> {
         self.step("add comment counts")?;
         self.inner.add_comment_counts(deltas).await
     }
 
-    async fn pull_refs(&mut self, user: ObjectId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
+    async fn pull_refs(&mut self, user: UserId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
         self.step("pull refs")?;
         self.inner.pull_refs(user, held, ids).await
     }

@@ -5,9 +5,9 @@
 use blogql::cmd::Command;
 use blogql::error::Result;
 use blogql::model::{PostDoc, UserDoc};
+use blogql::model::{PostId, UserId};
 use blogql::store::Tx;
 use bson::DateTime;
-use bson::oid::ObjectId;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, data, expect_error, int_at, mongodb_uri, str_at};
@@ -179,7 +179,7 @@ async fn a_staged_followee_leaves_the_feed_at_once() {
 /// take minutes). Called in chunks, so that on mongoeco, which serialises
 /// commits, a chunk retried after a parallel test's commit is short.
 struct Followees {
-    reader: ObjectId,
+    reader: UserId,
     from: usize,
     to: usize,
 }
@@ -195,12 +195,12 @@ impl Command for Followees {
         let mut reader = tx.user(self.reader).await?.expect("the reader exists");
         let now = tx.now();
         for i in self.from..self.to {
-            let mut user = UserDoc::new(ObjectId::new(), format!("F{i}"), format!("f{i}@example.com"), "-".into(), now);
+            let mut user = UserDoc::new(UserId::new(), format!("F{i}"), format!("f{i}@example.com"), "-".into(), now);
             user.followers.push(self.reader);
             tx.insert(&user).await?;
             let at = DateTime::from_millis(now.timestamp_millis() - i as i64);
             let post = PostDoc {
-                id: ObjectId::new(),
+                id: PostId::new(),
                 title: format!("post {i}"),
                 body: "b".into(),
                 author: user.id,
@@ -225,7 +225,7 @@ const DEEP_FEED: &str = "{ feed(first: 20) { edges { node { author { name }
 async fn feed_round_trips(n: usize) -> u64 {
     let app = TestApp::spawn().await;
     let (reader, reader_id) = app.sign_up("Reader").await;
-    let reader_id = ObjectId::parse_str(&reader_id).expect("an ObjectId");
+    let reader_id = UserId::parse(&reader_id).expect("an id");
     for from in (0..n).step_by(FOLLOWEES_PER_TX) {
         let to = (from + FOLLOWEES_PER_TX).min(n);
         app.store.run(Followees { reader: reader_id, from, to }).await.expect("seeding followees");
@@ -257,8 +257,8 @@ async fn feed_round_trips_do_not_grow_with_followees() {
 /// Sets the reader's `following` list as given: the cap test needs many
 /// follows, not many users.
 struct SetFollowing {
-    reader: ObjectId,
-    ids: Vec<ObjectId>,
+    reader: UserId,
+    ids: Vec<UserId>,
 }
 
 impl Command for SetFollowing {
@@ -281,9 +281,9 @@ async fn following_is_capped_so_a_feed_stays_bounded() {
     let (_, bob_id) = app.sign_up("Bob").await;
     let (_, cat_id) = app.sign_up("Cat").await;
     app.ok_as(&ann, FOLLOW, json!({ "u": bob_id })).await;
-    let mut ids: Vec<ObjectId> = (1..blogql::cmd::MAX_FOLLOWING).map(|_| ObjectId::new()).collect();
-    ids.push(ObjectId::parse_str(&bob_id).expect("an ObjectId"));
-    let reader = ObjectId::parse_str(&ann_id).expect("an ObjectId");
+    let mut ids: Vec<UserId> = (1..blogql::cmd::MAX_FOLLOWING).map(|_| UserId::new()).collect();
+    ids.push(UserId::parse(&bob_id).expect("an id"));
+    let reader = UserId::parse(&ann_id).expect("an id");
     app.store.run(SetFollowing { reader, ids }).await.expect("setting the follows");
 
     let refused = app.graphql_as(&ann, FOLLOW, json!({ "u": cat_id })).await;

@@ -61,7 +61,7 @@ async fn delete_ann(app: &TestApp, target: Target, ann: &str, ann_id: &str) -> V
     if target != ("find", "users") {
         return app.graphql_as(ann, DELETE_USER, json!({ "id": ann_id })).await;
     }
-    let id = bson::oid::ObjectId::parse_str(ann_id).expect("an ObjectId");
+    let id = blogql::model::UserId::parse(ann_id).expect("an id");
     let cmd = blogql::cmd::DeleteUser { actor: id, id, expected_plan: None, budget: usize::MAX };
     match app.store.run(cmd).await {
         Ok(d) => json!({ "data": { "deleteUser": {
@@ -392,10 +392,10 @@ async fn mongo_a_second_process_hides_and_reaps_a_staged_deletion() {
         app.ok_as(&ann, "mutation($id: ID!) { deleteUser(id: $id) { staged } }", json!({ "id": ann_id })).await;
     assert_eq!(staged["deleteUser"]["staged"], json!(true));
 
-    let ann_oid = bson::oid::ObjectId::parse_str(&ann_id).unwrap();
+    let ann_oid = blogql::model::UserId::parse(&ann_id).unwrap();
     assert!(other.users_by_ids(&[ann_oid]).await.unwrap().is_empty(), "the tombstone hides the user at once");
     assert_eq!(blogql::reaper::drain(&other, 2).await.unwrap(), 1, "the other process's reaper finished the job");
-    let post_oid = bson::oid::ObjectId::parse_str(&post).unwrap();
+    let post_oid = blogql::model::PostId::parse(&post).unwrap();
     assert!(other.posts_by_ids(&[post_oid]).await.unwrap().is_empty());
     let snap = app.snapshot().await;
     assert!(snap.jobs.is_empty() && snap.comments.is_empty() && snap.posts.is_empty());
@@ -440,7 +440,7 @@ async fn tier3_feed_is_a_sort_merge_plan() {
     let (app, mongo) = mongo_app().await;
     assert_real_server(&mongo).await;
     feed_world(&app).await;
-    let authors: Vec<bson::oid::ObjectId> =
+    let authors: Vec<blogql::model::UserId> =
         app.snapshot().await.users.iter().filter(|u| u.name != "Ann").map(|u| u.id).collect();
     let explain = doc! {
         "explain": { "find": "posts", "filter": { "author": { "$in": authors } },

@@ -5,9 +5,9 @@
 use blogql::cmd::Command;
 use blogql::error::Result;
 use blogql::model::{CommentDoc, PostDoc};
+use blogql::model::{Id, PostId, UserId};
 use blogql::store::Tx;
 use bson::DateTime;
-use bson::oid::ObjectId;
 use serde_json::json;
 
 use crate::helpers::{StoreHome, TestApp, data};
@@ -15,9 +15,9 @@ use crate::helpers::{StoreHome, TestApp, data};
 /// Writes every kind of damage straight through the transaction handle,
 /// skipping the commands' rules.
 struct Corrupt {
-    ann: ObjectId,
-    bob: ObjectId,
-    post: ObjectId,
+    ann: UserId,
+    bob: UserId,
+    post: PostId,
 }
 
 impl Command for Corrupt {
@@ -26,9 +26,9 @@ impl Command for Corrupt {
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<()> {
         let now = DateTime::now();
-        let gone = ObjectId::new();
+        let gone = UserId::new();
         let orphan = PostDoc {
-            id: ObjectId::new(),
+            id: PostId::new(),
             title: "orphan".into(),
             body: String::new(),
             author: gone,
@@ -39,10 +39,9 @@ impl Command for Corrupt {
             deleting: None,
         };
         tx.insert(&orphan).await?;
-        let comment =
-            |post, author| CommentDoc { id: ObjectId::new(), body: "c".into(), post, author, created_at: now };
+        let comment = |post, author| CommentDoc { id: Id::new(), body: "c".into(), post, author, created_at: now };
         tx.insert(&comment(orphan.id, self.bob)).await?;
-        tx.insert(&comment(ObjectId::new(), self.bob)).await?;
+        tx.insert(&comment(PostId::new(), self.bob)).await?;
         tx.insert(&comment(self.post, gone)).await?;
         if let Some(mut post) = tx.post(self.post).await? {
             post.liked_by.extend([gone, self.bob, self.bob]);
@@ -50,7 +49,7 @@ impl Command for Corrupt {
             tx.replace(&post).await?;
         }
         if let Some(mut ann) = tx.user(self.ann).await? {
-            ann.posts.push(ObjectId::new());
+            ann.posts.push(PostId::new());
             ann.following.push(gone);
             ann.followers.push(self.bob); // one-sided: Bob does not follow Ann
             tx.replace(&ann).await?;
@@ -67,8 +66,9 @@ async fn damaged(app: &TestApp) -> (String, String, String) {
     let comment = app.comment(&bob, &post, "kept too").await;
     app.ok_as(&ann, "mutation($p: ID!) { likePost(postId: $p) { id } }", json!({ "p": post })).await;
     app.assert_consistent().await;
-    let oid = |s: &str| ObjectId::parse_str(s).unwrap();
-    app.store.run(Corrupt { ann: oid(&ann_id), bob: oid(&bob_id), post: oid(&post) }).await.unwrap();
+    let (ann_oid, bob_oid, post_oid) = (Id::parse(&ann_id), Id::parse(&bob_id), Id::parse(&post));
+    let ids = ann_oid.zip(bob_oid).zip(post_oid).expect("ids");
+    app.store.run(Corrupt { ann: ids.0.0, bob: ids.0.1, post: ids.1 }).await.unwrap();
     (ann_id, post, comment)
 }
 

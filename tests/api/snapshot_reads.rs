@@ -21,7 +21,7 @@ fn sign_up(name: &str) -> SignUp {
     SignUp { name: UserName::parse(name).unwrap(), email: Email::parse(&email).unwrap(), password_hash: "h".into() }
 }
 
-fn post(author: bson::oid::ObjectId) -> CreatePost {
+fn post(author: blogql::model::UserId) -> CreatePost {
     CreatePost { author, title: Title::parse("t").unwrap(), body: PostBody::parse("b").unwrap() }
 }
 

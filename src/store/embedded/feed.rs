@@ -12,7 +12,7 @@ use super::read::Reader;
 use super::schema::{POSTS_BY_AUTHOR, POSTS_BY_CREATED_AUTHOR};
 use crate::domain::Page;
 use crate::error::{Error, Result};
-use crate::model::PostDoc;
+use crate::model::{Id, PostDoc, UserId};
 use crate::store::hidden::Sets;
 
 /// Length of the author part of a `posts_by_author` key (an ObjectId).
@@ -55,7 +55,7 @@ impl Reader<'_> {
     ///   posts are.
     ///
     /// Either way only the page's posts are decoded, and no post is read twice.
-    pub(super) fn feed(&self, authors: &[ObjectId], page: &Page) -> Result<Vec<PostDoc>> {
+    pub(super) fn feed(&self, authors: &[UserId], page: &Page) -> Result<Vec<PostDoc>> {
         let mut sorted;
         let authors = if authors.is_sorted() {
             authors
@@ -74,7 +74,7 @@ impl Reader<'_> {
 
     /// The feed page's ids from the global time order, or `None` if `budget`
     /// keys did not fill it (the authors write too small a share of posts).
-    fn feed_walk(&self, authors: &[ObjectId], page: &Page, budget: usize) -> Result<Option<Vec<ObjectId>>> {
+    fn feed_walk(&self, authors: &[UserId], page: &Page, budget: usize) -> Result<Option<Vec<ObjectId>>> {
         let table = self.0.open_table(POSTS_BY_CREATED_AUTHOR)?;
         // Keys are `desc ++ author`: strictly after a cursor is past every
         // author suffix of its `desc`, strictly before it is below the bare `desc`.
@@ -107,7 +107,7 @@ impl Reader<'_> {
             };
             let author = <[u8; AUTHOR_LEN]>::try_from(author)
                 .map_err(|_| Error::internal("a posts_by_created_author key is too long"))?;
-            if authors.binary_search(&ObjectId::from_bytes(author)).is_err() {
+            if authors.binary_search(&Id::from_oid(ObjectId::from_bytes(author))).is_err() {
                 continue;
             }
             let id = id_from_desc_tail(desc)?;
@@ -129,7 +129,7 @@ impl Reader<'_> {
     /// B-tree path with no bounds of its own, so placing a thousand of them
     /// allocates nothing on our side; the author prefix and the page's far
     /// bound are checked here on each key.
-    fn feed_merge(&self, authors: &[ObjectId], page: &Page) -> Result<Vec<ObjectId>> {
+    fn feed_merge(&self, authors: &[UserId], page: &Page) -> Result<Vec<ObjectId>> {
         let table = self.0.open_table(POSTS_BY_AUTHOR)?;
         let scan = AuthorScan {
             after: page.after().map(|c| desc_key(&c)),
@@ -249,16 +249,16 @@ mod tests {
     use crate::store::embedded::EmbeddedStore;
 
     /// Forty authors with five posts each, some at the same millisecond.
-    async fn store() -> (tempfile::TempDir, EmbeddedStore, Vec<ObjectId>, Vec<PostDoc>) {
+    async fn store() -> (tempfile::TempDir, EmbeddedStore, Vec<UserId>, Vec<PostDoc>) {
         let dir = tempfile::tempdir().expect("temp dir");
         let embedded = EmbeddedStore::open(dir.path()).expect("open");
-        let authors: Vec<ObjectId> = (0..40).map(|_| ObjectId::new()).collect();
+        let authors: Vec<UserId> = (0..40).map(|_| UserId::new()).collect();
         let mut posts = Vec::new();
         for (i, author) in authors.iter().enumerate() {
             for j in 0..5 {
                 let at = DateTime::from_millis(1_700_000_000_000 + ((i * 7 + j * 13) % 60) as i64);
                 posts.push(PostDoc {
-                    id: ObjectId::new(),
+                    id: crate::model::PostId::new(),
                     title: format!("{i}.{j}"),
                     body: String::new(),
                     author: *author,
@@ -290,10 +290,10 @@ mod tests {
     }
 
     /// What the page must hold: the authors' posts in listing order, cut by the page.
-    fn naive(posts: &[PostDoc], authors: &[ObjectId], page: &Page) -> Vec<ObjectId> {
+    fn naive(posts: &[PostDoc], authors: &[UserId], page: &Page) -> Vec<ObjectId> {
         let mut mine: Vec<&PostDoc> = posts.iter().filter(|p| authors.contains(&p.author)).collect();
         mine.sort_by(|a, b| newest_first(&a.cursor_key(), &b.cursor_key()));
-        page.select(mine.into_iter(), |p| p.cursor_key()).into_iter().map(|p| p.id).collect()
+        page.select(mine.into_iter(), |p| p.cursor_key()).into_iter().map(|p| p.id.oid()).collect()
     }
 
     /// The walk (with room to finish), the merge and a plain filter-and-sort
@@ -307,7 +307,7 @@ mod tests {
         ordered.sort_by(newest_first);
         let (early, late) = (ordered[30], ordered[150]);
         for k in [1, 3, 20, 40] {
-            let mut followed: Vec<ObjectId> = authors.iter().copied().step_by(40 / k).take(k).collect();
+            let mut followed: Vec<UserId> = authors.iter().copied().step_by(40 / k).take(k).collect();
             followed.sort_unstable();
             for page in [
                 Page::newest(10),
@@ -324,7 +324,7 @@ mod tests {
                 assert_eq!(walked.as_ref(), Some(&want), "walk, {k} authors, {page:?}");
                 assert_eq!(merged, want, "merge, {k} authors, {page:?}");
                 let got: Vec<ObjectId> =
-                    embedded.read(|r| r.feed(&followed, &page)).expect("feed").iter().map(|p| p.id).collect();
+                    embedded.read(|r| r.feed(&followed, &page)).expect("feed").iter().map(|p| p.id.oid()).collect();
                 assert_eq!(got, want, "feed, {k} authors, {page:?}");
             }
         }

@@ -15,7 +15,7 @@ use super::schema::{
 };
 use super::source::Source;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+use crate::model::{CommentDoc, DeletionJobDoc, Id, JobHeader, JobPart, PostDoc, PostId, UserDoc, UserId};
 use crate::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, ListChange, Reads, Tx};
 
 /// `doc`'s index entries as `(position in ALL_INDEXES, key)`, ordered, so two
@@ -41,8 +41,10 @@ impl Writer {
     /// `store::embedded::codec`): a rewrite of the same small size whatever
     /// the count. False if there is no such user.
     /// False too if the user's deletion is staged: a tombstoned account takes no new posts.
-    fn add_to_post_count(&self, user: ObjectId, delta: i64) -> Result<bool> {
-        let Some(mut doc) = self.get::<UserDoc>(&user)?.filter(|u| u.deleting.is_none()) else { return Ok(false) };
+    fn add_to_post_count(&self, user: UserId, delta: i64) -> Result<bool> {
+        let Some(mut doc) = self.get::<UserDoc>(&user.oid())?.filter(|u| u.deleting.is_none()) else {
+            return Ok(false);
+        };
         doc.post_count = doc.post_count.saturating_add_signed(delta);
         // A record from before counts were kept lists its posts; the count replaces it.
         doc.posts.clear();
@@ -107,7 +109,7 @@ impl Writer {
     }
 
     /// Pulls `user` out of these posts' `likedBy`.
-    fn pull_liker_from(&self, user: ObjectId, posts: &[ObjectId]) -> Result<()> {
+    fn pull_liker_from(&self, user: UserId, posts: &[ObjectId]) -> Result<()> {
         for id in posts {
             if let Some(mut post) = self.get::<PostDoc>(id)?
                 && post.liked_by.contains(&user)
@@ -120,7 +122,7 @@ impl Writer {
     }
 
     /// Pulls `user` out of these users' `followers` and `following`.
-    fn pull_follows_from(&self, user: ObjectId, users: &[ObjectId]) -> Result<()> {
+    fn pull_follows_from(&self, user: UserId, users: &[ObjectId]) -> Result<()> {
         for id in users {
             if let Some(mut other) = self.get::<UserDoc>(id)? {
                 other.followers.retain(|u| *u != user);
@@ -172,10 +174,10 @@ impl<S: Source> Reads for EmbeddedTx<S> {
         self.0.comment_refs(comments_index(of), parents)
     }
 
-    async fn user_with_posts(&mut self, id: ObjectId) -> Result<Option<UserDoc>> {
+    async fn user_with_posts(&mut self, id: UserId) -> Result<Option<UserDoc>> {
         // This store's list is its author index, whatever the record says.
-        let Some(mut user) = self.0.get::<UserDoc>(&id)? else { return Ok(None) };
-        user.posts = self.0.index_ids(POSTS_BY_AUTHOR, &id.bytes(), false)?;
+        let Some(mut user) = self.0.get::<UserDoc>(&id.oid())? else { return Ok(None) };
+        user.posts = Id::from_oids(self.0.index_ids(POSTS_BY_AUTHOR, &id.bytes(), false)?);
         Ok(Some(user))
     }
 }
@@ -189,13 +191,13 @@ fn comments_index(of: CommentsOf) -> IndexTable {
 }
 
 impl Tx for EmbeddedTx<Writer> {
-    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
+    async fn touch_user(&mut self, id: UserId) -> Result<bool> {
         // One writer at a time: nothing can delete the user concurrently, so
         // there is nothing to conflict with; a read is enough.
-        Ok(self.0.get::<UserDoc>(&id)?.is_some_and(|u| u.deleting.is_none()))
+        Ok(self.0.get::<UserDoc>(&id.oid())?.is_some_and(|u| u.deleting.is_none()))
     }
 
-    async fn list_user_post(&mut self, user: ObjectId, _post: ObjectId, change: ListChange) -> Result<bool> {
+    async fn list_user_post(&mut self, user: UserId, _post: PostId, change: ListChange) -> Result<bool> {
         // The list is the author index, which the post's own write already
         // changed; the record keeps only the count.
         self.0.add_to_post_count(user, if change == ListChange::Add { 1 } else { -1 })
@@ -226,7 +228,7 @@ impl Tx for EmbeddedTx<Writer> {
         }
     }
 
-    async fn delete(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    async fn delete_ids(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
         let mut gone = Vec::with_capacity(ids.len());
         for id in ids {
             let existed = match kind {
@@ -259,9 +261,9 @@ impl Tx for EmbeddedTx<Writer> {
         Ok(gone)
     }
 
-    async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
+    async fn add_comment_counts(&mut self, deltas: &[(PostId, i64)]) -> Result<()> {
         for (id, delta) in deltas {
-            if let Some(mut post) = self.0.get::<PostDoc>(id)? {
+            if let Some(mut post) = self.0.get::<PostDoc>(&id.oid())? {
                 post.comment_count += delta;
                 self.0.put(&post)?;
             }
@@ -269,7 +271,7 @@ impl Tx for EmbeddedTx<Writer> {
         Ok(())
     }
 
-    async fn pull_refs(&mut self, user: ObjectId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
+    async fn pull_refs(&mut self, user: UserId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
         match held {
             HeldIn::Likes => self.0.pull_liker_from(user, ids),
             HeldIn::Follows => self.0.pull_follows_from(user, ids),
@@ -338,13 +340,13 @@ mod tests {
     /// (an unknown index would silently never be maintained).
     #[test]
     fn every_index_entry_is_diffed() {
-        let (a, b) = (ObjectId::new(), ObjectId::new());
+        let (a, b, c) = (UserId::new(), PostId::new(), UserId::new());
         let now = DateTime::now();
         let user = UserDoc {
             posts: vec![b],
             post_count: 1,
-            followers: vec![b],
-            following: vec![b],
+            followers: vec![c],
+            following: vec![c],
             ..UserDoc::new(a, "n".into(), "e@x.io".into(), String::new(), now)
         };
         let post = PostDoc {
@@ -358,7 +360,7 @@ mod tests {
             updated_at: now,
             deleting: None,
         };
-        let comment = CommentDoc { id: ObjectId::new(), body: "c".into(), post: b, author: a, created_at: now };
+        let comment = CommentDoc { id: Id::new(), body: "c".into(), post: b, author: a, created_at: now };
         assert_eq!(indexed(&user).len(), user.index_entries().len());
         assert_eq!(indexed(&post).len(), post.index_entries().len());
         assert_eq!(indexed(&comment).len(), comment.index_entries().len());

@@ -46,7 +46,7 @@ use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
 use crate::domain::Page;
 use crate::error::{Error, Result};
-use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, PostDoc, UserDoc};
+use crate::model::{CommentDoc, CommentId, DeletionJobDoc, JobHeader, PostDoc, PostId, UserDoc, UserId};
 use crate::store::{Command, ReadCommand};
 
 /// The file name of the database inside the data directory.
@@ -178,15 +178,15 @@ impl Backend for EmbeddedStore {
         .await?
     }
 
-    async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
+    async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<UserDoc>> {
         self.read(|r| r.docs(ids))
     }
 
-    async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
+    async fn posts_by_ids(&self, ids: &[PostId]) -> Result<Vec<PostDoc>> {
         self.read(|r| r.docs(ids))
     }
 
-    async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
+    async fn comments_by_ids(&self, ids: &[CommentId]) -> Result<Vec<CommentDoc>> {
         self.read(|r| r.docs(ids))
     }
 
@@ -202,7 +202,7 @@ impl Backend for EmbeddedStore {
         self.read(|r| r.page(POSTS_BY_CREATED, &[], page))
     }
 
-    async fn feed_page(&self, authors: &[ObjectId], page: &Page) -> Result<Vec<PostDoc>> {
+    async fn feed_page(&self, authors: &[UserId], page: &Page) -> Result<Vec<PostDoc>> {
         self.read(|r| r.feed(authors, page))
     }
 
@@ -233,7 +233,7 @@ impl Backend for EmbeddedStore {
         self.read(|r| r.len(table))
     }
 
-    async fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> Result<Vec<u64>> {
+    async fn count_of(&self, of: CountOf, parents: &[UserId]) -> Result<Vec<u64>> {
         let index = match of {
             CountOf::PostsByAuthor => POSTS_BY_AUTHOR,
             CountOf::CommentsByAuthor => COMMENTS_BY_AUTHOR,
@@ -319,9 +319,9 @@ mod record_tests {
     async fn a_listed_record_becomes_a_counted_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let embedded = EmbeddedStore::open(dir.path()).expect("open");
-        let id = ObjectId::new();
+        let id = UserId::new();
         let old = UserDoc {
-            posts: vec![ObjectId::new(), ObjectId::new()],
+            posts: vec![PostId::new(), PostId::new()],
             post_count: 2,
             ..UserDoc::new(id, "Old".into(), "old@example.com".into(), String::new(), DateTime::now())
         };

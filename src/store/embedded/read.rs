@@ -11,7 +11,7 @@ use super::keys::{concat, desc_key, id_from_desc_tail, id_from_plain_tail};
 use super::schema::{DELETION_JOB_PARTS, DELETION_JOBS, DocTable, IndexTable, POSTS_BY_AUTHOR, Stored, USERS_BY_EMAIL};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
-use crate::model::{DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+use crate::model::{DeletionJobDoc, Id, JobHeader, JobPart, PostDoc, UserDoc};
 use crate::store::UsersOf;
 use crate::store::hidden::Sets;
 
@@ -148,11 +148,11 @@ pub(super) struct Reader<'a>(pub(super) &'a ReadTransaction, pub(super) Option<&
 
 impl Reader<'_> {
     /// The documents with these ids, in the order asked; missing ones are skipped.
-    pub(super) fn docs<D: Stored>(&self, ids: &[ObjectId]) -> Result<Vec<D>> {
+    pub(super) fn docs<D: Stored>(&self, ids: &[impl Copy + Into<ObjectId>]) -> Result<Vec<D>> {
         let table = self.0.open_table(D::TABLE)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(doc) = get_doc(&table, id)? {
+            if let Some(doc) = get_doc(&table, &(*id).into())? {
                 out.push(doc);
             }
         }
@@ -203,7 +203,7 @@ impl Reader<'_> {
                     UsersOf::Following => self.docs::<UserDoc>(&[*parent])?.pop().map(|u| u.following),
                     UsersOf::Likers => self.docs::<PostDoc>(&[*parent])?.pop().map(|p| p.liked_by),
                 };
-                let mut ids = ids.unwrap_or_default();
+                let mut ids = Id::oids(&ids.unwrap_or_default());
                 if let Some(sets) = self.1 {
                     ids.retain(|id| !sets.hides_id(id));
                 }
@@ -238,7 +238,7 @@ impl Reader<'_> {
         let index = self.0.open_table(POSTS_BY_AUTHOR)?;
         for user in &mut users {
             let keys = scan_prefix(&index, &user.id.bytes(), Walk::default(), usize::MAX)?;
-            user.posts = keys.iter().map(|k| id_from_desc_tail(k)).collect::<Result<_>>()?;
+            user.posts = keys.iter().map(|k| id_from_desc_tail(k).map(Id::from_oid)).collect::<Result<_>>()?;
         }
         Ok(users)
     }

@@ -76,7 +76,7 @@ pub(super) trait Stored: Serialize + DeserializeOwned + FastEncode + FastDecode 
 impl Stored for UserDoc {
     const TABLE: DocTable = USERS;
     fn id(&self) -> ObjectId {
-        self.id
+        self.id.oid()
     }
     fn index_entries(&self) -> Vec<(IndexTable, Vec<u8>)> {
         let me = self.id.bytes();
@@ -90,7 +90,7 @@ impl Stored for UserDoc {
 impl Stored for PostDoc {
     const TABLE: DocTable = POSTS;
     fn id(&self) -> ObjectId {
-        self.id
+        self.id.oid()
     }
     fn index_entries(&self) -> Vec<(IndexTable, Vec<u8>)> {
         let desc = desc_key(&self.cursor_key());
@@ -107,7 +107,7 @@ impl Stored for PostDoc {
 impl Stored for CommentDoc {
     const TABLE: DocTable = COMMENTS;
     fn id(&self) -> ObjectId {
-        self.id
+        self.id.oid()
     }
     fn index_entries(&self) -> Vec<(IndexTable, Vec<u8>)> {
         let desc = desc_key(&self.cursor_key());

@@ -9,7 +9,7 @@ use super::keys::{id_from_desc_tail, id_from_plain_tail};
 use super::read::{Walk, get_doc, scan_prefix};
 use super::schema::{IndexTable, Stored};
 use crate::error::{Error, Result};
-use crate::model::CommentDoc;
+use crate::model::{CommentDoc, Id};
 use crate::store::CommentRef;
 
 /// What a transaction handle reads from: a write transaction, seeing its
@@ -49,7 +49,11 @@ fn refs_under(
             let reference = |field: &str| {
                 raw.get_object_id(field).map_err(|e| Error::internal_from("a stored comment's reference", e))
             };
-            refs.push(CommentRef { id, post: reference("post")?, author: reference("author")? });
+            refs.push(CommentRef {
+                id: Id::from_oid(id),
+                post: Id::from_oid(reference("post")?),
+                author: Id::from_oid(reference("author")?),
+            });
         }
     }
     Ok(refs)

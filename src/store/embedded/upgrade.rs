@@ -42,7 +42,7 @@ mod tests {
 
     fn user() -> UserDoc {
         UserDoc::new(
-            bson::oid::ObjectId::new(),
+            crate::model::UserId::new(),
             "Old Timer".into(),
             "old@example.com".into(),
             "h".into(),

@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 
 use bson::oid::ObjectId;
 
-use crate::model::{CommentDoc, DeletionJobDoc, DeletionKind, PostDoc, UserDoc};
+use crate::model::{CommentDoc, CommentId, DeletionJobDoc, DeletionKind, Id, PostDoc, PostId, UserDoc, UserId};
 
 /// The hidden documents of every deletion job this process knows of.
 #[derive(Debug, Default)]
@@ -39,17 +39,17 @@ pub struct Hidden {
 #[derive(Debug, Default)]
 pub struct Sets {
     jobs: HashMap<ObjectId, Arc<DeletionJobDoc>>,
-    users: HashSet<ObjectId>,
+    users: HashSet<UserId>,
     /// Hidden post → its author.
-    posts: HashMap<ObjectId, ObjectId>,
+    posts: HashMap<PostId, UserId>,
     /// Hidden comment → its author.
-    comments: HashMap<ObjectId, ObjectId>,
+    comments: HashMap<CommentId, UserId>,
     /// Hidden posts by author, for counts.
-    posts_by_author: HashMap<ObjectId, Vec<ObjectId>>,
+    posts_by_author: HashMap<UserId, Vec<PostId>>,
     /// Hidden comments by author, for counts.
-    comments_by_author: HashMap<ObjectId, Vec<ObjectId>>,
+    comments_by_author: HashMap<UserId, Vec<CommentId>>,
     /// Hidden comments by the post they are on, for surviving posts' `commentCount`.
-    comments_by_post: HashMap<ObjectId, Vec<ObjectId>>,
+    comments_by_post: HashMap<PostId, Vec<CommentId>>,
 }
 
 impl Sets {
@@ -57,7 +57,7 @@ impl Sets {
         let mut sets = Sets { jobs, ..Sets::default() };
         for job in sets.jobs.values() {
             if job.kind == DeletionKind::User {
-                sets.users.insert(job.root);
+                sets.users.insert(job.author);
             }
             sets.posts.extend(job.posts.iter().map(|p| (*p, job.author)));
             sets.comments.extend(job.comments.iter().copied().zip(job.comment_authors.iter().copied()));
@@ -80,7 +80,7 @@ impl Sets {
     }
 
     /// Whether post `id` is under a job.
-    pub fn post(&self, id: &ObjectId) -> bool {
+    pub fn post(&self, id: &PostId) -> bool {
         self.posts.contains_key(id)
     }
 
@@ -94,7 +94,9 @@ impl Sets {
     /// (a tombstone, a hidden author or post) is [`Sets::hides_user`] and its
     /// siblings' to check.
     pub fn hides_id(&self, id: &ObjectId) -> bool {
-        self.users.contains(id) || self.posts.contains_key(id) || self.comments.contains_key(id)
+        self.users.contains(&Id::from_oid(*id))
+            || self.posts.contains_key(&Id::from_oid(*id))
+            || self.comments.contains_key(&Id::from_oid(*id))
     }
 
     /// Whether `post` is to be left out of reads: tombstoned, under a job, or by a hidden author.
@@ -110,32 +112,32 @@ impl Sets {
     }
 
     /// The hidden users.
-    pub fn users(&self) -> Vec<ObjectId> {
+    pub fn users(&self) -> Vec<UserId> {
         self.users.iter().copied().collect()
     }
 
     /// Hidden posts whose author is not itself hidden (those are counted through the author).
-    pub fn posts_of_visible_authors(&self) -> Vec<ObjectId> {
+    pub fn posts_of_visible_authors(&self) -> Vec<PostId> {
         self.posts.iter().filter(|(_, author)| !self.users.contains(author)).map(|(id, _)| *id).collect()
     }
 
     /// Every hidden post, if there are at most `max` (a query filter's worth); else `None`.
-    pub fn posts_up_to(&self, max: usize) -> Option<Vec<ObjectId>> {
+    pub fn posts_up_to(&self, max: usize) -> Option<Vec<PostId>> {
         (self.posts.len() <= max).then(|| self.posts.keys().copied().collect())
     }
 
     /// Hidden posts written by `author`.
-    pub fn posts_by(&self, author: &ObjectId) -> &[ObjectId] {
+    pub fn posts_by(&self, author: &UserId) -> &[PostId] {
         self.posts_by_author.get(author).map_or(&[], Vec::as_slice)
     }
 
     /// Hidden comments written by `author`.
-    pub fn comments_by(&self, author: &ObjectId) -> &[ObjectId] {
+    pub fn comments_by(&self, author: &UserId) -> &[CommentId] {
         self.comments_by_author.get(author).map_or(&[], Vec::as_slice)
     }
 
     /// Hidden comments on `post`.
-    pub fn comments_on(&self, post: &ObjectId) -> &[ObjectId] {
+    pub fn comments_on(&self, post: &PostId) -> &[CommentId] {
         self.comments_by_post.get(post).map_or(&[], Vec::as_slice)
     }
 
@@ -279,18 +281,18 @@ mod tests {
     pub(super) fn job(
         kind: DeletionKind,
         root: ObjectId,
-        posts: Vec<ObjectId>,
-        comments: Vec<(ObjectId, ObjectId)>,
+        posts: Vec<PostId>,
+        comments: Vec<(CommentId, UserId)>,
     ) -> DeletionJobDoc {
         DeletionJobDoc {
             id: ObjectId::new(),
             kind,
             root,
-            author: root,
+            author: Id::from_oid(root),
             posts,
             comments: comments.iter().map(|c| c.0).collect(),
             comment_authors: comments.iter().map(|c| c.1).collect(),
-            comment_posts: comments.iter().map(|_| ObjectId::new()).collect(),
+            comment_posts: comments.iter().map(|_| PostId::new()).collect(),
             liked: vec![],
             follows: vec![],
             reaped: 0,
@@ -304,19 +306,19 @@ mod tests {
     fn jobs_hide_their_documents_until_retired() {
         let hidden = Hidden::default();
         assert!(hidden.current().is_none(), "no job, no sets");
-        let (user, post, comment, other) = (ObjectId::new(), ObjectId::new(), ObjectId::new(), ObjectId::new());
-        let a = job(DeletionKind::User, user, vec![post], vec![(comment, other)]);
-        let mut b = job(DeletionKind::Post, post, vec![post], vec![]);
+        let (user, post, comment, other) = (UserId::new(), PostId::new(), CommentId::new(), UserId::new());
+        let a = job(DeletionKind::User, user.oid(), vec![post], vec![(comment, other)]);
+        let mut b = job(DeletionKind::Post, post.oid(), vec![post], vec![]);
         b.author = user;
         hidden.publish(&a);
         hidden.publish(&b);
         let sets = hidden.current().expect("sets");
-        assert!(sets.hides_id(&user) && !sets.hides_id(&other));
+        assert!(sets.hides_id(&user.oid()) && !sets.hides_id(&other.oid()));
         assert_eq!(sets.comments_by(&other), &[comment]);
         assert!(sets.posts_of_visible_authors().is_empty(), "the author is hidden, so is counted through it");
         hidden.retire(&a.id);
         let sets = hidden.current().expect("b remains");
-        assert!(!sets.hides_id(&user));
+        assert!(!sets.hides_id(&user.oid()));
         assert_eq!(sets.posts_by(&user), &[post], "b still hides the post");
         hidden.retire(&b.id);
         assert!(hidden.current().is_none());

@@ -10,7 +10,7 @@ use bson::oid::ObjectId;
 use super::{Hideable, Sets};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
-use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc};
+use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc, UserId};
 use crate::store::{Backend, CommentsOf, Pages, PostsOf, Store, UsersOf};
 
 /// A page as [`Store`] lists it: the visible documents, and, when passing
@@ -154,7 +154,7 @@ pub(super) trait Listing: ListOrder + Sync {
 }
 
 /// `Query.feed`: the posts by any of these authors.
-pub(super) struct Feed<'a>(pub &'a [ObjectId]);
+pub(super) struct Feed<'a>(pub &'a [UserId]);
 
 impl ListOrder for Feed<'_> {
     type Doc = PostDoc;
@@ -228,7 +228,7 @@ impl ListOrder for UsersOf {
     /// User relations are listed by id alone, newest account first (an
     /// ObjectId starts with its creation second), so the time part is unused.
     fn key(doc: &UserDoc) -> CursorKey {
-        CursorKey { created_ms: 0, id: doc.id }
+        CursorKey { created_ms: 0, id: doc.id.oid() }
     }
 }
 
@@ -273,10 +273,10 @@ mod tests {
         let n = hidden + visible;
         let posts = (0..n)
             .map(|i| PostDoc {
-                id: ObjectId::new(),
+                id: crate::model::PostId::new(),
                 title: format!("p{i}"),
                 body: String::new(),
-                author: ObjectId::new(),
+                author: UserId::new(),
                 liked_by: Vec::new(),
                 comment_count: 0,
                 created_at: DateTime::from_millis((n - i) as i64),
@@ -342,7 +342,8 @@ mod tests {
             page = Page::newest(10).resume(next, 10);
         }
         assert!(calls > 2, "20,000 hidden documents took several cut pages ({calls} calls)");
-        let visible: Vec<ObjectId> = fixed.posts.iter().filter(|p| p.deleting.is_none()).map(|p| p.id).collect();
+        let visible: Vec<crate::model::PostId> =
+            fixed.posts.iter().filter(|p| p.deleting.is_none()).map(|p| p.id).collect();
         assert_eq!(seen, visible, "every visible post once, in order");
     }
 }

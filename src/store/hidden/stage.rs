@@ -68,7 +68,7 @@ mod tests {
     use crate::model::DeletionKind;
 
     fn job() -> DeletionJobDoc {
-        super::super::tests::job(DeletionKind::User, ObjectId::new(), vec![ObjectId::new()], vec![])
+        super::super::tests::job(DeletionKind::User, ObjectId::new(), vec![crate::model::PostId::new()], vec![])
     }
 
     /// A failed commit retires what it published; a retried attempt retires the previous attempt's jobs.

@@ -11,12 +11,12 @@ use super::Sets;
 use super::refill::{Feed, Paged, RootPosts, RootUsers};
 use crate::domain::Page;
 use crate::error::Result;
-use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, CommentId, PostDoc, PostId, UserDoc, UserId};
 use crate::store::{Backend, Collection, CommentsOf, CountOf, PostsOf, Store, UsersOf};
 
 impl Store {
     /// See [`Backend::users_by_ids`]; staged deletions' users are left out.
-    pub async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
+    pub async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<UserDoc>> {
         let mut users = on_backend!(self, b => b.users_by_ids(ids).await)?;
         match self.hidden_now() {
             Some(sets) => {
@@ -29,7 +29,7 @@ impl Store {
     }
 
     /// See [`Backend::posts_by_ids`]; staged deletions' posts are left out.
-    pub async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
+    pub async fn posts_by_ids(&self, ids: &[PostId]) -> Result<Vec<PostDoc>> {
         let mut posts = on_backend!(self, b => b.posts_by_ids(ids).await)?;
         match self.hidden_now() {
             Some(sets) => {
@@ -42,7 +42,7 @@ impl Store {
     }
 
     /// See [`Backend::comments_by_ids`]; staged deletions' comments are left out.
-    pub async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
+    pub async fn comments_by_ids(&self, ids: &[CommentId]) -> Result<Vec<CommentDoc>> {
         let mut comments = on_backend!(self, b => b.comments_by_ids(ids).await)?;
         if let Some(sets) = self.hidden_now() {
             comments.retain(|c| !sets.hides_comment(c));
@@ -82,11 +82,11 @@ impl Store {
 
     /// See [`Backend::feed_page`]; authors whose deletion is staged, and
     /// staged deletions' posts, are left out.
-    pub async fn feed(&self, authors: &[ObjectId], page: &Page) -> Result<Paged<PostDoc>> {
+    pub async fn feed(&self, authors: &[UserId], page: &Page) -> Result<Paged<PostDoc>> {
         let Some(sets) = self.hidden_now() else {
             return Ok(Paged::whole(on_backend!(self, b => b.feed_page(authors, page).await)?));
         };
-        let authors: Vec<ObjectId> = authors.iter().copied().filter(|a| !sets.hides_id(a)).collect();
+        let authors: Vec<UserId> = authors.iter().copied().filter(|a| !sets.hides_id(&a.oid())).collect();
         let got = on_backend!(self, b => b.feed_page(&authors, page).await)?;
         let mut posts = self.one_page(&Feed(&authors), &sets, page, got).await?;
         self.scrub_posts(&sets, posts.docs.iter_mut()).await?;
@@ -166,23 +166,25 @@ impl Store {
     }
 
     /// See [`Backend::count_of`]; staged deletions' documents are not counted.
-    pub async fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> Result<Vec<u64>> {
+    pub async fn count_of(&self, of: CountOf, parents: &[UserId]) -> Result<Vec<u64>> {
         let mut counts = on_backend!(self, b => b.count_of(of, parents).await)?;
         let Some(sets) = self.hidden_now() else { return Ok(counts) };
-        let hidden_of = |p: &ObjectId| match of {
-            CountOf::PostsByAuthor => sets.posts_by(p),
-            CountOf::CommentsByAuthor => sets.comments_by(p),
-        };
-        let candidates: Vec<ObjectId> = parents.iter().flat_map(|p| hidden_of(p).iter().copied()).collect();
-        if candidates.is_empty() {
-            return Ok(counts);
-        }
-        // Which of them still exist, with their authors: the reaper may have taken some already.
-        let existing: Vec<ObjectId> = match of {
+        // The hidden documents by these authors that still exist (the reaper
+        // may have taken some already), as their authors.
+        let existing: Vec<UserId> = match of {
             CountOf::PostsByAuthor => {
+                let candidates: Vec<PostId> = parents.iter().flat_map(|p| sets.posts_by(p).iter().copied()).collect();
+                if candidates.is_empty() {
+                    return Ok(counts);
+                }
                 on_backend!(self, b => b.posts_by_ids(&candidates).await)?.iter().map(|p| p.author).collect()
             }
             CountOf::CommentsByAuthor => {
+                let candidates: Vec<CommentId> =
+                    parents.iter().flat_map(|p| sets.comments_by(p).iter().copied()).collect();
+                if candidates.is_empty() {
+                    return Ok(counts);
+                }
                 on_backend!(self, b => b.comments_by_ids(&candidates).await)?.iter().map(|c| c.author).collect()
             }
         };

@@ -31,7 +31,7 @@ use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
 use crate::domain::Page;
 use crate::error::Result;
-use crate::model::{CommentDoc, DeletionJobDoc, JobHeader, JobPart, PostDoc, UserDoc};
+use crate::model::{CommentDoc, CommentId, DeletionJobDoc, JobHeader, JobPart, PostDoc, PostId, UserDoc, UserId};
 use crate::store::{Command, ReadCommand, ReadInTx};
 
 const USERS: &str = "users";
@@ -124,15 +124,15 @@ impl Backend for MongoStore {
         Ok(())
     }
 
-    async fn users_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<UserDoc>> {
+    async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<UserDoc>> {
         self.by_ids(USERS, ids).await
     }
 
-    async fn posts_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<PostDoc>> {
+    async fn posts_by_ids(&self, ids: &[PostId]) -> Result<Vec<PostDoc>> {
         self.by_ids(POSTS, ids).await
     }
 
-    async fn comments_by_ids(&self, ids: &[ObjectId]) -> Result<Vec<CommentDoc>> {
+    async fn comments_by_ids(&self, ids: &[CommentId]) -> Result<Vec<CommentDoc>> {
         self.by_ids(COMMENTS, ids).await
     }
 
@@ -151,7 +151,7 @@ impl Backend for MongoStore {
         self.page(POSTS, doc! {}, page).await
     }
 
-    async fn feed_page(&self, authors: &[ObjectId], page: &Page) -> Result<Vec<PostDoc>> {
+    async fn feed_page(&self, authors: &[UserId], page: &Page) -> Result<Vec<PostDoc>> {
         if authors.is_empty() {
             return Ok(Vec::new());
         }
@@ -196,7 +196,7 @@ impl Backend for MongoStore {
         Ok(counted.get(&None).copied().unwrap_or(0))
     }
 
-    async fn count_of(&self, of: CountOf, parents: &[ObjectId]) -> Result<Vec<u64>> {
+    async fn count_of(&self, of: CountOf, parents: &[UserId]) -> Result<Vec<u64>> {
         // Both counts group the `author` index of their collection.
         let coll = match of {
             CountOf::PostsByAuthor => POSTS,
@@ -206,7 +206,7 @@ impl Backend for MongoStore {
             return Ok(Vec::new());
         }
         let counted = self.count_groups(coll, doc! { "author": { "$in": parents } }, Some("$author")).await?;
-        Ok(parents.iter().map(|p| counted.get(&Some(*p)).copied().unwrap_or(0)).collect())
+        Ok(parents.iter().map(|p| counted.get(&Some(p.oid())).copied().unwrap_or(0)).collect())
     }
 
     fn transaction_retries(&self) -> u64 {

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use super::MongoStore;
 use crate::domain::Page;
 use crate::error::{Error, Result};
+use crate::model::Id;
 use crate::store::Pages;
 
 /// The read snapshot of a per-request view.
@@ -80,8 +81,8 @@ impl MongoStore {
     /// cannot name cheaply is still left out by `Store`'s refill.
     fn visible(&self, coll: &str) -> Document {
         let Some(sets) = self.hidden.current() else { return Document::new() };
-        let users = sets.users();
-        let posts = sets.posts_of_visible_authors();
+        let users = Id::oids(&sets.users());
+        let posts = Id::oids(&sets.posts_of_visible_authors());
         let nin = |ids: &[ObjectId]| (!ids.is_empty() && ids.len() <= MAX_FILTERED_IDS).then(|| doc! { "$nin": ids });
         let mut out = Document::new();
         match coll {
@@ -103,7 +104,7 @@ impl MongoStore {
                     out.insert("author", users);
                 }
                 // Comments on a deleted user's posts too, while those are few enough to name.
-                let on = sets.posts_up_to(MAX_FILTERED_IDS).unwrap_or(posts);
+                let on = sets.posts_up_to(MAX_FILTERED_IDS).map_or(posts, |p| Id::oids(&p));
                 if let Some(posts) = nin(&on) {
                     out.insert("post", posts);
                 }
@@ -208,7 +209,7 @@ impl MongoStore {
     }
 
     /// The documents of `coll` with these ids, in one `find`.
-    pub(super) async fn by_ids<T>(&self, coll: &str, ids: &[ObjectId]) -> Result<Vec<T>>
+    pub(super) async fn by_ids<T>(&self, coll: &str, ids: &[impl Copy + Into<Bson> + Send + Sync]) -> Result<Vec<T>>
     where
         T: DeserializeOwned + Send + Sync,
     {

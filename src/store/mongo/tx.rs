@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::{COMMENTS, DELETION_JOB_PARTS, DELETION_JOBS, MongoStore, POSTS, USERS, tx_options};
 use crate::error::{Error, Result};
-use crate::model::{DeletionJobDoc, JobHeader, JobPart};
+use crate::model::{DeletionJobDoc, Id, JobHeader, JobPart, PostId, UserId};
 use crate::store::Command;
 use crate::store::hidden::stage::Staging;
 use crate::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, ListChange, Reads, Tx};
@@ -143,7 +143,7 @@ impl MongoTx<'_> {
     /// Applies `update` to the user `id` in place (no read, no whole-document
     /// rewrite); false if there is no such user, or its deletion is staged
     /// (a tombstoned account takes no new references).
-    async fn update_user(&mut self, id: ObjectId, update: Document) -> Result<bool> {
+    async fn update_user(&mut self, id: UserId, update: Document) -> Result<bool> {
         let done = self
             .db
             .collection::<Document>(USERS)
@@ -179,7 +179,11 @@ fn parent_field(of: CommentsOf) -> &'static str {
 /// A comment's references out of a projected row.
 fn comment_ref(row: &Document) -> Result<CommentRef> {
     let get = |k: &str| row.get_object_id(k).map_err(|e| Error::internal_from("a comment reference", e));
-    Ok(CommentRef { id: get("_id")?, post: get("post")?, author: get("author")? })
+    Ok(CommentRef {
+        id: Id::from_oid(get("_id")?),
+        post: Id::from_oid(get("post")?),
+        author: Id::from_oid(get("author")?),
+    })
 }
 
 impl Reads for MongoTx<'_> {
@@ -220,11 +224,11 @@ impl Reads for MongoTx<'_> {
 }
 
 impl Tx for MongoTx<'_> {
-    async fn touch_user(&mut self, id: ObjectId) -> Result<bool> {
+    async fn touch_user(&mut self, id: UserId) -> Result<bool> {
         self.update_user(id, doc! { "$inc": { "rev": 1_i64 } }).await
     }
 
-    async fn list_user_post(&mut self, user: ObjectId, post: ObjectId, change: ListChange) -> Result<bool> {
+    async fn list_user_post(&mut self, user: UserId, post: PostId, change: ListChange) -> Result<bool> {
         let update = match change {
             ListChange::Add => doc! { "$push": { "posts": post } },
             ListChange::Remove => doc! { "$pull": { "posts": post } },
@@ -242,13 +246,13 @@ impl Tx for MongoTx<'_> {
 
     async fn replace_doc(&mut self, doc: DocRef<'_>) -> Result<()> {
         match doc {
-            DocRef::User(user) => self.replace(USERS, user.id, user).await,
-            DocRef::Post(post) => self.replace(POSTS, post.id, post).await,
-            DocRef::Comment(comment) => self.replace(COMMENTS, comment.id, comment).await,
+            DocRef::User(user) => self.replace(USERS, user.id.oid(), user).await,
+            DocRef::Post(post) => self.replace(POSTS, post.id.oid(), post).await,
+            DocRef::Comment(comment) => self.replace(COMMENTS, comment.id.oid(), comment).await,
         }
     }
 
-    async fn delete(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    async fn delete_ids(&mut self, kind: Kind, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
         let coll = collection(kind);
         match ids {
             [] => Ok(Vec::new()),
@@ -274,7 +278,7 @@ impl Tx for MongoTx<'_> {
         Ok(removed)
     }
 
-    async fn add_comment_counts(&mut self, deltas: &[(ObjectId, i64)]) -> Result<()> {
+    async fn add_comment_counts(&mut self, deltas: &[(PostId, i64)]) -> Result<()> {
         if deltas.is_empty() {
             return Ok(());
         }
@@ -294,7 +298,7 @@ impl Tx for MongoTx<'_> {
         Ok(())
     }
 
-    async fn pull_refs(&mut self, user: ObjectId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
+    async fn pull_refs(&mut self, user: UserId, held: HeldIn, ids: &[ObjectId]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }

@@ -20,7 +20,7 @@ use bson::oid::ObjectId;
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
 
 use crate::error::Result;
-use crate::model::{CommentDoc, PostDoc, UserDoc};
+use crate::model::{CommentDoc, Id, PostDoc, UserDoc};
 
 /// Encodes a document for storage: directly, through serde only for a
 /// document too large for BSON, to get serde's error.
@@ -77,9 +77,9 @@ impl<'a> Writer<'a> {
         self.out.push(0);
     }
 
-    fn oid(&mut self, key: &str, id: &ObjectId) {
+    fn oid(&mut self, key: &str, id: impl RawId) {
         self.key(0x07, key.as_bytes());
-        self.out.extend_from_slice(&id.bytes());
+        self.out.extend_from_slice(&id.raw().bytes());
     }
 
     fn string(&mut self, key: &str, value: &str) {
@@ -103,13 +103,13 @@ impl<'a> Writer<'a> {
     }
 
     /// An array of ids: a document keyed "0", "1", ….
-    fn ids(&mut self, key: &str, ids: &[ObjectId]) {
+    fn ids<I: RawId>(&mut self, key: &str, ids: &[I]) {
         self.key(0x04, key.as_bytes());
         let mut array = Writer::begin(self.out);
         let mut digits = [0u8; 20];
         for (i, id) in ids.iter().enumerate() {
             array.key(0x07, decimal(i, &mut digits));
-            array.out.extend_from_slice(&id.bytes());
+            array.out.extend_from_slice(&id.raw().bytes());
         }
         if array.end().is_none() {
             self.overflow = true;
@@ -145,18 +145,18 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
 /// count, and still decode: their count is the list's length).
 impl FastEncode for UserDoc {
     fn encode_fields(&self, doc: &mut Writer<'_>) {
-        doc.oid("_id", &self.id);
+        doc.oid("_id", self.id);
         doc.string("name", &self.name);
         doc.string("email", &self.email);
         doc.string("passwordHash", &self.password_hash);
         doc.datetime("createdAt", self.created_at);
-        doc.ids("posts", &[]);
+        doc.ids::<ObjectId>("posts", &[]);
         doc.ids("followers", &self.followers);
         doc.ids("following", &self.following);
         doc.int64("rev", self.rev);
         doc.int64("postCount", i64::try_from(self.post_count).unwrap_or(i64::MAX));
         if let Some(job) = &self.deleting {
-            doc.oid("deleting", job);
+            doc.oid("deleting", *job);
         }
         if let Some(bio) = &self.bio {
             doc.string("bio", bio);
@@ -170,26 +170,26 @@ impl FastEncode for UserDoc {
 
 impl FastEncode for PostDoc {
     fn encode_fields(&self, doc: &mut Writer<'_>) {
-        doc.oid("_id", &self.id);
+        doc.oid("_id", self.id);
         doc.string("title", &self.title);
         doc.string("body", &self.body);
-        doc.oid("author", &self.author);
+        doc.oid("author", self.author);
         doc.ids("likedBy", &self.liked_by);
         doc.int64("commentCount", self.comment_count);
         doc.datetime("createdAt", self.created_at);
         doc.datetime("updatedAt", self.updated_at);
         if let Some(job) = &self.deleting {
-            doc.oid("deleting", job);
+            doc.oid("deleting", *job);
         }
     }
 }
 
 impl FastEncode for CommentDoc {
     fn encode_fields(&self, doc: &mut Writer<'_>) {
-        doc.oid("_id", &self.id);
+        doc.oid("_id", self.id);
         doc.string("body", &self.body);
-        doc.oid("post", &self.post);
-        doc.oid("author", &self.author);
+        doc.oid("post", self.post);
+        doc.oid("author", self.author);
         doc.datetime("createdAt", self.created_at);
     }
 }
@@ -205,11 +205,36 @@ fn decode_fast<D: FastDecode>(bytes: &[u8]) -> Option<D> {
     D::decode_fast(RawDocument::from_bytes(bytes).ok()?)
 }
 
-fn ids(array: &RawArray) -> Option<Vec<ObjectId>> {
+/// An id as the codec reads and writes it: a bare `ObjectId`, or a typed
+/// [`Id`] (the same 12 bytes).
+trait RawId: Copy {
+    fn raw(self) -> ObjectId;
+    fn from_raw(id: ObjectId) -> Self;
+}
+
+impl RawId for ObjectId {
+    fn raw(self) -> ObjectId {
+        self
+    }
+    fn from_raw(id: ObjectId) -> Self {
+        id
+    }
+}
+
+impl<D> RawId for Id<D> {
+    fn raw(self) -> ObjectId {
+        self.oid()
+    }
+    fn from_raw(id: ObjectId) -> Self {
+        Id::from_oid(id)
+    }
+}
+
+fn ids<I: RawId>(array: &RawArray) -> Option<Vec<I>> {
     array
         .into_iter()
         .map(|item| match item {
-            Ok(RawBsonRef::ObjectId(id)) => Some(id),
+            Ok(RawBsonRef::ObjectId(id)) => Some(I::from_raw(id)),
             _ => None,
         })
         .collect()
@@ -270,7 +295,7 @@ impl FastDecode for UserDoc {
         // The one rule `UserDoc::post_count` states: the kept count, else the list's length.
         let posts_len = posts.len() as u64;
         Some(UserDoc {
-            id: id?,
+            id: Id::from_oid(id?),
             name: name?.to_owned(),
             email: email?.to_owned(),
             password_hash: password_hash?.to_owned(),
@@ -305,10 +330,10 @@ impl FastDecode for PostDoc {
             "deleting" => deleting: ObjectId,
         });
         Some(PostDoc {
-            id: id?,
+            id: Id::from_oid(id?),
             title: title?.to_owned(),
             body: body?.to_owned(),
-            author: author?,
+            author: Id::from_oid(author?),
             liked_by: liked_by?,
             comment_count: comment_count?,
             created_at: created_at?,
@@ -327,7 +352,13 @@ impl FastDecode for CommentDoc {
             "author" => author: ObjectId,
             "createdAt" => created_at: DateTime,
         });
-        Some(CommentDoc { id: id?, body: body?.to_owned(), post: post?, author: author?, created_at: created_at? })
+        Some(CommentDoc {
+            id: Id::from_oid(id?),
+            body: body?.to_owned(),
+            post: Id::from_oid(post?),
+            author: Id::from_oid(author?),
+            created_at: created_at?,
+        })
     }
 }
 

@@ -10,15 +10,19 @@ fn oid() -> impl Strategy<Value = ObjectId> {
     any::<[u8; 12]>().prop_map(ObjectId::from_bytes)
 }
 
+fn id<D>() -> impl Strategy<Value = Id<D>> {
+    oid().prop_map(Id::from_oid)
+}
+
 fn time() -> impl Strategy<Value = DateTime> {
     any::<i64>().prop_map(DateTime::from_millis)
 }
 
 fn user() -> impl Strategy<Value = UserDoc> {
     (
-        (oid(), ".{0,20}", ".{0,20}", ".{0,20}", time()),
-        (prop::collection::vec(oid(), 0..30), prop::collection::vec(oid(), 0..5)),
-        (prop::collection::vec(oid(), 0..12), any::<i64>(), prop::option::of(oid())),
+        (id::<UserDoc>(), ".{0,20}", ".{0,20}", ".{0,20}", time()),
+        (prop::collection::vec(id::<PostDoc>(), 0..30), prop::collection::vec(id::<UserDoc>(), 0..5)),
+        (prop::collection::vec(id::<UserDoc>(), 0..12), any::<i64>(), prop::option::of(oid())),
         (prop::option::of(".{0,40}"), any::<i64>(), prop::collection::vec(oid(), 0..4)),
     )
         .prop_map(
@@ -46,7 +50,7 @@ fn user() -> impl Strategy<Value = UserDoc> {
 
 fn post() -> impl Strategy<Value = PostDoc> {
     (
-        (oid(), ".{0,20}", ".{0,40}", oid(), prop::collection::vec(oid(), 0..5)),
+        (id::<PostDoc>(), ".{0,20}", ".{0,40}", id::<UserDoc>(), prop::collection::vec(id::<UserDoc>(), 0..5)),
         (any::<i64>(), time(), time(), prop::option::of(oid())),
     )
         .prop_map(|((id, title, body, author, liked_by), (comment_count, created_at, updated_at, deleting))| {
@@ -55,13 +59,8 @@ fn post() -> impl Strategy<Value = PostDoc> {
 }
 
 fn comment() -> impl Strategy<Value = CommentDoc> {
-    (oid(), ".{0,40}", oid(), oid(), time()).prop_map(|(id, body, post, author, created_at)| CommentDoc {
-        id,
-        body,
-        post,
-        author,
-        created_at,
-    })
+    (id::<CommentDoc>(), ".{0,40}", id::<PostDoc>(), id::<UserDoc>(), time())
+        .prop_map(|(id, body, post, author, created_at)| CommentDoc { id, body, post, author, created_at })
 }
 
 fn both<D: FastDecode + FastEncode + serde::Serialize + serde::de::DeserializeOwned>(doc: &D) -> (Option<D>, D) {
