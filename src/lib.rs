@@ -13,14 +13,19 @@
 //! - [`domain`]: validated input. Newtypes (`UserName`, `Email`, `Title`,
 //!   `Page`, ...) whose `parse` is their only constructor, with their tests.
 //! - [`model`]: the stored documents (`users`, `posts`, `comments`, staged
-//!   deletion jobs), the same BSON on both backends.
+//!   deletion jobs), the same BSON on both backends, and their typed ids
+//!   ([`model::UserId`], [`model::PostId`], [`model::CommentId`]: one
+//!   generic [`model::Id`], stored as the bare ObjectId).
 //! - [`cmd`]: every write, one typed command per file (`DeleteUser`,
 //!   `CreatePost`, ...), written once against [`store::Tx`]; each lists the
 //!   collections it touches, in order.
 //! - [`store`]: the store seam. `store::port` holds the traits: [`store::Command`]
 //!   and [`store::ReadCommand`] (re-exported by `cmd`), [`store::Backend`]
 //!   (batched reads, plus `run(command)`, the only way to get a
-//!   [`store::Tx`]) and [`store::Reads`]. [`store::Store`] is the backend
+//!   [`store::Tx`]) and [`store::Reads`]. `store::relation` holds
+//!   [`store::Listing`] and [`store::Relation`], the one statement of what a
+//!   list reads and in which order, which the page loaders, the refill and
+//!   the connections share. [`store::Store`] is the backend
 //!   chosen at start-up ([`store::open`]). [`store::embedded`] implements it
 //!   on redb, [`store::mongo`] on the MongoDB driver; each is split into
 //!   connect/schema, read, tx, kept (`Idempotency-Key` records) and errors.
@@ -59,6 +64,10 @@
 //! - [`reaper`]: the background task that finishes staged deletions, step by step.
 //! - [`repair`]: `check --repair`, which fixes what older code left behind, in budget-sized transactions.
 //! - [`seed`]: bulk data through the same commands, for benchmarks and crash tests.
+//!
+//! **Adding a relation** (a new paged list under a parent) is a variant of
+//! `PostsOf`, `CommentsOf` or `UsersOf`, its index on each backend, and one
+//! line in the resolver: loaders, batching, hiding and cursors follow.
 //!
 //! **Adding a mutation** touches three files: a command in `cmd/` (one new
 //! file, written against [`store::Tx`]'s existing methods), its `pub use`

@@ -18,7 +18,7 @@ use bson::oid::ObjectId;
 
 use super::CtxExt;
 use super::error::ApiResult;
-use super::loader::Relation;
+use super::loader::Loaded;
 use super::to_int;
 use crate::domain::{CursorKey, DEFAULT_PAGE, MAX_PAGE, Page};
 use crate::error::Result;
@@ -255,7 +255,7 @@ impl PageArgs {
 
 /// One page of `relation` under `parent`, loaded through the request's
 /// batched loader and wrapped by `node`.
-pub async fn related<R: Relation, T: Listed<Doc = R::Doc>>(
+pub async fn related<R: Loaded, T: Listed<Doc = R::Doc>>(
     ctx: &Context<'_>,
     relation: R,
     parent: impl Into<ObjectId>,

@@ -5,7 +5,6 @@
 //! query depth instead of list length.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use super::batch::Batcher;
 use crate::domain::Page;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, CommentId, Doc, Id, PostDoc, PostId, UserDoc, UserId};
-use crate::store::{CommentsOf, CountOf, ListOrder, Paged, PostsOf, Store, UsersOf};
+use crate::store::{CommentsOf, CountOf, Paged, PostsOf, Relation, Store, UsersOf};
 
 /// A document the by-id loader can fetch in one batched store call.
 pub trait Entity: Doc + Clone {
@@ -66,41 +65,26 @@ impl<D: Entity> Loader<Id<D>> for ById<D> {
     }
 }
 
-/// A one-to-many relation that can fetch one page per parent in one round
-/// trip. What it lists and in which order is the store's [`ListOrder`].
-pub trait Relation: ListOrder<Doc: Clone + 'static> + Copy + Hash + Eq + Send + Sync + 'static {
-    /// Fetches one page per `(parent, page)` key, aligned with `keys`.
-    fn fetch(
-        self,
-        store: &Store,
-        keys: &[(ObjectId, Page)],
-    ) -> impl Future<Output = Result<Vec<Paged<Self::Doc>>>> + Send;
+/// A store [`Relation`] with its loader in the request: the only thing the
+/// GraphQL layer adds to a relation.
+pub trait Loaded: Relation {
     /// The request's loader for this relation.
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>>;
 }
 
-impl Relation for UsersOf {
-    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<UserDoc>>> {
-        store.users_of(self, keys).await
-    }
+impl Loaded for UsersOf {
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.user_pages
     }
 }
 
-impl Relation for PostsOf {
-    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<PostDoc>>> {
-        store.posts_of(self, keys).await
-    }
+impl Loaded for PostsOf {
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.post_pages
     }
 }
 
-impl Relation for CommentsOf {
-    async fn fetch(self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<CommentDoc>>> {
-        store.comments_of(self, keys).await
-    }
+impl Loaded for CommentsOf {
     fn loader(request: &RequestCtx) -> &Batcher<PageKey<Self>, PageLoader<Self>> {
         &request.comment_pages
     }
@@ -134,7 +118,7 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
         }
         let mut out = HashMap::with_capacity(keys.len());
         for (rel, wanted) in by_rel {
-            let pages = rel.fetch(&self.store, &wanted).await?;
+            let pages = self.store.pages_of(rel, &wanted).await?;
             if pages.len() != wanted.len() {
                 return Err(Error::internal("the store returned a page count that does not match the keys"));
             }

@@ -222,7 +222,7 @@ impl PostQuery {
         let (docs, total) = match author_id {
             Some(author) => {
                 let author: UserId = parse_id("authorId", &author)?;
-                let docs = store.posts_of(PostsOf::Author, &[(author.oid(), page)]).await?.pop().unwrap_or_default();
+                let docs = store.pages_of(PostsOf::Author, &[(author.oid(), page)]).await?.pop().unwrap_or_default();
                 (docs, Total::Of(CountOf::PostsByAuthor, author))
             }
             None => (store.posts_page(&page).await?, Total::All(Collection::Posts)),

@@ -44,16 +44,19 @@ pub mod hidden;
 pub mod idempotency;
 pub mod mongo;
 mod port;
+mod relation;
 
 use std::sync::Arc;
 
 use bson::DateTime;
 use tracing::Instrument;
 
-pub use self::hidden::refill::{ListOrder, Paged, REFILL_BUDGET};
+pub use self::hidden::refill::{Paged, REFILL_BUDGET};
+pub use self::hidden::visible::Scrub;
 use self::hidden::{Hidden, Sets};
 use self::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 pub use self::port::*;
+pub use self::relation::{Listing, Relation};
 use secrecy::ExposeSecret;
 
 use crate::error::Result;

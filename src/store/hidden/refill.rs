@@ -10,8 +10,8 @@ use bson::oid::ObjectId;
 use super::{Hideable, Sets};
 use crate::domain::{CursorKey, Page};
 use crate::error::Result;
-use crate::model::{Chronological, CommentDoc, PostDoc, UserDoc, UserId};
-use crate::store::{Backend, CommentsOf, Pages, PostsOf, Store, UsersOf};
+use crate::model::{PostDoc, UserDoc, UserId};
+use crate::store::{Backend, Listing, Pages, Store};
 
 /// A page as [`Store`] lists it: the visible documents, and, when passing
 /// over hidden ones took more than one request may spend
@@ -48,7 +48,7 @@ impl<D> Default for Paged<D> {
 impl Store {
     /// `got` (one page read with `page`) without hidden documents, refilled
     /// from beyond it when it lost some.
-    pub(super) async fn one_page<L: Listing>(
+    pub(in crate::store) async fn one_page<L: Listing>(
         &self,
         listing: &L,
         sets: &Sets,
@@ -66,7 +66,7 @@ impl Store {
     /// documents on the index; what is left is read in growing steps, at
     /// most [`REFILL_BUDGET`] documents a call, after which each page still
     /// short ends where its reading stopped ([`Paged::cut`]).
-    pub(super) async fn refill<L: Listing>(
+    pub(in crate::store) async fn refill<L: Listing>(
         &self,
         listing: &L,
         sets: &Sets,
@@ -135,32 +135,12 @@ fn thin<L: Listing>(
     last.filter(|_| !exhausted).map(|last| (original.resume(last, step), last))
 }
 
-/// What a list holds and the order it is listed in: the one statement of
-/// each relation's order, read by the refill here and by the GraphQL loaders
-/// and connections.
-pub trait ListOrder {
-    /// The listed documents.
-    type Doc: Hideable + Chronological + Send + Sync;
-    /// The document's place in the listing: by time, unless the listing says otherwise.
-    fn key(doc: &Self::Doc) -> CursorKey {
-        doc.cursor_key()
-    }
-}
-
-/// A paged read whose pages [`Store::refill`] can top up.
-pub(super) trait Listing: ListOrder + Sync {
-    /// Reads one page per key, straight from the backend.
-    fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> impl Future<Output = Result<Pages<Self::Doc>>> + Send;
-}
-
 /// `Query.feed`: the posts by any of these authors.
 pub(super) struct Feed<'a>(pub &'a [UserId]);
 
-impl ListOrder for Feed<'_> {
-    type Doc = PostDoc;
-}
-
 impl Listing for Feed<'_> {
+    type Doc = PostDoc;
+
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         let mut pages = Vec::with_capacity(keys.len());
         for (_, page) in keys {
@@ -175,11 +155,9 @@ pub(super) struct RootUsers;
 /// `Query.posts`.
 pub(super) struct RootPosts;
 
-impl ListOrder for RootUsers {
-    type Doc = UserDoc;
-}
-
 impl Listing for RootUsers {
+    type Doc = UserDoc;
+
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
         let mut pages = Vec::with_capacity(keys.len());
         for (_, page) in keys {
@@ -189,52 +167,15 @@ impl Listing for RootUsers {
     }
 }
 
-impl ListOrder for RootPosts {
-    type Doc = PostDoc;
-}
-
 impl Listing for RootPosts {
+    type Doc = PostDoc;
+
     async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
         let mut pages = Vec::with_capacity(keys.len());
         for (_, page) in keys {
             pages.push(on_backend!(store, b => b.posts_page(page).await)?);
         }
         Ok(pages)
-    }
-}
-
-impl ListOrder for PostsOf {
-    type Doc = PostDoc;
-}
-
-impl Listing for PostsOf {
-    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
-        on_backend!(store, b => b.posts_of(*self, keys).await)
-    }
-}
-
-impl ListOrder for CommentsOf {
-    type Doc = CommentDoc;
-}
-
-impl Listing for CommentsOf {
-    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<CommentDoc>> {
-        on_backend!(store, b => b.comments_of(*self, keys).await)
-    }
-}
-
-impl ListOrder for UsersOf {
-    type Doc = UserDoc;
-    /// User relations are listed by id alone, newest account first (an
-    /// ObjectId starts with its creation second), so the time part is unused.
-    fn key(doc: &UserDoc) -> CursorKey {
-        CursorKey { created_ms: 0, id: doc.id.oid() }
-    }
-}
-
-impl Listing for UsersOf {
-    async fn fetch(&self, store: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<UserDoc>> {
-        on_backend!(store, b => b.users_of(*self, keys).await)
     }
 }
 
@@ -245,6 +186,7 @@ mod tests {
     use bson::DateTime;
 
     use super::*;
+    use crate::model::Chronological;
     use crate::store::embedded;
 
     /// A listing over fixed posts, counting the documents it hands out.
@@ -253,11 +195,9 @@ mod tests {
         read: AtomicUsize,
     }
 
-    impl ListOrder for Fixed {
-        type Doc = PostDoc;
-    }
-
     impl Listing for Fixed {
+        type Doc = PostDoc;
+
         async fn fetch(&self, _: &Store, keys: &[(ObjectId, Page)]) -> Result<Pages<PostDoc>> {
             let pages: Pages<PostDoc> = keys
                 .iter()

@@ -12,7 +12,7 @@ use super::refill::{Feed, Paged, RootPosts, RootUsers};
 use crate::domain::Page;
 use crate::error::Result;
 use crate::model::{CommentDoc, CommentId, PostDoc, PostId, UserDoc, UserId};
-use crate::store::{Backend, Collection, CommentsOf, CountOf, PostsOf, Store, UsersOf};
+use crate::store::{Backend, Collection, CountOf, Relation, Store};
 
 impl Store {
     /// See [`Backend::users_by_ids`]; staged deletions' users are left out.
@@ -93,28 +93,14 @@ impl Store {
         Ok(posts)
     }
 
-    /// See [`Backend::posts_of`]; pages skip staged deletions' posts.
-    pub async fn posts_of(&self, of: PostsOf, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<PostDoc>>> {
-        let got = on_backend!(self, b => b.posts_of(of, keys).await)?;
+    /// One page per `(parent, page)` key of `of` (see [`Backend::posts_of`]
+    /// and its siblings), with staged deletions' documents left out, the
+    /// pages topped up past them, and hidden ids scrubbed from what remains.
+    pub async fn pages_of<R: Relation>(&self, of: R, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<R::Doc>>> {
+        let got = of.fetch(self, keys).await?;
         let Some(sets) = self.hidden_now() else { return Ok(got.into_iter().map(Paged::whole).collect()) };
         let mut pages = self.refill(&of, &sets, keys, got).await?;
-        self.scrub_posts(&sets, pages.iter_mut().flat_map(|p| p.docs.iter_mut())).await?;
-        Ok(pages)
-    }
-
-    /// See [`Backend::comments_of`]; pages skip staged deletions' comments.
-    pub async fn comments_of(&self, of: CommentsOf, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<CommentDoc>>> {
-        let got = on_backend!(self, b => b.comments_of(of, keys).await)?;
-        let Some(sets) = self.hidden_now() else { return Ok(got.into_iter().map(Paged::whole).collect()) };
-        self.refill(&of, &sets, keys, got).await
-    }
-
-    /// See [`Backend::users_of`]; pages skip staged deletions' users.
-    pub async fn users_of(&self, of: UsersOf, keys: &[(ObjectId, Page)]) -> Result<Vec<Paged<UserDoc>>> {
-        let got = on_backend!(self, b => b.users_of(of, keys).await)?;
-        let Some(sets) = self.hidden_now() else { return Ok(got.into_iter().map(Paged::whole).collect()) };
-        let mut pages = self.refill(&of, &sets, keys, got).await?;
-        pages.iter_mut().flat_map(|p| p.docs.iter_mut()).for_each(|u| sets.scrub_user(u));
+        R::Doc::scrub(self, &sets, pages.iter_mut().flat_map(|p| p.docs.iter_mut()).collect()).await?;
         Ok(pages)
     }
 
@@ -193,5 +179,33 @@ impl Store {
             *count = count.saturating_sub(gone);
         }
         Ok(counts)
+    }
+}
+
+/// What reads scrub out of a surviving document while a staged deletion is
+/// in progress: the hidden ids it still refers to (and, for a post, the
+/// hidden comments its `commentCount` still counts).
+pub trait Scrub: Sized + Send {
+    /// Scrubs `docs`, read through `store` while `sets` hide what they name.
+    fn scrub(store: &Store, sets: &Sets, docs: Vec<&mut Self>) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl Scrub for PostDoc {
+    async fn scrub(store: &Store, sets: &Sets, docs: Vec<&mut Self>) -> Result<()> {
+        store.scrub_posts(sets, docs.into_iter()).await
+    }
+}
+
+impl Scrub for UserDoc {
+    async fn scrub(_: &Store, sets: &Sets, docs: Vec<&mut Self>) -> Result<()> {
+        docs.into_iter().for_each(|u| sets.scrub_user(u));
+        Ok(())
+    }
+}
+
+impl Scrub for CommentDoc {
+    /// A comment refers to its post and author only, and is hidden whole when either is.
+    async fn scrub(_: &Store, _: &Sets, _: Vec<&mut Self>) -> Result<()> {
+        Ok(())
     }
 }
