@@ -33,16 +33,19 @@
 //!   in progress, `visible` (every read leaves out what they hide), `refill`
 //!   (pages topped up past them, within a budget) and `stage` (publishing a
 //!   job around its commit, for both backends). [`store::idempotency`] is
-//!   the record an `Idempotency-Key` claims.
-//! - [`graphql`]: the schema by feature (`user`, `post`, `comment`), the
-//!   per-request DataLoaders and Relay connections, and `graphql::error`,
-//!   the one place a domain error becomes a client-facing code.
+//!   the record an `Idempotency-Key` claims. [`store::events`] is the hub
+//!   committed writes publish to ([`store::Command::events`], after the
+//!   commit) and subscriptions listen on.
+//! - [`graphql`]: the schema by feature (`user`, `post`, `comment`,
+//!   `subscription`), the per-request DataLoaders and Relay connections, and
+//!   `graphql::error`, the one place a domain error becomes a client-facing code.
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz`, `/readyz`
 //!   and `/metrics`, with the HTTP limits (body and response size, timeouts,
 //!   CORS). `http::graphql` runs each request through `http::steps`, one
 //!   file per step (APQ, parse and size checks, the operation's checks,
 //!   error codes, respond within the limits); `http::viewer` reads the
-//!   bearer token (an extractor);
+//!   bearer token (an extractor); `http::ws` serves subscriptions over
+//!   WebSocket (graphql-transport-ws) on `/graphql`;
 //!   `http::persisted` is APQ and the parsed-document cache;
 //!   `http::idempotency` is `Idempotency-Key` on mutations; `http::encode`
 //!   and `http::committed` write answers within their limits;

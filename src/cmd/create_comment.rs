@@ -5,6 +5,7 @@ use crate::domain::CommentBody;
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, CommentId, PostId, UserId};
 use crate::store::Tx;
+use crate::store::events::Event;
 
 /// Comments on a post as `author`.
 ///
@@ -26,6 +27,10 @@ pub struct CreateComment {
 impl Command for CreateComment {
     type Output = CommentDoc;
     const NAME: &'static str = "createComment";
+
+    fn events(&self, comment: &CommentDoc) -> Vec<Event> {
+        vec![Event::CommentAdded(std::sync::Arc::new(comment.clone())), Event::PostChanged(comment.post)]
+    }
 
     fn written_bytes(&self) -> Option<usize> {
         Some(self.body.as_str().len())

@@ -7,6 +7,7 @@ use crate::domain::{PostBody, Title};
 use crate::error::{Error, Result};
 use crate::model::PostDoc;
 use crate::store::Tx;
+use crate::store::events::Event;
 
 /// Writes a post as `author`.
 ///
@@ -44,6 +45,10 @@ impl CreatePost {
 impl Command for CreatePost {
     type Output = PostDoc;
     const NAME: &'static str = "createPost";
+
+    fn events(&self, post: &PostDoc) -> Vec<Event> {
+        vec![Event::PostAdded(std::sync::Arc::new(post.clone()))]
+    }
 
     fn written_bytes(&self) -> Option<usize> {
         Some(self.title.as_str().len() + self.body.as_str().len())

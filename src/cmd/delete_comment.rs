@@ -5,6 +5,7 @@ use crate::model::{CommentId, PostId, UserId};
 use super::{Command, being_deleted};
 use crate::error::{Error, Result};
 use crate::store::Tx;
+use crate::store::events::Event;
 
 /// Deletes a comment; its author or the post's author may.
 ///
@@ -31,6 +32,10 @@ pub struct DeletedComment {
 impl Command for DeleteComment {
     type Output = DeletedComment;
     const NAME: &'static str = "deleteComment";
+
+    fn events(&self, deleted: &DeletedComment) -> Vec<Event> {
+        deleted.post.map(Event::PostChanged).into_iter().collect()
+    }
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletedComment> {
         let comment = tx.comment(self.id).await?.ok_or_else(|| Error::not_found("comment", self.id))?;

@@ -8,6 +8,7 @@ use super::plan::plan_post;
 use super::{Command, existing_post};
 use crate::error::{Error, Result};
 use crate::model::DeletionJobDoc;
+use crate::store::events::Event;
 use crate::store::{CommentsOf, Tx};
 
 /// Deletes a post with its comments and pulls it from its author's `posts`;
@@ -53,6 +54,11 @@ pub struct DeletedPost {
 impl Command for DeletePost {
     type Output = DeletedPost;
     const NAME: &'static str = "deletePost";
+
+    /// The post is gone for readers from this commit on, staged or not.
+    fn events(&self, deleted: &DeletedPost) -> Vec<Event> {
+        vec![Event::PostDeleted(deleted.post)]
+    }
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletedPost> {
         let post = existing_post(tx, self.id).await?;

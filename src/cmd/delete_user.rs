@@ -10,6 +10,7 @@ use super::plan::{UserReach, reach_user};
 use super::{Command, existing_user};
 use crate::error::{Error, Result};
 use crate::model::DeletionJobDoc;
+use crate::store::events::Event;
 use crate::store::{CommentsOf, Tx};
 
 /// Deletes an account with its posts, the comments on them and its own
@@ -70,6 +71,13 @@ pub struct DeletedUser {
 impl Command for DeleteUser {
     type Output = DeletedUser;
     const NAME: &'static str = "deleteUser";
+
+    /// The user's posts are gone for readers from this commit on, staged or
+    /// not; the surviving posts it liked or commented on changed.
+    fn events(&self, deleted: &DeletedUser) -> Vec<Event> {
+        let gone = deleted.posts.iter().copied().map(Event::PostDeleted);
+        gone.chain(deleted.affected_posts.iter().copied().map(Event::PostChanged)).collect()
+    }
 
     async fn apply<T: Tx>(&self, tx: &mut T) -> Result<DeletedUser> {
         let id = self.id;

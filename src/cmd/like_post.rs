@@ -6,6 +6,7 @@ use super::{ACCOUNT_GONE, Command, referenced_post};
 use crate::error::{Error, Result};
 use crate::model::PostDoc;
 use crate::store::Tx;
+use crate::store::events::Event;
 
 /// Likes a post (idempotent).
 ///
@@ -24,6 +25,10 @@ pub struct LikePost {
 impl Command for LikePost {
     type Output = PostDoc;
     const NAME: &'static str = "likePost";
+
+    fn events(&self, post: &PostDoc) -> Vec<Event> {
+        vec![Event::PostChanged(post.id)]
+    }
 
     fn written_bytes(&self) -> Option<usize> {
         Some(0)

@@ -6,6 +6,7 @@ use super::{Command, actor, existing_post};
 use crate::error::Result;
 use crate::model::PostDoc;
 use crate::store::Tx;
+use crate::store::events::Event;
 
 /// Withdraws a like (idempotent). Removing a reference needs no write to the liker.
 ///
@@ -22,6 +23,10 @@ pub struct UnlikePost {
 impl Command for UnlikePost {
     type Output = PostDoc;
     const NAME: &'static str = "unlikePost";
+
+    fn events(&self, post: &PostDoc) -> Vec<Event> {
+        vec![Event::PostChanged(post.id)]
+    }
 
     fn written_bytes(&self) -> Option<usize> {
         Some(0)

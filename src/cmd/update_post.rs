@@ -7,6 +7,7 @@ use crate::domain::PostChanges;
 use crate::error::{Error, Result};
 use crate::model::PostDoc;
 use crate::store::Tx;
+use crate::store::events::Event;
 
 /// Edits a post's title and/or body; only its author may.
 ///
@@ -24,6 +25,10 @@ pub struct UpdatePost {
 impl Command for UpdatePost {
     type Output = PostDoc;
     const NAME: &'static str = "updatePost";
+
+    fn events(&self, post: &PostDoc) -> Vec<Event> {
+        vec![Event::PostChanged(post.id)]
+    }
 
     fn written_bytes(&self) -> Option<usize> {
         Some(self.changes.title().map_or(0, |t| t.as_str().len()) + self.changes.body().map_or(0, |b| b.as_str().len()))

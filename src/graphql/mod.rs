@@ -20,14 +20,16 @@ pub mod loader;
 pub mod node;
 pub mod post;
 pub mod scalars;
+pub mod subscription;
 pub mod user;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, ID, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
+use async_graphql::{Context, ID, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
 use bson::oid::ObjectId;
 
 use self::batch::Batcher;
+pub use self::subscription::Subscription;
 use crate::app::AppState;
 use crate::auth::Token;
 use crate::cmd::{Command, ReadCommand};
@@ -46,19 +48,19 @@ pub struct Query(node::NodeQuery, user::UserQuery, post::PostQuery, feed::FeedQu
 pub struct Mutation(user::UserMutation, account::AccountMutation, post::PostMutation, comment::CommentMutation);
 
 /// The client schema's type.
-pub type BlogSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type BlogSchema = Schema<Query, Mutation, Subscription>;
 
 /// The subgraph schema's type: the client schema plus Federation's entity resolvers.
-pub type SubgraphSchema = Schema<federation::FederatedQuery, Mutation, EmptySubscription>;
+pub type SubgraphSchema = Schema<federation::FederatedQuery, Mutation, Subscription>;
 
 /// The schema without runtime data: enough to print the SDL.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
 }
 
 /// The subgraph schema without runtime data.
-pub fn subgraph_builder() -> SchemaBuilder<federation::FederatedQuery, Mutation, EmptySubscription> {
-    Schema::build(federation::FederatedQuery::default(), Mutation::default(), EmptySubscription).enable_federation()
+pub fn subgraph_builder() -> SchemaBuilder<federation::FederatedQuery, Mutation, Subscription> {
+    Schema::build(federation::FederatedQuery::default(), Mutation::default(), Subscription).enable_federation()
 }
 
 /// The SDL that `schema.graphql` must match; `blogql print-schema` prints it.
@@ -96,6 +98,18 @@ impl AppSchema {
         match self {
             AppSchema::Client(schema) => schema.execute(request).await,
             AppSchema::Subgraph(schema) => schema.execute(request).await,
+        }
+    }
+
+    /// Executes one request as a stream of answers: one per event for a
+    /// subscription, a single one otherwise.
+    pub fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
+        match self {
+            AppSchema::Client(schema) => Box::pin(schema.execute_stream(request)),
+            AppSchema::Subgraph(schema) => Box::pin(schema.execute_stream(request)),
         }
     }
 }

@@ -217,6 +217,15 @@ impl Drop for AddressSlot {
     }
 }
 
+/// A connection's place in the process's and its address's connection
+/// counts. Every request carries a handle to it, so a socket that outlives
+/// its HTTP connection (a WebSocket after the upgrade) keeps counting
+/// against `max_connections` until it closes.
+#[derive(Clone)]
+pub struct ConnSlot {
+    _held: Arc<(tokio::sync::OwnedSemaphorePermit, AddressSlot)>,
+}
+
 /// Accepts connections until `shutdown` resolves, then lets in-flight
 /// requests finish. Each connection gets the client address (for per-IP
 /// limits) and the limits above, which `axum::serve` does not offer.
@@ -266,9 +275,9 @@ pub async fn serve_connections(
             continue;
         };
         let (app, builder, closing) = (app.clone(), Arc::clone(&builder), closing_rx.clone());
+        let held = ConnSlot { _held: Arc::new((slot, address_slot)) };
         connections.spawn(async move {
-            serve_one(stream, remote, app, &builder, limits, closing).await;
-            drop((slot, address_slot));
+            serve_one(stream, remote, app, &builder, limits, closing, held).await;
         });
     }
     drop(listener);
@@ -285,12 +294,14 @@ async fn serve_one(
     builder: &Builder<TokioExecutor>,
     limits: ConnLimits,
     mut closing: watch::Receiver<bool>,
+    held: ConnSlot,
 ) {
     let activity = Arc::new(Activity::new());
     let tracked = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let (app, in_flight) = (app.clone(), InFlight::start(&tracked));
         req.extensions_mut().insert(ConnectInfo(remote));
+        req.extensions_mut().insert(held.clone());
         async move {
             let resp = app.oneshot(req).await?;
             let in_flight = in_flight.answered();

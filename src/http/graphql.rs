@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use async_graphql_axum::GraphQLRequest;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use super::conn::ConnSlot;
 use super::steps::outcome::{cap_errors, label_request_errors, not_executed};
 use super::steps::respond::{replay, respond};
 use super::steps::{Refusal, apq, operation, parse};
@@ -40,14 +42,30 @@ pub(super) async fn graphql_post(
         .await
 }
 
+/// `GET /graphql`: a query in the URL, or, with `Upgrade: websocket`, a
+/// subscription socket (see [`super::ws`]).
 pub(super) async fn graphql_get(
     State(routes): State<Routes>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Viewing(viewer): Viewing,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-    req: GraphQLRequest<RequestRejection>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let upgrade = parts.headers.get(header::UPGRADE).and_then(|v| v.to_str().ok());
+    if upgrade.is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        let slot = parts.extensions.get::<ConnSlot>().cloned();
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &routes).await {
+            Ok(ws) => super::ws::upgrade(routes, ws, client.ip(), slot),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    let Ok(Viewing(viewer)) = Viewing::from_request_parts(&mut parts, &routes).await;
+    let params = Query::<HashMap<String, String>>::from_request_parts(&mut parts, &routes).await;
+    let params = params.map(|Query(params)| params).unwrap_or_default();
+    let headers = parts.headers.clone();
+    let req = match GraphQLRequest::<RequestRejection>::from_request(Request::from_parts(parts, body), &routes).await {
+        Ok(req) => req,
+        Err(rejection) => return rejection.into_response(),
+    };
     let mut req = req.into_inner();
     // GraphQL over HTTP names the parameter `operationName`; async-graphql reads `operation_name`.
     if req.operation_name.is_none() {

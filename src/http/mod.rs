@@ -32,6 +32,7 @@ pub mod persisted;
 pub mod slow_body;
 pub mod steps;
 mod viewer;
+pub mod ws;
 
 use crate::app::AppState;
 use crate::graphql::{AppSchema, build_schema};

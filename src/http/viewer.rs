@@ -44,7 +44,7 @@ pub(super) fn viewer(auth: &Auth, headers: &HeaderMap) -> Viewer {
 }
 
 /// The token of an `Authorization` value in the Bearer scheme, in any case.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(super) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

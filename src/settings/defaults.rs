@@ -21,6 +21,12 @@ pub const REQUEST_TIMEOUT_SECS: u64 = 30;
 pub const READ_TIMEOUT_SECS: u64 = 10;
 pub const IDLE_TIMEOUT_SECS: u64 = 60;
 pub const MAX_CONNECTIONS: usize = 1024;
+/// A subscription socket must send `connection_init` within this long (graphql-ws closes with 4408 after).
+pub const WS_INIT_TIMEOUT_SECS: u64 = 3;
+/// How often a subscription socket is pinged; a peer silent for two of these is closed.
+pub const WS_PING_INTERVAL_SECS: u64 = 15;
+/// Subscriptions one socket may hold; one more gets `RATE_LIMITED`, the others go on.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
 pub const MAX_QUERY_DEPTH: usize = 15;
 pub const PERSISTED_QUERIES: usize = 1000;
 pub const PERSISTED_QUERIES_MIB: usize = 64;

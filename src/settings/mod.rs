@@ -67,6 +67,15 @@ pub struct HttpSettings {
     /// Connections served at once; beyond that the server stops accepting until one closes.
     #[arg(long, env = "BLOGQL_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Seconds a subscription socket has to send `connection_init` before it is closed (4408).
+    #[arg(long, env = "BLOGQL_WS_INIT_TIMEOUT_SECS", default_value_t = defaults::WS_INIT_TIMEOUT_SECS)]
+    pub ws_init_timeout_secs: u64,
+    /// Seconds between pings on a subscription socket; a peer silent for two is closed.
+    #[arg(long, env = "BLOGQL_WS_PING_INTERVAL_SECS", default_value_t = defaults::WS_PING_INTERVAL_SECS)]
+    pub ws_ping_interval_secs: u64,
+    /// Subscriptions one socket may hold at once; one more is refused with `RATE_LIMITED`.
+    #[arg(long, env = "BLOGQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION)]
+    pub max_subscriptions_per_connection: usize,
     /// Connections one client address may hold at once; further ones from it are closed on accept.
     #[arg(long, env = "BLOGQL_MAX_CONNECTIONS_PER_IP", default_value_t = defaults::MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
@@ -107,6 +116,9 @@ impl Default for HttpSettings {
             read_timeout_secs: defaults::READ_TIMEOUT_SECS,
             idle_timeout_secs: defaults::IDLE_TIMEOUT_SECS,
             max_connections: defaults::MAX_CONNECTIONS,
+            ws_init_timeout_secs: defaults::WS_INIT_TIMEOUT_SECS,
+            ws_ping_interval_secs: defaults::WS_PING_INTERVAL_SECS,
+            max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
             cors_origins: Vec::new(),
             cors_headers: defaults::cors_headers(),
             metrics: true,

@@ -40,6 +40,7 @@ macro_rules! on_engine {
 }
 
 pub mod embedded;
+pub mod events;
 pub mod hidden;
 pub mod idempotency;
 pub mod mongo;
@@ -202,6 +203,11 @@ impl Store {
         on_engine!(self, b => b.hidden().current())
     }
 
+    /// Where committed writes' events go; see [`Backend::hub`].
+    pub fn hub(&self) -> &Arc<events::Hub> {
+        on_engine!(self, b => b.hub())
+    }
+
     /// The registry of staged deletions this process knows of.
     pub fn hidden(&self) -> &Arc<Hidden> {
         on_engine!(self, b => b.hidden())
@@ -220,6 +226,11 @@ impl Store {
             #[cfg(feature = "test-hooks")]
             round_trips: std::sync::Arc::clone(&self.round_trips),
         }
+    }
+
+    /// See [`Backend::renew`].
+    pub async fn renew(&self) {
+        on_engine!(self, b => b.renew().await)
     }
 
     /// Runs one command in one transaction; see [`Backend::run`].

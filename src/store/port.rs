@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bson::DateTime;
 use bson::oid::ObjectId;
 
+use super::events::{Event, Hub};
 use super::hidden::Hidden;
 use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use crate::domain::Page;
@@ -37,6 +38,13 @@ pub trait Command: Send + Sync + 'static {
     /// free, so a user over budget (or a full disk) can still delete.
     fn written_bytes(&self) -> Option<usize> {
         None
+    }
+
+    /// What the committed `out` means to subscribers (see [`super::events`]):
+    /// the backend publishes these right after the commit, never before, and
+    /// asks only while somebody listens. None by default.
+    fn events(&self, _out: &Self::Output) -> Vec<Event> {
+        Vec::new()
     }
 
     /// Does the work through `tx`. Must be safe to run again from scratch:
@@ -185,6 +193,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// delete), renewed after the view's own writes.
     fn per_request(&self) -> Self;
 
+    /// Lets this view's next read take a new snapshot, as after its own
+    /// write: what a subscription does before resolving each event.
+    fn renew(&self) -> impl Future<Output = ()> + Send;
+
     /// Runs `cmd` in one ACID transaction: it commits if `cmd` returns `Ok`
     /// and rolls back otherwise. Backends with optimistic concurrency re-run
     /// `cmd` on transient conflicts, which is safe because a command builds
@@ -232,6 +244,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// views. A transaction that records a job publishes it here before it
     /// commits and retires it if the commit fails.
     fn hidden(&self) -> &Arc<Hidden>;
+
+    /// Where committed writes' events go (see [`super::events`]), shared by
+    /// the store and its views: a backend publishes each command's events
+    /// right after its commit.
+    fn hub(&self) -> &Arc<Hub>;
 }
 
 /// A question about who refers to what, answered from an index with the

@@ -36,4 +36,5 @@ mod schema;
 mod seeds;
 mod snapshot_reads;
 mod staged;
+mod subscriptions;
 mod validation;

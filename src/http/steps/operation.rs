@@ -60,14 +60,19 @@ pub fn check(
 
 /// Whether the operation the request would run is a mutation.
 fn is_mutation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
-    let ty = match (operation_name, &doc.operations) {
+    kind(doc, operation_name) == Some(OperationType::Mutation)
+}
+
+/// The type of the operation the request would run; `None` when the
+/// request names none of the document's operations (the schema says so).
+pub(in crate::http) fn kind(doc: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
+    match (operation_name, &doc.operations) {
         (_, DocumentOperations::Single(op)) => Some(op.node.ty),
         (Some(name), DocumentOperations::Multiple(ops)) => ops.get(name).map(|op| op.node.ty),
         (None, DocumentOperations::Multiple(ops)) => {
             ops.values().next().filter(|_| ops.len() == 1).map(|op| op.node.ty)
         }
-    };
-    ty == Some(OperationType::Mutation)
+    }
 }
 
 /// The label an operation is counted under: the name the *document* gives

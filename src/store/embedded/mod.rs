@@ -41,6 +41,7 @@ use self::schema::{
     KEPT_ANSWERS, KEPT_BY_EXPIRY, POSTS, POSTS_BY_AUTHOR, POSTS_BY_CREATED, POSTS_BY_CREATED_AUTHOR, Stored, USERS,
     USERS_BY_CREATED, USERS_BY_EMAIL,
 };
+use super::events::Hub;
 use super::hidden::Hidden;
 use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
@@ -68,6 +69,8 @@ pub struct EmbeddedStore {
     pinned: Option<Arc<Mutex<Option<Arc<ReadTransaction>>>>>,
     /// What staged deletions hide, loaded from the jobs table at open.
     hidden: Arc<Hidden>,
+    /// Where committed writes' events go, published on the writer thread in commit order.
+    hub: Arc<Hub>,
 }
 
 /// Builds `posts_by_created_author` for a store written before it existed
@@ -126,6 +129,7 @@ impl EmbeddedStore {
             writer: tx::start_writer()?,
             pinned: None,
             hidden: Arc::default(),
+            hub: Arc::default(),
         };
         // Jobs a previous run left unfinished hide their documents from the first read on.
         let jobs = store.read(|r| r.jobs())?;
@@ -252,17 +256,22 @@ impl Backend for EmbeddedStore {
             writer: self.writer.clone(),
             pinned: Some(Arc::new(Mutex::new(None))),
             hidden: Arc::clone(&self.hidden),
+            hub: Arc::clone(&self.hub),
         }
     }
 
-    async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
-        // Reads after this write must see it: drop the request's snapshot.
+    async fn renew(&self) {
         if let Some(pinned) = &self.pinned
             && let Ok(mut pinned) = pinned.lock()
         {
             *pinned = None;
         }
-        tx::run(&self.disk, &self.writer, &self.hidden, cmd).await
+    }
+
+    async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
+        // Reads after this write must see it: drop the request's snapshot.
+        self.renew().await;
+        tx::run(&self.disk, &self.writer, (&self.hidden, &self.hub), cmd).await
     }
 
     async fn read_only<C: ReadCommand>(&self, cmd: C) -> Result<C::Output> {
@@ -298,6 +307,10 @@ impl Backend for EmbeddedStore {
 
     fn hidden(&self) -> &Arc<Hidden> {
         &self.hidden
+    }
+
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 }
 

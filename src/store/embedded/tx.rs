@@ -20,6 +20,7 @@ use super::disk::Disk;
 use super::handle::{EmbeddedTx, Writer};
 use super::source::Snapshot;
 use crate::error::{Error, Result};
+use crate::store::events::Hub;
 use crate::store::hidden::Hidden;
 use crate::store::hidden::stage::Staging;
 use crate::store::{Command, ReadCommand};
@@ -59,14 +60,20 @@ pub(super) fn start_writer() -> Result<tokio::sync::mpsc::Sender<Job>> {
 pub(super) async fn run<C: Command + 'static>(
     disk: &Arc<Disk>,
     writer: &tokio::sync::mpsc::Sender<Job>,
-    hidden: &Arc<Hidden>,
+    (hidden, hub): (&Arc<Hidden>, &Arc<Hub>),
     cmd: C,
 ) -> Result<C::Output> {
-    let (disk, hidden) = (Arc::clone(disk), Arc::clone(hidden));
+    let (disk, hidden, hub) = (Arc::clone(disk), Arc::clone(hidden), Arc::clone(hub));
     on_writer(writer, move || {
         disk.writable()?;
         let db = disk.db()?;
-        let out = run_now(&db, &hidden, cmd);
+        let out = run_now(&db, &hidden, &cmd);
+        // On the writer thread, right after the commit: events leave in commit order.
+        if let Ok(out) = &out
+            && hub.is_heard()
+        {
+            hub.publish(cmd.events(out));
+        }
         // Release the database before answering, so a caller that drops the
         // store on the answer can reopen the file at once.
         drop(db);
@@ -101,7 +108,7 @@ pub(super) async fn on_writer<T: Send + 'static>(
 /// Staged deletions the command recorded are published to `hidden` just
 /// before the commit, so no read that starts after the commit can see their
 /// documents, and retired again if the commit fails.
-fn run_now<C: Command>(db: &Database, hidden: &Arc<Hidden>, cmd: C) -> Result<C::Output> {
+fn run_now<C: Command>(db: &Database, hidden: &Arc<Hidden>, cmd: &C) -> Result<C::Output> {
     let mut tx = EmbeddedTx(Writer { tx: db.begin_write()?, now: DateTime::now(), staged: Vec::new() });
     match complete_now(cmd.apply(&mut tx)) {
         Ok(Ok(out)) => {

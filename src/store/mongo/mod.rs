@@ -26,6 +26,7 @@ use mongodb::{Client, Database};
 
 pub use self::connect::{ConnectOptions, DEFAULT_DATABASE, NEEDS_REPLICA_SET};
 use self::read::{PageLookup, Pin};
+use super::events::Hub;
 use super::hidden::Hidden;
 use super::idempotency::{Claim, Fingerprint, IdemKey, Lease};
 use super::{Backend, Collection, CommentsOf, CountOf, Pages, PostsOf, Snapshot, UsersOf};
@@ -55,6 +56,8 @@ pub struct MongoStore {
     /// What staged deletions hide, shared by every view; loaded at connect
     /// and refreshed by the reaper's poll (jobs staged by other processes).
     hidden: Arc<Hidden>,
+    /// Where committed writes' events go.
+    hub: Arc<Hub>,
 }
 
 fn tx_options() -> TransactionOptions {
@@ -66,7 +69,8 @@ impl MongoStore {
     /// An unreachable server fails within the server-selection timeout.
     pub async fn connect(uri: &str, options: ConnectOptions) -> Result<Self> {
         let (client, db) = connect::connect(uri, options).await?;
-        let store = MongoStore { client, db, pin: None, retries: Arc::default(), hidden: Arc::default() };
+        let store =
+            MongoStore { client, db, pin: None, retries: Arc::default(), hidden: Arc::default(), hub: Arc::default() };
         // Latest data, not a view's snapshot: every job in progress, with its lists.
         let jobs = store.fresh().jobs().await?;
         store.hidden.reset(&jobs);
@@ -114,6 +118,7 @@ impl MongoStore {
             pin: Some(Arc::new(tokio::sync::Mutex::new(Pin::Unset))),
             retries: Arc::clone(&self.retries),
             hidden: Arc::clone(&self.hidden),
+            hub: Arc::clone(&self.hub),
         }
     }
 }
@@ -217,12 +222,16 @@ impl Backend for MongoStore {
         self.pinned_view()
     }
 
-    async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
-        let outcome = tx::run(self, cmd).await;
-        // Whatever the outcome, the view's next read takes a new snapshot, so it sees this write.
+    async fn renew(&self) {
         if let Some(pin) = &self.pin {
             *pin.lock().await = Pin::Unset;
         }
+    }
+
+    async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
+        let outcome = tx::run(self, cmd).await;
+        // Whatever the outcome, the view's next read takes a new snapshot, so it sees this write.
+        self.renew().await;
         outcome
     }
 
@@ -265,5 +274,9 @@ impl Backend for MongoStore {
 
     fn hidden(&self) -> &Arc<Hidden> {
         &self.hidden
+    }
+
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 }

@@ -30,6 +30,7 @@ use crate::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, 
 pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Output> {
     let mut session = store.client.start_session().await?;
     let (db, cmd) = (store.db.clone(), Arc::new(cmd));
+    let committed_cmd = Arc::clone(&cmd);
     let (retries, attempts) = (Arc::clone(&store.retries), Arc::new(std::sync::atomic::AtomicU64::new(0)));
     let attempts_seen = Arc::clone(&attempts);
     // Staged deletions are published before the commit and retired if it
@@ -60,7 +61,12 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
         .await;
     staging.finish(outcome.is_ok());
     tracing::Span::current().record("attempts", attempts_seen.load(std::sync::atomic::Ordering::Relaxed));
-    Ok(outcome?)
+    let out = outcome?;
+    // After the commit, once: never from the callback, which may run again.
+    if store.hub.is_heard() {
+        store.hub.publish(committed_cmd.events(&out));
+    }
+    Ok(out)
 }
 
 /// The MongoDB transaction handle. It borrows the session for the length of

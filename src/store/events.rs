@@ -1,0 +1,228 @@
+//! Committed writes as events: the in-process hub that subscriptions listen on.
+//!
+//! A command says what its committed output means to a subscriber
+//! ([`crate::store::Command::events`]); the backend hands those events to
+//! the [`Hub`] right after the commit and never before it, so a write that
+//! rolled back (or a MongoDB callback that ran again) publishes nothing.
+//! The embedded store publishes on its one writer thread, so events leave
+//! in commit order.
+//!
+//! One `tokio::sync::broadcast` channel per topic fans an event out to
+//! every subscriber of that topic: publishing costs one send per topic,
+//! never a task or a copy per subscriber. Each subscriber's queue is
+//! bounded ([`QUEUE`]); one that falls behind by more is told so
+//! ([`Missed::Lagged`]) and is ended, not buffered without end.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use crate::model::{CommentDoc, PostDoc, PostId};
+
+/// Events one subscriber may fall behind by before it is ended.
+pub const QUEUE: usize = 256;
+
+/// What a committed write changed, as subscriptions see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A comment was added (`commentAdded`); its post changed too.
+    CommentAdded(Arc<CommentDoc>),
+    /// A post changed: edited, liked or unliked, a comment added or deleted.
+    PostChanged(PostId),
+    /// A post is gone: deleted, with its author, or its deletion staged.
+    /// The last event of its topic.
+    PostDeleted(PostId),
+    /// A new post (`feedPostAdded`).
+    PostAdded(Arc<PostDoc>),
+}
+
+/// Who listens for an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Everything that happens to one post.
+    Post(PostId),
+    /// New posts, by anyone (each feed subscriber keeps its authors').
+    NewPosts,
+}
+
+impl Event {
+    /// The topics this event goes to.
+    fn topics(&self) -> impl Iterator<Item = Topic> {
+        let post = match self {
+            Event::CommentAdded(comment) => Some(comment.post),
+            Event::PostChanged(id) | Event::PostDeleted(id) => Some(*id),
+            Event::PostAdded(_) => None,
+        };
+        let new_posts = matches!(self, Event::PostAdded(_)).then_some(Topic::NewPosts);
+        post.map(Topic::Post).into_iter().chain(new_posts)
+    }
+}
+
+/// The topics somebody listens on, each with its broadcast channel.
+#[derive(Debug, Default)]
+pub struct Hub {
+    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>,
+}
+
+/// Why a subscriber got no next event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// It fell more than [`QUEUE`] events behind: the events in between are lost to it.
+    Lagged,
+    /// The hub is gone (the server is stopping).
+    Closed,
+}
+
+/// One subscriber's place on one topic; leaving the topic when dropped.
+#[derive(Debug)]
+pub struct Listener {
+    hub: Arc<Hub>,
+    topic: Topic,
+    rx: Option<broadcast::Receiver<Arc<Event>>>,
+}
+
+impl Hub {
+    /// Starts listening on `topic`: every event published from now on reaches the listener.
+    pub fn listen(self: &Arc<Self>, topic: Topic) -> Listener {
+        let rx = self
+            .topics
+            .lock()
+            .ok()
+            .map(|mut topics| topics.entry(topic).or_insert_with(|| broadcast::channel(QUEUE).0).subscribe());
+        Listener { hub: Arc::clone(self), topic, rx }
+    }
+
+    /// Whether anybody listens at all: a command skips building its events otherwise.
+    pub fn is_heard(&self) -> bool {
+        self.topics.lock().map(|topics| !topics.is_empty()).unwrap_or(false)
+    }
+
+    /// Sends each event to its topics' listeners, in order. Called right
+    /// after the commit that the events describe.
+    pub fn publish(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let Ok(topics) = self.topics.lock() else { return };
+        for event in events {
+            let event = Arc::new(event);
+            for topic in event.topics() {
+                if let Some(sender) = topics.get(&topic) {
+                    // No receiver left is not an error: the last one is leaving.
+                    let _ = sender.send(Arc::clone(&event));
+                }
+            }
+        }
+    }
+
+    /// How many topics have listeners (for `/metrics` and tests).
+    pub fn topics(&self) -> usize {
+        self.topics.lock().map(|topics| topics.len()).unwrap_or(0)
+    }
+
+    /// How many listeners there are, over every topic (for `/metrics` and tests).
+    pub fn listeners(&self) -> usize {
+        self.topics.lock().map(|topics| topics.values().map(broadcast::Sender::receiver_count).sum()).unwrap_or(0)
+    }
+}
+
+impl Listener {
+    /// The next event on the topic, in publishing order.
+    pub async fn next(&mut self) -> Result<Arc<Event>, Missed> {
+        let Some(rx) = &mut self.rx else { return Err(Missed::Closed) };
+        rx.recv().await.map_err(|err| match err {
+            broadcast::error::RecvError::Lagged(_) => Missed::Lagged,
+            broadcast::error::RecvError::Closed => Missed::Closed,
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // The last listener of a topic takes the topic with it, so the map
+        // holds only topics somebody listens on.
+        let Some(rx) = self.rx.take() else { return };
+        if let Ok(mut topics) = self.hub.topics.lock() {
+            drop(rx);
+            if topics.get(&self.topic).is_some_and(|sender| sender.receiver_count() == 0) {
+                topics.remove(&self.topic);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::DateTime;
+
+    use super::*;
+    use crate::model::{CommentId, UserId};
+
+    fn comment(post: PostId) -> Event {
+        Event::CommentAdded(Arc::new(CommentDoc {
+            id: CommentId::new(),
+            body: "c".into(),
+            post,
+            author: UserId::new(),
+            created_at: DateTime::now(),
+        }))
+    }
+
+    /// A listener gets its topic's events in publishing order and nobody
+    /// else's; the last listener to leave takes its topic with it.
+    #[tokio::test]
+    async fn listeners_get_their_topics_events_in_order() {
+        let hub = Arc::new(Hub::default());
+        let (a, b) = (PostId::new(), PostId::new());
+        let mut on_a = hub.listen(Topic::Post(a));
+        let mut also_a = hub.listen(Topic::Post(a));
+        assert!(hub.is_heard());
+        let first = comment(a);
+        hub.publish(vec![comment(b), first.clone(), Event::PostChanged(a), Event::PostDeleted(a)]);
+        for listener in [&mut on_a, &mut also_a] {
+            assert_eq!(*listener.next().await.expect("first"), first);
+            assert_eq!(*listener.next().await.expect("second"), Event::PostChanged(a));
+            assert_eq!(*listener.next().await.expect("third"), Event::PostDeleted(a));
+        }
+        drop(on_a);
+        assert_eq!(hub.topics(), 1, "another listener remains");
+        drop(also_a);
+        assert_eq!(hub.topics(), 0);
+        assert!(!hub.is_heard());
+    }
+
+    /// A listener that falls more than the queue behind is told it lagged,
+    /// instead of the hub buffering for it without end.
+    #[tokio::test]
+    async fn a_listener_that_falls_behind_is_told() {
+        let hub = Arc::new(Hub::default());
+        let post = PostId::new();
+        let mut slow = hub.listen(Topic::Post(post));
+        hub.publish((0..=QUEUE).map(|_| Event::PostChanged(post)).collect());
+        assert_eq!(slow.next().await, Err(Missed::Lagged));
+    }
+
+    /// New posts go to the feed topic, and nowhere else.
+    #[tokio::test]
+    async fn new_posts_go_to_the_feed_topic() {
+        let hub = Arc::new(Hub::default());
+        let post = Arc::new(PostDoc {
+            id: PostId::new(),
+            title: "t".into(),
+            body: String::new(),
+            author: UserId::new(),
+            liked_by: vec![],
+            comment_count: 0,
+            created_at: DateTime::now(),
+            updated_at: DateTime::now(),
+            deleting: None,
+        });
+        let id = post.id;
+        let mut feed = hub.listen(Topic::NewPosts);
+        let mut on_post = hub.listen(Topic::Post(id));
+        hub.publish(vec![Event::PostAdded(Arc::clone(&post)), Event::PostChanged(id)]);
+        assert_eq!(*feed.next().await.expect("new post"), Event::PostAdded(post));
+        assert_eq!(*on_post.next().await.expect("change"), Event::PostChanged(id), "not the new post");
+    }
+}

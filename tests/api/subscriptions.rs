@@ -1,0 +1,367 @@
+//! Subscriptions over graphql-transport-ws, on both backends: committed
+//! events only, in commit order, each resolved afresh; the protocol's close
+//! codes; and the per-socket limit.
+
+use std::time::Duration;
+
+use blogql::cmd::CreateComment;
+use blogql::domain::CommentBody;
+use blogql::error::Error;
+use blogql::model::{PostId, UserId};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::faults::FailAt;
+use crate::helpers::TestApp;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long a test waits for a message that should come.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Opens a socket to `/graphql` offering `protocol` (none when `None`).
+async fn open(app: &TestApp, protocol: Option<&str>) -> Socket {
+    let mut request = format!("ws://{}/graphql", app.addr).into_client_request().expect("request");
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).expect("header"));
+    }
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    socket
+}
+
+/// Opens a graphql-transport-ws socket and initialises it with `payload`; waits for the ack.
+async fn connect(app: &TestApp, payload: Value) -> Socket {
+    let mut socket = open(app, Some("graphql-transport-ws")).await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": payload })).await;
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::text(message.to_string())).await.expect("send");
+}
+
+/// The next protocol message (pings are answered and skipped); panics on a close.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next()).await.expect("a message in time");
+        match message.expect("open").expect("a frame") {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).expect("json");
+                if value["type"] == "ping" {
+                    send(socket, json!({ "type": "pong" })).await;
+                    continue;
+                }
+                return value;
+            }
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// The close code the server ends the socket with.
+async fn closed_with(socket: &mut Socket) -> u16 {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next()).await.expect("a close in time");
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+}
+
+/// The next message within `wait`, if one comes (pings are answered and skipped).
+async fn silent_for(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    tokio::time::timeout(wait, next(socket)).await.ok()
+}
+
+/// Waits until the server's hub has `n` listeners: the subscriptions sent
+/// so far have started, so nothing committed from now on can be missed.
+async fn listening(app: &TestApp, n: usize) {
+    let started = std::time::Instant::now();
+    while app.store.hub().listeners() < n {
+        assert!(started.elapsed() < WAIT, "{} of {n} subscriptions started", app.store.hub().listeners());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn bearer(token: &str) -> Value {
+    json!({ "Authorization": format!("Bearer {token}") })
+}
+
+const COMMENT_ADDED: &str =
+    "subscription($p: ID!) { commentAdded(postId: $p) { body author { name } post { commentCount } } }";
+
+/// Subscribes `id` to `commentAdded` on `post`.
+async fn watch_comments(socket: &mut Socket, id: &str, post: &str) {
+    send(
+        socket,
+        json!({ "id": id, "type": "subscribe", "payload": { "query": COMMENT_ADDED, "variables": { "p": post } } }),
+    )
+    .await;
+}
+
+/// Committed comments arrive in commit order, each resolved as committed
+/// then (`post.commentCount` counts it); the first subscriber's events do not
+/// depend on the second's, and `complete` ends one subscription alone.
+#[tokio::test]
+async fn comments_arrive_in_commit_order_resolved_afresh() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "watched").await;
+    let mut socket = connect(&app, json!({})).await;
+    watch_comments(&mut socket, "a", &post).await;
+    watch_comments(&mut socket, "b", &post).await;
+    listening(&app, 2).await;
+    for n in 1..=5 {
+        app.comment(&ann, &post, &format!("comment {n}")).await;
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    while a.len() < 5 || b.len() < 5 {
+        let message = next(&mut socket).await;
+        assert_eq!(message["type"], "next", "{message}");
+        let comment = &message["payload"]["data"]["commentAdded"];
+        let seen = (comment["body"].as_str().expect("body").to_owned(), comment["post"]["commentCount"].clone());
+        assert_eq!(comment["author"]["name"], "Ann");
+        if message["id"] == "a" { a.push(seen) } else { b.push(seen) }
+    }
+    let bodies: Vec<&str> = a.iter().map(|(body, _)| body.as_str()).collect();
+    assert_eq!(bodies, ["comment 1", "comment 2", "comment 3", "comment 4", "comment 5"]);
+    assert_eq!(a.iter().map(|(b, _)| b).collect::<Vec<_>>(), b.iter().map(|(b, _)| b).collect::<Vec<_>>());
+    for (i, (_, count)) in a.iter().enumerate() {
+        assert!(
+            count.as_i64().expect("count") > i as i64,
+            "event {i} resolved against its own commit or later: {count}"
+        );
+    }
+    send(&mut socket, json!({ "id": "a", "type": "complete" })).await;
+    while app.store.hub().listeners() > 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.comment(&ann, &post, "only b").await;
+    let message = next(&mut socket).await;
+    assert_eq!(
+        (message["id"].as_str(), message["payload"]["data"]["commentAdded"]["body"].as_str()),
+        (Some("b"), Some("only b"))
+    );
+}
+
+/// A write that rolls back publishes nothing: a comment failed at each of
+/// its writes in turn reaches no subscriber, and the next committed one does.
+#[tokio::test]
+async fn rolled_back_writes_publish_nothing() {
+    let app = TestApp::spawn().await;
+    let (ann, ann_id) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "watched").await;
+    let mut socket = connect(&app, json!({})).await;
+    watch_comments(&mut socket, "c", &post).await;
+    listening(&app, 1).await;
+    let (author, post_id) = (UserId::parse(&ann_id).expect("id"), PostId::parse(&post).expect("id"));
+    for write in 1..=4 {
+        let cmd = CreateComment { author, post: post_id, body: CommentBody::parse("rolled back").expect("body") };
+        let failed = app.store.run(FailAt { write, cmd }).await;
+        assert!(matches!(failed, Err(Error::Internal { .. })), "write {write}: {failed:?}");
+    }
+    assert_eq!(silent_for(&mut socket, Duration::from_millis(500)).await, None, "nothing was committed");
+    app.comment(&ann, &post, "committed").await;
+    assert_eq!(next(&mut socket).await["payload"]["data"]["commentAdded"]["body"], "committed");
+}
+
+/// `postChanged` reports likes and edits with the post as committed, then
+/// `deleted: true` with a null post when it is deleted, and completes.
+#[tokio::test]
+async fn post_changes_end_with_the_deletion() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "watched").await;
+    let mut socket = connect(&app, json!({})).await;
+    let query = "subscription($id: ID!) { postChanged(id: $id) { id deleted post { title likeCount } } }";
+    send(
+        &mut socket,
+        json!({ "id": "p", "type": "subscribe", "payload": { "query": query, "variables": { "id": post } } }),
+    )
+    .await;
+    listening(&app, 1).await;
+    app.ok_as(&ann, "mutation($p: ID!) { likePost(postId: $p) { id } }", json!({ "p": post })).await;
+    let liked = next(&mut socket).await;
+    assert_eq!(
+        liked["payload"]["data"]["postChanged"],
+        json!({ "id": post, "deleted": false, "post": { "title": "watched", "likeCount": 1 } })
+    );
+    app.ok_as(&ann, "mutation($id: ID!) { deletePost(id: $id) { deletedPostId } }", json!({ "id": post })).await;
+    let gone = next(&mut socket).await;
+    assert_eq!(gone["payload"]["data"]["postChanged"], json!({ "id": post, "deleted": true, "post": null }));
+    assert_eq!(next(&mut socket).await, json!({ "id": "p", "type": "complete" }));
+}
+
+/// A missing post is `NOT_FOUND` and a malformed id `BAD_USER_INPUT`, each
+/// as an `error` message for that operation; `feedPostAdded` without a token
+/// is `UNAUTHENTICATED`; the socket stays open for the next subscription.
+#[tokio::test]
+async fn bad_arguments_are_errors_for_that_operation_only() {
+    let app = TestApp::spawn().await;
+    let mut socket = connect(&app, json!({})).await;
+    let code = |message: &Value| message["payload"][0]["extensions"]["code"].as_str().map(str::to_owned);
+    watch_comments(&mut socket, "missing", &PostId::new().to_hex()).await;
+    let missing = next(&mut socket).await;
+    assert_eq!((missing["type"].as_str(), code(&missing).as_deref()), (Some("error"), Some("NOT_FOUND")), "{missing}");
+    watch_comments(&mut socket, "malformed", "nope").await;
+    assert_eq!(code(&next(&mut socket).await).as_deref(), Some("BAD_USER_INPUT"));
+    send(
+        &mut socket,
+        json!({ "id": "feed", "type": "subscribe", "payload": { "query": "subscription { feedPostAdded { id } }" } }),
+    )
+    .await;
+    assert_eq!(code(&next(&mut socket).await).as_deref(), Some("UNAUTHENTICATED"));
+    send(&mut socket, json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ posts { totalCount } }" } }))
+        .await;
+    assert_eq!(code(&next(&mut socket).await).as_deref(), Some("BAD_REQUEST"), "queries go over HTTP");
+    send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(next(&mut socket).await, json!({ "type": "pong" }), "still open");
+}
+
+/// `feedPostAdded` delivers new posts by followed users and the viewer, not
+/// by others; following someone takes effect for the next post.
+#[tokio::test]
+async fn the_feed_subscription_follows_the_follows() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let (bob, bob_id) = app.sign_up("Bob").await;
+    let mut socket = connect(&app, bearer(&ann)).await;
+    send(&mut socket, json!({ "id": "f", "type": "subscribe", "payload": { "query": "subscription { feedPostAdded { title author { name } } }" } })).await;
+    listening(&app, 1).await;
+    app.create_post(&bob, "not followed yet").await;
+    app.ok_as(&ann, "mutation($u: ID!) { followUser(userId: $u) { followee { id } } }", json!({ "u": bob_id })).await;
+    app.create_post(&bob, "followed").await;
+    app.create_post(&ann, "mine").await;
+    let titles: Vec<Value> = [next(&mut socket).await, next(&mut socket).await]
+        .iter()
+        .map(|m| m["payload"]["data"]["feedPostAdded"]["title"].clone())
+        .collect();
+    assert_eq!(titles, [json!("followed"), json!("mine")]);
+}
+
+/// The protocol's close codes: 4406 without the subprotocol, 4401 for a
+/// subscribe before the ack, 4429 for a second init, 4409 for an id in
+/// use, 4400 for a malformed message, 4403 for a bad token, 4408 for no
+/// init in time.
+#[tokio::test]
+async fn protocol_violations_close_with_their_codes() {
+    let app = TestApp::spawn_with(|s| s.http.ws_init_timeout_secs = 1).await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "p").await;
+
+    let mut socket = open(&app, None).await;
+    assert_eq!(closed_with(&mut socket).await, 4406);
+
+    let mut socket = open(&app, Some("graphql-transport-ws")).await;
+    watch_comments(&mut socket, "early", &post).await;
+    assert_eq!(closed_with(&mut socket).await, 4401);
+
+    let mut socket = connect(&app, json!({})).await;
+    send(&mut socket, json!({ "type": "connection_init" })).await;
+    assert_eq!(closed_with(&mut socket).await, 4429);
+
+    let mut socket = connect(&app, json!({})).await;
+    watch_comments(&mut socket, "same", &post).await;
+    watch_comments(&mut socket, "same", &post).await;
+    assert_eq!(closed_with(&mut socket).await, 4409);
+
+    let mut socket = connect(&app, json!({})).await;
+    socket.send(Message::text("{not json")).await.expect("send");
+    assert_eq!(closed_with(&mut socket).await, 4400);
+
+    let mut socket = open(&app, Some("graphql-transport-ws")).await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": "Bearer not-a-token" } })).await;
+    assert_eq!(closed_with(&mut socket).await, 4403);
+
+    let mut socket = open(&app, Some("graphql-transport-ws")).await;
+    assert_eq!(closed_with(&mut socket).await, 4408);
+}
+
+/// Logging out ends the token's subscription sockets within 5 seconds (4403).
+#[tokio::test]
+async fn an_ended_token_closes_its_sockets() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let mut socket = connect(&app, json!({ "AUTHORIZATION": format!("Bearer {ann}") })).await;
+    send(
+        &mut socket,
+        json!({ "id": "f", "type": "subscribe", "payload": { "query": "subscription { feedPostAdded { id } }" } }),
+    )
+    .await;
+    listening(&app, 1).await;
+    app.ok_as(&ann, "mutation { logOut }", json!({})).await;
+    let started = std::time::Instant::now();
+    assert_eq!(closed_with(&mut socket).await, 4403);
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+}
+
+/// One subscription past `--max-subscriptions-per-connection` is refused
+/// with `RATE_LIMITED`; the others keep running.
+#[tokio::test]
+async fn subscriptions_per_socket_are_capped() {
+    let app = TestApp::spawn_with(|s| s.http.max_subscriptions_per_connection = 2).await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "p").await;
+    let mut socket = connect(&app, json!({})).await;
+    for id in ["1", "2", "3"] {
+        watch_comments(&mut socket, id, &post).await;
+    }
+    let refused = next(&mut socket).await;
+    listening(&app, 2).await;
+    assert_eq!(
+        (refused["id"].as_str(), refused["payload"][0]["extensions"]["code"].as_str()),
+        (Some("3"), Some("RATE_LIMITED"))
+    );
+    app.comment(&ann, &post, "still served").await;
+    let mut ids = vec![next(&mut socket).await["id"].clone(), next(&mut socket).await["id"].clone()];
+    ids.sort_by_key(|id| id.to_string());
+    assert_eq!(ids, [json!("1"), json!("2")]);
+}
+
+/// A live subscription socket outlives the HTTP read and idle timeouts (it
+/// answers pings instead), and gets its event after them.
+#[tokio::test]
+async fn http_timeouts_do_not_close_a_live_socket() {
+    let app = TestApp::spawn_with(|s| {
+        s.http.read_timeout_secs = 1;
+        s.http.idle_timeout_secs = 1;
+        s.http.ws_ping_interval_secs = 1;
+    })
+    .await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "p").await;
+    let mut socket = connect(&app, json!({})).await;
+    watch_comments(&mut socket, "late", &post).await;
+    listening(&app, 1).await;
+    // Three seconds: past both timeouts, with pings answered by `silent_for`.
+    assert_eq!(silent_for(&mut socket, Duration::from_secs(3)).await, None);
+    app.comment(&ann, &post, "after the timeouts").await;
+    assert_eq!(next(&mut socket).await["payload"]["data"]["commentAdded"]["body"], "after the timeouts");
+}
+
+/// Subscription sockets count against `--max-connections` until they close:
+/// with both slots held by sockets, a plain request waits; it is served
+/// once one socket closes.
+#[tokio::test]
+async fn sockets_count_against_the_connection_limit() {
+    let app = TestApp::spawn_with(|s| s.http.max_connections = 2).await;
+    let first = connect(&app, json!({})).await;
+    let _second = connect(&app, json!({})).await;
+    let healthz = || app.client.get(app.url("/healthz")).timeout(Duration::from_millis(700)).send();
+    assert!(healthz().await.is_err(), "no slot is free while two sockets are open");
+    drop(first);
+    let started = std::time::Instant::now();
+    loop {
+        if healthz().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "a slot came free when the socket closed");
+    }
+}
