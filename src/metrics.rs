@@ -104,6 +104,32 @@ pub struct Metrics {
     errors: [AtomicU64; CODE_SERIES],
     /// DataLoader batch sizes, in keys; every request's loaders record here.
     pub batch_sizes: Histogram,
+    /// Subscription sockets and what they carry.
+    pub subscriptions: Subscriptions,
+}
+
+/// The subscription root fields counted by name; any other counts as `other`.
+pub const SUBSCRIPTION_FIELDS: [&str; 3] = ["commentAdded", "postChanged", "feedPostAdded"];
+
+/// Subscription sockets and what they carry, recorded once per socket,
+/// subscription or message (never per field).
+#[derive(Default)]
+pub struct Subscriptions {
+    /// Open subscription sockets.
+    pub sockets: std::sync::atomic::AtomicI64,
+    /// Running subscriptions by root field ([`SUBSCRIPTION_FIELDS`], then `other`).
+    pub running: [std::sync::atomic::AtomicI64; SUBSCRIPTION_FIELDS.len() + 1],
+    /// `next` messages handed to sockets.
+    pub delivered: AtomicU64,
+    /// Sockets closed because their peer did not read.
+    pub slow_consumers: AtomicU64,
+}
+
+impl Subscriptions {
+    /// The series index of subscription root field `field`.
+    pub fn field_index(field: &str) -> usize {
+        SUBSCRIPTION_FIELDS.iter().position(|f| *f == field).unwrap_or(SUBSCRIPTION_FIELDS.len())
+    }
 }
 
 impl Default for Metrics {
@@ -113,6 +139,7 @@ impl Default for Metrics {
             latency: Histogram::new(&LATENCY_BOUNDS),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
             batch_sizes: Histogram::new(&BATCH_BOUNDS),
+            subscriptions: Subscriptions::default(),
         }
     }
 }
@@ -135,9 +162,10 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition, with the store's transaction counts
-    /// and the staged deletions this process knows to be in progress.
-    pub fn render(&self, transactions: crate::store::TxCounts, staged_deletions: usize) -> String {
+    /// The Prometheus text exposition, with the store's transaction counts,
+    /// the staged deletions this process knows to be in progress, and the
+    /// events its writes published.
+    pub fn render(&self, transactions: crate::store::TxCounts, staged_deletions: usize, published: u64) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP blogql_requests_total GraphQL requests by operation name and outcome.\n");
         out.push_str("# TYPE blogql_requests_total counter\n");
@@ -173,7 +201,34 @@ impl Metrics {
             "blogql_dataloader_batch_size",
             "Keys per DataLoader batch (one store round trip each).",
         );
+        self.render_subscriptions(&mut out, published);
         out
+    }
+
+    fn render_subscriptions(&self, out: &mut String, published: u64) {
+        let subs = &self.subscriptions;
+        out.push_str("# HELP blogql_subscription_sockets Open subscription sockets.\n");
+        out.push_str("# TYPE blogql_subscription_sockets gauge\n");
+        let _ = writeln!(out, "blogql_subscription_sockets {}", subs.sockets.load(Ordering::Relaxed));
+        out.push_str("# HELP blogql_subscriptions Running subscriptions by root field.\n");
+        out.push_str("# TYPE blogql_subscriptions gauge\n");
+        for (i, n) in subs.running.iter().enumerate() {
+            let field = SUBSCRIPTION_FIELDS.get(i).copied().unwrap_or("other");
+            let _ = writeln!(out, "blogql_subscriptions{{field=\"{field}\"}} {}", n.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP blogql_subscription_events_published_total Events committed writes published while somebody listened.\n");
+        out.push_str("# TYPE blogql_subscription_events_published_total counter\n");
+        let _ = writeln!(out, "blogql_subscription_events_published_total {published}");
+        out.push_str("# HELP blogql_subscription_messages_delivered_total Subscription answers handed to sockets.\n");
+        out.push_str("# TYPE blogql_subscription_messages_delivered_total counter\n");
+        let _ =
+            writeln!(out, "blogql_subscription_messages_delivered_total {}", subs.delivered.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP blogql_subscription_slow_consumers_total Sockets closed because their peer did not read.\n",
+        );
+        out.push_str("# TYPE blogql_subscription_slow_consumers_total counter\n");
+        let _ =
+            writeln!(out, "blogql_subscription_slow_consumers_total {}", subs.slow_consumers.load(Ordering::Relaxed));
     }
 }
 
@@ -223,7 +278,7 @@ mod tests {
         }
         let n = m.requests.lock().map(|r| r.len()).unwrap_or(usize::MAX);
         assert!(n <= MAX_OPERATION_NAMES * 3 + 3, "{n}");
-        let text = m.render(crate::store::TxCounts::default(), 0);
+        let text = m.render(crate::store::TxCounts::default(), 0, 0);
         assert!(text.contains("operation=\"__other__\""));
         assert!(text.contains("operation=\"Op0\""));
     }
@@ -236,7 +291,7 @@ mod tests {
         m.request("a\"b", Outcome::Error, Duration::ZERO, ["NOT_FOUND", "WHATEVER"].into_iter());
         m.request(&"x".repeat(65), Outcome::Ok, Duration::ZERO, std::iter::empty());
         m.request(&"y".repeat(64), Outcome::Ok, Duration::ZERO, std::iter::empty());
-        let text = m.render(crate::store::TxCounts::default(), 0);
+        let text = m.render(crate::store::TxCounts::default(), 0, 0);
         assert!(text.contains("blogql_errors_total{code=\"NOT_FOUND\"} 1"));
         assert!(text.contains("blogql_errors_total{code=\"OTHER\"} 1"));
         assert!(text.contains("operation=\"__other__\",outcome=\"error\"} 1"), "{text}");

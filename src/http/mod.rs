@@ -189,7 +189,11 @@ async fn metrics(State(routes): State<Routes>) -> Response {
     match &routes.state.metrics {
         Some(metrics) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
-            metrics.render(routes.state.store.transactions(), routes.state.store.hidden().len()),
+            metrics.render(
+                routes.state.store.transactions(),
+                routes.state.store.hidden().len(),
+                routes.state.store.hub().published(),
+            ),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

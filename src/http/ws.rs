@@ -22,7 +22,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use async_graphql::parser::types::OperationType;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::stream::BoxStream;
@@ -37,6 +40,7 @@ use super::steps::{Refusal, operation, outcome, parse};
 use crate::auth::Token;
 use crate::code::Code;
 use crate::graphql::{RequestCtx, Viewer};
+use crate::metrics::{Metrics, Subscriptions};
 
 /// The subprotocol spoken.
 pub(super) const PROTOCOL: &str = "graphql-transport-ws";
@@ -72,6 +76,8 @@ async fn serve(socket: WebSocket, routes: Routes, client: IpAddr) {
         let _ = sink.send(close_message((4406, "Subprotocol not acceptable".into()))).await;
         return;
     }
+    let metrics = routes.state.metrics.clone();
+    let _counted = Gauge::hold(metrics.as_ref(), Series::Socket);
     let (out, mut outgoing) = mpsc::channel::<Message>(OUT_QUEUE);
     let writer = tokio::spawn(async move {
         while let Some(message) = outgoing.recv().await {
@@ -112,7 +118,7 @@ async fn serve(socket: WebSocket, routes: Routes, client: IpAddr) {
                 if let Ok((id, ended)) = done {
                     conn.subs.remove(&id);
                     if ended == Ended::NotRead {
-                        break Some((4499, "Slow consumer: messages were not read within the send timeout".into()));
+                        break Some(slow_consumer(metrics.as_ref()));
                     }
                 }
             }
@@ -123,7 +129,7 @@ async fn serve(socket: WebSocket, routes: Routes, client: IpAddr) {
                 if pinged.elapsed() >= ping_every {
                     pinged = Instant::now();
                     if conn.out.try_send(text_message(json!({ "type": "ping" }))).is_err() {
-                        break Some((4499, "Slow consumer: messages were not read within the send timeout".into()));
+                        break Some(slow_consumer(metrics.as_ref()));
                     }
                 }
                 if checked.elapsed() >= RECHECK {
@@ -241,9 +247,11 @@ impl Connection {
         let mut request: async_graphql::Request = serde_json::from_value(payload)
             .map_err(|_| (4400, "the subscribe payload is not a GraphQL request".into()))?;
         let graphql = &self.routes.state.settings.graphql;
+        let mut field = Subscriptions::field_index("other");
         let parses = match parse::parse(&request.query, graphql, &self.routes.introspection) {
             Ok(Some(parsed)) => {
                 let op = request.operation_name.as_deref();
+                field = Subscriptions::field_index(root_field(&parsed.doc, op));
                 if operation::kind(&parsed.doc, op).is_some_and(|kind| kind != OperationType::Subscription) {
                     let why = "send queries and mutations over HTTP; this socket runs subscriptions".to_owned();
                     self.refuse(&id, Code::BadRequest, why);
@@ -269,8 +277,9 @@ impl Connection {
         let mut ctx = RequestCtx::new(viewer, &state.store, state.metrics.as_ref());
         ctx.client_ip = Some(self.client);
         let answers = self.routes.schema.execute_stream(request.data(ctx));
-        let send_timeout = state.settings.http.send_timeout();
-        let task = tasks.spawn(run(id.clone(), answers, self.out.clone(), parses, send_timeout));
+        let running = Gauge::hold(state.metrics.as_ref(), Series::Running(field));
+        let sending = Sending { out: self.out.clone(), timeout: state.settings.http.send_timeout(), running };
+        let task = tasks.spawn(run(id.clone(), answers, sending, parses));
         self.subs.insert(id, task);
         Ok(())
     }
@@ -287,10 +296,10 @@ impl Connection {
 async fn run(
     id: String,
     mut answers: BoxStream<'static, async_graphql::Response>,
-    out: mpsc::Sender<Message>,
+    sending: Sending,
     parses: bool,
-    send_timeout: Duration,
 ) -> (String, Ended) {
+    let Sending { out, timeout: send_timeout, running } = sending;
     let mut first = true;
     while let Some(mut answer) = answers.next().await {
         outcome::label_request_errors(&mut answer, parses);
@@ -303,7 +312,11 @@ async fn run(
             json!({ "id": id, "type": "next", "payload": answer })
         };
         match tokio::time::timeout(send_timeout, out.send(text_message(message))).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if let Some(metrics) = &running.metrics {
+                    metrics.subscriptions.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Ok(Err(_)) => return (id, Ended::Closed),
             Err(_) => return (id, Ended::NotRead),
         }
@@ -327,6 +340,74 @@ async fn accepted(routes: &Routes, token: &Token) -> bool {
             tracing::warn!(error = %err, "could not re-check a subscription socket's token");
             true
         }
+    }
+}
+
+/// Where a subscription's messages go, within how long, and its place in the running gauge.
+struct Sending {
+    out: mpsc::Sender<Message>,
+    timeout: Duration,
+    running: Gauge,
+}
+
+/// A gauge series one socket or subscription counts in.
+#[derive(Clone, Copy)]
+enum Series {
+    Socket,
+    Running(usize),
+}
+
+/// One unit of a gauge, given back when dropped (the socket closes, the subscription ends).
+struct Gauge {
+    metrics: Option<Arc<Metrics>>,
+    series: Series,
+}
+
+impl Gauge {
+    fn hold(metrics: Option<&Arc<Metrics>>, series: Series) -> Self {
+        let gauge = Gauge { metrics: metrics.cloned(), series };
+        if let Some(counter) = gauge.counter() {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        gauge
+    }
+
+    fn counter(&self) -> Option<&AtomicI64> {
+        let subs = &self.metrics.as_ref()?.subscriptions;
+        match self.series {
+            Series::Socket => Some(&subs.sockets),
+            Series::Running(i) => subs.running.get(i),
+        }
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        if let Some(counter) = self.counter() {
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The close for a peer that does not read its messages, counted.
+fn slow_consumer(metrics: Option<&Arc<Metrics>>) -> Close {
+    if let Some(metrics) = metrics {
+        metrics.subscriptions.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+    (4499, "Slow consumer: messages were not read within the send timeout".into())
+}
+
+/// The first root field of the operation `op` picks, for the metrics' label.
+fn root_field<'a>(doc: &'a ExecutableDocument, op: Option<&str>) -> &'a str {
+    let operation = match (op, &doc.operations) {
+        (_, DocumentOperations::Single(operation)) => Some(operation),
+        (Some(name), DocumentOperations::Multiple(ops)) => ops.get(name),
+        (None, DocumentOperations::Multiple(ops)) => ops.values().next(),
+    };
+    let first = operation.and_then(|o| o.node.selection_set.node.items.first());
+    match first.map(|s| &s.node) {
+        Some(Selection::Field(field)) => field.node.name.node.as_str(),
+        _ => "other",
     }
 }
 

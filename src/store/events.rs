@@ -63,6 +63,8 @@ impl Event {
 #[derive(Debug, Default)]
 pub struct Hub {
     topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>,
+    /// Events published while somebody listened, since start-up.
+    published: std::sync::atomic::AtomicU64,
 }
 
 /// Why a subscriber got no next event.
@@ -105,6 +107,7 @@ impl Hub {
             return;
         }
         let Ok(topics) = self.topics.lock() else { return };
+        self.published.fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for event in events {
             let event = Arc::new(event);
             for topic in event.topics() {
@@ -114,6 +117,11 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Events published while somebody listened, since start-up (for `/metrics`).
+    pub fn published(&self) -> u64 {
+        self.published.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many topics have listeners (for `/metrics` and tests).

@@ -365,3 +365,38 @@ async fn sockets_count_against_the_connection_limit() {
         assert!(started.elapsed() < WAIT, "a slot came free when the socket closed");
     }
 }
+
+/// `/metrics` counts open subscription sockets, running subscriptions by
+/// field, events published and messages delivered, and gives the gauges
+/// back when the socket closes.
+#[tokio::test]
+async fn subscriptions_are_counted_in_the_metrics() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "p").await;
+    let metric = |text: &str, name: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    let scrape =
+        || async { app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text") };
+    let mut socket = connect(&app, json!({})).await;
+    watch_comments(&mut socket, "m", &post).await;
+    listening(&app, 1).await;
+    app.comment(&ann, &post, "counted").await;
+    next(&mut socket).await;
+    let text = scrape().await;
+    assert_eq!(metric(&text, "blogql_subscription_sockets "), 1);
+    assert_eq!(metric(&text, "blogql_subscriptions{field=\"commentAdded\"} "), 1);
+    assert_eq!(metric(&text, "blogql_subscriptions{field=\"postChanged\"} "), 0);
+    assert_eq!(metric(&text, "blogql_subscription_events_published_total "), 2, "commentAdded and the post's change");
+    assert_eq!(metric(&text, "blogql_subscription_messages_delivered_total "), 1);
+    drop(socket);
+    let started = std::time::Instant::now();
+    while metric(&scrape().await, "blogql_subscription_sockets ") != 0 {
+        assert!(started.elapsed() < WAIT, "the socket gauge went back to 0");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&scrape().await, "blogql_subscriptions{field=\"commentAdded\"} "), 0);
+}
