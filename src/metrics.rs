@@ -216,7 +216,9 @@ impl Metrics {
             let field = SUBSCRIPTION_FIELDS.get(i).copied().unwrap_or("other");
             let _ = writeln!(out, "blogql_subscriptions{{field=\"{field}\"}} {}", n.load(Ordering::Relaxed));
         }
-        out.push_str("# HELP blogql_subscription_events_published_total Events committed writes published while somebody listened.\n");
+        out.push_str(
+            "# HELP blogql_subscription_events_published_total Events of committed writes that reached a listener.\n",
+        );
         out.push_str("# TYPE blogql_subscription_events_published_total counter\n");
         let _ = writeln!(out, "blogql_subscription_events_published_total {published}");
         out.push_str("# HELP blogql_subscription_messages_delivered_total Subscription answers handed to sockets.\n");

@@ -5,6 +5,7 @@ use crate::model::UserId;
 use super::{Command, Follow, actor, existing_user};
 use crate::error::{Error, Result};
 use crate::store::Tx;
+use crate::store::events::Event;
 
 /// The most users one account may follow (Mastodon caps it at 7,500, X at
 /// 5,000 before its ratio rules): the home feed reads one index range per
@@ -29,6 +30,10 @@ pub struct FollowUser {
 impl Command for FollowUser {
     type Output = Follow;
     const NAME: &'static str = "followUser";
+
+    fn events(&self, follow: &Follow) -> Vec<Event> {
+        vec![Event::FollowChanged { follower: follow.follower.id, followee: follow.followee.id, following: true }]
+    }
 
     fn written_bytes(&self) -> Option<usize> {
         Some(0)

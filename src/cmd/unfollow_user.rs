@@ -5,6 +5,7 @@ use crate::model::UserId;
 use super::{Command, Follow, actor, existing_user};
 use crate::error::{Error, Result};
 use crate::store::Tx;
+use crate::store::events::Event;
 
 /// Unfollows a user (idempotent).
 ///
@@ -21,6 +22,10 @@ pub struct UnfollowUser {
 impl Command for UnfollowUser {
     type Output = Follow;
     const NAME: &'static str = "unfollowUser";
+
+    fn events(&self, follow: &Follow) -> Vec<Event> {
+        vec![Event::FollowChanged { follower: follow.follower.id, followee: follow.followee.id, following: false }]
+    }
 
     fn written_bytes(&self) -> Option<usize> {
         Some(0)

@@ -7,7 +7,8 @@
 //! batches, so every event is resolved against the store as committed then,
 //! never against the snapshot the subscription started with.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::{Context, ID, Object, Subscription};
 use futures::stream::BoxStream;
@@ -16,7 +17,7 @@ use futures::{Stream, StreamExt};
 use super::comment::Comment;
 use super::error::{ApiError, ApiResult};
 use super::post::Post;
-use super::{CtxExt, parse_id, require_viewer, to_id};
+use super::{CtxExt, load_viewer, parse_id, require_viewer, to_id};
 use crate::error::{Error, Result};
 use crate::model::{PostDoc, PostId, UserId};
 use crate::store::Store;
@@ -117,7 +118,7 @@ impl Subscription {
             match &*event {
                 Event::CommentAdded(comment) => Some(Ok(Some(Comment::from(Arc::clone(comment))))),
                 Event::PostDeleted(_) => Some(Ok(None)),
-                Event::PostChanged(_) | Event::PostAdded(_) => None,
+                Event::PostChanged(_) | Event::PostAdded(_) | Event::FollowChanged { .. } => None,
             }
         };
         let stream = items(listener, store, pick, |item| matches!(item, Ok(None)));
@@ -142,31 +143,48 @@ impl Subscription {
             match &*event {
                 Event::PostChanged(_) => Some(fresh_post(&store, id).await.map(|post| PostChange { id, post })),
                 Event::PostDeleted(_) => Some(Ok(PostChange { id, post: None })),
-                Event::CommentAdded(_) | Event::PostAdded(_) => None,
+                Event::CommentAdded(_) | Event::PostAdded(_) | Event::FollowChanged { .. } => None,
             }
         };
         Ok(items(listener, store, pick, |item| item.as_ref().is_ok_and(|change| change.post.is_none())).boxed())
     }
 
     /// New posts by the users the viewer follows (needs a token), as they
-    /// are committed. Whom the viewer follows is read afresh for each post.
+    /// are committed: a post is delivered if the viewer followed its author
+    /// when it was committed (or wrote it).
     async fn feed_post_added(
         &self,
         ctx: &Context<'_>,
     ) -> std::result::Result<BoxStream<'static, ApiResult<Post>>, ApiError> {
-        let viewer: UserId = require_viewer(ctx).await?;
+        // Listen first, then read whom the viewer follows: a follow committed
+        // in between is in both, which agree.
+        require_viewer(ctx).await?;
         let store = ctx.store()?.clone();
-        let listener = store.hub().listen(Topic::NewPosts);
-        let pick = move |store: Store, event: Arc<Event>| async move {
-            let Event::PostAdded(post) = &*event else { return None };
-            let me = match store.users_by_ids(&[viewer]).await {
-                Ok(mut found) => found.pop(),
-                Err(err) => return Some(Err(err)),
-            };
-            let Some(me) = me else {
-                return Some(Err(Error::Unauthenticated("the account for this token no longer exists".into())));
-            };
-            (post.author == viewer || me.following.contains(&post.author)).then(|| Ok(Post::from(Arc::clone(post))))
+        let listener = store.hub().listen(Topic::Feed);
+        let viewer = load_viewer(ctx).await?;
+        let me = viewer.id;
+        let authors: HashSet<UserId> = viewer.following.iter().copied().chain([me]).collect();
+        let authors = Arc::new(Mutex::new(authors));
+        let pick = move |_: Store, event: Arc<Event>| {
+            let authors = Arc::clone(&authors);
+            async move {
+                let mut authors = authors.lock().map_err(|_| Error::internal("feed authors lock poisoned"));
+                match (&*event, &mut authors) {
+                    (Event::FollowChanged { follower, followee, following }, Ok(authors)) if *follower == me => {
+                        if *following {
+                            authors.insert(*followee);
+                        } else if *followee != me {
+                            authors.remove(followee);
+                        }
+                        None
+                    }
+                    (Event::PostAdded(post), Ok(authors)) => {
+                        authors.contains(&post.author).then(|| Ok(Post::from(Arc::clone(post))))
+                    }
+                    (_, Err(err)) => Some(Err(err.clone())),
+                    _ => None,
+                }
+            }
         };
         Ok(items(listener, store, pick, |_| false).boxed())
     }

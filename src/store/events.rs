@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use crate::model::{CommentDoc, PostDoc, PostId};
+use crate::model::{CommentDoc, PostDoc, PostId, UserId};
 
 /// Events one subscriber may fall behind by before it is ended.
 pub const QUEUE: usize = 256;
@@ -35,6 +35,18 @@ pub enum Event {
     PostDeleted(PostId),
     /// A new post (`feedPostAdded`).
     PostAdded(Arc<PostDoc>),
+    /// `follower` started (`following: true`) or stopped following
+    /// `followee`. It travels with the new posts, in the same order, so a
+    /// feed subscription keeps its set of authors exact at every post
+    /// without reading the store.
+    FollowChanged {
+        /// Who follows.
+        follower: UserId,
+        /// Whom.
+        followee: UserId,
+        /// Whether `follower` follows `followee` from now on.
+        following: bool,
+    },
 }
 
 /// Who listens for an event.
@@ -42,8 +54,9 @@ pub enum Event {
 pub enum Topic {
     /// Everything that happens to one post.
     Post(PostId),
-    /// New posts, by anyone (each feed subscriber keeps its authors').
-    NewPosts,
+    /// New posts and follow changes, by anyone: each feed subscriber keeps
+    /// its own set of authors.
+    Feed,
 }
 
 impl Event {
@@ -52,10 +65,10 @@ impl Event {
         let post = match self {
             Event::CommentAdded(comment) => Some(comment.post),
             Event::PostChanged(id) | Event::PostDeleted(id) => Some(*id),
-            Event::PostAdded(_) => None,
+            Event::PostAdded(_) | Event::FollowChanged { .. } => None,
         };
-        let new_posts = matches!(self, Event::PostAdded(_)).then_some(Topic::NewPosts);
-        post.map(Topic::Post).into_iter().chain(new_posts)
+        let feed = matches!(self, Event::PostAdded(_) | Event::FollowChanged { .. }).then_some(Topic::Feed);
+        post.map(Topic::Post).into_iter().chain(feed)
     }
 }
 
@@ -63,7 +76,7 @@ impl Event {
 #[derive(Debug, Default)]
 pub struct Hub {
     topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>,
-    /// Events published while somebody listened, since start-up.
+    /// Events that reached a listener, since start-up.
     published: std::sync::atomic::AtomicU64,
 }
 
@@ -107,19 +120,22 @@ impl Hub {
             return;
         }
         let Ok(topics) = self.topics.lock() else { return };
-        self.published.fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut heard = 0;
         for event in events {
             let event = Arc::new(event);
+            let mut sent = false;
             for topic in event.topics() {
                 if let Some(sender) = topics.get(&topic) {
                     // No receiver left is not an error: the last one is leaving.
-                    let _ = sender.send(Arc::clone(&event));
+                    sent |= sender.send(Arc::clone(&event)).is_ok();
                 }
             }
+            heard += u64::from(sent);
         }
+        self.published.fetch_add(heard, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Events published while somebody listened, since start-up (for `/metrics`).
+    /// Events that reached at least one listener, since start-up (for `/metrics`).
     pub fn published(&self) -> u64 {
         self.published.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -165,7 +181,7 @@ mod tests {
     use bson::DateTime;
 
     use super::*;
-    use crate::model::{CommentId, UserId};
+    use crate::model::CommentId;
 
     fn comment(post: PostId) -> Event {
         Event::CommentAdded(Arc::new(CommentDoc {
@@ -227,7 +243,7 @@ mod tests {
             deleting: None,
         });
         let id = post.id;
-        let mut feed = hub.listen(Topic::NewPosts);
+        let mut feed = hub.listen(Topic::Feed);
         let mut on_post = hub.listen(Topic::Post(id));
         hub.publish(vec![Event::PostAdded(Arc::clone(&post)), Event::PostChanged(id)]);
         assert_eq!(*feed.next().await.expect("new post"), Event::PostAdded(post));

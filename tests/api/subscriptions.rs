@@ -400,3 +400,45 @@ async fn subscriptions_are_counted_in_the_metrics() {
     }
     assert_eq!(metric(&scrape().await, "blogql_subscriptions{field=\"commentAdded\"} "), 0);
 }
+
+/// Across processes on MongoDB: a comment written through server A reaches
+/// a subscriber on server B, a second server on the same database with its
+/// own client, hub and outbox tail; the comments arrive in commit order.
+#[tokio::test]
+#[ignore = "tier 2: needs MONGODB_URI (.ci/run starts mongoeco for it)"]
+async fn events_reach_subscribers_on_another_process() {
+    assert!(crate::helpers::mongodb_uri().is_some(), "this test needs MONGODB_URI pointing at a MongoDB deployment");
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "shared").await;
+    let other = app.open_again().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let settings = crate::helpers::test_settings(dir.path(), Some(crate::helpers::TEST_SECRET));
+    let state = blogql::app::AppState::new(other.clone(), settings).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = blogql::serve(listener, state, std::future::pending()).await;
+    });
+    let mut request = format!("ws://{addr}/graphql").into_client_request().expect("request");
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    send(&mut socket, json!({ "type": "connection_init" })).await;
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    watch_comments(&mut socket, "b", &post).await;
+    let started = std::time::Instant::now();
+    while other.hub().listeners() < 1 {
+        assert!(started.elapsed() < WAIT, "the subscription on B started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for n in 1..=3 {
+        app.comment(&ann, &post, &format!("through A {n}")).await;
+    }
+    let mut bodies = Vec::new();
+    for _ in 1..=3 {
+        let message = next(&mut socket).await;
+        bodies.push(message["payload"]["data"]["commentAdded"]["body"].as_str().expect("body").to_owned());
+    }
+    assert_eq!(bodies, ["through A 1", "through A 2", "through A 3"]);
+    server.abort();
+}

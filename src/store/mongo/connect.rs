@@ -81,7 +81,7 @@ async fn probe(client: &Client, db: &Database) -> Result<()> {
 async fn ensure_indexes(db: &Database) -> Result<()> {
     let unique = IndexOptions::builder().unique(true).build();
     let ttl = IndexOptions::builder().expire_after(Duration::ZERO).build();
-    let specs: [(&str, Document, Option<IndexOptions>); 11] = [
+    let specs: [(&str, Document, Option<IndexOptions>); 12] = [
         (USERS, doc! { "email": 1 }, Some(unique)),
         (USERS, doc! { "createdAt": -1, "_id": -1 }, None),
         (USERS, doc! { "followers": 1 }, None),
@@ -93,7 +93,9 @@ async fn ensure_indexes(db: &Database) -> Result<()> {
         (COMMENTS, doc! { "author": 1, "createdAt": -1, "_id": -1 }, None),
         (COMMENTS, doc! { "createdAt": -1, "_id": -1 }, None),
         // `Idempotency-Key` records go when they expire (see `kept`).
-        (KEPT_ANSWERS, doc! { "expiresAt": 1 }, Some(ttl)),
+        (KEPT_ANSWERS, doc! { "expiresAt": 1 }, Some(ttl.clone())),
+        // Outbox entries go when every process has long read them (see `outbox`).
+        (super::outbox::EVENTS, doc! { "expiresAt": 1 }, Some(ttl)),
     ];
     for (coll, keys, options) in specs {
         let model = IndexModel::builder().keys(keys).options(options).build();

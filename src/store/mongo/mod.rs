@@ -14,6 +14,7 @@
 mod connect;
 mod errors;
 mod kept;
+mod outbox;
 mod read;
 mod tx;
 
@@ -74,6 +75,7 @@ impl MongoStore {
         // Latest data, not a view's snapshot: every job in progress, with its lists.
         let jobs = store.fresh().jobs().await?;
         store.hidden.reset(&jobs);
+        outbox::start_tail(&store.db, &store.hub).await?;
         Ok(store)
     }
 

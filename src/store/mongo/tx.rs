@@ -19,10 +19,11 @@ use mongodb::{ClientSession, Database};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{COMMENTS, DELETION_JOB_PARTS, DELETION_JOBS, MongoStore, POSTS, USERS, tx_options};
+use super::{COMMENTS, DELETION_JOB_PARTS, DELETION_JOBS, MongoStore, POSTS, USERS, outbox, tx_options};
 use crate::error::{Error, Result};
 use crate::model::{DeletionJobDoc, Id, JobHeader, JobPart, PostId, UserId};
 use crate::store::Command;
+use crate::store::events::Event;
 use crate::store::hidden::stage::Staging;
 use crate::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, ListChange, Reads, Tx};
 
@@ -30,7 +31,6 @@ use crate::store::{AnyDoc, CommentRef, CommentsOf, DocRef, HeldIn, IdsOf, Kind, 
 pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Output> {
     let mut session = store.client.start_session().await?;
     let (db, cmd) = (store.db.clone(), Arc::new(cmd));
-    let committed_cmd = Arc::clone(&cmd);
     let (retries, attempts) = (Arc::clone(&store.retries), Arc::new(std::sync::atomic::AtomicU64::new(0)));
     let attempts_seen = Arc::clone(&attempts);
     // Staged deletions are published before the commit and retired if it
@@ -49,7 +49,15 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
                 retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             let mut tx = MongoTx { session, db: &db, now: DateTime::now(), driver_error: None, staged: Vec::new() };
-            match cmd.apply(&mut tx).await {
+            let done = match cmd.apply(&mut tx).await {
+                // The events go in the outbox, in this transaction (see `outbox`).
+                Ok(out) => match cmd.events(&out) {
+                    events if events.is_empty() => Ok(out),
+                    events => tx.record_events(&events).await.map(|()| out),
+                },
+                Err(err) => Err(err),
+            };
+            match done {
                 Ok(out) => {
                     // The driver commits after this callback returns.
                     staging.publish(&tx.staged);
@@ -61,12 +69,9 @@ pub(super) async fn run<C: Command>(store: &MongoStore, cmd: C) -> Result<C::Out
         .await;
     staging.finish(outcome.is_ok());
     tracing::Span::current().record("attempts", attempts_seen.load(std::sync::atomic::Ordering::Relaxed));
-    let out = outcome?;
-    // After the commit, once: never from the callback, which may run again.
-    if store.hub.is_heard() {
-        store.hub.publish(committed_cmd.events(&out));
-    }
-    Ok(out)
+    // No publishing here: every process, this one too, publishes from its
+    // tail of the outbox, in commit order (see `outbox`).
+    Ok(outcome?)
 }
 
 /// The MongoDB transaction handle. It borrows the session for the length of
@@ -82,6 +87,16 @@ struct MongoTx<'s> {
 }
 
 impl MongoTx<'_> {
+    /// Puts `events` in the outbox under the next sequence number, in this transaction.
+    async fn record_events(&mut self, events: &[Event]) -> Result<()> {
+        let next = outbox::next_number(self.db, self.session).await;
+        let sequence = next.map_err(|e| self.fail(e))?;
+        let sequence = sequence.ok_or_else(|| Error::internal("the event sequence upsert returned nothing"))?;
+        let entry = outbox::entry(outbox::number_of(&sequence)?, events)?;
+        let done = self.db.collection::<Document>(outbox::EVENTS).insert_one(entry).session(&mut *self.session).await;
+        done.map(drop).map_err(|e| self.fail(e))
+    }
+
     /// Records a driver error for the retry logic and converts it for the command.
     fn fail(&mut self, err: mongodb::error::Error) -> Error {
         let mapped = Error::from(err.clone());
