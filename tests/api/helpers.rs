@@ -90,8 +90,16 @@ impl StoreHome {
                 let options = ConnectOptions {
                     database: Some(db.clone()),
                     command_observer: Some(EventHandler::callback(move |event: CommandEvent| {
+                        // The outbox tail's polls (a `find` on `events` or
+                        // `eventSequence` every 25 ms) run in the background,
+                        // not for any request: left out, as the reaper's are
+                        // by turning it off.
                         if let CommandEvent::Started(started) = event {
-                            log.record(&started.command_name);
+                            let polled =
+                                started.command.get_str("find").is_ok_and(|c| c == "events" || c == "eventSequence");
+                            if !polled {
+                                log.record(&started.command_name);
+                            }
                         }
                     })),
                 };
