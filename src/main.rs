@@ -28,6 +28,8 @@ struct Cli {
     serve: Settings,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the API (the default when no subcommand is given).

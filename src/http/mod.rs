@@ -53,6 +53,8 @@ struct Routes {
     introspection: std::sync::Arc<introspection::Shape>,
     /// Where answers too large to encode inline are encoded.
     encode_slots: encode::EncodeSlots,
+    /// Subscriptions running in the process, against `--max-subscriptions`.
+    subscriptions: std::sync::Arc<ws::Running>,
 }
 
 /// The application's routes over `state`, with its HTTP limits applied:
@@ -68,7 +70,9 @@ pub fn router(state: AppState) -> Router {
     let budget = budget::ResponseBudget::new(http.max_response_bytes_in_flight);
     let schema = build_schema(state.clone());
     let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&schema.sdl()));
-    let routes = Routes { schema, state, docs, budget, introspection, encode_slots: encode::EncodeSlots::new() };
+    let subscriptions = std::sync::Arc::new(ws::Running::new(http.max_subscriptions));
+    let routes =
+        Routes { schema, state, docs, budget, introspection, encode_slots: encode::EncodeSlots::new(), subscriptions };
     let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());
     let graphiql = Router::new()
         .route("/", get(graphiql::page))

@@ -244,6 +244,11 @@ impl Connection {
             self.refuse(&id, Code::RateLimited, why);
             return Ok(());
         }
+        let Some(slot) = Running::take(&self.routes.subscriptions) else {
+            let why = "the server holds as many subscriptions as it may; retry later".to_owned();
+            self.refuse(&id, Code::RateLimited, why);
+            return Ok(());
+        };
         let mut request: async_graphql::Request = serde_json::from_value(payload)
             .map_err(|_| (4400, "the subscribe payload is not a GraphQL request".into()))?;
         let graphql = &self.routes.state.settings.graphql;
@@ -278,7 +283,7 @@ impl Connection {
         ctx.client_ip = Some(self.client);
         let answers = self.routes.schema.execute_stream(request.data(ctx));
         let running = Gauge::hold(state.metrics.as_ref(), Series::Running(field));
-        let sending = Sending { out: self.out.clone(), timeout: state.settings.http.send_timeout(), running };
+        let sending = Sending { out: self.out.clone(), timeout: state.settings.http.send_timeout(), running, slot };
         let task = tasks.spawn(run(id.clone(), answers, sending, parses));
         self.subs.insert(id, task);
         Ok(())
@@ -299,7 +304,7 @@ async fn run(
     sending: Sending,
     parses: bool,
 ) -> (String, Ended) {
-    let Sending { out, timeout: send_timeout, running } = sending;
+    let Sending { out, timeout: send_timeout, running, slot: _slot } = sending;
     let mut first = true;
     while let Some(mut answer) = answers.next().await {
         outcome::label_request_errors(&mut answer, parses);
@@ -343,11 +348,43 @@ async fn accepted(routes: &Routes, token: &Token) -> bool {
     }
 }
 
-/// Where a subscription's messages go, within how long, and its place in the running gauge.
+/// Where a subscription's messages go, within how long, its place in the
+/// running gauge and in the process's subscriptions.
 struct Sending {
     out: mpsc::Sender<Message>,
     timeout: Duration,
     running: Gauge,
+    slot: Slot,
+}
+
+/// The subscriptions running in the process, against `--max-subscriptions`.
+#[derive(Debug)]
+pub struct Running {
+    count: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+/// One subscription's place in [`Running`], given back when it ends.
+struct Slot(Arc<Running>);
+
+impl Running {
+    /// Room for `max` subscriptions.
+    pub fn new(max: usize) -> Self {
+        Running { count: std::sync::atomic::AtomicUsize::new(0), max }
+    }
+
+    /// A place for one more subscription, if the process has room.
+    fn take(running: &Arc<Running>) -> Option<Slot> {
+        let taken =
+            running.count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < running.max).then_some(n + 1));
+        taken.ok().map(|_| Slot(Arc::clone(running)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A gauge series one socket or subscription counts in.

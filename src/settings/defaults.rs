@@ -27,6 +27,8 @@ pub const WS_INIT_TIMEOUT_SECS: u64 = 3;
 pub const WS_PING_INTERVAL_SECS: u64 = 15;
 /// Subscriptions one socket may hold; one more gets `RATE_LIMITED`, the others go on.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
+/// Subscriptions the whole process may hold; one more gets `RATE_LIMITED`.
+pub const MAX_SUBSCRIPTIONS: usize = 10_000;
 pub const MAX_QUERY_DEPTH: usize = 15;
 pub const PERSISTED_QUERIES: usize = 1000;
 pub const PERSISTED_QUERIES_MIB: usize = 64;

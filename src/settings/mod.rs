@@ -76,6 +76,9 @@ pub struct HttpSettings {
     /// Subscriptions one socket may hold at once; one more is refused with `RATE_LIMITED`.
     #[arg(long, env = "BLOGQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION)]
     pub max_subscriptions_per_connection: usize,
+    /// Subscriptions the whole process may hold at once; one more is refused with `RATE_LIMITED`.
+    #[arg(long, env = "BLOGQL_MAX_SUBSCRIPTIONS", default_value_t = defaults::MAX_SUBSCRIPTIONS)]
+    pub max_subscriptions: usize,
     /// Connections one client address may hold at once; further ones from it are closed on accept.
     #[arg(long, env = "BLOGQL_MAX_CONNECTIONS_PER_IP", default_value_t = defaults::MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
@@ -119,6 +122,7 @@ impl Default for HttpSettings {
             ws_init_timeout_secs: defaults::WS_INIT_TIMEOUT_SECS,
             ws_ping_interval_secs: defaults::WS_PING_INTERVAL_SECS,
             max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
             cors_origins: Vec::new(),
             cors_headers: defaults::cors_headers(),
             metrics: true,

@@ -43,6 +43,7 @@ pub mod embedded;
 pub mod events;
 pub mod hidden;
 pub mod idempotency;
+mod lists;
 pub mod mongo;
 mod port;
 mod relation;

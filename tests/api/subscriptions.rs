@@ -442,3 +442,37 @@ async fn events_reach_subscribers_on_another_process() {
     assert_eq!(bodies, ["through A 1", "through A 2", "through A 3"]);
     server.abort();
 }
+
+/// One subscription past `--max-subscriptions` for the whole process is
+/// refused with `RATE_LIMITED`, whichever socket asks; one that ends frees its place.
+#[tokio::test]
+async fn subscriptions_per_process_are_capped() {
+    let app = TestApp::spawn_with(|s| s.http.max_subscriptions = 2).await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "p").await;
+    let (mut first, mut second) = (connect(&app, json!({})).await, connect(&app, json!({})).await);
+    watch_comments(&mut first, "1", &post).await;
+    watch_comments(&mut first, "2", &post).await;
+    listening(&app, 2).await;
+    watch_comments(&mut second, "3", &post).await;
+    let refused = next(&mut second).await;
+    assert_eq!(
+        (refused["id"].as_str(), refused["payload"][0]["extensions"]["code"].as_str()),
+        (Some("3"), Some("RATE_LIMITED"))
+    );
+    send(&mut first, json!({ "id": "1", "type": "complete" })).await;
+    while app.store.hub().listeners() > 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The finished task gives its place back when the socket's reader sees it end.
+    let started = std::time::Instant::now();
+    loop {
+        watch_comments(&mut second, "4", &post).await;
+        if silent_for(&mut second, Duration::from_millis(200)).await.is_none() {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "the completed subscription's place came free");
+    }
+    app.comment(&ann, &post, "to 2 and 4").await;
+    assert_eq!(next(&mut second).await["id"], "4");
+}
