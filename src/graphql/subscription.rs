@@ -100,6 +100,9 @@ async fn fresh_post(store: &Store, id: PostId) -> Result<Option<Arc<PostDoc>>> {
     Ok(store.posts_by_ids(&[id]).await?.pop().map(Arc::new))
 }
 
+/// Committed writes as they happen, over WebSocket (`graphql-transport-ws`
+/// on `/graphql`): new comments on a post, changes to a post, and new posts
+/// in the viewer's feed.
 #[Subscription]
 impl Subscription {
     /// New comments on a post, in commit order. Completes when the post is deleted.
