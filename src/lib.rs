@@ -44,8 +44,10 @@
 //!   CORS). `http::graphql` runs each request through `http::steps`, one
 //!   file per step (APQ, parse and size checks, the operation's checks,
 //!   error codes, respond within the limits); `http::viewer` reads the
-//!   bearer token (an extractor); `http::ws` serves subscriptions over
-//!   WebSocket (graphql-transport-ws) on `/graphql`;
+//!   bearer token (an extractor); `http::live` serves subscriptions on
+//!   `/graphql`, with the checks and the send loop both transports share,
+//!   over WebSocket (`live::ws`, graphql-transport-ws) and SSE (`live::sse`,
+//!   graphql-sse's distinct connections);
 //!   `http::persisted` is APQ and the parsed-document cache;
 //!   `http::idempotency` is `Idempotency-Key` on mutations; `http::encode`
 //!   and `http::committed` write answers within their limits;

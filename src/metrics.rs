@@ -115,13 +115,15 @@ pub const SUBSCRIPTION_FIELDS: [&str; 3] = ["commentAdded", "postChanged", "feed
 /// subscription or message (never per field).
 #[derive(Default)]
 pub struct Subscriptions {
-    /// Open subscription sockets.
+    /// Open subscription sockets (WebSocket).
     pub sockets: std::sync::atomic::AtomicI64,
+    /// Open subscription event streams (SSE).
+    pub streams: std::sync::atomic::AtomicI64,
     /// Running subscriptions by root field ([`SUBSCRIPTION_FIELDS`], then `other`).
     pub running: [std::sync::atomic::AtomicI64; SUBSCRIPTION_FIELDS.len() + 1],
     /// `next` messages handed to sockets.
     pub delivered: AtomicU64,
-    /// Sockets closed because their peer did not read.
+    /// Sockets and streams closed because their peer did not read.
     pub slow_consumers: AtomicU64,
 }
 
@@ -210,6 +212,9 @@ impl Metrics {
         out.push_str("# HELP blogql_subscription_sockets Open subscription sockets.\n");
         out.push_str("# TYPE blogql_subscription_sockets gauge\n");
         let _ = writeln!(out, "blogql_subscription_sockets {}", subs.sockets.load(Ordering::Relaxed));
+        out.push_str("# HELP blogql_subscription_streams Open subscription event streams (SSE).\n");
+        out.push_str("# TYPE blogql_subscription_streams gauge\n");
+        let _ = writeln!(out, "blogql_subscription_streams {}", subs.streams.load(Ordering::Relaxed));
         out.push_str("# HELP blogql_subscriptions Running subscriptions by root field.\n");
         out.push_str("# TYPE blogql_subscriptions gauge\n");
         for (i, n) in subs.running.iter().enumerate() {
@@ -221,12 +226,14 @@ impl Metrics {
         );
         out.push_str("# TYPE blogql_subscription_events_published_total counter\n");
         let _ = writeln!(out, "blogql_subscription_events_published_total {published}");
-        out.push_str("# HELP blogql_subscription_messages_delivered_total Subscription answers handed to sockets.\n");
+        out.push_str(
+            "# HELP blogql_subscription_messages_delivered_total Subscription answers handed to sockets and streams.\n",
+        );
         out.push_str("# TYPE blogql_subscription_messages_delivered_total counter\n");
         let _ =
             writeln!(out, "blogql_subscription_messages_delivered_total {}", subs.delivered.load(Ordering::Relaxed));
         out.push_str(
-            "# HELP blogql_subscription_slow_consumers_total Sockets closed because their peer did not read.\n",
+            "# HELP blogql_subscription_slow_consumers_total Sockets and streams closed because their peer did not read.\n",
         );
         out.push_str("# TYPE blogql_subscription_slow_consumers_total counter\n");
         let _ =

@@ -181,6 +181,13 @@ impl http_body::Body for Sending {
     }
 }
 
+/// Marks an answer that is a stream (an SSE subscription), not a body
+/// waiting to be taken: the send timeout does not run for it, and it keeps
+/// its request in flight (so the connection is not idle) until it ends. The
+/// stream bounds its own queue and aborts itself on a peer that does not read.
+#[derive(Debug, Clone, Copy)]
+pub struct Streaming;
+
 /// Connections per client address, released by [`AddressSlot`]'s drop.
 #[derive(Default)]
 struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
@@ -304,7 +311,8 @@ async fn serve_one(
         req.extensions_mut().insert(held.clone());
         async move {
             let resp = app.oneshot(req).await?;
-            let in_flight = in_flight.answered();
+            let in_flight =
+                if resp.extensions().get::<Streaming>().is_some() { in_flight } else { in_flight.answered() };
             Ok::<_, std::convert::Infallible>(
                 resp.map(|inner| axum::body::Body::new(Sending { inner, _in_flight: in_flight })),
             )

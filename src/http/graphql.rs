@@ -37,13 +37,18 @@ pub(super) async fn graphql_post(
             "send GraphQL requests as Content-Type: application/json",
         );
     }
+    if super::live::sse::wants_events(&headers) {
+        return super::live::sse::serve(routes, client.ip(), viewer, req.into_inner()).await;
+    }
     execute(&routes, Some(client.ip()), viewer, &headers, req.into_inner(), Method::POST)
         .instrument(request_span())
         .await
 }
 
-/// `GET /graphql`: a query in the URL, or, with `Upgrade: websocket`, a
-/// subscription socket (see [`super::ws`]).
+/// `GET /graphql`: a query in the URL; with `Upgrade: websocket`, a
+/// subscription socket (see [`super::live::ws`]); with `Accept:
+/// text/event-stream`, a subscription's event stream (as on POST, see
+/// [`super::live::sse`]).
 pub(super) async fn graphql_get(
     State(routes): State<Routes>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -54,7 +59,7 @@ pub(super) async fn graphql_get(
     if upgrade.is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
         let slot = parts.extensions.get::<ConnSlot>().cloned();
         return match WebSocketUpgrade::from_request_parts(&mut parts, &routes).await {
-            Ok(ws) => super::ws::upgrade(routes, ws, client.ip(), slot),
+            Ok(ws) => super::live::ws::upgrade(routes, ws, client.ip(), slot),
             Err(rejection) => rejection.into_response(),
         };
     }
@@ -70,6 +75,9 @@ pub(super) async fn graphql_get(
     // GraphQL over HTTP names the parameter `operationName`; async-graphql reads `operation_name`.
     if req.operation_name.is_none() {
         req.operation_name = params.get("operationName").filter(|name| !name.is_empty()).cloned();
+    }
+    if super::live::sse::wants_events(&headers) {
+        return super::live::sse::serve(routes, client.ip(), viewer, req).await;
     }
     execute(&routes, Some(client.ip()), viewer, &headers, req, Method::GET).instrument(request_span()).await
 }

@@ -28,11 +28,11 @@ mod encode;
 pub mod graphiql;
 mod graphql;
 mod idempotency;
+pub mod live;
 pub mod persisted;
 pub mod slow_body;
 pub mod steps;
 mod viewer;
-pub mod ws;
 
 use crate::app::AppState;
 use crate::graphql::{AppSchema, build_schema};
@@ -54,7 +54,7 @@ struct Routes {
     /// Where answers too large to encode inline are encoded.
     encode_slots: encode::EncodeSlots,
     /// Subscriptions running in the process, against `--max-subscriptions`.
-    subscriptions: std::sync::Arc<ws::Running>,
+    subscriptions: std::sync::Arc<live::Running>,
 }
 
 /// The application's routes over `state`, with its HTTP limits applied:
@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
     let budget = budget::ResponseBudget::new(http.max_response_bytes_in_flight);
     let schema = build_schema(state.clone());
     let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&schema.sdl()));
-    let subscriptions = std::sync::Arc::new(ws::Running::new(http.max_subscriptions));
+    let subscriptions = std::sync::Arc::new(live::Running::new(http.max_subscriptions));
     let routes =
         Routes { schema, state, docs, budget, introspection, encode_slots: encode::EncodeSlots::new(), subscriptions };
     let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());

@@ -70,7 +70,7 @@ pub struct HttpSettings {
     /// Seconds a subscription socket has to send `connection_init` before it is closed (4408).
     #[arg(long, env = "BLOGQL_WS_INIT_TIMEOUT_SECS", default_value_t = defaults::WS_INIT_TIMEOUT_SECS)]
     pub ws_init_timeout_secs: u64,
-    /// Seconds between pings on a subscription socket; a peer silent for two is closed.
+    /// Seconds between pings on a subscription socket (a peer silent for two is closed) and keep-alive comments on an SSE stream.
     #[arg(long, env = "BLOGQL_WS_PING_INTERVAL_SECS", default_value_t = defaults::WS_PING_INTERVAL_SECS)]
     pub ws_ping_interval_secs: u64,
     /// Subscriptions one socket may hold at once; one more is refused with `RATE_LIMITED`.

@@ -35,6 +35,7 @@ mod round_trips;
 mod schema;
 mod seeds;
 mod snapshot_reads;
+mod sse;
 mod staged;
 mod subscriptions;
 mod validation;

@@ -82,7 +82,7 @@ async fn silent_for(socket: &mut Socket, wait: Duration) -> Option<Value> {
 
 /// Waits until the server's hub has `n` listeners: the subscriptions sent
 /// so far have started, so nothing committed from now on can be missed.
-async fn listening(app: &TestApp, n: usize) {
+pub(crate) async fn listening(app: &TestApp, n: usize) {
     let started = std::time::Instant::now();
     while app.store.hub().listeners() < n {
         assert!(started.elapsed() < WAIT, "{} of {n} subscriptions started", app.store.hub().listeners());

@@ -22,42 +22,33 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::Routes;
-use super::conn::ConnSlot;
-use super::steps::{Refusal, operation, outcome, parse};
-use crate::auth::Token;
+use super::{Ended, Frame, Gauge, OUT_QUEUE, RECHECK, Series, accepted, count_slow_consumer, pump, start};
 use crate::code::Code;
-use crate::graphql::{RequestCtx, Viewer};
-use crate::metrics::{Metrics, Subscriptions};
+use crate::graphql::Viewer;
+use crate::http::Routes;
+use crate::http::conn::ConnSlot;
+use crate::metrics::Metrics;
 
 /// The subprotocol spoken.
-pub(super) const PROTOCOL: &str = "graphql-transport-ws";
-
-/// How often a socket signed in with a token checks that its account still
-/// accepts the token: an ended token closes its sockets within this (and
-/// the 5 seconds the sessions contract promises).
-pub const RECHECK: Duration = Duration::from_secs(2);
-
-/// Messages queued for one socket before its writer must catch up.
-const OUT_QUEUE: usize = 64;
+const PROTOCOL: &str = "graphql-transport-ws";
 
 /// A close code with its reason.
 type Close = (u16, String);
 
 /// Upgrades a `/graphql` GET that asks for a WebSocket.
-pub(super) fn upgrade(routes: Routes, ws: WebSocketUpgrade, client: IpAddr, slot: Option<ConnSlot>) -> Response {
+pub(in crate::http) fn upgrade(
+    routes: Routes,
+    ws: WebSocketUpgrade,
+    client: IpAddr,
+    slot: Option<ConnSlot>,
+) -> Response {
     let max_message = routes.state.settings.http.max_body_bytes;
     ws.protocols([PROTOCOL]).max_message_size(max_message).max_frame_size(max_message).on_upgrade(
         move |socket| async move {
@@ -149,17 +140,6 @@ async fn serve(socket: WebSocket, routes: Routes, client: IpAddr) {
     let _ = writer.await;
 }
 
-/// How a subscription's task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ended {
-    /// Its stream ended (or it sent an `error`).
-    Done,
-    /// The socket stopped taking messages: the peer is not reading.
-    NotRead,
-    /// The socket is closing.
-    Closed,
-}
-
 /// One socket's protocol state.
 struct Connection {
     routes: Routes,
@@ -211,7 +191,7 @@ impl Connection {
         let viewer = match header {
             None | Some(Value::Null) => Viewer::Anonymous,
             Some(value) => {
-                let token = value.as_str().and_then(super::viewer::bearer_token).ok_or_else(forbidden)?;
+                let token = value.as_str().and_then(crate::http::viewer::bearer_token).ok_or_else(forbidden)?;
                 let token = self.routes.state.auth.verify(token).map_err(|_| forbidden())?;
                 if !accepted(&self.routes, &token).await {
                     return Err(forbidden());
@@ -244,48 +224,20 @@ impl Connection {
             self.refuse(&id, Code::RateLimited, why);
             return Ok(());
         }
-        let Some(slot) = Running::take(&self.routes.subscriptions) else {
-            let why = "the server holds as many subscriptions as it may; retry later".to_owned();
-            self.refuse(&id, Code::RateLimited, why);
-            return Ok(());
-        };
-        let mut request: async_graphql::Request = serde_json::from_value(payload)
+        let request: async_graphql::Request = serde_json::from_value(payload)
             .map_err(|_| (4400, "the subscribe payload is not a GraphQL request".into()))?;
-        let graphql = &self.routes.state.settings.graphql;
-        let mut field = Subscriptions::field_index("other");
-        let parses = match parse::parse(&request.query, graphql, &self.routes.introspection) {
-            Ok(Some(parsed)) => {
-                let op = request.operation_name.as_deref();
-                field = Subscriptions::field_index(root_field(&parsed.doc, op));
-                if operation::kind(&parsed.doc, op).is_some_and(|kind| kind != OperationType::Subscription) {
-                    let why = "send queries and mutations over HTTP; this socket runs subscriptions".to_owned();
-                    self.refuse(&id, Code::BadRequest, why);
-                    return Ok(());
-                }
-                if let Err(operation::Stop::Refused(refusal)) =
-                    operation::check(&parsed.doc, op, &request.variables, true, graphql)
-                {
-                    self.refuse(&id, refusal.code, refusal.message.into_owned());
-                    return Ok(());
-                }
-                request.set_parsed_query(parsed.doc);
-                true
+        match start(&self.routes, viewer, self.client, request) {
+            Ok(live) => {
+                let (out, timeout) = (self.out.clone(), self.routes.state.settings.http.send_timeout());
+                let id_for_task = id.clone();
+                let task = tasks.spawn(async move {
+                    let ended = pump(live, &out, timeout, |frame| message(&id_for_task, frame)).await;
+                    (id_for_task, ended)
+                });
+                self.subs.insert(id, task);
             }
-            // The schema reports the syntax error, with its position.
-            Ok(None) => false,
-            Err(Refusal { code, message }) => {
-                self.refuse(&id, code, message.into_owned());
-                return Ok(());
-            }
-        };
-        let state = &self.routes.state;
-        let mut ctx = RequestCtx::new(viewer, &state.store, state.metrics.as_ref());
-        ctx.client_ip = Some(self.client);
-        let answers = self.routes.schema.execute_stream(request.data(ctx));
-        let running = Gauge::hold(state.metrics.as_ref(), Series::Running(field));
-        let sending = Sending { out: self.out.clone(), timeout: state.settings.http.send_timeout(), running, slot };
-        let task = tasks.spawn(run(id.clone(), answers, sending, parses));
-        self.subs.insert(id, task);
+            Err(refusal) => self.refuse(&id, refusal.code, refusal.message.into_owned()),
+        }
         Ok(())
     }
 
@@ -296,156 +248,10 @@ impl Connection {
     }
 }
 
-/// Runs one subscription: a `next` per answer, then `complete`; an answer
-/// refused before it ran (bad arguments, a missing post) is one `error`.
-async fn run(
-    id: String,
-    mut answers: BoxStream<'static, async_graphql::Response>,
-    sending: Sending,
-    parses: bool,
-) -> (String, Ended) {
-    let Sending { out, timeout: send_timeout, running, slot: _slot } = sending;
-    let mut first = true;
-    while let Some(mut answer) = answers.next().await {
-        outcome::label_request_errors(&mut answer, parses);
-        outcome::cap_errors(&mut answer);
-        let refused = first && answer.data == async_graphql::Value::Null && !answer.errors.is_empty();
-        first = false;
-        let message = if refused {
-            json!({ "id": id, "type": "error", "payload": answer.errors })
-        } else {
-            json!({ "id": id, "type": "next", "payload": answer })
-        };
-        match tokio::time::timeout(send_timeout, out.send(text_message(message))).await {
-            Ok(Ok(())) => {
-                if let Some(metrics) = &running.metrics {
-                    metrics.subscriptions.delivered.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Ok(Err(_)) => return (id, Ended::Closed),
-            Err(_) => return (id, Ended::NotRead),
-        }
-        if refused {
-            return (id, Ended::Done);
-        }
-    }
-    let complete = text_message(json!({ "id": id, "type": "complete" }));
-    match tokio::time::timeout(send_timeout, out.send(complete)).await {
-        Ok(Ok(())) => (id, Ended::Done),
-        Ok(Err(_)) => (id, Ended::Closed),
-        Err(_) => (id, Ended::NotRead),
-    }
-}
-
-/// Whether `token`'s account still accepts it (a fresh read: nothing is kept).
-async fn accepted(routes: &Routes, token: &Token) -> bool {
-    match routes.state.store.users_by_ids(&[token.user]).await {
-        Ok(mut found) => found.pop().is_some_and(|user| token.accepted_by(&user)),
-        Err(err) => {
-            tracing::warn!(error = %err, "could not re-check a subscription socket's token");
-            true
-        }
-    }
-}
-
-/// Where a subscription's messages go, within how long, its place in the
-/// running gauge and in the process's subscriptions.
-struct Sending {
-    out: mpsc::Sender<Message>,
-    timeout: Duration,
-    running: Gauge,
-    slot: Slot,
-}
-
-/// The subscriptions running in the process, against `--max-subscriptions`.
-#[derive(Debug)]
-pub struct Running {
-    count: std::sync::atomic::AtomicUsize,
-    max: usize,
-}
-
-/// One subscription's place in [`Running`], given back when it ends.
-struct Slot(Arc<Running>);
-
-impl Running {
-    /// Room for `max` subscriptions.
-    pub fn new(max: usize) -> Self {
-        Running { count: std::sync::atomic::AtomicUsize::new(0), max }
-    }
-
-    /// A place for one more subscription, if the process has room.
-    fn take(running: &Arc<Running>) -> Option<Slot> {
-        let taken =
-            running.count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < running.max).then_some(n + 1));
-        taken.ok().map(|_| Slot(Arc::clone(running)))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.count.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A gauge series one socket or subscription counts in.
-#[derive(Clone, Copy)]
-enum Series {
-    Socket,
-    Running(usize),
-}
-
-/// One unit of a gauge, given back when dropped (the socket closes, the subscription ends).
-struct Gauge {
-    metrics: Option<Arc<Metrics>>,
-    series: Series,
-}
-
-impl Gauge {
-    fn hold(metrics: Option<&Arc<Metrics>>, series: Series) -> Self {
-        let gauge = Gauge { metrics: metrics.cloned(), series };
-        if let Some(counter) = gauge.counter() {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-        gauge
-    }
-
-    fn counter(&self) -> Option<&AtomicI64> {
-        let subs = &self.metrics.as_ref()?.subscriptions;
-        match self.series {
-            Series::Socket => Some(&subs.sockets),
-            Series::Running(i) => subs.running.get(i),
-        }
-    }
-}
-
-impl Drop for Gauge {
-    fn drop(&mut self) {
-        if let Some(counter) = self.counter() {
-            counter.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// The close for a peer that does not read its messages, counted.
-fn slow_consumer(metrics: Option<&Arc<Metrics>>) -> Close {
-    if let Some(metrics) = metrics {
-        metrics.subscriptions.slow_consumers.fetch_add(1, Ordering::Relaxed);
-    }
+fn slow_consumer(metrics: Option<&std::sync::Arc<Metrics>>) -> Close {
+    count_slow_consumer(metrics);
     (4499, "Slow consumer: messages were not read within the send timeout".into())
-}
-
-/// The first root field of the operation `op` picks, for the metrics' label.
-fn root_field<'a>(doc: &'a ExecutableDocument, op: Option<&str>) -> &'a str {
-    let operation = match (op, &doc.operations) {
-        (_, DocumentOperations::Single(operation)) => Some(operation),
-        (Some(name), DocumentOperations::Multiple(ops)) => ops.get(name),
-        (None, DocumentOperations::Multiple(ops)) => ops.values().next(),
-    };
-    let first = operation.and_then(|o| o.node.selection_set.node.items.first());
-    match first.map(|s| &s.node) {
-        Some(Selection::Field(field)) => field.node.name.node.as_str(),
-        _ => "other",
-    }
 }
 
 fn forbidden() -> Close {
@@ -466,4 +272,14 @@ fn text_message(value: Value) -> Message {
 
 fn close_message((code, reason): Close) -> Message {
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))
+}
+
+/// Subscription `id`'s `frame` as a graphql-transport-ws message: a refusal
+/// is one `error` message.
+fn message(id: &str, frame: Frame) -> Message {
+    text_message(match frame {
+        Frame::Next(answer) => json!({ "id": id, "type": "next", "payload": answer }),
+        Frame::Refused(errors) => json!({ "id": id, "type": "error", "payload": errors }),
+        Frame::Complete => json!({ "id": id, "type": "complete" }),
+    })
 }
