@@ -1,10 +1,10 @@
 //! Subscriptions, over either transport: [`ws`] (graphql-transport-ws on a
-//! WebSocket) and [`sse`] (graphql-sse's distinct connections: one event
+//! WebSocket) and `sse` (graphql-sse's distinct connections: one event
 //! stream per subscription).
 //!
-//! Both run the same code from here on: [`start`] checks a subscription
+//! Both run the same code from here on: `start` checks a subscription
 //! document as HTTP checks a query (parse, size, the operation's checks,
-//! the process's `--max-subscriptions`), and [`pump`] hands each answer of
+//! the process's `--max-subscriptions`), and `pump` hands each answer of
 //! the schema's stream to the transport's bounded queue, within the send
 //! timeout. A peer that lets a message wait longer is not reading: its
 //! socket or stream is closed and counted, never buffered without end.

@@ -13,7 +13,7 @@
 //! - 4409: a second subscriber with an id in use; 4429: a second `connection_init`.
 //!
 //! The socket keeps its place in the connection counts until it closes
-//! ([`super::conn::ConnSlot`]), and none of the HTTP read, idle or request
+//! ([`crate::http::conn::ConnSlot`]), and none of the HTTP read, idle or request
 //! timeouts applies to it after the upgrade: pings find dead peers instead.
 //! A peer that stops reading is closed once a message has waited the send
 //! timeout, never buffered without end.
