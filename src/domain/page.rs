@@ -104,6 +104,13 @@ impl Page {
         Page { size: first.min(MAX_PAGE), after: None, before: None, backward: false }
     }
 
+    /// The `size` items just newer than `cursor`, walked oldest first (a
+    /// backward page ending at it): where resuming from a cursor starts
+    /// replaying what was added after it.
+    pub fn newer_than(cursor: CursorKey, size: usize) -> Self {
+        Page { size: size.min(MAX_PAGE), after: None, before: Some(cursor), backward: true }
+    }
+
     /// The rest of this page's range beyond `last`, the last item a store
     /// returned for it (in walk order), `size` items at a time: where a read
     /// that left out hidden documents continues.

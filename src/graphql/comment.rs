@@ -14,7 +14,7 @@ use super::{CtxExt, Query, as_viewer, parse_id, require_viewer, run_as, to_id, v
 use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
 use crate::domain::CommentBody;
 use crate::error::Result;
-use crate::model::{CommentDoc, UserDoc, UserId};
+use crate::model::{Chronological, CommentDoc, UserDoc, UserId};
 
 /// A comment on a post, with its author when the list it came from loaded
 /// the authors of the whole page at once (see [`Listed::wrap`]).
@@ -62,6 +62,13 @@ impl Comment {
     /// The comment's id.
     pub(crate) async fn id(&self) -> ID {
         to_id(self.doc.id)
+    }
+
+    /// The comment's place in any list of comments (the cursor its edge has
+    /// in `Post.comments` and `User.comments`): pass the newest one you hold
+    /// as `commentAdded(after:)` to resume without a gap.
+    async fn cursor(&self) -> String {
+        self.doc.cursor_key().encode()
     }
 
     /// Text, 1–5,000 characters. Costs 20 toward the query's complexity (one

@@ -100,6 +100,13 @@ impl Post {
         to_id(self.doc.id)
     }
 
+    /// The post's place in any list of posts (the cursor its edge has in
+    /// `posts`, `User.posts` and `feed`): pass the newest one you hold as
+    /// `feedPostAdded(after:)` to resume without a gap.
+    async fn cursor(&self) -> String {
+        self.doc.cursor_key().encode()
+    }
+
     /// Title, 1–200 characters.
     async fn title(&self) -> &str {
         &self.doc.title

@@ -10,6 +10,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use bson::oid::ObjectId;
+
 use async_graphql::{Context, ID, Object, Subscription};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -18,10 +20,11 @@ use super::comment::Comment;
 use super::error::{ApiError, ApiResult};
 use super::post::Post;
 use super::{CtxExt, load_viewer, parse_id, to_id};
+use crate::domain::{CursorKey, MAX_PAGE, Page};
 use crate::error::{Error, Result};
-use crate::model::{PostDoc, PostId, UserId};
-use crate::store::Store;
+use crate::model::{Chronological, PostDoc, PostId, UserId};
 use crate::store::events::{Event, Listener, Missed, Topic};
+use crate::store::{CommentsOf, Paged, Store};
 
 /// Every subscription.
 #[derive(Default)]
@@ -95,6 +98,61 @@ where
     })
 }
 
+/// Replays what a list holds newer than `after` (the resume cursor), oldest
+/// first, read `MAX_PAGE` at a time through `fetch` (a page of the list,
+/// hidden documents left out); `BAD_USER_INPUT` past `max` items
+/// (`--max-subscription-replay`): read the list's connection instead, then
+/// resume from its newest.
+async fn replay<D, F>(after: &str, max: usize, fetch: impl Fn(Page) -> F) -> Result<Vec<D>>
+where
+    D: Chronological,
+    F: Future<Output = Result<Paged<D>>>,
+{
+    let mut page = Page::newer_than(CursorKey::decode(after, "after")?, MAX_PAGE);
+    let mut replayed = Vec::new();
+    loop {
+        let Paged { mut docs, cut } = fetch(page).await?;
+        let more = docs.len() > page.size();
+        docs.truncate(page.size());
+        let next = match (more, cut, docs.last()) {
+            (true, _, Some(last)) => Some(last.cursor_key()),
+            (false, Some(cut), _) => Some(cut),
+            _ => None,
+        };
+        replayed.extend(docs);
+        if replayed.len() > max {
+            return Err(Error::bad_input(
+                "after",
+                format!(
+                    "more than {max} items were added after this cursor; read them from the list, \
+                     then resume from its newest"
+                ),
+            ));
+        }
+        match next {
+            Some(last) => page = page.resume(last, MAX_PAGE),
+            None => return Ok(replayed),
+        }
+    }
+}
+
+/// The seam between a replay and the live events. The subscription listens
+/// before it reads, so a document committed in between is both replayed and
+/// heard live: its live event is skipped. Each replayed id is forgotten once
+/// matched, so the set only shrinks.
+struct Seam(Mutex<HashSet<ObjectId>>);
+
+impl Seam {
+    fn after<D: Chronological>(replayed: &[D]) -> Arc<Seam> {
+        Arc::new(Seam(Mutex::new(replayed.iter().map(|doc| doc.cursor_key().id).collect())))
+    }
+
+    /// Whether the live event for document `id` was already sent by the replay.
+    fn replayed(&self, id: ObjectId) -> bool {
+        self.0.lock().is_ok_and(|mut ids| !ids.is_empty() && ids.remove(&id))
+    }
+}
+
 /// Loads post `id` as committed now (hidden and missing posts are `None`).
 async fn fresh_post(store: &Store, id: PostId) -> Result<Option<Arc<PostDoc>>> {
     Ok(store.posts_by_ids(&[id]).await?.pop().map(Arc::new))
@@ -118,22 +176,47 @@ async fn watch_post(ctx: &Context<'_>, field: &'static str, arg: &ID) -> Result<
 /// in the viewer's feed.
 #[Subscription]
 impl Subscription {
-    /// New comments on a post, in commit order. Completes when the post is deleted.
+    /// New comments on a post, in commit order. Completes when the post is
+    /// deleted. With `after`, first replays, oldest first, the comments added
+    /// since that cursor, then goes live with no gap and no repeat.
     async fn comment_added(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The post to watch.")] post_id: ID,
+        #[graphql(desc = "Resume: a comment cursor (`Comment.cursor`, or an edge's in `Post.comments`). \
+                          The comments added after it come first (at most `--max-subscription-replay`, default 1,000).")]
+        after: Option<String>,
     ) -> std::result::Result<BoxStream<'static, ApiResult<Comment>>, ApiError> {
-        let (_, store, listener) = watch_post(ctx, "postId", &post_id).await?;
-        let pick = |_: Store, event: Arc<Event>| async move {
-            match &*event {
-                Event::CommentAdded(comment) => Some(Ok(Some(Comment::from(Arc::clone(comment))))),
-                Event::PostDeleted(_) => Some(Ok(None)),
-                Event::PostChanged(_) | Event::PostAdded(_) | Event::FollowChanged { .. } => None,
+        let (id, store, listener) = watch_post(ctx, "postId", &post_id).await?;
+        let max_replay = ctx.app()?.settings.http.max_subscription_replay;
+        let earlier = match &after {
+            Some(after) => {
+                replay(after, max_replay, |page| {
+                    let store = &store;
+                    async move {
+                        let mut pages = store.pages_of(CommentsOf::Post, &[(id.oid(), page)]).await?;
+                        Ok(pages.pop().unwrap_or_default())
+                    }
+                })
+                .await?
+            }
+            None => Vec::new(),
+        };
+        let seam = Seam::after(&earlier);
+        let pick = move |_: Store, event: Arc<Event>| {
+            let seam = Arc::clone(&seam);
+            async move {
+                match &*event {
+                    Event::CommentAdded(comment) if seam.replayed(comment.id.oid()) => None,
+                    Event::CommentAdded(comment) => Some(Ok(Some(Comment::from(Arc::clone(comment))))),
+                    Event::PostDeleted(_) => Some(Ok(None)),
+                    Event::PostChanged(_) | Event::PostAdded(_) | Event::FollowChanged { .. } => None,
+                }
             }
         };
-        let stream = items(listener, store, pick, |item| matches!(item, Ok(None)));
-        Ok(stream.filter_map(|item| async move { item.transpose() }).boxed())
+        let live = items(listener, store, pick, |item| matches!(item, Ok(None)));
+        let earlier = futures::stream::iter(earlier.into_iter().map(|doc| Ok(Comment::from(Arc::new(doc)))));
+        Ok(earlier.chain(live.filter_map(|item| async move { item.transpose() })).boxed())
     }
 
     /// Any change to a post: an edit, a like or unlike, a comment added or
@@ -158,9 +241,16 @@ impl Subscription {
     /// New posts by the users the viewer follows (needs a token), as they
     /// are committed: a post is delivered if the viewer followed its author
     /// when it was committed (or wrote it).
+    ///
+    /// With `after`, first replays, oldest first, the feed's posts newer than
+    /// that cursor (by whom the viewer follows now), then goes live with no
+    /// gap and no repeat.
     async fn feed_post_added(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Resume: a post cursor (`Post.cursor`, or an edge's in `feed`). \
+                          The feed's posts after it come first (at most `--max-subscription-replay`, default 1,000).")]
+        after: Option<String>,
     ) -> std::result::Result<BoxStream<'static, ApiResult<Post>>, ApiError> {
         // Listen first, then read whom the viewer follows: a follow committed
         // in between is in both, which agree. No token is UNAUTHENTICATED here.
@@ -169,9 +259,23 @@ impl Subscription {
         let viewer = load_viewer(ctx).await?;
         let me = viewer.id;
         let authors: HashSet<UserId> = viewer.following.iter().copied().chain([me]).collect();
+        let max_replay = ctx.app()?.settings.http.max_subscription_replay;
+        let earlier = match &after {
+            Some(after) => {
+                let mut listed: Vec<UserId> = authors.iter().copied().collect();
+                listed.sort_unstable();
+                replay(after, max_replay, |page| {
+                    let (store, listed) = (&store, &listed);
+                    async move { store.feed(listed, &page).await }
+                })
+                .await?
+            }
+            None => Vec::new(),
+        };
+        let seam = Seam::after(&earlier);
         let authors = Arc::new(Mutex::new(authors));
         let pick = move |_: Store, event: Arc<Event>| {
-            let authors = Arc::clone(&authors);
+            let (authors, seam) = (Arc::clone(&authors), Arc::clone(&seam));
             async move {
                 let mut authors = authors.lock().map_err(|_| Error::internal("feed authors lock poisoned"));
                 match (&*event, &mut authors) {
@@ -183,14 +287,52 @@ impl Subscription {
                         }
                         None
                     }
-                    (Event::PostAdded(post), Ok(authors)) => {
-                        authors.contains(&post.author).then(|| Ok(Post::from(Arc::clone(post))))
-                    }
+                    (Event::PostAdded(post), Ok(authors)) => (authors.contains(&post.author)
+                        && !seam.replayed(post.id.oid()))
+                    .then(|| Ok(Post::from(Arc::clone(post)))),
                     (_, Err(err)) => Some(Err(err.clone())),
                     _ => None,
                 }
             }
         };
-        Ok(items(listener, store, pick, |_| false).boxed())
+        let earlier = futures::stream::iter(earlier.into_iter().map(|doc| Ok(Post::from(Arc::new(doc)))));
+        Ok(earlier.chain(items(listener, store, pick, |_| false)).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A stand-in document: its place is its index.
+    struct Doc(ObjectId);
+
+    impl Chronological for Doc {
+        fn cursor_key(&self) -> CursorKey {
+            CursorKey { created_ms: 0, id: self.0 }
+        }
+    }
+
+    proptest! {
+        /// Documents 0..n commit in order; the client holds document `cursor`,
+        /// listens before document `listen` commits and reads before `read`
+        /// does. The replay (newer than the cursor, committed before the read)
+        /// followed by the live events the seam lets through is every
+        /// document after the cursor, once each, in order.
+        #[test]
+        fn replay_then_live_is_each_later_document_once(
+            n in 1usize..40, cursor in 0usize..40, listen in 0usize..41, read in 0usize..41,
+        ) {
+            let cursor = cursor % n;
+            let listen = cursor + 1 + listen % (n - cursor);
+            let read = listen + read % (n + 1 - listen);
+            let ids: Vec<ObjectId> = (0..n).map(|_| ObjectId::new()).collect();
+            let replayed: Vec<Doc> = ids[cursor + 1..read].iter().map(|id| Doc(*id)).collect();
+            let seam = Seam::after(&replayed);
+            let mut sent: Vec<ObjectId> = replayed.iter().map(|doc| doc.0).collect();
+            sent.extend(ids[listen..].iter().copied().filter(|id| !seam.replayed(*id)));
+            prop_assert_eq!(&sent[..], &ids[cursor + 1..]);
+        }
     }
 }

@@ -29,6 +29,9 @@ pub const WS_PING_INTERVAL_SECS: u64 = 15;
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
 /// Subscriptions the whole process may hold; one more gets `RATE_LIMITED`.
 pub const MAX_SUBSCRIPTIONS: usize = 10_000;
+/// Items a resumed subscription replays at most: ten full pages, and well
+/// inside what a subscriber may fall behind the hub while it reads them.
+pub const MAX_SUBSCRIPTION_REPLAY: usize = 1_000;
 pub const MAX_QUERY_DEPTH: usize = 15;
 pub const PERSISTED_QUERIES: usize = 1000;
 pub const PERSISTED_QUERIES_MIB: usize = 64;

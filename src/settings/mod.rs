@@ -73,6 +73,9 @@ pub struct HttpSettings {
     /// Seconds between pings on a subscription socket (a peer silent for two is closed) and keep-alive comments on an SSE stream.
     #[arg(long, env = "BLOGQL_WS_PING_INTERVAL_SECS", default_value_t = defaults::WS_PING_INTERVAL_SECS)]
     pub ws_ping_interval_secs: u64,
+    /// Most items a resumed subscription (`after:`) replays before going live; a cursor further back is `BAD_USER_INPUT`.
+    #[arg(long, env = "BLOGQL_MAX_SUBSCRIPTION_REPLAY", default_value_t = defaults::MAX_SUBSCRIPTION_REPLAY)]
+    pub max_subscription_replay: usize,
     /// Subscriptions one socket may hold at once; one more is refused with `RATE_LIMITED`.
     #[arg(long, env = "BLOGQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION)]
     pub max_subscriptions_per_connection: usize,
@@ -123,6 +126,7 @@ impl Default for HttpSettings {
             ws_ping_interval_secs: defaults::WS_PING_INTERVAL_SECS,
             max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_subscriptions: defaults::MAX_SUBSCRIPTIONS,
+            max_subscription_replay: defaults::MAX_SUBSCRIPTION_REPLAY,
             cors_origins: Vec::new(),
             cors_headers: defaults::cors_headers(),
             metrics: true,

@@ -31,6 +31,7 @@ mod props;
 mod races;
 mod repair;
 mod restart;
+mod resume;
 mod round_trips;
 mod schema;
 mod seeds;

@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(10);
 const COMMENT_ADDED: &str = "subscription($p: ID!) { commentAdded(postId: $p) { body post { commentCount } } }";
 
 /// One open event stream, read event by event.
-struct Events {
+pub(crate) struct Events {
     resp: reqwest::Response,
     buffer: String,
     /// Keep-alive comments seen so far.
@@ -25,7 +25,7 @@ struct Events {
 
 impl Events {
     /// The next event as `(event, data)`; `None` once the stream has ended.
-    async fn next(&mut self) -> Option<(String, Value)> {
+    pub(crate) async fn next(&mut self) -> Option<(String, Value)> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -54,7 +54,7 @@ impl Events {
     }
 
     /// The next `next` event's payload; panics on anything else.
-    async fn payload(&mut self) -> Value {
+    pub(crate) async fn payload(&mut self) -> Value {
         let (event, data) = self.next().await.expect("an event");
         assert_eq!(event, "next", "{data}");
         data
@@ -68,7 +68,7 @@ impl Events {
 }
 
 /// Opens an event stream for `query` over POST, with `token` if any.
-async fn stream(app: &TestApp, token: Option<&str>, query: &str, variables: Value) -> Events {
+pub(crate) async fn stream(app: &TestApp, token: Option<&str>, query: &str, variables: Value) -> Events {
     let mut req = app
         .client
         .post(app.url("/graphql"))

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use crate::faults::FailAt;
 use crate::helpers::TestApp;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How long a test waits for a message that should come.
 const WAIT: Duration = Duration::from_secs(10);
@@ -33,19 +33,19 @@ async fn open(app: &TestApp, protocol: Option<&str>) -> Socket {
 }
 
 /// Opens a graphql-transport-ws socket and initialises it with `payload`; waits for the ack.
-async fn connect(app: &TestApp, payload: Value) -> Socket {
+pub(crate) async fn connect(app: &TestApp, payload: Value) -> Socket {
     let mut socket = open(app, Some("graphql-transport-ws")).await;
     send(&mut socket, json!({ "type": "connection_init", "payload": payload })).await;
     assert_eq!(next(&mut socket).await["type"], "connection_ack");
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket.send(Message::text(message.to_string())).await.expect("send");
 }
 
 /// The next protocol message (pings are answered and skipped); panics on a close.
-async fn next(socket: &mut Socket) -> Value {
+pub(crate) async fn next(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(WAIT, socket.next()).await.expect("a message in time");
         match message.expect("open").expect("a frame") {
@@ -76,7 +76,7 @@ async fn closed_with(socket: &mut Socket) -> u16 {
 }
 
 /// The next message within `wait`, if one comes (pings are answered and skipped).
-async fn silent_for(socket: &mut Socket, wait: Duration) -> Option<Value> {
+pub(crate) async fn silent_for(socket: &mut Socket, wait: Duration) -> Option<Value> {
     tokio::time::timeout(wait, next(socket)).await.ok()
 }
 
