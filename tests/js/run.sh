@@ -5,6 +5,9 @@
 #   composition    @apollo/composition: subgraph.graphql composes with a second subgraph extending Post
 #   relay-compiler refetchable, paginated fragments on User.posts and Post.comments compile
 #   http-audit     graphql-http's audit: every MUST and SHOULD of GraphQL over HTTP
+#   live-graphql-ws  graphql-ws's createClient: subscriptions, resume, the token, NOT_FOUND
+#   live-graphql-sse graphql-sse's createClient (distinct connections): the same
+#   live-apollo      Apollo Client 4 with GraphQLWsLink: the same
 # Usage: tests/js/run.sh <blogql binary>. Installs the pinned packages
 # (package-lock.json) with `npm ci` when needed. Prints one result line per
 # check as `js check <name>: ok|FAILED` and exits 1 if any failed.
@@ -42,4 +45,7 @@ check relay-lint bash -c "cd '$root' && '$PWD/node_modules/.bin/eslint' -c tests
 check composition node compose.mjs "$root/subgraph.graphql"
 check relay-compiler relay
 check http-audit node audit.mjs "$binary"
+check live-graphql-ws node live.mjs "$binary" graphql-ws
+check live-graphql-sse node live.mjs "$binary" graphql-sse
+check live-apollo node live.mjs "$binary" apollo
 exit "$status"
