@@ -35,6 +35,7 @@ mod resume;
 mod round_trips;
 mod schema;
 mod seeds;
+mod slow_peers;
 mod snapshot_reads;
 mod sse;
 mod staged;

@@ -133,11 +133,22 @@ async fn serve(socket: WebSocket, routes: Routes, client: IpAddr) {
         }
     };
     tasks.abort_all();
-    if let Some(close) = close {
-        let _ = out.send(close_message(close)).await;
+    // The close frame and what is queued before it get the send timeout to
+    // go out; a peer that is not reading gets its socket dropped instead
+    // (the writer aborted, the connection closed under it), never a wait
+    // without end.
+    let send_timeout = routes.state.settings.http.send_timeout();
+    let mut writer = writer;
+    let flushed = async {
+        if let Some(close) = close {
+            let _ = out.send(close_message(close)).await;
+        }
+        drop((out, conn));
+        let _ = (&mut writer).await;
+    };
+    if tokio::time::timeout(send_timeout, flushed).await.is_err() {
+        writer.abort();
     }
-    drop((out, conn));
-    let _ = writer.await;
 }
 
 /// One socket's protocol state.
