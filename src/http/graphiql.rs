@@ -46,10 +46,17 @@ const ASSETS: [Asset; 4] = [
     },
 ];
 
-/// Starts GraphiQL against `/graphql`; served as a file so the CSP needs no inline script.
-const INIT_JS: &str = r#"ReactDOM.createRoot(document.getElementById("graphiql")).render(
+/// Starts GraphiQL against `/graphql`, subscriptions included: the fetcher
+/// runs them over a WebSocket to the same path (the graphql-ws client
+/// GraphiQL bundles), and sends the Headers editor in `connection_init`'s
+/// payload, where the server finds the token. Served as a file so the CSP
+/// needs no inline script.
+const INIT_JS: &str = r#"const url = new URL("/graphql", window.location.origin);
+const subscriptionUrl = new URL(url);
+subscriptionUrl.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+ReactDOM.createRoot(document.getElementById("graphiql")).render(
   React.createElement(GraphiQL, {
-    fetcher: GraphiQL.createFetcher({ url: new URL("/graphql", window.location.origin).toString() }),
+    fetcher: GraphiQL.createFetcher({ url: url.toString(), subscriptionUrl: subscriptionUrl.toString() }),
     defaultEditorToolsVisibility: true,
   }),
 );
@@ -111,7 +118,10 @@ impl GraphiqlAssets {
         )
     }
 
-    /// The Content-Security-Policy for the page.
+    /// The Content-Security-Policy for the page. `connect-src 'self'`
+    /// allows this origin's `/graphql` and, under CSP Level 3, a WebSocket
+    /// to the same host and port (`ws:` for `http:`, `wss:` for `https:`),
+    /// and nothing else.
     fn csp(&self) -> String {
         let cdn = if self.local.is_some() { "" } else { " https://unpkg.com" };
         format!(

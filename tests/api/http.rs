@@ -83,7 +83,8 @@ async fn probes_and_graphiql() {
 }
 
 /// GraphiQL loads only pinned versions with SRI hashes, under a CSP that forbids
-/// framing and inline scripts, and says so with X-Frame-Options too.
+/// framing and inline scripts and connects only to its own origin, says so with
+/// X-Frame-Options too, and runs subscriptions over a WebSocket to `/graphql`.
 #[tokio::test]
 async fn graphiql_is_pinned_and_locked_down() {
     let app = TestApp::spawn().await;
@@ -99,9 +100,15 @@ async fn graphiql_is_pinned_and_locked_down() {
         assert!(html.contains(pinned), "{pinned} missing from {html}");
     }
     assert!(!html.contains("<script>"), "no inline script: the CSP would block it");
+    assert!(csp.contains("connect-src 'self';"), "only this origin (and its WebSocket): {csp}");
     let init = app.client.get(app.url("/graphiql/init.js")).send().await.unwrap();
     assert_eq!(init.status(), 200);
-    assert!(init.text().await.unwrap().contains("/graphql"));
+    let init = init.text().await.unwrap();
+    assert!(init.contains("/graphql") && init.contains("subscriptionUrl"), "{init}");
+    assert!(
+        init.contains(r#"url.protocol === "https:" ? "wss:" : "ws:""#),
+        "the socket follows the page's scheme: {init}"
+    );
 }
 
 /// With an assets directory, the page and its CSP use only this server, the pinned

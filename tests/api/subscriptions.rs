@@ -284,6 +284,30 @@ async fn protocol_violations_close_with_their_codes() {
     assert_eq!(closed_with(&mut socket).await, 4408);
 }
 
+/// GraphiQL's fetcher sends its Headers editor as `connection_init`'s
+/// `payload.headers` (next to the document and its options): the token is
+/// found there, so an authenticated subscription runs as that viewer.
+#[tokio::test]
+async fn a_token_in_the_payloads_headers_signs_the_socket_in() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let payload = json!({
+        "headers": { "Authorization": format!("Bearer {ann}") },
+        "documentAST": { "kind": "Document", "definitions": [] },
+        "shouldPersistHeaders": false,
+    });
+    let mut socket = connect(&app, payload).await;
+    send(
+        &mut socket,
+        json!({ "id": "f", "type": "subscribe", "payload": { "query": "subscription { feedPostAdded { title } }" } }),
+    )
+    .await;
+    listening(&app, 1).await;
+    app.create_post(&ann, "mine").await;
+    let message = next(&mut socket).await;
+    assert_eq!(message["payload"]["data"]["feedPostAdded"]["title"], "mine", "{message}");
+}
+
 /// Logging out ends the token's subscription sockets within 5 seconds (4403).
 #[tokio::test]
 async fn an_ended_token_closes_its_sockets() {

@@ -196,9 +196,7 @@ impl Connection {
         if self.viewer.is_some() {
             return Err((4429, "Too many initialisation requests".into()));
         }
-        let header = payload.and_then(Value::as_object).and_then(|fields| {
-            fields.iter().find(|(key, _)| key.eq_ignore_ascii_case("authorization")).map(|(_, value)| value)
-        });
+        let header = payload.and_then(authorization);
         let viewer = match header {
             None | Some(Value::Null) => Viewer::Anonymous,
             Some(value) => {
@@ -259,6 +257,16 @@ impl Connection {
     }
 }
 
+/// The `Authorization` value of a `connection_init` payload: a key of that
+/// name in any case, or one inside the payload's `headers` object (where
+/// GraphiQL's fetcher puts its Headers editor).
+fn authorization(payload: &Value) -> Option<&Value> {
+    fn find(value: &Value) -> Option<&Value> {
+        value.as_object()?.iter().find(|(key, _)| key.eq_ignore_ascii_case("authorization")).map(|(_, value)| value)
+    }
+    find(payload).or_else(|| payload.as_object()?.get("headers").and_then(find))
+}
+
 /// The close for a peer that does not read its messages, counted.
 fn slow_consumer(metrics: Option<&std::sync::Arc<Metrics>>) -> Close {
     count_slow_consumer(metrics);
@@ -293,4 +301,27 @@ fn message(id: &str, frame: Frame) -> Message {
         Frame::Refused(errors) => json!({ "id": id, "type": "error", "payload": errors }),
         Frame::Complete => json!({ "id": id, "type": "complete" }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The token is found at the top of the payload or in its `headers`, in
+    /// any case; the top level wins; anything else is no token.
+    #[test]
+    fn the_token_is_read_from_the_payload_or_its_headers() {
+        let cases = [
+            (json!({ "Authorization": "Bearer a" }), Some("Bearer a")),
+            (json!({ "authorization": "Bearer a" }), Some("Bearer a")),
+            (json!({ "headers": { "AUTHORIZATION": "Bearer b" } }), Some("Bearer b")),
+            (json!({ "Authorization": "Bearer a", "headers": { "Authorization": "Bearer b" } }), Some("Bearer a")),
+            (json!({ "headers": "Bearer b" }), None),
+            (json!({ "token": "Bearer a" }), None),
+            (json!("Bearer a"), None),
+        ];
+        for (payload, expected) in cases {
+            assert_eq!(authorization(&payload).and_then(Value::as_str), expected, "{payload}");
+        }
+    }
 }
