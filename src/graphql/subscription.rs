@@ -164,7 +164,7 @@ async fn fresh_post(store: &Store, id: PostId) -> Result<Option<Arc<PostDoc>>> {
 async fn watch_post(ctx: &Context<'_>, field: &'static str, arg: &ID) -> Result<(PostId, Store, Listener)> {
     let id: PostId = parse_id(field, arg)?;
     let store = ctx.store()?.clone();
-    let listener = store.hub().listen(Topic::Post(id));
+    let listener = store.listen(Topic::Post(id)).await?;
     if fresh_post(&store, id).await?.is_none() {
         return Err(Error::not_found("post", id));
     }
@@ -255,7 +255,7 @@ impl Subscription {
         // Listen first, then read whom the viewer follows: a follow committed
         // in between is in both, which agree. No token is UNAUTHENTICATED here.
         let store = ctx.store()?.clone();
-        let listener = store.hub().listen(Topic::Feed);
+        let listener = store.listen(Topic::Feed).await?;
         let viewer = load_viewer(ctx).await?;
         let me = viewer.id;
         let authors: HashSet<UserId> = viewer.following.iter().copied().chain([me]).collect();

@@ -72,12 +72,33 @@ impl Event {
     }
 }
 
+/// An event with its place in commit order: the number of the commit that
+/// made it (the outbox's sequence number on MongoDB, the hub's own count of
+/// commits on the embedded store).
+pub type Numbered = (u64, Arc<Event>);
+
 /// The topics somebody listens on, each with its broadcast channel.
 #[derive(Debug, Default)]
 pub struct Hub {
-    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>,
+    topics: Mutex<HashMap<Topic, broadcast::Sender<Numbered>>>,
+    /// The number of the last commit published.
+    last: std::sync::atomic::AtomicU64,
     /// Events that reached a listener, since start-up.
     published: std::sync::atomic::AtomicU64,
+    /// Where the published events come from.
+    source: Mutex<Source>,
+}
+
+/// Where a hub's events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// The store's own commits (the embedded store's writer).
+    #[default]
+    Commits,
+    /// A change stream on the MongoDB outbox (a real replica set).
+    ChangeStream,
+    /// Polls of the MongoDB outbox (no change streams: mongoeco, or a stream that could not resume).
+    Poll,
 }
 
 /// Why a subscriber got no next event.
@@ -94,7 +115,10 @@ pub enum Missed {
 pub struct Listener {
     hub: Arc<Hub>,
     topic: Topic,
-    rx: Option<broadcast::Receiver<Arc<Event>>>,
+    rx: Option<broadcast::Receiver<Numbered>>,
+    /// Commits up to this number were made before the subscriber started:
+    /// what they did is in the store it reads, so their events are skipped.
+    after: u64,
 }
 
 impl Hub {
@@ -105,7 +129,13 @@ impl Hub {
             .lock()
             .ok()
             .map(|mut topics| topics.entry(topic).or_insert_with(|| broadcast::channel(QUEUE).0).subscribe());
-        Listener { hub: Arc::clone(self), topic, rx }
+        Listener { hub: Arc::clone(self), topic, rx, after: 0 }
+    }
+
+    /// The number of the last commit published here (the embedded store's
+    /// horizon: it publishes right after each commit).
+    pub fn last(&self) -> u64 {
+        self.last.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether anybody listens at all: a command skips building its events otherwise.
@@ -113,13 +143,21 @@ impl Hub {
         self.topics.lock().map(|topics| !topics.is_empty()).unwrap_or(false)
     }
 
-    /// Sends each event to its topics' listeners, in order. Called right
-    /// after the commit that the events describe.
+    /// Sends each event to its topics' listeners, in order, numbered as the
+    /// next commit. Called right after the commit that the events describe.
     pub fn publish(&self, events: Vec<Event>) {
+        let next = self.last() + 1;
+        self.publish_numbered(next, events);
+    }
+
+    /// Sends each event to its topics' listeners, in order, as commit
+    /// number `seq` (the MongoDB outbox's tail, which knows the number).
+    pub fn publish_numbered(&self, seq: u64, events: Vec<Event>) {
+        let Ok(topics) = self.topics.lock() else { return };
+        self.last.fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
         if events.is_empty() {
             return;
         }
-        let Ok(topics) = self.topics.lock() else { return };
         let mut heard = 0;
         for event in events {
             let event = Arc::new(event);
@@ -127,7 +165,7 @@ impl Hub {
             for topic in event.topics() {
                 if let Some(sender) = topics.get(&topic) {
                     // No receiver left is not an error: the last one is leaving.
-                    sent |= sender.send(Arc::clone(&event)).is_ok();
+                    sent |= sender.send((seq, Arc::clone(&event))).is_ok();
                 }
             }
             heard += u64::from(sent);
@@ -138,6 +176,18 @@ impl Hub {
     /// Events that reached at least one listener, since start-up (for `/metrics`).
     pub fn published(&self) -> u64 {
         self.published.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Where the events come from now.
+    pub fn source(&self) -> Source {
+        self.source.lock().map(|source| *source).unwrap_or_default()
+    }
+
+    /// Records where the events come from (the MongoDB outbox's tail).
+    pub fn set_source(&self, source: Source) {
+        if let Ok(mut current) = self.source.lock() {
+            *current = source;
+        }
     }
 
     /// How many topics have listeners (for `/metrics` and tests).
@@ -152,13 +202,23 @@ impl Hub {
 }
 
 impl Listener {
+    /// Skips the events of commits up to number `horizon`: the subscriber
+    /// reads the store after them, so it sees what they did already.
+    pub fn skip_through(&mut self, horizon: u64) {
+        self.after = self.after.max(horizon);
+    }
+
     /// The next event on the topic, in publishing order.
     pub async fn next(&mut self) -> Result<Arc<Event>, Missed> {
         let Some(rx) = &mut self.rx else { return Err(Missed::Closed) };
-        rx.recv().await.map_err(|err| match err {
-            broadcast::error::RecvError::Lagged(_) => Missed::Lagged,
-            broadcast::error::RecvError::Closed => Missed::Closed,
-        })
+        loop {
+            match rx.recv().await {
+                Ok((seq, _)) if seq <= self.after => {}
+                Ok((_, event)) => return Ok(event),
+                Err(broadcast::error::RecvError::Lagged(_)) => return Err(Missed::Lagged),
+                Err(broadcast::error::RecvError::Closed) => return Err(Missed::Closed),
+            }
+        }
     }
 }
 
@@ -248,5 +308,25 @@ mod tests {
         hub.publish(vec![Event::PostAdded(Arc::clone(&post)), Event::PostChanged(id)]);
         assert_eq!(*feed.next().await.expect("new post"), Event::PostAdded(post));
         assert_eq!(*on_post.next().await.expect("change"), Event::PostChanged(id), "not the new post");
+    }
+
+    /// A listener skips the events of commits up to its horizon (made
+    /// before it started: its reads see them), whatever order they are
+    /// published in, and gets every later one; the hub's number follows the
+    /// highest commit published.
+    #[tokio::test]
+    async fn a_listener_skips_commits_before_its_horizon() {
+        let hub = Arc::new(Hub::default());
+        let post = PostId::new();
+        let mut listener = hub.listen(Topic::Post(post));
+        listener.skip_through(5);
+        for seq in [4, 5, 6, 7] {
+            hub.publish_numbered(seq, vec![Event::PostChanged(post)]);
+        }
+        hub.publish(vec![Event::PostDeleted(post)]);
+        assert_eq!(hub.last(), 8);
+        assert_eq!(*listener.next().await.expect("6"), Event::PostChanged(post));
+        assert_eq!(*listener.next().await.expect("7"), Event::PostChanged(post));
+        assert_eq!(*listener.next().await.expect("8"), Event::PostDeleted(post));
     }
 }

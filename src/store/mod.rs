@@ -209,6 +209,15 @@ impl Store {
         on_engine!(self, b => b.hub())
     }
 
+    /// Starts listening on `topic` for what commits from now on: listens
+    /// first, then asks the backend how far commits have got and skips the
+    /// events up to there, whose effects the caller's next reads see.
+    pub async fn listen(&self, topic: events::Topic) -> Result<events::Listener> {
+        let mut listener = self.hub().listen(topic);
+        listener.skip_through(on_engine!(self, b => b.event_horizon().await)?);
+        Ok(listener)
+    }
+
     /// The registry of staged deletions this process knows of.
     pub fn hidden(&self) -> &Arc<Hidden> {
         on_engine!(self, b => b.hidden())

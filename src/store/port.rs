@@ -202,6 +202,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// the store and its views: a backend publishes each command's events
     /// right after its commit.
     fn hub(&self) -> &Arc<Hub>;
+
+    /// The number of the last commit whose events this backend's hub will
+    /// publish or has published (see [`super::events::Numbered`]); a
+    /// subscription that reads the store after asking skips the events up to it.
+    fn event_horizon(&self) -> impl Future<Output = Result<u64>> + Send {
+        let last = self.hub().last();
+        async move { Ok(last) }
+    }
 }
 
 /// A question about who refers to what, answered from an index with the

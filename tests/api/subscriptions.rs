@@ -8,6 +8,7 @@ use blogql::cmd::CreateComment;
 use blogql::domain::CommentBody;
 use blogql::error::Error;
 use blogql::model::{PostId, UserId};
+use blogql::store::events::Source;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -149,6 +150,25 @@ async fn comments_arrive_in_commit_order_resolved_afresh() {
         (message["id"].as_str(), message["payload"]["data"]["commentAdded"]["body"].as_str()),
         (Some("b"), Some("only b"))
     );
+}
+
+/// A subscription gets only what commits after it starts: comments written
+/// just before it (which a MongoDB outbox tail may publish only after the
+/// subscriber has started listening) are not delivered as new.
+#[tokio::test]
+async fn commits_before_subscribing_are_not_delivered() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "p").await;
+    for n in 1..=5 {
+        app.comment(&ann, &post, &format!("before {n}")).await;
+    }
+    let mut socket = connect(&app, json!({})).await;
+    watch_comments(&mut socket, "1", &post).await;
+    listening(&app, 1).await;
+    app.comment(&ann, &post, "after").await;
+    let message = next(&mut socket).await;
+    assert_eq!(message["payload"]["data"]["commentAdded"]["body"], "after", "{message}");
 }
 
 /// A write that rolls back publishes nothing: a comment failed at each of
@@ -427,10 +447,30 @@ async fn subscriptions_are_counted_in_the_metrics() {
 
 /// Across processes on MongoDB: a comment written through server A reaches
 /// a subscriber on server B, a second server on the same database with its
-/// own client, hub and outbox tail; the comments arrive in commit order.
+/// own client, hub and outbox tail; the comments arrive in commit order. On
+/// mongoeco (no change streams) both tails poll.
 #[tokio::test]
 #[ignore = "tier 2: needs MONGODB_URI (.ci/run starts mongoeco for it)"]
 async fn events_reach_subscribers_on_another_process() {
+    let (sources, server) = cross_process_delivery().await;
+    if server == "mongoeco" {
+        assert_eq!(sources, (Source::Poll, Source::Poll));
+    }
+}
+
+/// On a real replica set the same delivery goes through each process's
+/// change stream on the outbox, not through polls.
+#[tokio::test]
+#[ignore = "tier 3: needs a real MongoDB replica set in MONGODB_URI (docker compose up -d; see README)"]
+async fn tier3_events_cross_processes_through_the_change_stream() {
+    let (sources, server) = cross_process_delivery().await;
+    assert_ne!(server, "mongoeco", "tier-3 tests need a real MongoDB replica set");
+    assert_eq!(sources, (Source::ChangeStream, Source::ChangeStream));
+}
+
+/// Runs the cross-process delivery check; returns where each process's hub
+/// gets its events, and the server's `buildInfo.gitVersion`.
+async fn cross_process_delivery() -> ((Source, Source), String) {
     assert!(crate::helpers::mongodb_uri().is_some(), "this test needs MONGODB_URI pointing at a MongoDB deployment");
     let app = TestApp::spawn().await;
     let (ann, _) = app.sign_up("Ann").await;
@@ -465,6 +505,10 @@ async fn events_reach_subscribers_on_another_process() {
     }
     assert_eq!(bodies, ["through A 1", "through A 2", "through A 3"]);
     server.abort();
+    let mongo = app.mongo.as_ref().expect("MONGODB_URI is set, so the app runs on MongoDB");
+    let info = mongo.db.run_command(bson::doc! { "buildInfo": 1 }).await.expect("buildInfo");
+    let version = info.get_str("gitVersion").unwrap_or_default().to_owned();
+    ((app.store.hub().source(), other.hub().source()), version)
 }
 
 /// One subscription past `--max-subscriptions` for the whole process is

@@ -281,4 +281,10 @@ impl Backend for MongoStore {
     fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
+
+    /// The outbox's committed number: the tail may not have published up
+    /// to it yet, and a subscriber must not get those commits as new.
+    async fn event_horizon(&self) -> Result<u64> {
+        Ok(u64::try_from(outbox::committed(&self.db).await?).unwrap_or(0))
+    }
 }

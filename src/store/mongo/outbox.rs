@@ -10,28 +10,45 @@
 //! hole for a reader to skip. The price is that event-producing writes
 //! serialize on that one document.
 //!
-//! Each process tails the outbox with one poll every [`POLL`] (mongoeco has
-//! no change streams; on a real replica set a change stream could replace
-//! the poll) and publishes what it finds into its own hub, in sequence
-//! order. It publishes nothing of its own: the tail is the one door, so a
-//! process's own writes arrive once, in the same order as everyone else's.
-//! While nobody listens a poll reads only the sequence number, so a new
-//! subscriber gets at most one poll interval's worth of events committed
-//! just before it listened, never older ones. Events are kept [`KEEP`] (a
-//! TTL index), long enough for any process's next poll.
+//! Each process tails the outbox once and publishes what it finds into its
+//! own hub, in sequence order. It publishes nothing of its own: the tail is
+//! the one door, so a process's own writes arrive once, in the same order
+//! as everyone else's. Events are kept [`KEEP`] (a TTL index), long enough
+//! for any process's next read.
+//!
+//! - **On a replica set**, the tail is a change stream of the outbox's
+//!   inserts. The oplog orders them as they committed, which is sequence
+//!   order. The stream is opened before the committed number is read, so
+//!   an entry committed in between arrives and is skipped by number, never
+//!   lost; a number that jumps ahead is filled from the collection. A
+//!   stream that fails resumes from its last token, and one that cannot
+//!   resume falls back to polling from the last number it published.
+//! - **Without change streams** (mongoeco answers `Unsupported aggregation
+//!   stage: $changeStream`; a standalone server refuses them too), the tail
+//!   polls every [`POLL`] for the entries after the last number. Since the
+//!   numbers leave no hole, a poll can never skip a late commit. While
+//!   nobody listens a poll reads only the sequence number.
+//!
+//! Either way the tail publishes each entry under its number, and a new
+//! subscriber reads the committed number when it starts
+//! ([`crate::store::Store::listen`]): the entries up to it, which a tail
+//! may publish after the subscriber started listening, are skipped, since
+//! the subscriber's own reads already see them.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bson::{DateTime, Document, doc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::Database;
+use mongodb::change_stream::ChangeStream;
+use mongodb::change_stream::event::{ChangeStreamEvent, ResumeToken};
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, PostDoc, PostId, UserId};
-use crate::store::events::{Event, Hub};
+use crate::store::events::{Event, Hub, Source};
 
 /// The outbox collection.
 pub(super) const EVENTS: &str = "events";
@@ -119,6 +136,11 @@ pub(super) fn number_of(doc: &Document) -> Result<i64> {
     }
 }
 
+/// A sequence number as the hub numbers commits (they start at 1).
+fn number(seq: i64) -> u64 {
+    u64::try_from(seq).unwrap_or(0)
+}
+
 /// The outbox entry for `events` under `seq`.
 pub(super) fn entry(seq: i64, events: &[Event]) -> Result<Document> {
     let expires_at = DateTime::from_millis(DateTime::now().timestamp_millis() + KEEP.as_millis() as i64);
@@ -127,19 +149,87 @@ pub(super) fn entry(seq: i64, events: &[Event]) -> Result<Document> {
 }
 
 /// The last sequence number committed (0 before the first event).
-async fn committed(db: &Database) -> Result<i64> {
+pub(super) async fn committed(db: &Database) -> Result<i64> {
     match db.collection::<Document>(SEQUENCE).find_one(doc! { "_id": SEQUENCE_ID }).await? {
         Some(doc) => number_of(&doc),
         None => Ok(0),
     }
 }
 
-/// Starts this process's tail of the outbox, from what is committed now;
-/// it stops when `hub` is dropped (the store is gone).
+/// How often a change-stream tail that hears nothing checks that its store still exists.
+const ALIVE: Duration = Duration::from_secs(1);
+
+/// The outbox's inserts, as a change stream (from `resume` when given).
+async fn watch(
+    db: &Database,
+    resume: Option<ResumeToken>,
+) -> mongodb::error::Result<ChangeStream<ChangeStreamEvent<Entry>>> {
+    db.collection::<Entry>(EVENTS)
+        .watch()
+        .pipeline([doc! { "$match": { "operationType": "insert" } }])
+        .resume_after(resume)
+        .await
+}
+
+/// Starts this process's tail of the outbox, from what is committed now: a
+/// change stream where the server has them, polls otherwise. It stops when
+/// `hub` is dropped (the store is gone).
 pub(super) async fn start_tail(db: &Database, hub: &Arc<Hub>) -> Result<()> {
-    let from = committed(db).await?;
-    tokio::spawn(tail(db.clone(), Arc::downgrade(hub), from));
+    match watch(db, None).await {
+        Ok(stream) => {
+            let from = committed(db).await?;
+            hub.set_source(Source::ChangeStream);
+            tokio::spawn(stream_tail(db.clone(), Arc::downgrade(hub), stream, from));
+        }
+        Err(err) => {
+            tracing::info!(error = %err, "no change streams on this server: the event outbox is polled every 25 ms");
+            let from = committed(db).await?;
+            hub.set_source(Source::Poll);
+            tokio::spawn(tail(db.clone(), Arc::downgrade(hub), from));
+        }
+    }
     Ok(())
+}
+
+/// Publishes what the change stream brings, in sequence order (see the
+/// module's doc); falls back to [`tail`] when the stream cannot go on.
+async fn stream_tail(db: Database, hub: Weak<Hub>, mut stream: ChangeStream<ChangeStreamEvent<Entry>>, mut from: i64) {
+    loop {
+        let next = tokio::time::timeout(ALIVE, stream.next()).await;
+        let Some(live) = hub.upgrade() else { return };
+        match next {
+            // Nothing for a while: the store still exists, so listen on.
+            Err(_) => {}
+            Ok(Some(Ok(change))) => {
+                let Some(entry) = change.full_document else { continue };
+                if entry.seq <= from {
+                    continue;
+                }
+                if entry.seq == from + 1 {
+                    from = entry.seq;
+                    live.publish_numbered(number(entry.seq), entry.events.into_iter().map(Event::from).collect());
+                } else {
+                    // Entries before this one are missing from the stream: read them all, in order.
+                    match publish_after(&db, &live, from).await {
+                        Ok(last) => from = from.max(last),
+                        Err(err) => tracing::warn!(error = %err, "reading the event outbox failed"),
+                    }
+                }
+            }
+            Ok(Some(Err(_)) | None) => {
+                let resumed = watch(&db, stream.resume_token()).await;
+                match resumed {
+                    Ok(again) => stream = again,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the event outbox's change stream could not resume: polling it");
+                        live.set_source(Source::Poll);
+                        drop(live);
+                        return tail(db, hub, from).await;
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn tail(db: Database, hub: Weak<Hub>, mut from: i64) {
@@ -177,7 +267,7 @@ async fn publish_after(db: &Database, hub: &Hub, from: i64) -> Result<i64> {
         // A gap means the entry expired before this process read it (it
         // was stopped longer than `KEEP`): go on from what exists.
         last = entry.seq;
-        hub.publish(entry.events.into_iter().map(Event::from).collect());
+        hub.publish_numbered(number(entry.seq), entry.events.into_iter().map(Event::from).collect());
     }
     Ok(last)
 }
