@@ -39,6 +39,9 @@ use crate::metrics::Metrics;
 /// The subprotocol spoken.
 const PROTOCOL: &str = "graphql-transport-ws";
 
+/// Bytes a socket reads at a time.
+const READ_BUFFER: usize = 4096;
+
 /// A close code with its reason.
 type Close = (u16, String);
 
@@ -50,13 +53,17 @@ pub(in crate::http) fn upgrade(
     slot: Option<ConnSlot>,
 ) -> Response {
     let max_message = routes.state.settings.http.max_body_bytes;
-    ws.protocols([PROTOCOL]).max_message_size(max_message).max_frame_size(max_message).on_upgrade(
-        move |socket| async move {
+    ws.protocols([PROTOCOL])
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        // An idle socket should cost little: the 128 KiB default read buffer
+        // was most of one (bench/subs.sh); longer messages still arrive whole.
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| async move {
             // Counted against the connection limits until the socket closes.
             let _slot = slot;
             serve(socket, routes, client).await;
-        },
-    )
+        })
 }
 
 /// Serves one socket until either side closes it.
