@@ -152,6 +152,74 @@ async fn comments_arrive_in_commit_order_resolved_afresh() {
     );
 }
 
+/// Under eight concurrent writers, two subscribers on separate sockets each
+/// get every comment exactly once and in the same order; on the embedded
+/// store (one writer, so commit order is the list's time order) that order
+/// is the order of the post's comment list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_arrive_once_each_in_one_commit_order() {
+    const WRITERS: usize = 8;
+    const EACH: usize = 10;
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let post = app.create_post(&ann, "busy").await;
+    let mut first = connect(&app, json!({})).await;
+    let mut second = connect(&app, json!({})).await;
+    watch_comments(&mut first, "1", &post).await;
+    watch_comments(&mut second, "2", &post).await;
+    listening(&app, 2).await;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (client, url, post) = (app.client.clone(), app.url("/graphql"), post.clone());
+        let (token, _) = app.sign_up(&format!("Writer{w}")).await;
+        writers.push(tokio::spawn(async move {
+            for n in 0..EACH {
+                let q = "mutation($i: CreateCommentInput!) { createComment(input: $i) { id } }";
+                let body =
+                    json!({ "query": q, "variables": { "i": { "postId": post, "body": format!("w{w} n{n}") } } });
+                let resp = client.post(&url).bearer_auth(&token).json(&body).send().await.expect("write");
+                assert_eq!(resp.status(), 200);
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let mut orders = Vec::new();
+    for socket in [&mut first, &mut second] {
+        let mut bodies = Vec::new();
+        while bodies.len() < WRITERS * EACH {
+            let message = next(socket).await;
+            bodies.push(message["payload"]["data"]["commentAdded"]["body"].as_str().expect("body").to_owned());
+        }
+        assert_eq!(silent_for(socket, Duration::from_millis(200)).await, None, "no event twice");
+        orders.push(bodies);
+    }
+    let mut unique = orders[0].clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), WRITERS * EACH, "every comment once");
+    assert_eq!(orders[0], orders[1], "both subscribers see one order");
+    // Each writer's own comments keep their order (it waited for each answer).
+    for w in 0..WRITERS {
+        let mine: Vec<&String> = orders[0].iter().filter(|b| b.starts_with(&format!("w{w} "))).collect();
+        let expected: Vec<String> = (0..EACH).map(|n| format!("w{w} n{n}")).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>());
+    }
+    if app.mongo.is_none() {
+        let q = "query($p: ID!) { post(id: $p) { comments(first: 100) { edges { node { body } } } } }";
+        let listed = app.graphql(q, json!({ "p": post })).await;
+        let mut listed: Vec<String> = listed["data"]["post"]["comments"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| e["node"]["body"].as_str().expect("body").to_owned())
+            .collect();
+        listed.reverse();
+        assert_eq!(orders[0], listed, "commit order is the list's order on the embedded store");
+    }
+}
+
 /// A subscription gets only what commits after it starts: comments written
 /// just before it (which a MongoDB outbox tail may publish only after the
 /// subscriber has started listening) are not delivered as new.
