@@ -121,6 +121,10 @@ pub struct Subscriptions {
     pub streams: std::sync::atomic::AtomicI64,
     /// Running subscriptions by root field ([`SUBSCRIPTION_FIELDS`], then `other`).
     pub running: [std::sync::atomic::AtomicI64; SUBSCRIPTION_FIELDS.len() + 1],
+    /// Distinct subscription runs (fans), each shared by its subscribers.
+    pub runs: std::sync::atomic::AtomicI64,
+    /// Subscription answers resolved (once per fan, however many share it).
+    pub resolved: AtomicU64,
     /// `next` messages handed to sockets.
     pub delivered: AtomicU64,
     /// Sockets and streams closed because their peer did not read.
@@ -226,6 +230,15 @@ impl Metrics {
         );
         out.push_str("# TYPE blogql_subscription_events_published_total counter\n");
         let _ = writeln!(out, "blogql_subscription_events_published_total {published}");
+        out.push_str("# HELP blogql_subscription_runs Distinct subscription runs, each shared by its subscribers.\n");
+        out.push_str("# TYPE blogql_subscription_runs gauge\n");
+        let _ = writeln!(out, "blogql_subscription_runs {}", subs.runs.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP blogql_subscription_answers_resolved_total Subscription answers resolved, once for every \
+             subscriber who shares them.\n",
+        );
+        out.push_str("# TYPE blogql_subscription_answers_resolved_total counter\n");
+        let _ = writeln!(out, "blogql_subscription_answers_resolved_total {}", subs.resolved.load(Ordering::Relaxed));
         out.push_str(
             "# HELP blogql_subscription_messages_delivered_total Subscription answers handed to sockets and streams.\n",
         );

@@ -55,6 +55,8 @@ struct Routes {
     encode_slots: encode::EncodeSlots,
     /// Subscriptions running in the process, against `--max-subscriptions`.
     subscriptions: std::sync::Arc<live::Running>,
+    /// Subscription runs shared by the subscribers who ask the same thing.
+    fans: std::sync::Arc<live::fan::Fans>,
 }
 
 /// The application's routes over `state`, with its HTTP limits applied:
@@ -71,8 +73,17 @@ pub fn router(state: AppState) -> Router {
     let schema = build_schema(state.clone());
     let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&schema.sdl()));
     let subscriptions = std::sync::Arc::new(live::Running::new(http.max_subscriptions));
-    let routes =
-        Routes { schema, state, docs, budget, introspection, encode_slots: encode::EncodeSlots::new(), subscriptions };
+    let fans = std::sync::Arc::new(live::fan::Fans::default());
+    let routes = Routes {
+        schema,
+        state,
+        docs,
+        budget,
+        introspection,
+        encode_slots: encode::EncodeSlots::new(),
+        subscriptions,
+        fans,
+    };
     let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());
     let graphiql = Router::new()
         .route("/", get(graphiql::page))

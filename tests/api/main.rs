@@ -15,6 +15,7 @@ mod container;
 mod crash;
 mod deletion_plan;
 mod disk;
+mod fan_out;
 mod faults;
 mod federation;
 mod feed;

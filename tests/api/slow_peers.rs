@@ -16,13 +16,14 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use crate::helpers::TestApp;
 use crate::subscriptions::{connect, listening, send};
 
-/// How long a test waits for the server to act.
-const WAIT: Duration = Duration::from_secs(15);
+/// How long a test waits for the server to act (writes on mongoeco are slow).
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A subscription whose every event is large: the comment's 5,000-character
-/// body ten times over (about 50 KB), so a few events fill any socket buffer.
+/// body twenty times over (about 100 KB), so a few events fill any socket buffer.
 const BIG_EVENTS: &str = "subscription($p: ID!) { commentAdded(postId: $p) { \
-    a: body b: body c: body d: body e: body f: body g: body h: body i: body j: body } }";
+    a: body b: body c: body d: body e: body f: body g: body h: body i: body j: body \
+    k: body l: body m: body n: body o: body p: body q: body r: body s: body t: body } }";
 
 /// A TCP connection to the app whose receive buffer is as small as the
 /// kernel allows, so a client that stops reading stalls the server quickly.

@@ -81,12 +81,28 @@ pub(crate) async fn silent_for(socket: &mut Socket, wait: Duration) -> Option<Va
     tokio::time::timeout(wait, next(socket)).await.ok()
 }
 
-/// Waits until the server's hub has `n` listeners: the subscriptions sent
-/// so far have started, so nothing committed from now on can be missed.
-pub(crate) async fn listening(app: &TestApp, n: usize) {
+/// Waits until the `n` subscriptions sent so far have started, so nothing
+/// committed from now on can be missed: `n` subscribers are running, and
+/// each distinct run they share (`blogql_subscription_runs`) listens on the hub.
+pub(crate) async fn listening(app: &TestApp, n: i64) {
     let started = std::time::Instant::now();
-    while app.store.hub().listeners() < n {
-        assert!(started.elapsed() < WAIT, "{} of {n} subscriptions started", app.store.hub().listeners());
+    loop {
+        let text = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+        let value = |prefix: &str| -> i64 {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(prefix))
+                .filter_map(|rest| rest.rsplit(' ').next()?.parse::<i64>().ok())
+                .sum()
+        };
+        let (members, runs) = (value("blogql_subscriptions{"), value("blogql_subscription_runs "));
+        let listeners = i64::try_from(app.store.hub().listeners()).unwrap_or(0);
+        if members >= n && runs >= 1.min(n) && listeners >= runs {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{members} of {n} subscriptions running, {listeners} of {runs} runs listening"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -452,8 +468,10 @@ async fn http_timeouts_do_not_close_a_live_socket() {
     let mut socket = connect(&app, json!({})).await;
     watch_comments(&mut socket, "late", &post).await;
     listening(&app, 1).await;
-    // Three seconds: past both timeouts, with pings answered by `silent_for`.
-    assert_eq!(silent_for(&mut socket, Duration::from_secs(3)).await, None);
+    // 2.5 s: past both timeouts, with pings answered by `silent_for`. Not a
+    // whole number of ping intervals: a wait that ends as a ping arrives could
+    // drop it unanswered, and the socket would rightly be closed.
+    assert_eq!(silent_for(&mut socket, Duration::from_millis(2500)).await, None);
     app.comment(&ann, &post, "after the timeouts").await;
     assert_eq!(next(&mut socket).await["payload"]["data"]["commentAdded"]["body"], "after the timeouts");
 }

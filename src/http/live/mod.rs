@@ -4,11 +4,14 @@
 //!
 //! Both run the same code from here on: `start` checks a subscription
 //! document as HTTP checks a query (parse, size, the operation's checks,
-//! the process's `--max-subscriptions`), and `pump` hands each answer of
-//! the schema's stream to the transport's bounded queue, within the send
-//! timeout. A peer that lets a message wait longer is not reading: its
-//! socket or stream is closed and counted, never buffered without end.
+//! the process's `--max-subscriptions`) and joins the [`fan`] that runs it
+//! (one run, one encoding per answer, for every subscriber who asks the
+//! same thing as the same viewer), and `pump` hands each shared answer to
+//! the transport's bounded queue, framed for it, within the send timeout.
+//! A peer that lets a message wait longer is not reading: its socket or
+//! stream is closed and counted, never buffered without end.
 
+pub mod fan;
 pub(super) mod sse;
 pub mod ws;
 
@@ -17,13 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection};
-use futures::StreamExt;
-use futures::stream::BoxStream;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Field, OperationType, Selection};
 use tokio::sync::mpsc;
 
+use self::fan::{Key, Member, Shared};
 use super::Routes;
-use super::steps::{Refusal, operation, outcome, parse};
+use super::steps::{Refusal, operation, parse};
 use crate::auth::Token;
 use crate::code::Code;
 use crate::graphql::{RequestCtx, Viewer};
@@ -37,21 +39,21 @@ pub const RECHECK: Duration = Duration::from_secs(2);
 /// Messages queued for one socket or stream before its writer must catch up.
 const OUT_QUEUE: usize = 64;
 
-/// A subscription that passed its checks, ready to run.
+/// A subscription that passed its checks, running in its fan.
 pub(super) struct Live {
-    answers: BoxStream<'static, async_graphql::Response>,
-    /// Whether the document parsed (a syntax error is reported by the schema).
-    parses: bool,
+    member: Member,
     running: Gauge,
     _slot: Slot,
 }
 
-/// What a subscription sends, before a transport frames it.
-pub(super) enum Frame {
-    /// One answer.
-    Next(async_graphql::Response),
-    /// Refused before it ran (bad arguments, a missing post): its errors, and nothing after.
-    Refused(Vec<async_graphql::ServerError>),
+/// What a subscription sends, before a transport frames it: JSON encoded
+/// once for every member of its fan.
+pub(super) enum Frame<'a> {
+    /// One answer's JSON.
+    Next(&'a [u8]),
+    /// Refused before it ran (bad arguments, a missing post): its errors'
+    /// JSON array, and nothing after.
+    Refused(&'a [u8]),
     /// The stream ended.
     Complete,
 }
@@ -80,10 +82,14 @@ pub(super) fn start(
     };
     let graphql = &routes.state.settings.graphql;
     let mut field = Subscriptions::field_index("other");
+    let mut shareable = false;
     let parses = match parse::parse(&request.query, graphql, &routes.introspection)? {
         Some(parsed) => {
             let op = request.operation_name.as_deref();
-            field = Subscriptions::field_index(root_field(&parsed.doc, op));
+            let root = root_field(&parsed.doc, op);
+            field = Subscriptions::field_index(root.map_or("other", |f| f.name.node.as_str()));
+            // A resumed subscription replays from its own cursor: never shared.
+            shareable = root.is_some_and(|f| !f.arguments.iter().any(|(name, _)| name.node == "after"));
             if operation::kind(&parsed.doc, op).is_some_and(|kind| kind != OperationType::Subscription) {
                 return Err(Refusal::new(
                     Code::BadRequest,
@@ -102,42 +108,44 @@ pub(super) fn start(
         None => false,
     };
     let state = &routes.state;
-    let mut ctx = RequestCtx::new(viewer, &state.store, state.metrics.as_ref());
-    ctx.client_ip = Some(client);
-    let answers = routes.schema.execute_stream(request.data(ctx));
+    let key = Key::of(&request, &viewer, shareable);
+    let member = routes.fans.join(key, parses, state.metrics.as_ref(), || {
+        let mut ctx = RequestCtx::new(viewer, &state.store, state.metrics.as_ref());
+        ctx.client_ip = Some(client);
+        routes.schema.execute_stream(request.data(ctx))
+    });
     let running = Gauge::hold(state.metrics.as_ref(), Series::Running(field));
-    Ok(Live { answers, parses, running, _slot: slot })
+    Ok(Live { member, running, _slot: slot })
 }
 
-/// Runs `live` to its end: each answer framed by `frame` and queued on
-/// `out` within `timeout`, then [`Frame::Complete`]. An answer refused before
-/// the subscription ran is [`Frame::Refused`], and ends it.
-pub(super) async fn pump<M>(live: Live, out: &mpsc::Sender<M>, timeout: Duration, frame: impl Fn(Frame) -> M) -> Ended {
-    let Live { mut answers, parses, running, _slot } = live;
-    let mut first = true;
-    while let Some(mut answer) = answers.next().await {
-        outcome::label_request_errors(&mut answer, parses);
-        outcome::cap_errors(&mut answer);
-        let refused = first && answer.data == async_graphql::Value::Null && !answer.errors.is_empty();
-        first = false;
-        let message = if refused { frame(Frame::Refused(answer.errors)) } else { frame(Frame::Next(answer)) };
+/// Runs `live` to its end: each shared answer framed by `frame` and queued
+/// on `out` within `timeout`, then [`Frame::Complete`]. A subscription
+/// refused before it ran gets [`Frame::Refused`], and nothing after.
+pub(super) async fn pump<M>(
+    live: Live,
+    out: &mpsc::Sender<M>,
+    timeout: Duration,
+    frame: impl Fn(Frame<'_>) -> M,
+) -> Ended {
+    let Live { mut member, running, _slot } = live;
+    loop {
+        let shared = member.next().await;
+        let (message, last) = match &shared {
+            Shared::Next(json) => (frame(Frame::Next(json)), false),
+            Shared::Refused(json) => (frame(Frame::Refused(json)), true),
+            Shared::Complete => (frame(Frame::Complete), true),
+        };
         match tokio::time::timeout(timeout, out.send(message)).await {
-            Ok(Ok(())) => {
-                if let Some(metrics) = &running.metrics {
-                    metrics.subscriptions.delivered.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            Ok(Ok(())) => {}
             Ok(Err(_)) => return Ended::Closed,
             Err(_) => return Ended::NotRead,
         }
-        if refused {
+        if let (Some(metrics), false) = (&running.metrics, matches!(shared, Shared::Complete)) {
+            metrics.subscriptions.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        if last {
             return Ended::Done;
         }
-    }
-    match tokio::time::timeout(timeout, out.send(frame(Frame::Complete))).await {
-        Ok(Ok(())) => Ended::Done,
-        Ok(Err(_)) => Ended::Closed,
-        Err(_) => Ended::NotRead,
     }
 }
 
@@ -232,8 +240,9 @@ impl Drop for Gauge {
     }
 }
 
-/// The first root field of the operation `op` picks, for the metrics' label.
-fn root_field<'a>(doc: &'a ExecutableDocument, op: Option<&str>) -> &'a str {
+/// The first root field of the operation `op` picks (a subscription has
+/// one), for the metrics' label and whether it resumes.
+fn root_field<'a>(doc: &'a ExecutableDocument, op: Option<&str>) -> Option<&'a Field> {
     let operation = match (op, &doc.operations) {
         (_, DocumentOperations::Single(operation)) => Some(operation),
         (Some(name), DocumentOperations::Multiple(ops)) => ops.get(name),
@@ -241,7 +250,7 @@ fn root_field<'a>(doc: &'a ExecutableDocument, op: Option<&str>) -> &'a str {
     };
     let first = operation.and_then(|o| o.node.selection_set.node.items.first());
     match first.map(|s| &s.node) {
-        Some(Selection::Field(field)) => field.node.name.node.as_str(),
-        _ => "other",
+        Some(Selection::Field(field)) => Some(&field.node),
+        _ => None,
     }
 }

@@ -149,13 +149,28 @@ fn ended_token() -> Refusal {
     Refusal::new(Code::Unauthenticated, "the token is invalid or has ended; log in again")
 }
 
-/// `frame` as SSE bytes.
-fn frame(frame: Frame) -> Bytes {
+/// `frame` as SSE bytes, around the shared JSON without encoding it again.
+fn frame(frame: Frame<'_>) -> Bytes {
     match frame {
-        Frame::Next(answer) => event(&answer),
-        Frame::Refused(errors) => refused(&errors),
+        Frame::Next(json) => raw_event(&[json]),
+        Frame::Refused(errors) => {
+            let mut bytes = raw_event(&[b"{\"errors\":", errors, b"}"]).to_vec();
+            bytes.extend_from_slice(COMPLETE);
+            Bytes::from(bytes)
+        }
         Frame::Complete => Bytes::from_static(COMPLETE),
     }
+}
+
+/// A `next` event whose data is the JSON in `parts`, joined (JSON text has
+/// no raw newline, so it stays one `data:` line).
+fn raw_event(parts: &[&[u8]]) -> Bytes {
+    let mut bytes = b"event: next\ndata: ".to_vec();
+    for part in parts {
+        bytes.extend_from_slice(part);
+    }
+    bytes.extend_from_slice(b"\n\n");
+    Bytes::from(bytes)
 }
 
 /// A `next` event carrying `errors` alone, then `complete`.

@@ -300,14 +300,28 @@ fn close_message((code, reason): Close) -> Message {
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))
 }
 
-/// Subscription `id`'s `frame` as a graphql-transport-ws message: a refusal
-/// is one `error` message.
-fn message(id: &str, frame: Frame) -> Message {
-    text_message(match frame {
-        Frame::Next(answer) => json!({ "id": id, "type": "next", "payload": answer }),
-        Frame::Refused(errors) => json!({ "id": id, "type": "error", "payload": errors }),
-        Frame::Complete => json!({ "id": id, "type": "complete" }),
-    })
+/// Subscription `id`'s `frame` as a graphql-transport-ws message, around
+/// the shared JSON without encoding it again: a refusal is one `error` message.
+fn message(id: &str, frame: Frame<'_>) -> Message {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| String::from("\"\""));
+    let (kind, payload) = match frame {
+        Frame::Next(json) => ("next", Some(json)),
+        Frame::Refused(json) => ("error", Some(json)),
+        Frame::Complete => ("complete", None),
+    };
+    let mut text = String::with_capacity(40 + id.len() + payload.map_or(0, <[u8]>::len));
+    text.push_str("{\"id\":");
+    text.push_str(&id);
+    text.push_str(",\"type\":\"");
+    text.push_str(kind);
+    text.push('"');
+    if let Some(json) = payload {
+        text.push_str(",\"payload\":");
+        // The fan's JSON is serde_json's output, so always UTF-8.
+        text.push_str(std::str::from_utf8(json).unwrap_or("null"));
+    }
+    text.push('}');
+    Message::Text(Utf8Bytes::from(text))
 }
 
 #[cfg(test)]
