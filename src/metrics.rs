@@ -121,7 +121,7 @@ pub struct Subscriptions {
     pub streams: std::sync::atomic::AtomicI64,
     /// Running subscriptions by root field ([`SUBSCRIPTION_FIELDS`], then `other`).
     pub running: [std::sync::atomic::AtomicI64; SUBSCRIPTION_FIELDS.len() + 1],
-    /// Distinct subscription runs (fans), each shared by its subscribers.
+    /// Distinct subscription runs, each shared by its subscribers (or run alone).
     pub runs: std::sync::atomic::AtomicI64,
     /// Subscription answers resolved (once per fan, however many share it).
     pub resolved: AtomicU64,

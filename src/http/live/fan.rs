@@ -15,8 +15,9 @@
 //! what it sends from then on. The fan listened when it started, so a
 //! joiner may get an event committed a moment before it joined (one the
 //! fan was resolving), never one from before the fan's start. A resumed
-//! subscription (`after:`) is never shared: its replay is its own. A member that falls more than [`QUEUE`] answers
-//! behind is ended with an error, as a hub listener is.
+//! subscription (`after:`) is never shared: its replay is its own. A
+//! member that falls more than [`QUEUE`] answers behind is ended with an
+//! error, as a hub listener is.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +35,12 @@ use crate::code::Code;
 use crate::graphql::Viewer;
 use crate::metrics::Metrics;
 
-/// Answers a member may fall behind its fan by before it is ended.
-pub const QUEUE: usize = 256;
+/// Answers a member may fall behind its fan by before it is ended, beyond
+/// what its socket's own queue holds. A broadcast channel allocates every
+/// slot up front, so this is memory per run: at 256 a run cost 37 KiB
+/// idle in `bench/subs.sh`, at 32 it costs about 20 KiB less. A run that
+/// cannot be shared needs none: its one member pulls it.
+pub const QUEUE: usize = 32;
 
 /// What a fan sends its members: encoded once, shared by all.
 #[derive(Debug, Clone)]
@@ -61,21 +66,21 @@ pub(super) struct Key {
 }
 
 impl Key {
-    /// The key of `request` as run by `viewer`; one that may not be shared
-    /// gets a key of its own.
-    pub(super) fn of(request: &async_graphql::Request, viewer: &Viewer, shareable: bool) -> Key {
-        Key {
+    /// The key of `request` as run by `viewer`, or `None` when it must
+    /// run alone (not `shareable`, or an untrusted token).
+    pub(super) fn of(request: &async_graphql::Request, viewer: &Viewer, shareable: bool) -> Option<Key> {
+        let viewer = match viewer {
+            _ if !shareable => return None,
+            Viewer::Invalid(_) => return None,
+            Viewer::User(token) => Some(token.id),
+            Viewer::Anonymous => None,
+        };
+        Some(Key {
             document: Sha256::digest(request.query.as_bytes()).into(),
             operation: request.operation_name.clone(),
             variables: serde_json::to_string(&request.variables).unwrap_or_default(),
-            viewer: match viewer {
-                // Never shared: a fresh id per subscription.
-                _ if !shareable => Some(bson::oid::ObjectId::new()),
-                Viewer::Invalid(_) => Some(bson::oid::ObjectId::new()),
-                Viewer::User(token) => Some(token.id),
-                Viewer::Anonymous => None,
-            },
-        }
+            viewer,
+        })
     }
 }
 
@@ -94,40 +99,98 @@ pub(super) struct Fan {
     /// after subscribing may have missed that message, so starts a new fan.
     finished: Arc<AtomicBool>,
     task: AbortHandle,
-    /// Where the fan counts itself (`blogql_subscription_runs`).
+}
+
+/// One subscriber's answers.
+pub(super) enum Member {
+    /// Its own run, pulled as it sends, so it never falls behind: a
+    /// subscription nobody may share (a resumed one replays a burst).
+    Alone(Shaper),
+    /// Its place in a fan.
+    InFan {
+        _fan: Arc<Fan>,
+        rx: broadcast::Receiver<Shared>,
+        /// It fell behind and was sent the error: it ends next.
+        behind: bool,
+    },
+}
+
+/// A run's answers as members get them: labelled, capped and encoded once;
+/// a first answer that refuses the subscription, then nothing; then the end.
+pub(super) struct Shaper {
+    answers: BoxStream<'static, async_graphql::Response>,
+    parses: bool,
+    first: bool,
+    done: bool,
     metrics: Option<Arc<Metrics>>,
 }
 
-/// One subscriber's place in a fan.
-pub(super) struct Member {
-    _fan: Arc<Fan>,
-    rx: broadcast::Receiver<Shared>,
-    /// It fell behind and was sent the error: it ends next.
-    behind: bool,
+impl Drop for Shaper {
+    fn drop(&mut self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.subscriptions.runs.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Shaper {
+    /// A run of `answers`, counted in `blogql_subscription_runs` until dropped.
+    fn new(answers: BoxStream<'static, async_graphql::Response>, parses: bool, metrics: Option<Arc<Metrics>>) -> Self {
+        if let Some(metrics) = &metrics {
+            metrics.subscriptions.runs.fetch_add(1, Ordering::Relaxed);
+        }
+        Shaper { answers, parses, first: true, done: false, metrics }
+    }
+
+    /// The next thing to send; [`Shared::Complete`] once the run is over.
+    async fn next(&mut self) -> Shared {
+        if self.done {
+            return Shared::Complete;
+        }
+        let Some(mut answer) = self.answers.next().await else {
+            self.done = true;
+            return Shared::Complete;
+        };
+        outcome::label_request_errors(&mut answer, self.parses);
+        outcome::cap_errors(&mut answer);
+        if let Some(metrics) = &self.metrics {
+            metrics.subscriptions.resolved.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.first && answer.data == async_graphql::Value::Null && !answer.errors.is_empty() {
+            self.done = true;
+            return Shared::Refused(encode(&answer.errors));
+        }
+        self.first = false;
+        Shared::Next(encode(&answer))
+    }
 }
 
 impl Fans {
     /// Joins the running fan for `key`, or starts one from `start` (called
-    /// only then, so a shared subscription runs its resolver once).
+    /// only then, so a shared subscription runs its resolver once); with no
+    /// key, the subscription runs alone.
     pub(super) fn join(
         self: &Arc<Self>,
-        key: Key,
+        key: Option<Key>,
         parses: bool,
         metrics: Option<&Arc<Metrics>>,
         start: impl FnOnce() -> BoxStream<'static, async_graphql::Response>,
     ) -> Member {
+        let Some(key) = key else {
+            return Member::Alone(Shaper::new(start(), parses, metrics.cloned()));
+        };
         let Ok(mut running) = self.running.lock() else {
             // A poisoned registry only stops sharing: this member runs alone.
-            return Fan::start(key, Weak::new(), parses, metrics, start());
+            return Fan::start(key, Weak::new(), parses, metrics, start()).1;
         };
         if let Some(fan) = running.get(&key).and_then(Weak::upgrade) {
             let rx = fan.sender.subscribe();
             if !fan.finished.load(Ordering::Acquire) {
-                return Member { _fan: fan, rx, behind: false };
+                return Member::InFan { _fan: fan, rx, behind: false };
             }
         }
-        let member = Fan::start(key.clone(), Arc::downgrade(self), parses, metrics, start());
-        running.insert(key, Arc::downgrade(&member._fan));
+        let (fan, member) = Fan::start(key.clone(), Arc::downgrade(self), parses, metrics, start());
+        running.insert(key, Arc::downgrade(&fan));
         member
     }
 
@@ -143,31 +206,27 @@ impl Fans {
 }
 
 impl Fan {
-    /// Spawns the task that runs `answers` once for every member; returns the first member.
+    /// Spawns the task that runs `answers` once for every member; returns
+    /// the fan and its first member.
     fn start(
         key: Key,
         fans: Weak<Fans>,
         parses: bool,
         metrics: Option<&Arc<Metrics>>,
         answers: BoxStream<'static, async_graphql::Response>,
-    ) -> Member {
+    ) -> (Arc<Fan>, Member) {
         let (sender, rx) = broadcast::channel(QUEUE);
         let finished = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(answers, parses, sender.clone(), Arc::clone(&finished), metrics.cloned()));
-        if let Some(metrics) = metrics {
-            metrics.subscriptions.runs.fetch_add(1, Ordering::Relaxed);
-        }
-        let fan = Arc::new(Fan { key, fans, sender, finished, task: task.abort_handle(), metrics: metrics.cloned() });
-        Member { _fan: fan, rx, behind: false }
+        let shaper = Shaper::new(answers, parses, metrics.cloned());
+        let task = tokio::spawn(run(shaper, sender.clone(), Arc::clone(&finished)));
+        let fan = Arc::new(Fan { key, fans, sender, finished, task: task.abort_handle() });
+        (Arc::clone(&fan), Member::InFan { _fan: fan, rx, behind: false })
     }
 }
 
 impl Drop for Fan {
     fn drop(&mut self) {
         self.task.abort();
-        if let Some(metrics) = &self.metrics {
-            metrics.subscriptions.runs.fetch_sub(1, Ordering::Relaxed);
-        }
         if let Some(fans) = self.fans.upgrade()
             && let Ok(mut running) = fans.running.lock()
             && running.get(&self.key).is_some_and(|fan| fan.strong_count() == 0)
@@ -177,31 +236,22 @@ impl Drop for Fan {
     }
 }
 
-/// Runs the schema's stream once, encoding each answer for every member.
-async fn run(
-    mut answers: BoxStream<'static, async_graphql::Response>,
-    parses: bool,
-    sender: broadcast::Sender<Shared>,
-    finished: Arc<AtomicBool>,
-    metrics: Option<Arc<Metrics>>,
-) {
-    let mut first = true;
-    while let Some(mut answer) = answers.next().await {
-        outcome::label_request_errors(&mut answer, parses);
-        outcome::cap_errors(&mut answer);
-        if let Some(metrics) = &metrics {
-            metrics.subscriptions.resolved.fetch_add(1, Ordering::Relaxed);
-        }
-        if first && answer.data == async_graphql::Value::Null && !answer.errors.is_empty() {
+/// Runs the schema's stream once, encoding each answer for every member,
+/// and lets the members take each one before resolving the next (a burst
+/// of events would otherwise outrun them on one thread).
+async fn run(mut shaper: Shaper, sender: broadcast::Sender<Shared>, finished: Arc<AtomicBool>) {
+    loop {
+        let shared = shaper.next().await;
+        let last = !matches!(shared, Shared::Next(_));
+        if last {
             finished.store(true, Ordering::Release);
-            let _ = sender.send(Shared::Refused(encode(&answer.errors)));
+        }
+        let _ = sender.send(shared);
+        if last {
             return;
         }
-        first = false;
-        let _ = sender.send(Shared::Next(encode(&answer)));
+        tokio::task::yield_now().await;
     }
-    finished.store(true, Ordering::Release);
-    let _ = sender.send(Shared::Complete);
 }
 
 /// `value` as JSON bytes; an answer that cannot be encoded becomes an error answer.
@@ -218,13 +268,17 @@ impl Member {
     /// The next thing to send; a member that fell behind its fan gets one
     /// error answer, then the end.
     pub(super) async fn next(&mut self) -> Shared {
-        if self.behind {
+        let (rx, behind) = match self {
+            Member::Alone(shaper) => return shaper.next().await,
+            Member::InFan { rx, behind, .. } => (rx, behind),
+        };
+        if *behind {
             return Shared::Complete;
         }
-        match self.rx.recv().await {
+        match rx.recv().await {
             Ok(shared) => shared,
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                self.behind = true;
+                *behind = true;
                 let error = serde_json::json!({ "errors": [{
                     "message": "this subscription fell too far behind the events and was ended; subscribe again",
                     "extensions": { "code": Code::ServiceUnavailable.as_str() },
@@ -241,8 +295,8 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    fn key(variables: &str, viewer: Option<bson::oid::ObjectId>) -> Key {
-        Key { document: [0; 32], operation: None, variables: variables.to_owned(), viewer }
+    fn key(variables: &str, viewer: Option<bson::oid::ObjectId>) -> Option<Key> {
+        Some(Key { document: [0; 32], operation: None, variables: variables.to_owned(), viewer })
     }
 
     /// A stream that never answers, counting how often one was started.
@@ -293,6 +347,24 @@ mod tests {
         let started = AtomicUsize::new(0);
         let _c = fans.join(key("p", None), true, None, || quiet(&started));
         assert_eq!(started.load(Ordering::Relaxed), 1, "a finished fan is not joined");
+    }
+
+    /// A subscription with no key runs alone: no fan is registered, and a
+    /// burst larger than a fan's queue reaches it whole, since it pulls its
+    /// own stream as it sends.
+    #[tokio::test]
+    async fn a_run_without_a_key_is_pulled_alone() {
+        let fans = Arc::new(Fans::default());
+        let burst = (0..QUEUE * 2).map(|n| async_graphql::Response::new(async_graphql::Value::from(n as i32)));
+        let mut alone = fans.join(None, true, None, || futures::stream::iter(burst).boxed());
+        assert!(fans.is_empty());
+        for n in 0..QUEUE * 2 {
+            match alone.next().await {
+                Shared::Next(bytes) => assert_eq!(bytes, Bytes::from(format!(r#"{{"data":{n}}}"#))),
+                other => panic!("answer {n}: {other:?}"),
+            }
+        }
+        assert!(matches!(alone.next().await, Shared::Complete));
     }
 
     fn unreachable_stream() -> BoxStream<'static, async_graphql::Response> {
