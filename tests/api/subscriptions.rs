@@ -412,22 +412,44 @@ async fn a_token_in_the_payloads_headers_signs_the_socket_in() {
     assert_eq!(message["payload"]["data"]["feedPostAdded"]["title"], "mine", "{message}");
 }
 
-/// Logging out ends the token's subscription sockets within 5 seconds (4403).
+/// Every way a token ends closes its subscription sockets within 5 seconds
+/// (4403): `logOut`, `logOutEverywhere`, `changePassword` and deleting the
+/// account, each for its own user, all at once.
 #[tokio::test]
 async fn an_ended_token_closes_its_sockets() {
     let app = TestApp::spawn().await;
-    let (ann, _) = app.sign_up("Ann").await;
-    let mut socket = connect(&app, json!({ "AUTHORIZATION": format!("Bearer {ann}") })).await;
-    send(
-        &mut socket,
-        json!({ "id": "f", "type": "subscribe", "payload": { "query": "subscription { feedPostAdded { id } }" } }),
-    )
-    .await;
-    listening(&app, 1).await;
-    app.ok_as(&ann, "mutation { logOut }", json!({})).await;
+    let endings = [
+        ("mutation { logOut }", json!({})),
+        ("mutation { logOutEverywhere }", json!({})),
+        (
+            "mutation($i: ChangePasswordInput!) { changePassword(input: $i) { token } }",
+            json!({ "i": { "currentPassword": "correct horse", "newPassword": "battery staple horse" } }),
+        ),
+        ("mutation($id: ID!) { deleteUser(id: $id) { deletedUserId } }", json!({})),
+    ];
+    let mut sockets = Vec::new();
+    let mut users = Vec::new();
+    for (n, _) in endings.iter().enumerate() {
+        let (token, id) = app.sign_up(&format!("Ending{n}")).await;
+        let mut socket = connect(&app, json!({ "AUTHORIZATION": format!("Bearer {token}") })).await;
+        send(
+            &mut socket,
+            json!({ "id": "f", "type": "subscribe", "payload": { "query": "subscription { feedPostAdded { id } }" } }),
+        )
+        .await;
+        sockets.push(socket);
+        users.push((token, id));
+    }
+    listening(&app, 4).await;
+    for ((query, variables), (token, id)) in endings.iter().zip(&users) {
+        let variables = if query.contains("deleteUser") { json!({ "id": id }) } else { variables.clone() };
+        app.ok_as(token, query, variables).await;
+    }
     let started = std::time::Instant::now();
-    assert_eq!(closed_with(&mut socket).await, 4403);
-    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+    for (socket, (query, _)) in sockets.iter_mut().zip(&endings) {
+        assert_eq!(closed_with(socket).await, 4403, "{query}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "all closed after {:?}", started.elapsed());
 }
 
 /// One subscription past `--max-subscriptions-per-connection` is refused
