@@ -255,7 +255,7 @@ async fn run(mut shaper: Shaper, sender: broadcast::Sender<Shared>, finished: Ar
 }
 
 /// `value` as JSON bytes; an answer that cannot be encoded becomes an error answer.
-fn encode(value: &impl serde::Serialize) -> Bytes {
+pub(super) fn encode(value: &impl serde::Serialize) -> Bytes {
     match serde_json::to_vec(value) {
         Ok(bytes) => Bytes::from(bytes),
         Err(_) => Bytes::from_static(

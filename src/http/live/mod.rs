@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Field, OperationType, Selection};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use self::fan::{Key, Member, Shared};
@@ -147,6 +148,12 @@ pub(super) async fn pump<M>(
             return Ended::Done;
         }
     }
+}
+
+/// A refusal as the JSON array of errors that [`Frame::Refused`] carries,
+/// so a refusal before a subscription runs is framed as one from its run.
+fn refusal_errors(refusal: &Refusal) -> Bytes {
+    fan::encode(&[serde_json::json!({ "message": refusal.message, "extensions": { "code": refusal.code.as_str() } })])
 }
 
 /// Whether `token`'s account still accepts it (a fresh read: nothing is

@@ -23,10 +23,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ended, Frame, Gauge, Live, OUT_QUEUE, RECHECK, Series, accepted, count_slow_consumer, pump, start};
+use super::{
+    Ended, Frame, Gauge, Live, OUT_QUEUE, RECHECK, Series, accepted, count_slow_consumer, pump, refusal_errors, start,
+};
 use crate::auth::Token;
 use crate::code::Code;
 use crate::graphql::Viewer;
@@ -75,8 +76,7 @@ pub(in crate::http) async fn serve(
         }
         Err(refusal) => {
             // Room for it is certain: the queue is new and nothing else writes to it.
-            let error = json!({ "message": refusal.message, "extensions": { "code": refusal.code.as_str() } });
-            let _ = out.try_send(refused(&[error]));
+            let _ = out.try_send(frame(Frame::Refused(&refusal_errors(&refusal))));
         }
     }
     let events = futures::stream::unfold(queued, |mut queued| async move {
@@ -136,9 +136,8 @@ async fn run(routes: Routes, live: Live, out: mpsc::Sender<Bytes>, abort: onesho
     }
     // The token ended: the subscription stops, and the stream says why.
     drop(pumping);
-    let refusal = ended_token();
-    let error = json!({ "message": refusal.message, "extensions": { "code": refusal.code.as_str() } });
-    if tokio::time::timeout(send_timeout, out.send(refused(&[error]))).await.is_err() {
+    let refused = frame(Frame::Refused(&refusal_errors(&ended_token())));
+    if tokio::time::timeout(send_timeout, out.send(refused)).await.is_err() {
         count_slow_consumer(metrics.as_ref());
         let _ = abort.send(());
     }
@@ -173,28 +172,10 @@ fn raw_event(parts: &[&[u8]]) -> Bytes {
     Bytes::from(bytes)
 }
 
-/// A `next` event carrying `errors` alone, then `complete`.
-fn refused<E: serde::Serialize>(errors: &[E]) -> Bytes {
-    let mut bytes = event(&json!({ "errors": errors })).to_vec();
-    bytes.extend_from_slice(COMPLETE);
-    Bytes::from(bytes)
-}
-
-/// A `next` event whose data is `payload` as JSON (one line: JSON text
-/// escapes every newline inside strings, so no `data:` line is split).
-fn event(payload: &impl serde::Serialize) -> Bytes {
-    let mut bytes = b"event: next\ndata: ".to_vec();
-    if serde_json::to_writer(&mut bytes, payload).is_err() {
-        bytes.truncate(b"event: next\ndata: ".len());
-        bytes.extend_from_slice(br#"{"errors":[{"message":"the answer could not be encoded","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#);
-    }
-    bytes.extend_from_slice(b"\n\n");
-    Bytes::from(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// `Accept` asks for an event stream in any case, with parameters, among other types, or in a second header.
     #[test]
@@ -219,10 +200,10 @@ mod tests {
     /// newlines; a refusal is `next` with only `errors`, then `complete`.
     #[test]
     fn events_are_framed_on_one_data_line() {
-        let bytes = event(&json!({ "data": { "body": "two\nlines\r\n" } }));
+        let bytes = frame(Frame::Next(&super::super::fan::encode(&json!({ "data": { "body": "two\nlines\r\n" } }))));
         let text = std::str::from_utf8(&bytes).expect("utf-8");
         assert_eq!(text, "event: next\ndata: {\"data\":{\"body\":\"two\\nlines\\r\\n\"}}\n\n");
-        let bytes = refused(&[json!({ "message": "no" })]);
+        let bytes = frame(Frame::Refused(br#"[{"message":"no"}]"#));
         let text = std::str::from_utf8(&bytes).expect("utf-8");
         assert_eq!(text, "event: next\ndata: {\"errors\":[{\"message\":\"no\"}]}\n\nevent: complete\ndata: \n\n");
     }

@@ -29,11 +29,14 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Ended, Frame, Gauge, OUT_QUEUE, RECHECK, Series, accepted, count_slow_consumer, pump, start};
+use super::{
+    Ended, Frame, Gauge, OUT_QUEUE, RECHECK, Series, accepted, count_slow_consumer, pump, refusal_errors, start,
+};
 use crate::code::Code;
 use crate::graphql::Viewer;
 use crate::http::Routes;
 use crate::http::conn::ConnSlot;
+use crate::http::steps::Refusal;
 use crate::metrics::Metrics;
 
 /// The subprotocol spoken.
@@ -237,7 +240,7 @@ impl Connection {
         let max = self.routes.state.settings.http.max_subscriptions_per_connection;
         if self.subs.len() >= max {
             let why = format!("a socket may hold at most {max} subscriptions; complete one first");
-            self.refuse(&id, Code::RateLimited, why);
+            self.refuse(&id, &Refusal::new(Code::RateLimited, why));
             return Ok(());
         }
         let request: async_graphql::Request = serde_json::from_value(payload)
@@ -252,15 +255,14 @@ impl Connection {
                 });
                 self.subs.insert(id, task);
             }
-            Err(refusal) => self.refuse(&id, refusal.code, refusal.message.into_owned()),
+            Err(refusal) => self.refuse(&id, &refusal),
         }
         Ok(())
     }
 
     /// Answers subscription `id` with one `error` message.
-    fn refuse(&self, id: &str, code: Code, message: String) {
-        let error = json!({ "message": message, "extensions": { "code": code.as_str() } });
-        let _ = self.out.try_send(text_message(json!({ "id": id, "type": "error", "payload": [error] })));
+    fn refuse(&self, id: &str, refusal: &Refusal) {
+        let _ = self.out.try_send(message(id, Frame::Refused(&refusal_errors(refusal))));
     }
 }
 
