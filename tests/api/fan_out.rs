@@ -7,12 +7,6 @@ use serde_json::json;
 use crate::helpers::TestApp;
 use crate::subscriptions::{connect, listening, next, send};
 
-/// One value from `/metrics`.
-async fn metric(app: &TestApp, name: &str) -> i64 {
-    let text = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).expect(name)
-}
-
 const WATCH: &str = "subscription($p: ID!) { commentAdded(postId: $p) { body author { name } } }";
 
 /// Three anonymous subscribers with one document and one post, on three
@@ -31,14 +25,14 @@ async fn identical_subscriptions_share_one_resolution() {
         sockets.push(socket);
     }
     listening(&app, 4).await;
-    let before = metric(&app, "blogql_subscription_answers_resolved_total ").await;
+    let before = app.metric("blogql_subscription_answers_resolved_total ").await;
     app.comment(&ann, &post, "shared").await;
     for socket in &mut sockets {
         let message = next(socket).await;
         assert_eq!(message["payload"]["data"]["commentAdded"]["body"], "shared", "{message}");
         assert_eq!(message["id"], "w");
     }
-    let resolved = metric(&app, "blogql_subscription_answers_resolved_total ").await - before;
+    let resolved = app.metric("blogql_subscription_answers_resolved_total ").await - before;
     assert_eq!(resolved, 2, "one run for the three anonymous subscribers, one for the token");
     assert_eq!(app.store.hub().listeners(), 2, "two runs listen on the hub, not four");
 }

@@ -313,6 +313,15 @@ impl TestApp {
         str_at(data(&resp), "/createComment/id")
     }
 
+    /// The value of the `/metrics` sample line that starts with `series`
+    /// (its name, and labels if any, then a space).
+    pub async fn metric(&self, series: &str) -> i64 {
+        let text = self.client.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{series} missing from /metrics"))
+    }
+
     /// Runs a mutation that must succeed and returns its `data`.
     pub async fn ok_as(&self, token: &str, query: &str, variables: Value) -> Value {
         let resp = self.graphql_as(token, query, variables).await;

@@ -33,14 +33,6 @@ async fn small_window(app: &TestApp) -> TcpStream {
     socket.connect(app.addr).await.expect("connect")
 }
 
-/// Scrapes one metric's value from `/metrics`.
-async fn metric(app: &TestApp, name: &str) -> i64 {
-    let text = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-}
-
 /// Writes big comments on `post` until the server has dropped the slow
 /// subscriber (no listener left on the hub); returns how many it took.
 async fn comment_until_dropped(app: &TestApp, token: &str, post: &str) -> usize {
@@ -112,9 +104,9 @@ async fn a_socket_that_stops_reading_is_dropped() {
     // From here on the client reads nothing.
     let written = comment_until_dropped(&app, &ann, &post).await;
     assert!(written > 1, "dropped after {written} events: the queue and buffers hold more than one");
-    assert_eq!(metric(&app, "blogql_subscription_slow_consumers_total ").await, 1);
+    assert_eq!(app.metric("blogql_subscription_slow_consumers_total ").await, 1);
     let started = Instant::now();
-    while metric(&app, "blogql_subscription_sockets ").await != 0 {
+    while app.metric("blogql_subscription_sockets ").await != 0 {
         assert!(started.elapsed() < WAIT, "the socket gauge still counts the dropped socket");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -148,9 +140,9 @@ async fn a_stream_that_stops_reading_is_dropped() {
     listening(&app, 1).await;
     // The client reads nothing, not even the response head.
     comment_until_dropped(&app, &ann, &post).await;
-    assert_eq!(metric(&app, "blogql_subscription_slow_consumers_total ").await, 1);
+    assert_eq!(app.metric("blogql_subscription_slow_consumers_total ").await, 1);
     let started = Instant::now();
-    while metric(&app, "blogql_subscription_streams ").await != 0 {
+    while app.metric("blogql_subscription_streams ").await != 0 {
         assert!(started.elapsed() < WAIT, "the stream gauge still counts the dropped stream");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
