@@ -60,6 +60,8 @@
 //!   fields) and the rate limiters (log-ins, sign-ups, write budgets).
 //!   `graphql::cost` lists every list field's length bound.
 //! - [`metrics`]: the counters and histograms behind `GET /metrics`.
+//! - [`telemetry`]: log output (text or JSON lines, one line per request)
+//!   and the W3C trace context a request continues or starts.
 //! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret,
 //!   and `auth::accounts`, the account service (sign-up, log-in and their
 //!   limits) that resolvers call.
@@ -101,6 +103,7 @@ pub mod repair;
 pub mod seed;
 pub mod settings;
 pub mod store;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -9,7 +9,6 @@ use anyhow::Context as _;
 use blogql::AppState;
 use blogql::settings::{AuthSettings, Settings, StoreSettings};
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: the request path allocates many small,
 /// short-lived objects (GraphQL values, decoded documents), where glibc spent
@@ -26,6 +25,9 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     serve: Settings,
+    /// How log lines are written: `text`, or `json` (one object per line).
+    #[arg(long, env = "BLOGQL_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    log_format: blogql::telemetry::LogFormat,
 }
 
 // Parsed once at start-up: the size of the largest variant costs nothing.
@@ -99,10 +101,8 @@ struct SeedArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     let cli = Cli::parse();
+    blogql::telemetry::logs::init(cli.log_format);
     let result = match cli.command {
         Some(Command::PrintSchema { federation }) => {
             print!("{}", if federation { blogql::graphql::subgraph_sdl() } else { blogql::graphql::sdl() });

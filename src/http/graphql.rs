@@ -20,6 +20,7 @@ use super::viewer::Viewing;
 use super::{JSON, RequestRejection, Routes, error_response, idempotency, persisted};
 use crate::graphql::{RequestCtx, Viewer};
 use crate::metrics::Outcome;
+use crate::telemetry::{SpanId, TraceContext, TraceId, context};
 
 pub(super) async fn graphql_post(
     State(routes): State<Routes>,
@@ -40,9 +41,7 @@ pub(super) async fn graphql_post(
     if super::live::sse::wants_events(&headers) {
         return super::live::sse::serve(routes, client.ip(), viewer, req.into_inner()).await;
     }
-    execute(&routes, Some(client.ip()), viewer, &headers, req.into_inner(), Method::POST)
-        .instrument(request_span())
-        .await
+    traced(&routes, Some(client.ip()), viewer, &headers, req.into_inner(), Method::POST).await
 }
 
 /// `GET /graphql`: a query in the URL; with `Upgrade: websocket`, a
@@ -79,7 +78,7 @@ pub(super) async fn graphql_get(
     if super::live::sse::wants_events(&headers) {
         return super::live::sse::serve(routes, client.ip(), viewer, req).await;
     }
-    execute(&routes, Some(client.ip()), viewer, &headers, req, Method::GET).instrument(request_span()).await
+    traced(&routes, Some(client.ip()), viewer, &headers, req, Method::GET).await
 }
 
 /// What a request came to, before it is written out and counted.
@@ -97,7 +96,9 @@ enum Answer {
     KeyRefused { status: StatusCode, code: Code, message: &'static str },
 }
 
-async fn execute(
+/// Runs one request in its span (see [`request_span`]), then writes its
+/// log line and hands back its request id in `X-Request-Id`.
+async fn traced(
     routes: &Routes,
     client: Option<IpAddr>,
     viewer: Viewer,
@@ -106,7 +107,62 @@ async fn execute(
     method: Method,
 ) -> Response {
     let started = std::time::Instant::now();
+    let trace = TraceContext::from_headers(headers);
+    let span_id = SpanId::random();
+    let request_id = match context::caller_request_id(headers) {
+        Some(id) => id.to_owned(),
+        None => span_id.to_string(),
+    };
+    let span = request_span(&request_id, trace.trace_id);
+    let done = execute(routes, client, viewer, headers, req, method).instrument(span.clone()).await;
+    let Executed { mut http, operation, outcome, kind } = done;
+    span.record("operation", &*operation);
+    span.record("outcome", outcome.label());
+    tracing::info!(
+        target: "blogql::request",
+        parent: &span,
+        request_id = %request_id,
+        trace_id = %trace.trace_id,
+        operation = &*operation,
+        kind,
+        outcome = outcome.label(),
+        status = http.status().as_u16(),
+        duration_ms = started.elapsed().as_micros() as f64 / 1000.0,
+        "request"
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        http.headers_mut().insert(REQUEST_ID, value);
+    }
+    http
+}
+
+/// The response header that carries the request id (the caller's, or the request span's id).
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// A request's answer, and what its log line and metrics say of it.
+struct Executed {
+    http: Response,
+    operation: std::borrow::Cow<'static, str>,
+    outcome: Outcome,
+    /// `query` or `mutation`, once the operation was known.
+    kind: Option<&'static str>,
+}
+
+async fn execute(
+    routes: &Routes,
+    client: Option<IpAddr>,
+    viewer: Viewer,
+    headers: &HeaderMap,
+    req: async_graphql::Request,
+    method: Method,
+) -> Executed {
+    let started = std::time::Instant::now();
     let answer = answer(routes, client, viewer, headers, req, method).await;
+    let kind = match &answer {
+        Answer::Ran { mutation: true, .. } | Answer::Replayed { .. } | Answer::MutationOverGet => Some("mutation"),
+        Answer::Ran { mutation: false, .. } => Some("query"),
+        _ => None,
+    };
     // How the request ended, and (for the metrics) its codes, read before the
     // answer is handed to the encoder; the operation label is moved out of it after.
     let outcome = match &answer {
@@ -152,20 +208,23 @@ async fn execute(
         Answer::Replayed { body, operation } => (replay(headers, body), operation.into()),
         Answer::KeyRefused { status, code, message } => (error_response(status, code, message), "refused".into()),
     };
-    let span = tracing::Span::current();
-    span.record("operation", &*operation);
-    span.record("outcome", outcome.label());
     if let (Some(metrics), Some(codes)) = (&routes.state.metrics, codes) {
         metrics.request(&operation, outcome, started.elapsed(), codes.iter().map(String::as_str));
     }
-    http
+    Executed { http, operation, outcome, kind }
 }
 
 /// The span a request runs in: one per request, never one per field. Its
 /// operation and outcome are recorded when the answer is ready; store
 /// transactions are its children.
-fn request_span() -> tracing::Span {
-    tracing::info_span!("request", operation = tracing::field::Empty, outcome = tracing::field::Empty)
+fn request_span(request_id: &str, trace_id: TraceId) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        request_id,
+        trace_id = %trace_id,
+        operation = tracing::field::Empty,
+        outcome = tracing::field::Empty
+    )
 }
 
 /// Runs one request through the steps (see [`steps`]) and the schema.
@@ -225,7 +284,7 @@ async fn answer(
             Err(operation::Stop::MutationOverGet) => return Answer::MutationOverGet,
             Err(operation::Stop::Refused(refusal)) => return Answer::Refused(refusal.into_response()),
         }
-        if routes.state.metrics.is_some() {
+        if routes.state.metrics.is_some() || tracing::enabled!(target: "blogql::request", tracing::Level::INFO) {
             label = operation::label(&doc, op);
         }
         req.set_parsed_query(doc);

@@ -401,6 +401,19 @@ impl Binary {
 
     /// Starts the binary on the store in `data_dir` and waits until `/healthz` answers.
     pub async fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Binary {
+        Binary::start_with_output(data_dir, env, std::process::Stdio::null()).await
+    }
+
+    /// Starts the binary on a fresh store with its stdout (its log lines) written to `log`.
+    pub async fn start_logging(env: &[(&str, &str)], log: &Path) -> Binary {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = std::fs::File::create(log).expect("log file");
+        let mut binary = Binary::start_with_output(dir.path(), env, file.into()).await;
+        binary._dir = Some(dir);
+        binary
+    }
+
+    async fn start_with_output(data_dir: &Path, env: &[(&str, &str)], stdout: std::process::Stdio) -> Binary {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_blogql"));
         command
@@ -410,7 +423,7 @@ impl Binary {
             .env("BLOGQL_JWT_SECRET", TEST_SECRET)
             .env_remove("MONGODB_URI")
             .env("RUST_LOG", "off")
-            .stdout(std::process::Stdio::null())
+            .stdout(stdout)
             .stderr(std::process::Stdio::null());
         for (key, value) in env {
             command.env(key, value);

@@ -23,6 +23,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod idempotency;
+mod logs;
 mod metrics;
 mod mongo;
 mod nodes;

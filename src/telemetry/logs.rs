@@ -1,0 +1,31 @@
+//! The process's log output: human-readable text (the default) or one JSON
+//! object per line for a log pipeline (`--log-format json`).
+//!
+//! Every GraphQL request ends in one line at `info` under the target
+//! `blogql::request` (`RUST_LOG=info,blogql::request=off` silences them):
+//! its request id, trace id, operation name and type, outcome and duration.
+//! No line carries a password, a token or a document's text at `info`: the
+//! request line names the operation, never its text or variables.
+
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`,
+    /// the event's fields, and the spans it ran in (`spans`).
+    Json,
+}
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), to stdout.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(true).init(),
+    }
+}
