@@ -29,6 +29,9 @@ pub enum Code {
     PersistedQueryNotFound,
     /// APQ is turned off.
     PersistedQueryNotSupported,
+    /// A document not in the trusted-documents manifest, while the server
+    /// requires trusted documents (`--require-trusted-documents`).
+    UntrustedDocument,
     /// The answer would exceed `--max-response-bytes`.
     ResponseTooLarge,
     /// An `Idempotency-Key` whose first request still runs (`409`).
@@ -49,7 +52,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order metrics list them.
-    pub const ALL: [Code; 20] = [
+    pub const ALL: [Code; 21] = [
         Code::BadUserInput,
         Code::Unauthenticated,
         Code::Forbidden,
@@ -62,6 +65,7 @@ impl Code {
         Code::GraphqlValidationFailed,
         Code::PersistedQueryNotFound,
         Code::PersistedQueryNotSupported,
+        Code::UntrustedDocument,
         Code::ResponseTooLarge,
         Code::IdempotencyKeyInUse,
         Code::IdempotencyKeyReused,
@@ -87,6 +91,7 @@ impl Code {
             Code::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Code::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Code::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
+            Code::UntrustedDocument => "UNTRUSTED_DOCUMENT",
             Code::ResponseTooLarge => "RESPONSE_TOO_LARGE",
             Code::IdempotencyKeyInUse => "IDEMPOTENCY_KEY_IN_USE",
             Code::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
@@ -145,6 +150,7 @@ mod tests {
             | Code::GraphqlValidationFailed
             | Code::PersistedQueryNotFound
             | Code::PersistedQueryNotSupported
+            | Code::UntrustedDocument
             | Code::ResponseTooLarge
             | Code::IdempotencyKeyInUse
             | Code::IdempotencyKeyReused

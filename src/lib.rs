@@ -49,6 +49,9 @@
 //!   over WebSocket (`live::ws`, graphql-transport-ws) and SSE (`live::sse`,
 //!   graphql-sse's distinct connections);
 //!   `http::persisted` is APQ and the parsed-document cache;
+//!   `http::trusted` the trusted-documents manifest (loaded, checked and
+//!   watched) behind the allowlist step; `http::incoming` reads a POST body,
+//!   with the `documentId`/`id`/`doc_id` a persisted request may send;
 //!   `http::idempotency` is `Idempotency-Key` on mutations; `http::encode`
 //!   and `http::committed` write answers within their limits;
 //!   `http::conn` is the accept loop with its connection limits (per
@@ -116,8 +119,10 @@ pub use crate::auth::JWT_SECRET_FILE;
 use crate::error::Result;
 
 /// The complete HTTP application over `state`.
-pub fn build_app(state: AppState) -> Router {
-    http::router(state)
+pub fn build_app(state: AppState) -> Result<Router> {
+    // A start-up failure (a trusted-documents manifest that does not load)
+    // is told to the operator whole: its chain names the file and the entry.
+    http::router(state).map_err(|err| error::Error::internal(format!("{err:#}")))
 }
 
 /// Serves the application on `listener` until `shutdown` resolves, then lets
@@ -137,7 +142,8 @@ pub async fn serve(
         let (store, budget) = (state.store.clone(), state.settings.store.cascade_budget_docs);
         tokio::spawn(reaper::run(store, budget, Arc::clone(&stop_reaping)))
     });
-    let served = http::conn::serve_connections(listener, build_app(state), limits, shutdown).await;
+    let app = build_app(state)?;
+    let served = http::conn::serve_connections(listener, app, limits, shutdown).await;
     if let Some(reaping) = reaping {
         // A step in flight commits or rolls back whole; the next start resumes the job.
         stop_reaping.notify_one();

@@ -106,6 +106,8 @@ pub struct Metrics {
     pub batch_sizes: Histogram,
     /// Subscription sockets and what they carry.
     pub subscriptions: Subscriptions,
+    /// Untrusted documents served under `--trusted-documents-log-only`.
+    pub untrusted_documents: AtomicU64,
 }
 
 /// The subscription root fields counted by name; any other counts as `other`.
@@ -146,6 +148,7 @@ impl Default for Metrics {
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
             batch_sizes: Histogram::new(&BATCH_BOUNDS),
             subscriptions: Subscriptions::default(),
+            untrusted_documents: AtomicU64::new(0),
         }
     }
 }
@@ -207,6 +210,11 @@ impl Metrics {
             "blogql_dataloader_batch_size",
             "Keys per DataLoader batch (one store round trip each).",
         );
+        out.push_str(
+            "# HELP blogql_untrusted_documents_total Documents not in the trusted manifest, served because it only logs.\n",
+        );
+        out.push_str("# TYPE blogql_untrusted_documents_total counter\n");
+        let _ = writeln!(out, "blogql_untrusted_documents_total {}", self.untrusted_documents.load(Ordering::Relaxed));
         self.render_subscriptions(&mut out, published);
         out
     }

@@ -13,11 +13,13 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::conn::ConnSlot;
+use super::incoming::{DocumentIds, Incoming};
 use super::steps::outcome::{cap_errors, label_request_errors, not_executed};
 use super::steps::respond::{replay, respond};
+use super::steps::trusted::{self, Admitted};
 use super::steps::{Refusal, apq, operation, parse};
 use super::viewer::Viewing;
-use super::{JSON, RequestRejection, Routes, error_response, idempotency, persisted};
+use super::{RequestRejection, Routes, error_response, idempotency, persisted};
 use crate::graphql::{RequestCtx, Viewer};
 use crate::metrics::Outcome;
 use crate::telemetry::{SpanId, TraceContext, TraceId, context};
@@ -27,21 +29,12 @@ pub(super) async fn graphql_post(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Viewing(viewer): Viewing,
     headers: HeaderMap,
-    req: GraphQLRequest<RequestRejection>,
+    Incoming { req, document_id }: Incoming,
 ) -> Response {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case(JSON) {
-        return error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::UnsupportedMediaType,
-            "send GraphQL requests as Content-Type: application/json",
-        );
-    }
     if super::live::sse::wants_events(&headers) {
-        return super::live::sse::serve(routes, client.ip(), viewer, req.into_inner()).await;
+        return super::live::sse::serve(routes, client.ip(), viewer, req).await;
     }
-    traced(&routes, Some(client.ip()), viewer, &headers, req.into_inner(), Method::POST).await
+    traced(&routes, Some(client.ip()), viewer, &headers, req, document_id, Method::POST).await
 }
 
 /// `GET /graphql`: a query in the URL; with `Upgrade: websocket`, a
@@ -78,7 +71,8 @@ pub(super) async fn graphql_get(
     if super::live::sse::wants_events(&headers) {
         return super::live::sse::serve(routes, client.ip(), viewer, req).await;
     }
-    traced(&routes, Some(client.ip()), viewer, &headers, req, Method::GET).await
+    let document_id = if req.query.is_empty() { DocumentIds::from_params(&params).into_id() } else { None };
+    traced(&routes, Some(client.ip()), viewer, &headers, req, document_id, Method::GET).await
 }
 
 /// What a request came to, before it is written out and counted.
@@ -104,6 +98,7 @@ async fn traced(
     viewer: Viewer,
     headers: &HeaderMap,
     req: async_graphql::Request,
+    document_id: Option<String>,
     method: Method,
 ) -> Response {
     let started = std::time::Instant::now();
@@ -114,7 +109,7 @@ async fn traced(
         None => span_id.to_string(),
     };
     let span = request_span(&request_id, trace.trace_id);
-    let done = execute(routes, client, viewer, headers, req, method).instrument(span.clone()).await;
+    let done = execute(routes, client, viewer, headers, req, document_id, method).instrument(span.clone()).await;
     let Executed { mut http, operation, outcome, kind } = done;
     span.record("operation", &*operation);
     span.record("outcome", outcome.label());
@@ -154,10 +149,11 @@ async fn execute(
     viewer: Viewer,
     headers: &HeaderMap,
     req: async_graphql::Request,
+    document_id: Option<String>,
     method: Method,
 ) -> Executed {
     let started = std::time::Instant::now();
-    let answer = answer(routes, client, viewer, headers, req, method).await;
+    let answer = answer(routes, client, viewer, headers, req, document_id.as_deref(), method).await;
     let kind = match &answer {
         Answer::Ran { mutation: true, .. } | Answer::Replayed { .. } | Answer::MutationOverGet => Some("mutation"),
         Answer::Ran { mutation: false, .. } => Some("query"),
@@ -227,6 +223,16 @@ fn request_span(request_id: &str, trace_id: TraceId) -> tracing::Span {
     )
 }
 
+/// Counts and logs an untrusted document served under `--trusted-documents-log-only`:
+/// its hash and the operation name the client gave, never its text.
+fn untrusted_served(routes: &Routes, named: &apq::Named, operation: Option<&str>) {
+    if let Some(metrics) = &routes.state.metrics {
+        metrics.untrusted_documents.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let hash: String = named.hash.iter().map(|b| format!("{b:02x}")).collect();
+    tracing::warn!(hash, operation, "served a document that is not trusted (log-only mode)");
+}
+
 /// Runs one request through the steps (see [`steps`]) and the schema.
 async fn answer(
     routes: &Routes,
@@ -234,6 +240,7 @@ async fn answer(
     viewer: Viewer,
     headers: &HeaderMap,
     mut req: async_graphql::Request,
+    document_id: Option<&str>,
     method: Method,
 ) -> Answer {
     let graphql = &routes.state.settings.graphql;
@@ -246,33 +253,58 @@ async fn answer(
     // size check must run before anything expands fragment spreads, and GET
     // must know the operation type. The schema reuses this document; one
     // that does not parse is left to the schema, which reports the syntax error.
-    let named = match apq::named(&req.extensions.0, &req.query, routes.docs.enabled()) {
+    // An APQ hash may name a trusted document even where APQ itself is off.
+    let hashes = routes.docs.enabled() || routes.trusted.is_some();
+    let mut named = match apq::named(&req.extensions.0, &req.query, hashes) {
         Ok(named) => named,
+        Err(refusal) => return Answer::Refused(refusal.into_response()),
+    };
+    let trusted = match trusted::admit(routes.trusted.as_deref(), graphql, document_id, &named, &req.query) {
+        Ok(Admitted::Trusted(doc)) => Some(doc),
+        Ok(Admitted::Free) => None,
+        Ok(Admitted::LoggedOnly) => {
+            untrusted_served(routes, &named, req.operation_name.as_deref());
+            None
+        }
         Err(refusal) => return Answer::Refused(refusal.into_response()),
     };
     // A freshly parsed document is cached only once the schema has validated it.
     let mut to_cache = None;
-    let (doc, parses) = match routes.docs.get(&named.hash) {
-        Some(entry) => {
+    let (doc, parses) = match trusted {
+        Some(trusted) => {
             if req.query.is_empty() {
-                req.query.clone_from(&entry.query);
+                req.query.clone_from(&trusted.text);
             }
-            (Some(entry.doc.clone()), true)
+            named.hash = trusted.hash;
+            (Some(trusted.doc.clone()), true)
         }
-        None if named.hash_only => {
+        None if !routes.docs.enabled() && named.hash_only => {
             return Answer::Refused(
-                Refusal::new(Code::PersistedQueryNotFound, "PersistedQueryNotFound").into_response(),
+                Refusal::new(Code::PersistedQueryNotSupported, "PersistedQueryNotSupported").into_response(),
             );
         }
-        None => match parse::parse(&req.query, graphql, &routes.introspection) {
-            Ok(Some(parse::Parsed { doc, tokens })) => {
-                if routes.docs.enabled() && req.query.len() <= persisted::MAX_CACHED_QUERY_BYTES {
-                    to_cache = Some((doc.clone(), tokens));
+        None => match routes.docs.get(&named.hash) {
+            Some(entry) => {
+                if req.query.is_empty() {
+                    req.query.clone_from(&entry.query);
                 }
-                (Some(doc), true)
+                (Some(entry.doc.clone()), true)
             }
-            Ok(None) => (None, false),
-            Err(refusal) => return Answer::Refused(refusal.into_response()),
+            None if named.hash_only => {
+                return Answer::Refused(
+                    Refusal::new(Code::PersistedQueryNotFound, "PersistedQueryNotFound").into_response(),
+                );
+            }
+            None => match parse::parse(&req.query, graphql, &routes.introspection) {
+                Ok(Some(parse::Parsed { doc, tokens })) => {
+                    if routes.docs.enabled() && req.query.len() <= persisted::MAX_CACHED_QUERY_BYTES {
+                        to_cache = Some((doc.clone(), tokens));
+                    }
+                    (Some(doc), true)
+                }
+                Ok(None) => (None, false),
+                Err(refusal) => return Answer::Refused(refusal.into_response()),
+            },
         },
     };
     let mut label = String::from("unparsed");

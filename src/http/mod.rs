@@ -28,10 +28,12 @@ mod encode;
 pub mod graphiql;
 mod graphql;
 mod idempotency;
+mod incoming;
 pub mod live;
 pub mod persisted;
 pub mod slow_body;
 pub mod steps;
+pub mod trusted;
 mod viewer;
 
 use crate::app::AppState;
@@ -57,12 +59,15 @@ struct Routes {
     subscriptions: std::sync::Arc<live::Running>,
     /// Subscription runs shared by the subscribers who ask the same thing.
     fans: std::sync::Arc<live::fan::Fans>,
+    /// The trusted documents (`--trusted-documents`), when configured.
+    trusted: Option<std::sync::Arc<trusted::TrustedDocuments>>,
 }
 
 /// The application's routes over `state`, with its HTTP limits applied:
 /// body size (413 beyond it), request and body-read timeouts (408), CORS for
-/// the configured origins only, and a tracing span per request.
-pub fn router(state: AppState) -> Router {
+/// the configured origins only, and a tracing span per request. Fails when
+/// the trusted-documents manifest does not load.
+pub fn router(state: AppState) -> anyhow::Result<Router> {
     let http = state.settings.http.clone();
     let graphql = &state.settings.graphql;
     let docs = std::sync::Arc::new(persisted::DocumentCache::new(
@@ -74,6 +79,15 @@ pub fn router(state: AppState) -> Router {
     let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&schema.sdl()));
     let subscriptions = std::sync::Arc::new(live::Running::new(http.max_subscriptions));
     let fans = std::sync::Arc::new(live::fan::Fans::default());
+    let trusted = match &graphql.trusted_documents {
+        Some(path) => {
+            let docs = trusted::TrustedDocuments::load(path, graphql, std::sync::Arc::clone(&introspection))?;
+            let docs = std::sync::Arc::new(docs);
+            trusted::TrustedDocuments::watch(&docs);
+            Some(docs)
+        }
+        None => None,
+    };
     let routes = Routes {
         schema,
         state,
@@ -83,13 +97,14 @@ pub fn router(state: AppState) -> Router {
         encode_slots: encode::EncodeSlots::new(),
         subscriptions,
         fans,
+        trusted,
     };
     let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());
     let graphiql = Router::new()
         .route("/", get(graphiql::page))
         .route("/graphiql/{file}", get(graphiql::asset))
         .with_state(assets);
-    Router::new()
+    Ok(Router::new()
         .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -105,7 +120,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout()))
         .layer(axum::middleware::map_response(graphql_shaped_refusals))
         .layer(cors(&http.cors_origins, &http.cors_headers))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http()))
 }
 
 /// The body-limit and timeout layers answer 413 and 408 with plain text or

@@ -147,10 +147,13 @@ pub fn requested_hash(extensions: &std::collections::HashMap<String, ConstValue>
     let Some(ConstValue::String(hex)) = pq.get(&Name::new("sha256Hash")) else {
         return Err(ApqError::Malformed("extensions.persistedQuery.sha256Hash must be a string"));
     };
-    decode_hex(hex).map(Some).ok_or(ApqError::Malformed("extensions.persistedQuery.sha256Hash must be 64 hex digits"))
+    parse_hex_hash(hex)
+        .map(Some)
+        .ok_or(ApqError::Malformed("extensions.persistedQuery.sha256Hash must be 64 hex digits"))
 }
 
-fn decode_hex(hex: &str) -> Option<Hash> {
+/// A SHA-256 hash from its 64 hex digits.
+pub fn parse_hex_hash(hex: &str) -> Option<Hash> {
     let bytes = hex.as_bytes();
     if bytes.len() != 64 {
         return None;
@@ -248,8 +251,8 @@ mod tests {
         #[test]
         fn hex_round_trips(bytes in any::<[u8; 32]>(), upper in any::<bool>()) {
             let hex: String = bytes.iter().map(|b| if upper { format!("{b:02X}") } else { format!("{b:02x}") }).collect();
-            prop_assert_eq!(decode_hex(&hex), Some(bytes));
-            prop_assert_eq!(decode_hex(&hex[1..]), None);
+            prop_assert_eq!(parse_hex_hash(&hex), Some(bytes));
+            prop_assert_eq!(parse_hex_hash(&hex[1..]), None);
         }
     }
 }

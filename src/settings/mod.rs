@@ -202,6 +202,21 @@ pub struct GraphqlSettings {
     /// `@key(fields: "id")` on `User`, `Post` and `Comment`).
     #[arg(long, env = "BLOGQL_FEDERATION", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub federation: bool,
+    /// A manifest of the operations your clients ship (Apollo's
+    /// persisted-query manifest, Relay's `persisted_queries.json`, or
+    /// graphql-codegen's persisted documents), watched for changes. Requests
+    /// may then name a document by `documentId`, `id`/`doc_id`, or an APQ hash.
+    #[arg(long, env = "BLOGQL_TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<PathBuf>,
+    /// Refuse every document not in `--trusted-documents`, before parsing it
+    /// (`UNTRUSTED_DOCUMENT`); APQ registration is off.
+    #[arg(long, env = "BLOGQL_REQUIRE_TRUSTED_DOCUMENTS", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, requires = "trusted_documents")]
+    pub require_trusted_documents: bool,
+    /// With `--require-trusted-documents`: serve untrusted documents anyway,
+    /// but count (`blogql_untrusted_documents_total`) and log each one, to
+    /// see what a rollout would refuse before it does.
+    #[arg(long, env = "BLOGQL_TRUSTED_DOCUMENTS_LOG_ONLY", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, requires = "require_trusted_documents")]
+    pub trusted_documents_log_only: bool,
 }
 
 impl Default for GraphqlSettings {
@@ -218,6 +233,9 @@ impl Default for GraphqlSettings {
             persisted_queries_mib: defaults::PERSISTED_QUERIES_MIB,
             introspection: true,
             federation: false,
+            trusted_documents: None,
+            require_trusted_documents: false,
+            trusted_documents_log_only: false,
         }
     }
 }

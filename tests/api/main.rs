@@ -42,4 +42,5 @@ mod snapshot_reads;
 mod sse;
 mod staged;
 mod subscriptions;
+mod trusted;
 mod validation;

@@ -2,7 +2,9 @@
 //! runs it, in order, one file each with its tests beside it (the shape of
 //! Apollo Router's `services/layers/`). `http::graphql` calls them in turn.
 //!
-//! 1. [`apq`]: which document the request names (its text, or an APQ hash).
+//! 1. [`apq`]: which document the request names (its text, or an APQ hash);
+//!    then [`trusted`]: whether it is a trusted document (found by id,
+//!    hash or text, already parsed), and whether an untrusted one may run.
 //! 2. [`parse`]: the lexical pass, the parse, and the checks that must see
 //!    the document before anything expands it (fields, previews,
 //!    introspection cost). A document from the cache has passed them.
@@ -20,6 +22,7 @@ pub mod operation;
 pub mod outcome;
 pub mod parse;
 pub mod respond;
+pub mod trusted;
 
 use std::borrow::Cow;
 
