@@ -8,6 +8,7 @@
 #   live-graphql-ws  graphql-ws's createClient: subscriptions, resume, the token, NOT_FOUND
 #   live-graphql-sse graphql-sse's createClient (distinct connections): the same
 #   live-apollo      Apollo Client 4 with GraphQLWsLink: the same
+#   trusted-relay  relay-compiler's persisted queries as blogql's required trusted documents
 # Usage: tests/js/run.sh <blogql binary>. Installs the pinned packages
 # (package-lock.json) with `npm ci` when needed. Prints one result line per
 # check as `js check <name>: ok|FAILED` and exits 1 if any failed.
@@ -38,6 +39,13 @@ relay() {
     (cd relay && rm -rf __generated__ && mkdir __generated__ && ../node_modules/.bin/relay-compiler)
 }
 
+# relay-compiler's local persisting needs its output file to exist before it runs.
+trusted_relay() {
+    (cd relay && rm -rf __persisted__ && mkdir __persisted__ && echo '{}' > __persisted__/persisted_queries.json \
+        && ../node_modules/.bin/relay-compiler relay.persisted.json) || return 1
+    node trusted.mjs "$binary" "$PWD/relay/__persisted__/persisted_queries.json" "$PWD/relay/__persisted__"
+}
+
 check schema-lint node_modules/.bin/graphql-schema-linter \
     --rules types-have-descriptions,fields-have-descriptions,arguments-have-descriptions,input-object-values-have-descriptions,enum-values-have-descriptions,relay-connection-types-spec,relay-connection-arguments-spec,relay-page-info-spec \
     "$root/schema.graphql"
@@ -48,4 +56,5 @@ check http-audit node audit.mjs "$binary"
 check live-graphql-ws node live.mjs "$binary" graphql-ws
 check live-graphql-sse node live.mjs "$binary" graphql-sse
 check live-apollo node live.mjs "$binary" apollo
+check trusted-relay trusted_relay
 exit "$status"

@@ -1,14 +1,14 @@
 // Starts a real blogql for a check: a free port, a fresh data directory, a
-// known JWT secret. Resolves to { base, stop(code) }; stop kills the server,
+// known JWT secret; `args` are further `serve` flags. Resolves to { base, stop(code) }; stop kills the server,
 // removes the directory and exits with `code`.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export async function startBlogql(binary, name) {
+export async function startBlogql(binary, name, args = []) {
   const dataDir = mkdtempSync(join(tmpdir(), `blogql-${name}-`));
-  const server = spawn(binary, ["serve", "--bind", "127.0.0.1:0", "--data-dir", dataDir], {
+  const server = spawn(binary, ["serve", "--bind", "127.0.0.1:0", "--data-dir", dataDir, ...args], {
     env: { ...process.env, BLOGQL_JWT_SECRET: "audit-secret-of-thirty-two-bytes!", RUST_LOG: "info", NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
