@@ -4,7 +4,7 @@
 # when its turn comes, wrk on core 1. Seeds through the public mutations, then
 # prints req/s, p50/p99 and blogql / calibration for three query shapes, a
 # write mix, createPost against fan-out, and blogql's peak RSS.
-#   bash bench/perf.sh        (DURATION=5s ROUNDS=3 FAN_OUT=10000 BLOGQL_BIN=path to change)
+#   bash bench/perf.sh        (DURATION=5s ROUNDS=3 FAN_OUT=10000 BLOGQL_BIN=path BENCH_RUST_LOG=filter to change)
 # Each table cell is the median of ROUNDS runs, blogql and the calibration alternating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ bin=${BLOGQL_BIN:-target/release/blogql}   # another build to compare, e.g. an o
 data=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 bport=$(free_port); cport=$(free_port)
-BLOGQL_JWT_SECRET=bench-secret-0123456789abcdef RUST_LOG=warn taskset -c 0 "$bin" serve \
+BLOGQL_JWT_SECRET=bench-secret-0123456789abcdef RUST_LOG=${BENCH_RUST_LOG:-warn} taskset -c 0 "$bin" serve \
     --data-dir "$data" --bind "127.0.0.1:$bport" --signups-per-ip-per-minute 1000000 \
     --writes-per-user-per-minute 1000000000 --write-bytes-per-user-per-minute 4000000000 &
 blogql=$!

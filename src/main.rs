@@ -102,7 +102,7 @@ struct SeedArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    blogql::telemetry::logs::init(cli.log_format);
+    let _flush_logs_at_exit = blogql::telemetry::logs::init(cli.log_format);
     let result = match cli.command {
         Some(Command::PrintSchema { federation }) => {
             print!("{}", if federation { blogql::graphql::subgraph_sdl() } else { blogql::graphql::sdl() });

@@ -73,7 +73,6 @@ impl Comment {
 
     /// Text, 1–5,000 characters. Costs 20 toward the query's complexity (one
     /// per 1,000 bytes it may answer: a character is up to 4 bytes of UTF-8).
-    #[graphql(complexity = 20)]
     async fn body(&self) -> &str {
         &self.doc.body
     }

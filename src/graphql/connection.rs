@@ -20,7 +20,7 @@ use super::CtxExt;
 use super::error::ApiResult;
 use super::loader::Loaded;
 use super::to_int;
-use crate::domain::{CursorKey, DEFAULT_PAGE, MAX_PAGE, Page};
+use crate::domain::{CursorKey, Page};
 use crate::error::Result;
 use crate::model::UserId;
 use crate::store::{Collection, CountOf, Paged};
@@ -277,15 +277,6 @@ pub async fn related<R: Loaded, T: Listed<Doc = R::Doc>>(
         Paged::default()
     };
     Ok(Box::pin(build(ctx, docs, &page, total, R::key)).await?)
-}
-
-/// Complexity of a connection field: its page size times the cost of one
-/// node, so `1,500 aliases × first: 100` is refused before it runs. Out-of-range
-/// sizes are clamped here and refused by the resolver.
-pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
-    let size = first.or(last).map_or(DEFAULT_PAGE as i32, |n| n.clamp(0, MAX_PAGE as i32));
-    let size = usize::try_from(size).unwrap_or(MAX_PAGE);
-    1 + size.max(1).saturating_mul(child_complexity)
 }
 
 #[cfg(test)]

@@ -21,16 +21,6 @@ use crate::error::{Error, Result};
 /// whole; a staged one may name far more, and its counts say how many.
 pub const MAX_PAYLOAD_LIST: usize = 1_000;
 
-/// Complexity of a payload list: its length bound (`first`, default and at
-/// most [`MAX_PAYLOAD_LIST`]) times the cost of one entry, so a list whose
-/// items are cheap to name but costly to answer (300 aliases of `body`) is
-/// costed by what it can answer, not once.
-pub fn payload_list_cost(first: Option<i32>, child_complexity: usize) -> usize {
-    let n = first.map_or(MAX_PAYLOAD_LIST, |n| usize::try_from(n).unwrap_or(0).min(MAX_PAYLOAD_LIST));
-    // A list of scalars has no child selection (complexity 0): each entry still costs one.
-    1 + n.max(1).saturating_mul(child_complexity.max(1))
-}
-
 /// The first `first` of `ids` as GraphQL ids (see [`payload_list`]).
 pub fn payload_ids<D>(ids: &[crate::model::Id<D>], first: Option<i32>) -> Result<Vec<async_graphql::ID>> {
     Ok(payload_list(ids, first)?.iter().copied().map(super::to_id).collect())
@@ -142,7 +132,6 @@ impl DeleteUserPayload {
 
     /// The ids of the posts deleted with it: the first `first` (all of an
     /// unstaged delete's); `deletedPostCount` says how many in all.
-    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
     async fn deleted_post_ids(
         &self,
         #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
@@ -152,7 +141,6 @@ impl DeleteUserPayload {
 
     /// The ids of the comments deleted with it, those on its posts and its own
     /// elsewhere: the first `first`; `deletedCommentCount` says how many in all.
-    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
     async fn deleted_comment_ids(
         &self,
         #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,
@@ -190,7 +178,6 @@ impl DeleteUserPayload {
 
     /// Every surviving user whose `followers` or `following` changed, as they
     /// are now: the first `first`; `affectedUserCount` says how many in all.
-    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
     async fn affected_users(
         &self,
         ctx: &Context<'_>,
@@ -206,7 +193,6 @@ impl DeleteUserPayload {
 
     /// Every surviving post whose `likedBy`, `likeCount` or `commentCount`
     /// changed, as they are now: the first `first`; `affectedPostCount` says how many in all.
-    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
     async fn affected_posts(
         &self,
         ctx: &Context<'_>,
@@ -233,13 +219,9 @@ impl DeleteUserPayload {
 mod tests {
     use super::*;
 
-    /// A payload list is costed by its bound and cut to it; out-of-range `first` is refused.
+    /// A payload list is cut to `first` (default and at most 1,000); out-of-range `first` is refused.
     #[test]
     fn payload_lists_are_bounded() {
-        assert_eq!(payload_list_cost(None, 3), 1 + MAX_PAYLOAD_LIST * 3);
-        assert_eq!(payload_list_cost(Some(10), 300), 1 + 10 * 300);
-        assert_eq!(payload_list_cost(Some(i32::MAX), 1), 1 + MAX_PAYLOAD_LIST);
-        assert_eq!(payload_list_cost(None, 0), 1 + MAX_PAYLOAD_LIST, "a list of ids costs one per id");
         let entries: Vec<u32> = (0..1500).collect();
         assert_eq!(payload_list(&entries, None).map(<[u32]>::len).ok(), Some(MAX_PAYLOAD_LIST));
         assert_eq!(payload_list(&entries, Some(2)).map(<[u32]>::to_vec).ok(), Some(vec![0, 1]));

@@ -24,7 +24,6 @@ impl FeedQuery {
     /// on the next read, and an unfollowed, deleted or departing author's
     /// posts are gone. `totalCount` is the sum of the authors' post counts.
     /// Needs a token (`UNAUTHENTICATED` without one).
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn feed(
         &self,
         ctx: &Context<'_>,

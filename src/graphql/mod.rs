@@ -70,8 +70,21 @@ pub fn sdl() -> String {
 
 /// The Federation v2 subgraph SDL (`blogql print-schema --federation`), which
 /// `subgraph.graphql` must match and `_service { sdl }` answers.
+/// It carries the cost model as `@cost` and `@listSize` (see [`cost::publish`]).
 pub fn subgraph_sdl() -> String {
-    subgraph_builder().finish().sdl_with_options(SDLExportOptions::new().federation().compose_directive())
+    subgraph_sdls().1.clone()
+}
+
+/// The subgraph SDL as async-graphql prints it (and answers `_service`
+/// with), and as published, decorated with the cost directives; built once.
+fn subgraph_sdls() -> &'static (String, String) {
+    static SDLS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    SDLS.get_or_init(|| {
+        let raw =
+            subgraph_builder().finish().sdl_with_options(SDLExportOptions::new().federation().compose_directive());
+        let decorated = cost::publish::decorate(&raw);
+        (raw, decorated)
+    })
 }
 
 /// The executable schema this process serves: the client schema, or the
@@ -97,7 +110,12 @@ impl AppSchema {
     pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         match self {
             AppSchema::Client(schema) => schema.execute(request).await,
-            AppSchema::Subgraph(schema) => schema.execute(request).await,
+            AppSchema::Subgraph(schema) => {
+                let mut resp = schema.execute(request).await;
+                let (raw, decorated) = subgraph_sdls();
+                cost::publish::replace_service_sdl(&mut resp.data, raw, decorated);
+                resp
+            }
         }
     }
 
@@ -123,7 +141,6 @@ pub fn build_schema(state: AppState) -> AppSchema {
         ($builder:expr) => {{
             let builder = $builder
                 .limit_depth(limits.max_query_depth)
-                .limit_complexity(limits.max_query_complexity)
                 .limit_recursive_depth(limits.max_query_depth.saturating_add(RECURSION_HEADROOM))
                 .data(state);
             if limits.introspection { builder.finish() } else { builder.disable_introspection().finish() }

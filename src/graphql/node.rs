@@ -60,7 +60,6 @@ impl NodeQuery {
 
     /// The objects with these ids, in the same order; null where an id names
     /// nothing. At most 100 ids; any number costs three batched reads.
-    #[graphql(complexity = "1 + ids.len().max(1) * child_complexity")]
     async fn nodes(
         &self,
         ctx: &Context<'_>,

@@ -8,7 +8,7 @@ use async_graphql::{Context, ID, InputObject, Lookahead, Object};
 
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
-use super::deletion::{DeletionPlan, payload_ids, payload_list_cost};
+use super::deletion::{DeletionPlan, payload_ids};
 use super::error::ApiResult;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, load_user};
@@ -116,7 +116,6 @@ impl Post {
     /// complexity (one per 1,000 bytes it may answer: a character is up to 4
     /// bytes of UTF-8), so aliasing it cannot multiply a small query into a
     /// huge response.
-    #[graphql(complexity = 200)]
     async fn body(&self) -> &str {
         &self.doc.body
     }
@@ -137,7 +136,6 @@ impl Post {
     }
 
     /// Comments on the post, newest first.
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -166,7 +164,6 @@ impl Post {
     }
 
     /// Users who like the post, newest account first.
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn liked_by(
         &self,
         ctx: &Context<'_>,
@@ -214,7 +211,6 @@ impl PostQuery {
     }
 
     /// All posts, or one author's, newest first.
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,
@@ -271,7 +267,6 @@ impl DeletePostPayload {
 
     /// The ids of the comments deleted with it, read in the deleting
     /// transaction: the first `first`; `deletedCommentCount` says how many in all.
-    #[graphql(complexity = "payload_list_cost(first, child_complexity)")]
     async fn deleted_comment_ids(
         &self,
         #[graphql(desc = "At most this many (0 to 1,000; default 1,000).")] first: Option<i32>,

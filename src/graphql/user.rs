@@ -70,7 +70,6 @@ impl User {
     }
 
     /// The user's posts, newest first.
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,
@@ -96,7 +95,6 @@ impl User {
     }
 
     /// The user's comments on any post, newest first.
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -110,7 +108,6 @@ impl User {
     }
 
     /// Users following this user, newest account first.
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn followers(
         &self,
         ctx: &Context<'_>,
@@ -124,7 +121,6 @@ impl User {
     }
 
     /// Users this user follows, newest account first.
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn following(
         &self,
         ctx: &Context<'_>,
@@ -214,7 +210,6 @@ impl UserQuery {
     }
 
     /// All users, newest first.
-    #[graphql(complexity = "connection::page_cost(first, last, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -17,7 +17,7 @@ use super::incoming::{DocumentIds, Incoming};
 use super::steps::outcome::{cap_errors, label_request_errors, not_executed};
 use super::steps::respond::{replay, respond};
 use super::steps::trusted::{self, Admitted};
-use super::steps::{Refusal, apq, operation, parse};
+use super::steps::{Refusal, apq, cost, operation, parse};
 use super::viewer::Viewing;
 use super::{RequestRejection, Routes, error_response, idempotency, persisted};
 use crate::graphql::{RequestCtx, Viewer};
@@ -115,7 +115,6 @@ async fn traced(
     span.record("outcome", outcome.label());
     tracing::info!(
         target: "blogql::request",
-        parent: &span,
         request_id = %request_id,
         trace_id = %trace.trace_id,
         operation = &*operation,
@@ -315,6 +314,9 @@ async fn answer(
             Ok(ok) => checked = Some(ok),
             Err(operation::Stop::MutationOverGet) => return Answer::MutationOverGet,
             Err(operation::Stop::Refused(refusal)) => return Answer::Refused(refusal.into_response()),
+        }
+        if let Err(refusal) = cost::check(&routes.cost, &doc, op, &req.variables, graphql.max_query_complexity) {
+            return Answer::Refused(refusal.into_response());
         }
         if routes.state.metrics.is_some() || tracing::enabled!(target: "blogql::request", tracing::Level::INFO) {
             label = operation::label(&doc, op);

@@ -59,6 +59,8 @@ struct Routes {
     subscriptions: std::sync::Arc<live::Running>,
     /// Subscription runs shared by the subscribers who ask the same thing.
     fans: std::sync::Arc<live::fan::Fans>,
+    /// The served schema's cost model (`--max-query-complexity`, and the published `@cost`/`@listSize`).
+    cost: std::sync::Arc<crate::graphql::cost::CostModel>,
     /// The trusted documents (`--trusted-documents`), when configured.
     trusted: Option<std::sync::Arc<trusted::TrustedDocuments>>,
 }
@@ -76,7 +78,9 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     ));
     let budget = budget::ResponseBudget::new(http.max_response_bytes_in_flight);
     let schema = build_schema(state.clone());
-    let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&schema.sdl()));
+    let served_sdl = schema.sdl();
+    let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&served_sdl));
+    let cost = std::sync::Arc::new(crate::graphql::cost::CostModel::of_sdl(&served_sdl));
     let subscriptions = std::sync::Arc::new(live::Running::new(http.max_subscriptions));
     let fans = std::sync::Arc::new(live::fan::Fans::default());
     let trusted = match &graphql.trusted_documents {
@@ -97,6 +101,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         encode_slots: encode::EncodeSlots::new(),
         subscriptions,
         fans,
+        cost,
         trusted,
     };
     let assets = graphiql::GraphiqlAssets::new(http.graphiql_assets_dir.clone());

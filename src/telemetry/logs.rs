@@ -20,12 +20,26 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), to stdout.
-pub fn init(format: LogFormat) {
+/// Lines a request may queue for the writer thread before it waits for room
+/// (a full queue slows requests rather than dropping lines).
+const QUEUED_LINES: usize = 16_384;
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), to
+/// stdout through a writer thread, so a request formats its line but never
+/// waits on the write itself. Keep the guard until exit: dropping it flushes.
+pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour only on a terminal: escape codes in a log file or pipe are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES)
+        .lossy(false)
+        .thread_name("blogql-log")
+        .finish(std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(true).init(),
     }
+    guard
 }

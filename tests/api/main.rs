@@ -12,6 +12,7 @@ mod auth;
 mod budgets;
 mod cascade;
 mod container;
+mod costs;
 mod crash;
 mod deletion_plan;
 mod disk;

@@ -1,5 +1,6 @@
 // Composes blogql's subgraph SDL with a small second subgraph that extends
-// `Post` (a "reviews" service), the way Apollo Router's supergraph is built.
+// `Post` (a "reviews" service), the way Apollo Router's supergraph is built,
+// and checks that the cost directives (`@cost`, `@listSize`) reach the supergraph.
 // Usage: node compose.mjs <blogql subgraph SDL file>. Exits 1 on any
 // composition error or hint of an error.
 import { readFileSync } from "node:fs";
@@ -34,7 +35,11 @@ if (result.errors && result.errors.length > 0) {
   process.exit(1);
 }
 const supergraph = result.supergraphSdl;
-for (const needle of ["reviews: [Review!]!", "type User", "type Comment", "join__type(graph: BLOGQL"]) {
+// The cost directives survive composition, where a router's demand control reads them.
+for (const needle of [
+  "reviews: [Review!]!", "type User", "type Comment", "join__type(graph: BLOGQL",
+  "@cost(weight: 200)", "@listSize(assumedSize: 20, slicingArguments: [\"first\", \"last\"], sizedFields: [\"edges\"]",
+]) {
   if (!supergraph.includes(needle)) {
     console.error(`the supergraph lacks ${needle}`);
     process.exit(1);

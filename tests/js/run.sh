@@ -2,7 +2,7 @@
 # The checks clients' own tools make of blogql, each by name:
 #   schema-lint    graphql-schema-linter: descriptions everywhere, Relay connection rules
 #   relay-lint     @graphql-eslint: relay-connection-types, relay-edge-types, relay-arguments, relay-page-info
-#   composition    @apollo/composition: subgraph.graphql composes with a second subgraph extending Post
+#   composition    @apollo/composition: subgraph.graphql composes with a second subgraph extending Post, keeping @cost/@listSize
 #   relay-compiler refetchable, paginated fragments on User.posts and Post.comments compile
 #   http-audit     graphql-http's audit: every MUST and SHOULD of GraphQL over HTTP
 #   live-graphql-ws  graphql-ws's createClient: subscriptions, resume, the token, NOT_FOUND

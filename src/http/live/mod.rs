@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use self::fan::{Key, Member, Shared};
 use super::Routes;
-use super::steps::{Refusal, operation, parse};
+use super::steps::{Refusal, cost, operation, parse};
 use crate::auth::Token;
 use crate::code::Code;
 use crate::graphql::{RequestCtx, Viewer};
@@ -102,6 +102,7 @@ pub(super) fn start(
             {
                 return Err(refusal);
             }
+            cost::check(&routes.cost, &parsed.doc, op, &request.variables, graphql.max_query_complexity)?;
             request.set_parsed_query(parsed.doc);
             true
         }

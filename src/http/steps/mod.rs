@@ -11,6 +11,8 @@
 //! 3. [`operation`]: what the chosen operation is (a mutation over GET is
 //!    refused), its mutation fields and label, introspection and
 //!    `_entities` bounds.
+//!    Then [`cost`]: the operation's cost by the published cost model,
+//!    against `--max-query-complexity`.
 //! 4. `http::idempotency`: claim an `Idempotency-Key`, settle it after.
 //! 5. [`outcome`]: codes on errors raised before execution, the capped
 //!    error list.
@@ -18,6 +20,7 @@
 //!    mutation's answer cut down rather than dropped), in the media type asked for.
 
 pub mod apq;
+pub mod cost;
 pub mod operation;
 pub mod outcome;
 pub mod parse;

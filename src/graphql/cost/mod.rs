@@ -1,4 +1,9 @@
-//! Where each list field's length bound lives in the cost model.
+//! The cost model: what each field weighs and what bounds each list.
+//!
+//! [`model`] computes an operation's cost from these tables by the IBM
+//! GraphQL Cost Directive rules, and [`publish`] writes them into the
+//! subgraph SDL as `@cost` and `@listSize`, so a gateway estimates exactly
+//! what blogql enforces.
 //!
 //! A list whose items cost nothing to name but much to answer is how one
 //! cheap request used to buy gigabytes (`affectedPosts` with 300 aliases of
@@ -11,10 +16,23 @@
 
 use crate::domain::MAX_PAGE;
 
+pub mod model;
+pub mod publish;
+
+pub use model::CostModel;
+
+/// Fields that weigh more than their type's default (1 for an object, 0 for
+/// a scalar), by `(type, field, weight)`: one unit per 1,000 bytes a field
+/// may answer, a character being up to 4 bytes. `Post.body` holds 50,000
+/// characters, `Comment.body` 5,000.
+pub const FIELD_WEIGHTS: &[(&str, &str, u64)] = &[("Post", "body", 200), ("Comment", "body", 20)];
+
 /// What bounds a list field's length, and so multiplies its complexity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListBound {
-    /// An argument bounds it at `max`; its complexity is `1 + bound × child`.
+    /// An argument bounds it at `max` (the assumed size when it is not
+    /// given); it costs the argument's value × one entry. A list argument
+    /// (`nodes(ids:)`) is not an IBM slicing argument: the list is assumed at `max`.
     Argument {
         /// The argument.
         name: &'static str,
@@ -22,8 +40,8 @@ pub enum ListBound {
         max: usize,
     },
     /// A connection's `edges`: every field answering the connection takes
-    /// `first`/`last` (at most [`MAX_PAGE`]) and costs `1 + first × child`
-    /// (`connection::page_cost`).
+    /// `first`/`last` (at most [`MAX_PAGE`]) and costs 1 plus `first` ×
+    /// one edge (the connection field's `@listSize` sizes its `edges`, see [`model`]).
     ConnectionPage,
     /// Introspection's lists, multiplied by their longest length in this
     /// schema (`limits::introspection`).
@@ -60,7 +78,7 @@ pub const LIST_FIELDS: &[(&str, &str, ListBound)] = &[
     ("__Directive", "args", ListBound::Introspection),
 ];
 
-/// The bound of every deletion payload list (`deletion::payload_list_cost`).
+/// The bound of every deletion payload list (`first`, default and at most 1,000).
 const PAYLOAD_LIST: ListBound = ListBound::Argument { name: "first", max: super::deletion::MAX_PAYLOAD_LIST };
 
 /// The bound of `type_name.field`, if it is a listed list field.
