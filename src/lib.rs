@@ -63,8 +63,9 @@
 //!   fields) and the rate limiters (log-ins, sign-ups, write budgets).
 //!   `graphql::cost` lists every list field's length bound.
 //! - [`metrics`]: the counters and histograms behind `GET /metrics`.
-//! - [`telemetry`]: log output (text or JSON lines, one line per request)
-//!   and the W3C trace context a request continues or starts.
+//! - [`telemetry`]: log output (text or JSON lines, one line per request),
+//!   the W3C trace context a request continues or starts, and
+//!   `telemetry::otlp`, the OpenTelemetry span layer, sampler and OTLP/HTTP exporter.
 //! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret,
 //!   and `auth::accounts`, the account service (sign-up, log-in and their
 //!   limits) that resolvers call.
@@ -88,6 +89,10 @@
 //!
 //! [`build_app`] and [`serve`] are what both `main` and the integration tests
 //! use, so tests exercise the real application on a real socket.
+
+// The resolvers' futures nest deeply (loaders, spans, the federated root);
+// computing their layout in the test build needs more than the default 128.
+#![recursion_limit = "256"]
 
 pub mod app;
 pub mod auth;

@@ -25,9 +25,8 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     serve: Settings,
-    /// How log lines are written: `text`, or `json` (one object per line).
-    #[arg(long, env = "BLOGQL_LOG_FORMAT", value_enum, default_value_t, global = true)]
-    log_format: blogql::telemetry::LogFormat,
+    #[command(flatten)]
+    telemetry: blogql::settings::TelemetrySettings,
 }
 
 // Parsed once at start-up: the size of the largest variant costs nothing.
@@ -102,7 +101,13 @@ struct SeedArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _flush_logs_at_exit = blogql::telemetry::logs::init(cli.log_format);
+    let _flush_logs_at_exit = match blogql::telemetry::init(&cli.telemetry) {
+        Ok(guard) => guard,
+        Err(why) => {
+            eprintln!("blogql: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Some(Command::PrintSchema { federation }) => {
             print!("{}", if federation { blogql::graphql::subgraph_sdl() } else { blogql::graphql::sdl() });

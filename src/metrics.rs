@@ -215,6 +215,12 @@ impl Metrics {
         );
         out.push_str("# TYPE blogql_untrusted_documents_total counter\n");
         let _ = writeln!(out, "blogql_untrusted_documents_total {}", self.untrusted_documents.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP blogql_otlp_spans_dropped_total Spans not exported because the exporter's queue was full.\n",
+        );
+        out.push_str("# TYPE blogql_otlp_spans_dropped_total counter\n");
+        let dropped = crate::telemetry::otlp::DROPPED.load(Ordering::Relaxed);
+        let _ = writeln!(out, "blogql_otlp_spans_dropped_total {dropped}");
         self.render_subscriptions(&mut out, published);
         out
     }

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use bson::DateTime;
 use tokio::sync::Notify;
@@ -78,7 +79,15 @@ pub async fn drain(store: &Store, budget: usize) -> Result<usize> {
     for job in jobs {
         let mut steps = 0u64;
         loop {
-            match store.run(ReapDeletion { job: job.id, budget }).await? {
+            // Each step is a trace of its own (the job outlives any request):
+            // its `transaction` span is the child.
+            let span = tracing::info_span!(
+                "reaper step",
+                trace_id = %crate::telemetry::TraceId::random(),
+                job = %job.id,
+                step = steps,
+            );
+            match store.run(ReapDeletion { job: job.id, budget }).instrument(span).await? {
                 Reaped::Done => break,
                 Reaped::Progress(_) => steps += 1,
             }

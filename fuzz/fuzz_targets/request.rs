@@ -20,18 +20,21 @@ static SETTINGS: LazyLock<blogql::settings::GraphqlSettings> = LazyLock::new(Def
 static SCHEMA: LazyLock<blogql::graphql::BlogSchema> = LazyLock::new(|| {
     blogql::graphql::schema_builder()
         .limit_depth(SETTINGS.max_query_depth)
-        .limit_complexity(SETTINGS.max_query_complexity)
         .limit_recursive_depth(SETTINGS.max_query_depth + blogql::graphql::RECURSION_HEADROOM)
         .finish()
 });
 
 static SHAPE: LazyLock<introspection::Shape> = LazyLock::new(|| introspection::Shape::of_sdl(&blogql::graphql::sdl()));
 
+/// The cost model the server enforces (and the subgraph SDL publishes).
+static COST: LazyLock<blogql::graphql::cost::CostModel> =
+    LazyLock::new(|| blogql::graphql::cost::CostModel::of_sdl(&blogql::graphql::sdl()));
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    // The server's own steps 2 and 3 (see `blogql::http::steps`), as a fresh request meets them.
+    // The server's own steps 2 and 3, and the cost step (see `blogql::http::steps`), as a fresh request meets them.
     let Ok(Some(parsed)) = steps::parse::parse(text, &SETTINGS, &SHAPE) else {
         return;
     };
@@ -41,6 +44,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let federating = blogql::settings::GraphqlSettings { federation: true, ..SETTINGS.clone() };
     let _ = steps::operation::check(&doc, None, &async_graphql::Variables::default(), false, &federating);
+    let variables = async_graphql::Variables::default();
+    if steps::cost::check(&COST, &doc, None, &variables, SETTINGS.max_query_complexity).is_err() {
+        return;
+    }
     // Validation (and, for what validates, execution without a store: every
     // resolver then fails cleanly) on the document the checks admitted.
     let mut request = async_graphql::Request::new(text);

@@ -5,8 +5,10 @@
 //! query depth instead of list length.
 
 use std::collections::HashMap;
+
 use std::marker::PhantomData;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use async_graphql::dataloader::Loader;
 use bson::oid::ObjectId;
@@ -60,8 +62,10 @@ impl<D: Entity> Loader<Id<D>> for ById<D> {
     type Error = Error;
 
     async fn load(&self, keys: &[Id<D>]) -> Result<HashMap<Id<D>, D>> {
-        tracing::debug!(doc = std::any::type_name::<D>(), keys = keys.len(), "batch by id");
-        Ok(D::fetch(&self.store, keys).await?.into_iter().map(|d| (d.id(), d)).collect())
+        // One span per batch (a store round trip), never one per key.
+        let span = tracing::info_span!("load", entity = ?D::KIND, keys = keys.len());
+        let docs = D::fetch(&self.store, keys).instrument(span).await?;
+        Ok(docs.into_iter().map(|d| (d.id(), d)).collect())
     }
 }
 
@@ -111,7 +115,15 @@ impl<R: Relation> Loader<PageKey<R>> for PageLoader<R> {
     type Error = Error;
 
     async fn load(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Paged<Arc<R::Doc>>>> {
-        tracing::debug!(relation = std::any::type_name::<R>(), keys = keys.len(), "batch of pages");
+        let relation = std::any::type_name::<R>().rsplit("::").next().unwrap_or("relation");
+        // One span per batch of pages, never one per key.
+        let span = tracing::info_span!("load", relation, keys = keys.len());
+        self.pages(keys).instrument(span).await
+    }
+}
+
+impl<R: Relation> PageLoader<R> {
+    async fn pages(&self, keys: &[PageKey<R>]) -> Result<HashMap<PageKey<R>, Paged<Arc<R::Doc>>>> {
         let mut by_rel: HashMap<R, Vec<(ObjectId, Page)>> = HashMap::new();
         for (rel, parent, page) in keys {
             by_rel.entry(*rel).or_default().push((*parent, *page));

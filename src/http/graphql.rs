@@ -22,7 +22,7 @@ use super::viewer::Viewing;
 use super::{RequestRejection, Routes, error_response, idempotency, persisted};
 use crate::graphql::{RequestCtx, Viewer};
 use crate::metrics::Outcome;
-use crate::telemetry::{SpanId, TraceContext, TraceId, context};
+use crate::telemetry::{SpanId, TraceContext, context};
 
 pub(super) async fn graphql_post(
     State(routes): State<Routes>,
@@ -108,11 +108,13 @@ async fn traced(
         Some(id) => id.to_owned(),
         None => span_id.to_string(),
     };
-    let span = request_span(&request_id, trace.trace_id);
+    let span = request_span(&request_id, &trace, span_id);
     let done = execute(routes, client, viewer, headers, req, document_id, method).instrument(span.clone()).await;
     let Executed { mut http, operation, outcome, kind } = done;
-    span.record("operation", &*operation);
+    span.record("graphql.operation.name", &*operation);
+    span.record("graphql.operation.type", kind);
     span.record("outcome", outcome.label());
+    span.record("http.response.status_code", http.status().as_u16());
     tracing::info!(
         target: "blogql::request",
         request_id = %request_id,
@@ -166,6 +168,23 @@ async fn execute(
         Answer::Replayed { .. } => Outcome::Ok,
         _ => Outcome::Rejected,
     };
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        let first = match &answer {
+            Answer::Ran { resp, .. } | Answer::Refused(resp) => {
+                resp.errors.first().and_then(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                    Some(async_graphql::Value::String(code)) => Some(code.clone()),
+                    _ => None,
+                })
+            }
+            Answer::MutationOverGet => Some(Code::MethodNotAllowed.as_str().to_owned()),
+            Answer::KeyRefused { code, .. } => Some(code.as_str().to_owned()),
+            Answer::Replayed { .. } => None,
+        };
+        if let Some(code) = first {
+            span.record("code", code);
+        }
+    }
     let codes = routes.state.metrics.as_ref().map(|_| {
         let codes = |resp: &async_graphql::Response| -> Vec<String> {
             resp.errors
@@ -209,16 +228,29 @@ async fn execute(
     Executed { http, operation, outcome, kind }
 }
 
-/// The span a request runs in: one per request, never one per field. Its
-/// operation and outcome are recorded when the answer is ready; store
-/// transactions are its children.
-fn request_span(request_id: &str, trace_id: TraceId) -> tracing::Span {
+/// The span a request runs in: one per request, never one per field. It
+/// names its trace (the caller's, or a new one) and its own span id (the
+/// request id, unless the caller sent one), which is where an OpenTelemetry
+/// trace starts; its parse, validate and execute steps, loads and store
+/// transactions are its children. What the request turned out to be
+/// (operation, outcome, first error code, document hash, cost) is recorded
+/// as it is learned.
+fn request_span(request_id: &str, trace: &TraceContext, span_id: SpanId) -> tracing::Span {
     tracing::info_span!(
         "request",
         request_id,
-        trace_id = %trace_id,
-        operation = tracing::field::Empty,
-        outcome = tracing::field::Empty
+        trace_id = %trace.trace_id,
+        span_id = %span_id,
+        parent_id = trace.parent.map(tracing::field::display),
+        sampled = trace.sampled,
+        tracestate = trace.tracestate.as_deref(),
+        "graphql.operation.name" = tracing::field::Empty,
+        "graphql.operation.type" = tracing::field::Empty,
+        "graphql.document.hash" = tracing::field::Empty,
+        "graphql.complexity" = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        code = tracing::field::Empty,
+        "http.response.status_code" = tracing::field::Empty,
     )
 }
 
@@ -228,7 +260,7 @@ fn untrusted_served(routes: &Routes, named: &apq::Named, operation: Option<&str>
     if let Some(metrics) = &routes.state.metrics {
         metrics.untrusted_documents.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let hash: String = named.hash.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = persisted::hex(&named.hash);
     tracing::warn!(hash, operation, "served a document that is not trusted (log-only mode)");
 }
 
@@ -294,7 +326,9 @@ async fn answer(
                     Refusal::new(Code::PersistedQueryNotFound, "PersistedQueryNotFound").into_response(),
                 );
             }
-            None => match parse::parse(&req.query, graphql, &routes.introspection) {
+            None => match tracing::info_span!("parse")
+                .in_scope(|| parse::parse(&req.query, graphql, &routes.introspection))
+            {
                 Ok(Some(parse::Parsed { doc, tokens })) => {
                     if routes.docs.enabled() && req.query.len() <= persisted::MAX_CACHED_QUERY_BYTES {
                         to_cache = Some((doc.clone(), tokens));
@@ -310,13 +344,23 @@ async fn answer(
     let mut checked = None;
     if let Some(doc) = doc {
         let op = req.operation_name.as_deref();
-        match operation::check(&doc, op, &req.variables, method == Method::GET, graphql) {
-            Ok(ok) => checked = Some(ok),
+        let validated = tracing::info_span!("validate").in_scope(|| {
+            let ok = operation::check(&doc, op, &req.variables, method == Method::GET, graphql)?;
+            let cost = cost::check(&routes.cost, &doc, op, &req.variables, graphql.max_query_complexity)
+                .map_err(operation::Stop::Refused)?;
+            Ok((ok, cost))
+        });
+        match validated {
+            Ok((ok, cost)) => {
+                checked = Some(ok);
+                let span = tracing::Span::current();
+                if !span.is_disabled() {
+                    span.record("graphql.complexity", cost);
+                    span.record("graphql.document.hash", persisted::hex(&named.hash));
+                }
+            }
             Err(operation::Stop::MutationOverGet) => return Answer::MutationOverGet,
             Err(operation::Stop::Refused(refusal)) => return Answer::Refused(refusal.into_response()),
-        }
-        if let Err(refusal) = cost::check(&routes.cost, &doc, op, &req.variables, graphql.max_query_complexity) {
-            return Answer::Refused(refusal.into_response());
         }
         if routes.state.metrics.is_some() || tracing::enabled!(target: "blogql::request", tracing::Level::INFO) {
             label = operation::label(&doc, op);
@@ -340,7 +384,8 @@ async fn answer(
     let mut ctx = RequestCtx::new(viewer, &routes.state.store, routes.state.metrics.as_ref());
     ctx.client_ip = client;
     let query = to_cache.is_some().then(|| req.query.clone());
-    let mut resp = routes.schema.execute(req.data(ctx)).await;
+    // async-graphql's own validation runs inside `execute`, with the resolvers.
+    let mut resp = routes.schema.execute(req.data(ctx)).instrument(tracing::info_span!("execute")).await;
     if let Some(claimed) = claimed {
         idempotency::settle(&routes.state, claimed, &resp, client).await;
     }

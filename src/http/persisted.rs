@@ -152,6 +152,15 @@ pub fn requested_hash(extensions: &std::collections::HashMap<String, ConstValue>
         .ok_or(ApqError::Malformed("extensions.persistedQuery.sha256Hash must be 64 hex digits"))
 }
 
+/// A SHA-256 hash as 64 lowercase hex digits.
+pub fn hex(hash: &Hash) -> String {
+    use std::fmt::Write as _;
+    hash.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
 /// A SHA-256 hash from its 64 hex digits.
 pub fn parse_hex_hash(hex: &str) -> Option<Hash> {
     let bytes = hex.as_bytes();

@@ -24,10 +24,16 @@ pub enum LogFormat {
 /// (a full queue slows requests rather than dropping lines).
 const QUEUED_LINES: usize = 16_384;
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), to
+/// The log layer: `RUST_LOG` filters it (default `info`); it writes to
 /// stdout through a writer thread, so a request formats its line but never
 /// waits on the write itself. Keep the guard until exit: dropping it flushes.
-pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+pub fn layer<S>(
+    format: LogFormat,
+) -> (Box<dyn tracing_subscriber::Layer<S> + Send + Sync>, tracing_appender::non_blocking::WorkerGuard)
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour only on a terminal: escape codes in a log file or pipe are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -36,10 +42,12 @@ pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
         .lossy(false)
         .thread_name("blogql-log")
         .finish(std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(true).init(),
-    }
-    guard
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer);
+    let layer = match format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => {
+            fmt.json().flatten_event(true).with_current_span(false).with_span_list(true).with_filter(filter).boxed()
+        }
+    };
+    (layer, guard)
 }

@@ -28,6 +28,7 @@ mod logs;
 mod metrics;
 mod mongo;
 mod nodes;
+mod otlp;
 mod pagination;
 mod payloads;
 mod props;

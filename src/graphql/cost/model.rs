@@ -59,10 +59,11 @@ pub struct FieldCost {
     pub list_size: Option<ListSize>,
 }
 
-/// Every field of a schema with its cost inputs, by `(type, field)`.
+/// Every field of a schema with its cost inputs, by type, then field (so a
+/// look-up borrows the names it is given: the walk allocates nothing).
 #[derive(Debug, Default)]
 pub struct CostModel {
-    fields: HashMap<(String, String), FieldCost>,
+    fields: HashMap<String, HashMap<String, FieldCost>>,
 }
 
 impl CostModel {
@@ -115,7 +116,7 @@ impl CostModel {
                 let weight = weight.or((list && list_size.is_some() && !composite.contains(&named_type)).then_some(1));
                 let cost =
                     FieldCost { composite: composite.contains(&named_type), named_type, list, weight, list_size };
-                fields.insert((type_name.to_owned(), name.to_owned()), cost);
+                fields.entry(type_name.to_owned()).or_insert_with(HashMap::new).insert(name.to_owned(), cost);
             }
         }
         CostModel { fields }
@@ -123,12 +124,7 @@ impl CostModel {
 
     /// The field `type_name.field`, if the schema has it.
     pub fn field(&self, type_name: &str, field: &str) -> Option<&FieldCost> {
-        self.fields.get(&(type_name.to_owned(), field.to_owned()))
-    }
-
-    /// Every field with a `@cost` or `@listSize`, for publishing.
-    pub fn published(&self) -> impl Iterator<Item = (&(String, String), &FieldCost)> {
-        self.fields.iter().filter(|(_, f)| f.weight.is_some() || f.list_size.is_some())
+        self.fields.get(type_name)?.get(field)
     }
 
     /// The cost of the operation `operation_name` picks from `doc`, with `variables`.
