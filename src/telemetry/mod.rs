@@ -11,7 +11,7 @@ pub use logs::LogFormat;
 
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{Layer as _, filter};
+use tracing_subscriber::Layer as _;
 
 use crate::settings::TelemetrySettings;
 
@@ -22,10 +22,8 @@ use crate::settings::TelemetrySettings;
 pub fn init(settings: &TelemetrySettings) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
     let otlp = otlp::OtlpConfig::from_settings(settings)?;
     let (logs, guard) = logs::layer(settings.log_format);
-    // Only blogql's own spans at `info`: the request, its steps, loads, transactions, reaper steps.
-    let traces = otlp.map(|config| {
-        otlp::export::start(config).with_filter(filter::Targets::new().with_target("blogql", tracing::Level::INFO))
-    });
+    // Only blogql's own spans at `info`, and only inside a sampled trace (see `Traceable`).
+    let traces = otlp.map(|config| otlp::export::start(config).with_filter(otlp::layer::Traceable));
     tracing_subscriber::registry().with(logs).with(traces).try_init().map_err(|e| e.to_string())?;
     Ok(guard)
 }

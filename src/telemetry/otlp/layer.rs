@@ -145,6 +145,35 @@ impl Visit for Attrs<'_> {
     }
 }
 
+/// The spans that may start a trace: they carry a `trace_id` field.
+const ROOTS: [&str; 2] = ["request", "reaper step"];
+
+/// Which spans the layer is given at all: blogql's own at `info`, and of
+/// those only a root, or a span opened inside a sampled span. So under a
+/// trace the sampler left out (or outside any trace), a span is not even
+/// created, and entering it on every poll costs nothing.
+pub struct Traceable;
+
+impl<S> tracing_subscriber::layer::Filter<S> for Traceable
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, meta: &tracing::Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        if !meta.is_span() || *meta.level() > tracing::Level::INFO || !meta.target().starts_with("blogql") {
+            return false;
+        }
+        ROOTS.contains(&meta.name()) || cx.lookup_current().is_some_and(|span| span.extensions().get::<Traced>().is_some())
+    }
+
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        if meta.is_span() && *meta.level() <= tracing::Level::INFO && meta.target().starts_with("blogql") {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+}
+
 fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
