@@ -9,9 +9,9 @@ pub mod otlp;
 pub use context::{SpanId, TraceContext, TraceId};
 pub use logs::LogFormat;
 
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::Layer as _;
 
 use crate::settings::TelemetrySettings;
 

@@ -162,7 +162,8 @@ where
         if !meta.is_span() || *meta.level() > tracing::Level::INFO || !meta.target().starts_with("blogql") {
             return false;
         }
-        ROOTS.contains(&meta.name()) || cx.lookup_current().is_some_and(|span| span.extensions().get::<Traced>().is_some())
+        ROOTS.contains(&meta.name())
+            || cx.lookup_current().is_some_and(|span| span.extensions().get::<Traced>().is_some())
     }
 
     fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
