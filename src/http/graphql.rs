@@ -168,24 +168,9 @@ async fn execute(
         Answer::Replayed { .. } => Outcome::Ok,
         _ => Outcome::Rejected,
     };
+    // Read once, for the metrics and for the span's first `code`.
     let span = tracing::Span::current();
-    if !span.is_disabled() {
-        let first = match &answer {
-            Answer::Ran { resp, .. } | Answer::Refused(resp) => {
-                resp.errors.first().and_then(|e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
-                    Some(async_graphql::Value::String(code)) => Some(code.clone()),
-                    _ => None,
-                })
-            }
-            Answer::MutationOverGet => Some(Code::MethodNotAllowed.as_str().to_owned()),
-            Answer::KeyRefused { code, .. } => Some(code.as_str().to_owned()),
-            Answer::Replayed { .. } => None,
-        };
-        if let Some(code) = first {
-            span.record("code", code);
-        }
-    }
-    let codes = routes.state.metrics.as_ref().map(|_| {
+    let codes = (routes.state.metrics.is_some() || !span.is_disabled()).then(|| {
         let codes = |resp: &async_graphql::Response| -> Vec<String> {
             resp.errors
                 .iter()
@@ -202,6 +187,9 @@ async fn execute(
             Answer::KeyRefused { code, .. } => vec![code.as_str().to_owned()],
         }
     });
+    if let Some(first) = codes.as_ref().and_then(|codes| codes.first()) {
+        span.record("code", first.as_str());
+    }
     let limit = routes.state.settings.http.max_response_bytes;
     let (http, operation): (Response, std::borrow::Cow<'static, str>) = match answer {
         Answer::Ran { resp, operation, mutation } => {
