@@ -127,7 +127,7 @@ pub fn format_traceparent(trace: TraceId, span: SpanId, sampled: bool) -> String
 }
 
 /// N bytes from 2N lowercase hex digits (the spec allows no uppercase).
-fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+pub(crate) fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let digits = text.as_bytes();
     if digits.len() != 2 * N {
         return None;

@@ -97,16 +97,9 @@ impl std::fmt::Write for Hex {
     }
 }
 
-fn parse_id<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    let hex = hex.trim_matches('"');
-    if hex.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    (out != [0u8; N]).then_some(out)
+/// An id from its lowercase hex (as blogql formats ids); never all zero.
+fn parse_id<const N: usize>(text: &str) -> Option<[u8; N]> {
+    crate::telemetry::context::hex::<N>(text).filter(|id| *id != [0u8; N])
 }
 
 /// Appends a span's fields as attributes (the trace fields aside).
