@@ -79,3 +79,8 @@ pub const WRITES_PER_USER_PER_MINUTE: u32 = 300;
 /// Forty maximal posts a minute.
 pub const WRITE_BYTES_PER_USER_PER_MINUTE: u32 = 8 * 1024 * 1024;
 pub const DATA_DIR: &str = "./data";
+
+/// `service.name` of exported spans (`OTEL_SERVICE_NAME`).
+pub const OTEL_SERVICE_NAME: &str = "blogql";
+/// The trace sampler (`OTEL_TRACES_SAMPLER`): the OpenTelemetry spec's default.
+pub const OTEL_TRACES_SAMPLER: &str = "parentbased_always_on";

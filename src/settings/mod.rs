@@ -46,7 +46,7 @@ pub struct TelemetrySettings {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", global = true)]
     pub otlp_traces_endpoint: Option<String>,
     /// The `service.name` of exported spans.
-    #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME", default_value = "blogql", global = true)]
+    #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME", default_value = defaults::OTEL_SERVICE_NAME, global = true)]
     pub service_name: String,
     /// Which traces are exported: `parentbased_always_on` (the caller's
     /// choice, else all), `parentbased_traceidratio`, `traceidratio`,
@@ -54,7 +54,7 @@ pub struct TelemetrySettings {
     #[arg(
         long = "otel-traces-sampler",
         env = "OTEL_TRACES_SAMPLER",
-        default_value = "parentbased_always_on",
+        default_value = defaults::OTEL_TRACES_SAMPLER,
         global = true
     )]
     pub traces_sampler: String,
@@ -69,8 +69,8 @@ impl Default for TelemetrySettings {
             log_format: crate::telemetry::LogFormat::Text,
             otlp_endpoint: None,
             otlp_traces_endpoint: None,
-            service_name: "blogql".into(),
-            traces_sampler: "parentbased_always_on".into(),
+            service_name: defaults::OTEL_SERVICE_NAME.into(),
+            traces_sampler: defaults::OTEL_TRACES_SAMPLER.into(),
             traces_sampler_arg: None,
         }
     }
