@@ -57,6 +57,9 @@ pub struct FieldCost {
     pub composite: bool,
     /// Its `@listSize`, when it has one.
     pub list_size: Option<ListSize>,
+    /// The SDL line (1-based) that holds its type, where [`super::publish`]
+    /// appends its directives.
+    pub type_line: usize,
 }
 
 /// Every field of a schema with its cost inputs, by type, then field (so a
@@ -114,8 +117,14 @@ impl CostModel {
                 // where a scalar alone costs nothing: otherwise aliasing a
                 // thousand-id list would be free.
                 let weight = weight.or((list && list_size.is_some() && !composite.contains(&named_type)).then_some(1));
-                let cost =
-                    FieldCost { composite: composite.contains(&named_type), named_type, list, weight, list_size };
+                let cost = FieldCost {
+                    composite: composite.contains(&named_type),
+                    named_type,
+                    list,
+                    weight,
+                    list_size,
+                    type_line: field.ty.pos.line,
+                };
                 fields.entry(type_name.to_owned()).or_insert_with(HashMap::new).insert(name.to_owned(), cost);
             }
         }
@@ -125,6 +134,11 @@ impl CostModel {
     /// The field `type_name.field`, if the schema has it.
     pub fn field(&self, type_name: &str, field: &str) -> Option<&FieldCost> {
         self.fields.get(type_name)?.get(field)
+    }
+
+    /// Every field of every object and interface type.
+    pub fn fields(&self) -> impl Iterator<Item = &FieldCost> {
+        self.fields.values().flat_map(HashMap::values)
     }
 
     /// The cost of the operation `operation_name` picks from `doc`, with `variables`.

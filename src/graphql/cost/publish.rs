@@ -12,8 +12,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
-
 use super::model::{CostModel, ListSize};
 
 /// The Federation link version that defines `@cost` and `@listSize`.
@@ -22,29 +20,18 @@ pub const FEDERATION_LINK: &str = "https://specs.apollo.dev/federation/v2.9";
 /// `sdl` (async-graphql's subgraph SDL) with the cost directives on its
 /// fields and the link raised to v2.9, importing them.
 pub fn decorate(sdl: &str) -> String {
-    let model = CostModel::of_sdl(sdl);
-    let Ok(doc) = async_graphql::parser::parse_schema(sdl) else { return sdl.to_owned() };
-    // Each directive goes at the end of the line that holds its field's type.
+    // Each field's directives go at the end of the line that holds its type.
     let mut at_line: BTreeMap<usize, String> = BTreeMap::new();
-    for def in &doc.definitions {
-        let TypeSystemDefinition::Type(ty) = def else { continue };
-        let fields = match &ty.node.kind {
-            TypeKind::Object(o) => &o.fields,
-            TypeKind::Interface(i) => &i.fields,
-            _ => continue,
-        };
-        for field in fields {
-            let Some(cost) = model.field(ty.node.name.node.as_str(), field.node.name.node.as_str()) else { continue };
-            let mut directives = String::new();
-            if let Some(weight) = cost.weight {
-                let _ = write!(directives, " @cost(weight: {weight})");
-            }
-            if let Some(size) = &cost.list_size {
-                directives.push_str(&list_size(size));
-            }
-            if !directives.is_empty() {
-                at_line.entry(field.node.ty.pos.line).or_default().push_str(&directives);
-            }
+    for cost in CostModel::of_sdl(sdl).fields() {
+        let mut directives = String::new();
+        if let Some(weight) = cost.weight {
+            let _ = write!(directives, " @cost(weight: {weight})");
+        }
+        if let Some(size) = &cost.list_size {
+            directives.push_str(&list_size(size));
+        }
+        if !directives.is_empty() {
+            at_line.entry(cost.type_line).or_default().push_str(&directives);
         }
     }
     let mut out = String::with_capacity(sdl.len() + at_line.len() * 64);
