@@ -80,13 +80,14 @@ pub async fn drain(store: &Store, budget: usize) -> Result<usize> {
         let mut steps = 0u64;
         loop {
             // Each step is a trace of its own (the job outlives any request):
-            // its `transaction` span is the child.
-            let span = tracing::info_span!(
-                "reaper step",
-                trace_id = %crate::telemetry::TraceId::random(),
-                job = %job.id,
-                step = steps,
-            );
+            // its `transaction` span is the child. Sampled before the span
+            // exists, as a request is (see `otlp::UNTRACED`).
+            let trace_id = crate::telemetry::TraceId::random();
+            let span = if crate::telemetry::otlp::traces(trace_id, None) {
+                tracing::info_span!("reaper step", trace_id = %trace_id, job = %job.id, step = steps)
+            } else {
+                tracing::info_span!(target: crate::telemetry::otlp::UNTRACED, "reaper step", job = %job.id, step = steps)
+            };
             match store.run(ReapDeletion { job: job.id, budget }).instrument(span).await? {
                 Reaped::Done => break,
                 Reaped::Progress(_) => steps += 1,

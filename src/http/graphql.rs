@@ -22,7 +22,7 @@ use super::viewer::Viewing;
 use super::{RequestRejection, Routes, error_response, idempotency, persisted};
 use crate::graphql::{RequestCtx, Viewer};
 use crate::metrics::Outcome;
-use crate::telemetry::{SpanId, TraceContext, context};
+use crate::telemetry::{SpanId, TraceContext, context, otlp};
 
 pub(super) async fn graphql_post(
     State(routes): State<Routes>,
@@ -223,23 +223,33 @@ async fn execute(
 /// transactions are its children. What the request turned out to be
 /// (operation, outcome, first error code, document hash, cost) is recorded
 /// as it is learned.
+///
+/// The sampler decides first: a trace it leaves out gets the span under the
+/// untraced target, which only the logs may take; at `RUST_LOG=warn` that
+/// request then creates no span at all.
 fn request_span(request_id: &str, trace: &TraceContext, span_id: SpanId) -> tracing::Span {
-    tracing::info_span!(
-        "request",
-        request_id,
-        trace_id = %trace.trace_id,
-        span_id = %span_id,
-        parent_id = trace.parent.map(tracing::field::display),
-        sampled = trace.sampled,
-        tracestate = trace.tracestate.as_deref(),
-        "graphql.operation.name" = tracing::field::Empty,
-        "graphql.operation.type" = tracing::field::Empty,
-        "graphql.document.hash" = tracing::field::Empty,
-        "graphql.complexity" = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-        code = tracing::field::Empty,
-        "http.response.status_code" = tracing::field::Empty,
-    )
+    macro_rules! span {
+        ($target:expr) => {
+            tracing::info_span!(
+                target: $target,
+                "request",
+                request_id,
+                trace_id = %trace.trace_id,
+                span_id = %span_id,
+                parent_id = trace.parent.map(tracing::field::display),
+                sampled = trace.sampled,
+                tracestate = trace.tracestate.as_deref(),
+                "graphql.operation.name" = tracing::field::Empty,
+                "graphql.operation.type" = tracing::field::Empty,
+                "graphql.document.hash" = tracing::field::Empty,
+                "graphql.complexity" = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+                code = tracing::field::Empty,
+                "http.response.status_code" = tracing::field::Empty,
+            )
+        };
+    }
+    if otlp::traces(trace.trace_id, trace.sampled) { span!(module_path!()) } else { span!(otlp::UNTRACED) }
 }
 
 /// Counts and logs an untrusted document served under `--trusted-documents-log-only`:

@@ -24,6 +24,9 @@ const POST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The layer for the global subscriber, with its exporter task started.
 pub fn start(config: OtlpConfig) -> OtlpLayer {
     let (queue, spans) = mpsc::channel(QUEUE);
+    // One subscriber per process, so one sampler: a second start (which
+    // `try_init` would refuse anyway) keeps the first.
+    let _ = super::SAMPLER.set(config.sampler);
     tokio::spawn(run(config.clone(), spans));
     OtlpLayer { sampler: config.sampler, queue }
 }

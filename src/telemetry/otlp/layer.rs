@@ -144,7 +144,9 @@ const ROOTS: [&str; 2] = ["request", "reaper step"];
 /// Which spans the layer is given at all: blogql's own at `info`, and of
 /// those only a root, or a span opened inside a sampled span. So under a
 /// trace the sampler left out (or outside any trace), a span is not even
-/// created, and entering it on every poll costs nothing.
+/// created, and entering it on every poll costs nothing. A root whose trace
+/// was decided against beforehand carries the [`UNTRACED`](super::UNTRACED)
+/// target and is never taken.
 pub struct Traceable;
 
 impl<S> tracing_subscriber::layer::Filter<S> for Traceable
@@ -152,7 +154,7 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     fn enabled(&self, meta: &tracing::Metadata<'_>, cx: &Context<'_, S>) -> bool {
-        if !meta.is_span() || *meta.level() > tracing::Level::INFO || !meta.target().starts_with("blogql") {
+        if !traceable_callsite(meta) {
             return false;
         }
         ROOTS.contains(&meta.name())
@@ -160,12 +162,20 @@ where
     }
 
     fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        if meta.is_span() && *meta.level() <= tracing::Level::INFO && meta.target().starts_with("blogql") {
+        if traceable_callsite(meta) {
             tracing::subscriber::Interest::sometimes()
         } else {
             tracing::subscriber::Interest::never()
         }
     }
+}
+
+/// A span of blogql's at `info` or above, outside the [`UNTRACED`](super::UNTRACED) target.
+fn traceable_callsite(meta: &tracing::Metadata<'_>) -> bool {
+    meta.is_span()
+        && *meta.level() <= tracing::Level::INFO
+        && meta.target().starts_with("blogql")
+        && meta.target() != super::UNTRACED
 }
 
 fn now_nanos() -> u64 {

@@ -18,6 +18,7 @@ pub mod export;
 pub mod layer;
 pub mod proto;
 
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 
 use proto::AttrValue;
@@ -169,6 +170,21 @@ impl OtlpConfig {
         let sampler = Sampler::parse(&settings.traces_sampler, settings.traces_sampler_arg.as_deref())?;
         Ok(Some(OtlpConfig { traces_url: url, service_name: settings.service_name.clone(), sampler }))
     }
+}
+
+/// The installed exporter's sampler; unset when nothing is exported.
+static SAMPLER: OnceLock<Sampler> = OnceLock::new();
+
+/// The target of a root span whose trace is not exported: [`layer::Traceable`]
+/// never takes a span of it, so when the logs do not want it either (at
+/// `RUST_LOG=warn`) the span is never created, and neither is any span under it.
+pub const UNTRACED: &str = "blogql::untraced";
+
+/// Whether a trace starting here is exported, decided before its root span
+/// exists (so an unsampled request pays for one sampler call, not a span).
+/// The layer decides again at the root with the same sampler, and agrees.
+pub fn traces(trace_id: TraceId, caller: Option<bool>) -> bool {
+    SAMPLER.get().is_some_and(|sampler| sampler.samples(trace_id, caller))
 }
 
 /// Spans the exporter could not take (its queue was full), since start-up;
