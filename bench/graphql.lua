@@ -1,10 +1,13 @@
 -- wrk script for bench/perf.sh, two modes:
 -- * BODY_FILE: POST that one JSON body over and over (optionally as TOKEN);
 -- * ACCOUNTS: a write mix (createPost, createComment, likePost) from seeded
---   accounts, lines of "<token> <post id>,<post id>,...".
+--   accounts, lines of "<token> <post id>,<post id>,...";
+--   with READ_BODY_FILE and READ_SHARE (e.g. 0.9), that share of requests
+--   POST the read body instead (anonymously), the rest are the write mix.
 -- Either way it counts answers that carry GraphQL errors.
 local threads = {}
 local accounts = {}
+local read_body, read_share = nil, 0
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -24,6 +27,13 @@ function init(args)
     file:close()
     return
   end
+  local read_file = os.getenv("READ_BODY_FILE")
+  if read_file then
+    local file = assert(io.open(read_file))
+    read_body = file:read("*a")
+    file:close()
+    read_share = tonumber(os.getenv("READ_SHARE") or "0")
+  end
   for line in io.lines(os.getenv("ACCOUNTS")) do
     local token, posts = line:match("^(%S+) (%S*)$")
     local ids = {}
@@ -35,6 +45,9 @@ end
 
 function request()
   if #accounts == 0 then return wrk.format() end
+  if read_body and math.random() < read_share then
+    return wrk.format(nil, nil, { ["Content-Type"] = "application/json" }, read_body)
+  end
   n = n + 1
   local a = accounts[math.random(#accounts)]
   local other = accounts[math.random(#accounts)]

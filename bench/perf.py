@@ -53,6 +53,22 @@ def create_post(client, token, i):
     return client.call(q, {"t": f"Post {i}"}, token)["createPost"]["id"]
 
 
+def fsyncs_per_second(seconds=3.0):
+    """The disk's own limit: a plain loop rewriting 4 KiB and calling fdatasync,
+    on the file system blogql's data directory is on (BENCH_DATA_DIR)."""
+    fd, path = tempfile.mkstemp(dir=os.environ.get("BENCH_DATA_DIR"))
+    try:
+        block, count, started = b"x" * 4096, 0, time.monotonic()
+        while time.monotonic() - started < seconds:
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            count += 1
+        return count / (time.monotonic() - started)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
 def seed(port, users=100, posts_per_user=10, comments_per_post=2):
     """100 users, 1,000 posts, 2,000 comments, through the public mutations."""
     client = Client(port)
@@ -137,6 +153,9 @@ def main():
     accounts.close()
     writes = wrk(blogql_port, 32, env={"ACCOUNTS": accounts.name})
     print(f"  measured the write mix (peak RSS so far {peak_rss_mib(blogql_pid)} MiB)", flush=True)
+    mixed = wrk(blogql_port, 32, env={"ACCOUNTS": accounts.name, "READ_BODY_FILE": bodies["nested"], "READ_SHARE": "0.9"})
+    print(f"  measured the 90/10 read/write mix (peak RSS so far {peak_rss_mib(blogql_pid)} MiB)", flush=True)
+    fsyncs = fsyncs_per_second()
 
     client = Client(blogql_port)
     small, big = sign_up(client, 1000), sign_up(client, 1001)
@@ -159,6 +178,10 @@ def main():
     print()
     print(f"write mix (createPost, createComment, likePost) at 32 connections: {writes[0]:,.0f} req/s, "
           f"p50 {writes[1]:.2f} ms, p99 {writes[2]:.2f} ms, {writes[3]} answers with errors")
+    print(f"read/write mix (90% the nested read, 10% the write mix) at 32 connections: {mixed[0]:,.0f} req/s, "
+          f"p50 {mixed[1]:.2f} ms, p99 {mixed[2]:.2f} ms, {mixed[3]} answers with errors")
+    print(f"the disk's own limit: a plain loop of 4 KiB write + fdatasync does {fsyncs:,.0f}/s; "
+          f"the write mix is {writes[0] / fsyncs:.2f}× that")
     print(f"createPost: {small_ms:.2f} ms for an author with 10 posts, {big_ms:.2f} ms with {fan_out:,}: "
           f"ratio {big_ms / small_ms:.2f}")
     print(f"blogql peak RSS (VmHWM) over the whole run, seeding included: {peak} MiB")

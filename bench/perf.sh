@@ -10,9 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
-cargo build --release --quiet
+[ -n "${BLOGQL_BIN:-}" ] || cargo build --release --quiet
 cargo build --release --quiet --manifest-path bench/calibration/Cargo.toml
-bin=${BLOGQL_BIN:-target/release/blogql}   # another build to compare, e.g. an older commit's
+bin=${BLOGQL_BIN:-target/release/blogql}   # another build to compare, e.g. an older commit's (not rebuilt)
 data=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 bport=$(free_port); cport=$(free_port)
@@ -33,4 +33,4 @@ calibration=$!
 trap 'kill $blogql $calibration $sink 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$bport/healthz" >/dev/null && break; sleep 0.1; done
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-python3 bench/perf.py "$bport" "$cport" "$blogql"
+BENCH_DATA_DIR="$data" python3 bench/perf.py "$bport" "$cport" "$blogql"

@@ -28,7 +28,9 @@
 //!   the connections share. [`store::Store`] is the backend
 //!   chosen at start-up ([`store::open`]). [`store::embedded`] implements it
 //!   on redb, [`store::mongo`] on the MongoDB driver; each is split into
-//!   connect/schema, read, tx, kept (`Idempotency-Key` records) and errors.
+//!   connect/schema, read, tx, kept (`Idempotency-Key` records) and errors;
+//!   the embedded store's writer thread commits writes in groups, one fsync
+//!   each, answering none before its group is durable (`embedded::group`).
 //!   [`store::hidden`] is staged deletion's read side: the registry of jobs
 //!   in progress, `visible` (every read leaves out what they hide), `refill`
 //!   (pages topped up past them, within a budget) and `stage` (publishing a
@@ -49,6 +51,8 @@
 //!   over WebSocket (`live::ws`, graphql-transport-ws) and SSE (`live::sse`,
 //!   graphql-sse's distinct connections);
 //!   `http::persisted` is APQ and the parsed-document cache;
+//!   `http::answers` the answer cache (a query's encoded answer, kept while
+//!   the embedded store's state, `Store::version`, stands);
 //!   `http::trusted` the trusted-documents manifest (loaded, checked and
 //!   watched) behind the allowlist step; `http::incoming` reads a POST body,
 //!   with the `documentId`/`id`/`doc_id` a persisted request may send;

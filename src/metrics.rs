@@ -221,6 +221,16 @@ impl Metrics {
         out.push_str("# TYPE blogql_otlp_spans_dropped_total counter\n");
         let dropped = crate::telemetry::otlp::DROPPED.load(Ordering::Relaxed);
         let _ = writeln!(out, "blogql_otlp_spans_dropped_total {dropped}");
+        out.push_str("# HELP blogql_store_durable_commits_total Durable commits of the embedded store, each covering a group of writes.\n");
+        out.push_str("# TYPE blogql_store_durable_commits_total counter\n");
+        let commits = crate::store::embedded::DURABLE_COMMITS.load(Ordering::Relaxed);
+        let _ = writeln!(out, "blogql_store_durable_commits_total {commits}");
+        out.push_str(
+            "# HELP blogql_store_grouped_writes_total Writes of the embedded store answered after a durable commit.\n",
+        );
+        out.push_str("# TYPE blogql_store_grouped_writes_total counter\n");
+        let grouped = crate::store::embedded::GROUPED_JOBS.load(Ordering::Relaxed);
+        let _ = writeln!(out, "blogql_store_grouped_writes_total {grouped}");
         self.render_subscriptions(&mut out, published);
         out
     }

@@ -102,8 +102,8 @@ pub struct BudgetedBody {
 
 impl BudgetedBody {
     /// The body of `bytes`, holding `share`.
-    pub fn new(bytes: Vec<u8>, share: Share) -> Self {
-        BudgetedBody { rest: Bytes::from(bytes), _share: share }
+    pub fn new(bytes: impl Into<Bytes>, share: Share) -> Self {
+        BudgetedBody { rest: bytes.into(), _share: share }
     }
 }
 

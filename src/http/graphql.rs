@@ -12,10 +12,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use super::answers::{self, Version};
 use super::conn::ConnSlot;
 use super::incoming::{DocumentIds, Incoming};
 use super::steps::outcome::{cap_errors, label_request_errors, not_executed};
-use super::steps::respond::{replay, respond};
+use super::steps::respond::{cached, replay, respond};
 use super::steps::trusted::{self, Admitted};
 use super::steps::{Refusal, apq, cost, operation, parse};
 use super::viewer::Viewing;
@@ -79,7 +80,9 @@ pub(super) async fn graphql_get(
 enum Answer {
     /// The schema ran it (or its validation refused it), for this operation
     /// label; `mutation` says whether it was a mutation (so it may have committed).
-    Ran { resp: async_graphql::Response, operation: String, mutation: bool },
+    Ran { resp: async_graphql::Response, operation: String, mutation: bool, keep: Option<answers::Pending> },
+    /// A query's answer, kept by the answer cache at the store's current state.
+    Cached { body: bytes::Bytes, operation: String },
     /// Refused here, before the schema saw it.
     Refused(async_graphql::Response),
     /// A mutation sent over GET: refused at the HTTP level.
@@ -157,7 +160,7 @@ async fn execute(
     let answer = answer(routes, client, viewer, headers, req, document_id.as_deref(), method).await;
     let kind = match &answer {
         Answer::Ran { mutation: true, .. } | Answer::Replayed { .. } | Answer::MutationOverGet => Some("mutation"),
-        Answer::Ran { mutation: false, .. } => Some("query"),
+        Answer::Ran { mutation: false, .. } | Answer::Cached { .. } => Some("query"),
         _ => None,
     };
     // How the request ended, and (for the metrics) its codes, read before the
@@ -165,7 +168,7 @@ async fn execute(
     let outcome = match &answer {
         Answer::Ran { resp, .. } if resp.errors.is_empty() => Outcome::Ok,
         Answer::Ran { resp, .. } if !not_executed(resp) => Outcome::Error,
-        Answer::Replayed { .. } => Outcome::Ok,
+        Answer::Replayed { .. } | Answer::Cached { .. } => Outcome::Ok,
         _ => Outcome::Rejected,
     };
     // Read once, for the metrics and for the span's first `code`.
@@ -183,7 +186,7 @@ async fn execute(
         match &answer {
             Answer::Ran { resp, .. } | Answer::Refused(resp) => codes(resp),
             Answer::MutationOverGet => vec![Code::MethodNotAllowed.as_str().to_owned()],
-            Answer::Replayed { .. } => Vec::new(),
+            Answer::Replayed { .. } | Answer::Cached { .. } => Vec::new(),
             Answer::KeyRefused { code, .. } => vec![code.as_str().to_owned()],
         }
     });
@@ -192,11 +195,14 @@ async fn execute(
     }
     let limit = routes.state.settings.http.max_response_bytes;
     let (http, operation): (Response, std::borrow::Cow<'static, str>) = match answer {
-        Answer::Ran { resp, operation, mutation } => {
-            (respond(headers, resp, mutation, limit, &routes.budget, &routes.encode_slots).await, operation.into())
+        Answer::Ran { resp, operation, mutation, keep } => {
+            let keep = keep.filter(|_| resp.errors.is_empty());
+            let http = respond(headers, resp, mutation, limit, &routes.budget, &routes.encode_slots, keep).await;
+            (http, operation.into())
         }
+        Answer::Cached { body, operation } => (cached(headers, body, &routes.budget), operation.into()),
         Answer::Refused(resp) => {
-            (respond(headers, resp, false, limit, &routes.budget, &routes.encode_slots).await, "refused".into())
+            (respond(headers, resp, false, limit, &routes.budget, &routes.encode_slots, None).await, "refused".into())
         }
         Answer::MutationOverGet => {
             let mut resp = error_response(
@@ -379,6 +385,19 @@ async fn answer(
             Err(idempotency::Unclaimed::Failed(resp)) => return Answer::Refused(resp),
         }
     }
+    // A query the store's current state has already answered is served as kept (see `answers`).
+    let pending = match (&routes.answers, &checked) {
+        (Some(cache), Some(_)) if !mutation => Version::of(&routes.state.store)
+            .zip(answers::Key::of(named.hash, &req, &viewer))
+            .map(|(at, key)| answers::Pending::new(std::sync::Arc::clone(cache), at, key)),
+        _ => None,
+    };
+    if let Some(pending) = &pending
+        && !answers::fresh_asked(headers)
+        && let Some(body) = pending.lookup()
+    {
+        return Answer::Cached { body, operation: label };
+    }
     let mut ctx = RequestCtx::new(viewer, &routes.state.store, routes.state.metrics.as_ref());
     ctx.client_ip = client;
     let query = to_cache.is_some().then(|| req.query.clone());
@@ -394,5 +413,7 @@ async fn answer(
     }
     label_request_errors(&mut resp, parses);
     cap_errors(&mut resp);
-    Answer::Ran { resp, operation: label, mutation }
+    // Kept only if no write moved the store while it ran: its reads saw exactly that state.
+    let keep = pending.filter(|p| p.still_valid(&routes.state.store));
+    Answer::Ran { resp, operation: label, mutation, keep }
 }

@@ -21,6 +21,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
+pub mod answers;
 pub mod budget;
 mod committed;
 pub mod conn;
@@ -63,6 +64,9 @@ struct Routes {
     cost: std::sync::Arc<crate::graphql::cost::CostModel>,
     /// The trusted documents (`--trusted-documents`), when configured.
     trusted: Option<std::sync::Arc<trusted::TrustedDocuments>>,
+    /// Answers kept while the store has not changed (`--answer-cache-mib`);
+    /// only where this process makes every write (the embedded store).
+    answers: Option<std::sync::Arc<answers::AnswerCache>>,
 }
 
 /// The application's routes over `state`, with its HTTP limits applied:
@@ -92,7 +96,10 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         }
         None => None,
     };
+    let answers = (graphql.answer_cache_mib > 0 && state.store.version().is_some())
+        .then(|| std::sync::Arc::new(answers::AnswerCache::new(graphql.answer_cache_mib.saturating_mul(1024 * 1024))));
     let routes = Routes {
+        answers,
         schema,
         state,
         docs,
@@ -228,7 +235,7 @@ async fn metrics(State(routes): State<Routes>) -> Response {
                 routes.state.store.transactions(),
                 routes.state.store.hidden().len(),
                 routes.state.store.hub().published(),
-            ),
+            ) + &answers::render(routes.answers.as_deref()),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

@@ -35,6 +35,7 @@ pub const MAX_SUBSCRIPTION_REPLAY: usize = 1_000;
 pub const MAX_QUERY_DEPTH: usize = 15;
 pub const PERSISTED_QUERIES: usize = 1000;
 pub const PERSISTED_QUERIES_MIB: usize = 64;
+pub const ANSWER_CACHE_MIB: usize = 4;
 pub const CASCADE_BUDGET_DOCS: usize = 1000;
 pub const STORE_CACHE_MIB: usize = 16;
 

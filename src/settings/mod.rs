@@ -241,6 +241,10 @@ pub struct GraphqlSettings {
     /// document costs about 75 bytes per token, many times its text).
     #[arg(long, env = "BLOGQL_PERSISTED_QUERIES_MIB", default_value_t = defaults::PERSISTED_QUERIES_MIB)]
     pub persisted_queries_mib: usize,
+    /// Memory for answers kept while the embedded store has not changed
+    /// (exact, never stale; see `http::answers`), in MiB; 0 turns it off.
+    #[arg(long, env = "BLOGQL_ANSWER_CACHE_MIB", default_value_t = defaults::ANSWER_CACHE_MIB)]
+    pub answer_cache_mib: usize,
     /// Answer introspection queries (`__schema`, `__type`). With `false` they
     /// are refused as a validation error; `__typename` keeps working.
     #[arg(long, env = "BLOGQL_INTROSPECTION", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
@@ -278,6 +282,7 @@ impl Default for GraphqlSettings {
             idempotency_ttl_secs: defaults::IDEMPOTENCY_TTL_SECS,
             persisted_queries: defaults::PERSISTED_QUERIES,
             persisted_queries_mib: defaults::PERSISTED_QUERIES_MIB,
+            answer_cache_mib: defaults::ANSWER_CACHE_MIB,
             introspection: true,
             federation: false,
             trusted_documents: None,

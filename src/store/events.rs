@@ -133,7 +133,8 @@ impl Hub {
     }
 
     /// The number of the last commit published here (the embedded store's
-    /// horizon: it publishes right after each commit).
+    /// horizon: it publishes each commit's events once its group is durable;
+    /// a subscription's replay drops, by id, what it already read).
     pub fn last(&self) -> u64 {
         self.last.load(std::sync::atomic::Ordering::Acquire)
     }
@@ -144,7 +145,7 @@ impl Hub {
     }
 
     /// Sends each event to its topics' listeners, in order, numbered as the
-    /// next commit. Called right after the commit that the events describe.
+    /// next commit. Called once the commit that the events describe is durable.
     pub fn publish(&self, events: Vec<Event>) {
         let next = self.last() + 1;
         self.publish_numbered(next, events);

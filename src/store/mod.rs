@@ -238,6 +238,15 @@ impl Store {
         }
     }
 
+    /// The store's state ([`Backend::version`]) with what staged deletion
+    /// hides now: equal before and after a request's reads, its answer is
+    /// exactly the one for that state. `None` while a write is in progress,
+    /// and always on MongoDB.
+    pub fn version(&self) -> Option<(u64, u64)> {
+        let store = on_engine!(self, b => b.version())?;
+        Some((store, self.hidden().generation()?))
+    }
+
     /// See [`Backend::renew`].
     pub async fn renew(&self) {
         on_engine!(self, b => b.renew().await)

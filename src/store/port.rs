@@ -42,7 +42,7 @@ pub trait Command: Send + Sync + 'static {
     }
 
     /// What the committed `out` means to subscribers (see [`super::events`]):
-    /// the backend publishes these right after the commit, never before, and
+    /// the backend publishes these once the commit is durable, never before, and
     /// asks only while somebody listens. None by default.
     fn events(&self, _out: &Self::Output) -> Vec<Event> {
         Vec::new()
@@ -145,6 +145,16 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// page and the authors loaded for it never disagree about a concurrent
     /// delete), renewed after the view's own writes.
     fn per_request(&self) -> Self;
+
+    /// Which state the store is in, where this process makes every write (the
+    /// embedded store): a count that moves with every write, and `None` while
+    /// one is in progress. Reads that see the same count before and after
+    /// read exactly that state, which is what lets an answer be kept for as
+    /// long as the count stands (see `http::answers`). `None` on a store other
+    /// processes write to.
+    fn version(&self) -> Option<u64> {
+        None
+    }
 
     /// Lets this view's next read take a new snapshot, as after its own
     /// write: what a subscription does before resolving each event.

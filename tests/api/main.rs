@@ -6,6 +6,7 @@
 
 mod abuse;
 mod account;
+mod answers;
 mod apq;
 mod atomicity;
 mod auth;

@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::outcome::{not_executed, request_error};
 use crate::http::encode::{self, EncodeError, Over};
-use crate::http::{GRAPHQL_RESPONSE, JSON, budget, committed, error_response, idempotency};
+use crate::http::{GRAPHQL_RESPONSE, JSON, answers, budget, committed, error_response, idempotency};
 
 /// Whether the client's `Accept` asks for `application/graphql-response+json`.
 fn wants_graphql_response(headers: &HeaderMap) -> bool {
@@ -29,7 +29,8 @@ const CUT_DOWN_RESERVE_BYTES: usize = 64 * 1024;
 /// Writes `resp` out (see [`encode`]). A mutation's answer that will not
 /// fit (the size limit, the answer budget, or no encoding slot) is cut down
 /// to what identifies its writes ([`committed`]), never dropped: the writes
-/// have committed.
+/// have committed. A query's answer is handed to `keep` (the answer cache)
+/// as encoded, when it was encoded whole.
 pub(in crate::http) async fn respond(
     headers: &HeaderMap,
     resp: async_graphql::Response,
@@ -37,6 +38,7 @@ pub(in crate::http) async fn respond(
     limit: usize,
     budget: &budget::ResponseBudget,
     slots: &encode::EncodeSlots,
+    keep: Option<answers::Pending>,
 ) -> Response {
     let wants_graphql_response = wants_graphql_response(headers);
     // A response without data whose errors have no path never started executing:
@@ -64,7 +66,13 @@ pub(in crate::http) async fn respond(
         other => other,
     };
     let (body, share) = match encoded {
-        Ok(encoded) => encoded,
+        Ok((body, share)) => {
+            let body = bytes::Bytes::from(body);
+            if let Some(keep) = keep.filter(|_| !not_executed && !mutation) {
+                keep.keep(&body);
+            }
+            (body, share)
+        }
         Err(EncodeError::Over(_) | EncodeError::Busy) => {
             tracing::warn!(
                 budget = budget.total_bytes(),
@@ -102,6 +110,29 @@ pub(in crate::http) async fn respond(
         })
 }
 
+/// An answer from the answer cache, in the media type this request asks
+/// for, holding its bytes' share of the answer budget as any answer does.
+pub(in crate::http) fn cached(headers: &HeaderMap, body: bytes::Bytes, budget: &budget::ResponseBudget) -> Response {
+    let mut share = budget.share();
+    if !share.cover(body.len()) {
+        let mut refused = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::ServiceUnavailable,
+            "the server is busy sending other answers; retry shortly",
+        );
+        refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUDGET_RETRY_AFTER_SECS));
+        return refused;
+    }
+    let content_type = if wants_graphql_response(headers) { GRAPHQL_RESPONSE } else { JSON };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::new(budget::BudgetedBody::new(body, share)))
+        .unwrap_or_else(|_| {
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, Code::InternalServerError, "internal server error")
+        })
+}
+
 /// A replayed answer, in the media type this request asks for.
 pub(in crate::http) fn replay(headers: &HeaderMap, body: Vec<u8>) -> Response {
     let wants_graphql_response = wants_graphql_response(headers);
@@ -128,7 +159,7 @@ mod tests {
             headers.insert(header::ACCEPT, HeaderValue::from_str(accept).expect("a header"));
         }
         let budget = budget::ResponseBudget::new(1 << 20);
-        let answer = respond(&headers, resp, false, limit, &budget, &encode::EncodeSlots::new()).await;
+        let answer = respond(&headers, resp, false, limit, &budget, &encode::EncodeSlots::new(), None).await;
         let content_type =
             answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let status = answer.status();

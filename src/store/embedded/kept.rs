@@ -1,9 +1,8 @@
 //! `Idempotency-Key` records on the embedded store, written on the writer
 //! thread (redb's one writer makes each claim atomic).
 //!
-//! A claim or a release commits without waiting for the disk
-//! (`Durability::None`): losing one in a crash only lets a retry run, which
-//! is what a lease that ended would do anyway. A kept answer is durable
+//! Each commits as every write on the writer thread does, answered once its
+//! group's durable commit covers it (see `group`): a kept answer is durable
 //! before the client is answered, so a retry after a crash gets it. Expired
 //! records go a few at a time with each claim, in expiry order (their own
 //! index), so the table never needs a sweeper and a claim's work is bounded.
@@ -12,7 +11,7 @@ use std::sync::Arc;
 
 use bson::DateTime;
 use bson::oid::ObjectId;
-use redb::{Durability, ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::disk::Disk;
 use super::schema::{KEPT_ANSWERS, KEPT_BY_EXPIRY};
@@ -28,7 +27,7 @@ type Expiry<'t> = Table<'t, &'static [u8], ()>;
 
 /// Claims `key` (see [`crate::store::Backend::claim_key`]).
 pub(super) fn claim(disk: &Disk, key: &IdemKey, fingerprint: &Fingerprint, until: DateTime) -> Result<Claim> {
-    write(disk, Durability::None, |records, expiry| {
+    write(disk, |records, expiry| {
         let now = DateTime::now();
         sweep(records, expiry, now)?;
         let found = get(records, key)?;
@@ -45,7 +44,7 @@ pub(super) fn claim(disk: &Disk, key: &IdemKey, fingerprint: &Fingerprint, until
 
 /// Keeps `answer` under `key` if `lease` still holds it, durably.
 pub(super) fn keep(disk: &Disk, key: &IdemKey, lease: Lease, answer: Vec<u8>, until: DateTime) -> Result<()> {
-    write(disk, Durability::Immediate, |records, expiry| {
+    write(disk, |records, expiry| {
         let Some(found) = get(records, key)?.filter(|f| f.held_by(lease)) else { return Ok(()) };
         let mut kept = found.clone();
         kept.lease = None;
@@ -57,7 +56,7 @@ pub(super) fn keep(disk: &Disk, key: &IdemKey, lease: Lease, answer: Vec<u8>, un
 
 /// Removes `key`'s record if `lease` still holds it.
 pub(super) fn release(disk: &Disk, key: &IdemKey, lease: Lease) -> Result<()> {
-    write(disk, Durability::None, |records, expiry| {
+    write(disk, |records, expiry| {
         if let Some(found) = get(records, key)?.filter(|f| f.held_by(lease)) {
             records.remove(key.0.as_slice())?;
             expiry.remove(expiry_key(found.expires_at, key).as_slice())?;
@@ -68,17 +67,11 @@ pub(super) fn release(disk: &Disk, key: &IdemKey, lease: Lease) -> Result<()> {
 
 /// One write transaction over the two tables, refused while the disk is
 /// failing and reported to it after (see `disk`).
-fn write<T>(
-    disk: &Disk,
-    durability: Durability,
-    f: impl FnOnce(&mut Records<'_>, &mut Expiry<'_>) -> Result<T>,
-) -> Result<T> {
+fn write<T>(disk: &Disk, f: impl FnOnce(&mut Records<'_>, &mut Expiry<'_>) -> Result<T>) -> Result<T> {
     disk.writable()?;
     let db: Arc<redb::Database> = disk.db()?;
     let out = (|| {
-        let mut wtx: WriteTransaction = db.begin_write()?;
-        wtx.set_durability(durability)
-            .map_err(|e| Error::internal_from("setting an embedded transaction's durability", e))?;
+        let wtx: WriteTransaction = super::tx::begin_write(&db)?;
         let out = {
             let mut records = wtx.open_table(KEPT_ANSWERS)?;
             let mut expiry = wtx.open_table(KEPT_BY_EXPIRY)?;

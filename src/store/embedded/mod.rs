@@ -4,7 +4,8 @@
 //! - `codec`: encoding and decoding stored documents directly to and from BSON bytes.
 //! - `keys`: index key encoding (byte order = listing order).
 //! - `read`: reads over one read transaction.
-//! - `tx`: the writer thread, and how a command runs in one transaction.
+//! - `tx`: how a command runs in one transaction.
+//! - `group`: the writer thread, which commits writes durably in groups (one fsync for many).
 //! - `handle`: the transaction handle (`Reads`, `Tx`) over a write transaction or a snapshot;
 //!   `source`: what it reads from.
 //! - `kept`: `Idempotency-Key` records, claimed and kept on the writer thread.
@@ -13,12 +14,14 @@
 //! - `upgrade`: the one-time upgrade of a blogql 0.1 (redb 2) data directory.
 //!
 //! Reads run inline in a redb read transaction (an MVCC snapshot); writes
-//! queue for redb's single writer, on a thread of their own.
+//! queue for redb's single writer, on a thread of their own, and are answered
+//! once a durable commit covers them.
 
 mod codec;
 mod disk;
 mod errors;
 mod feed;
+mod group;
 mod handle;
 mod kept;
 mod keys;
@@ -29,6 +32,7 @@ mod tx;
 mod upgrade;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bson::DateTime;
@@ -50,6 +54,8 @@ use crate::error::{Error, Result};
 use crate::model::{CommentDoc, CommentId, DeletionJobDoc, JobHeader, PostDoc, PostId, UserDoc, UserId};
 use crate::store::{Command, ReadCommand};
 
+pub use self::group::{DURABLE_COMMITS, GROUPED_JOBS};
+
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "blogql.redb";
 
@@ -62,8 +68,8 @@ pub const DEFAULT_CACHE_BYTES: usize = crate::settings::defaults::STORE_CACHE_MI
 pub struct EmbeddedStore {
     /// The database file, reopened after an I/O failure (see `disk`).
     disk: Arc<disk::Disk>,
-    /// The queue of the thread that runs write transactions (see [`tx::start_writer`]).
-    writer: tokio::sync::mpsc::Sender<tx::Job>,
+    /// The queue of the thread that runs write transactions (see [`group::start_writer`]).
+    writer: tokio::sync::mpsc::Sender<group::Job>,
     /// Set on a per-request view: every read of the request shares one MVCC
     /// snapshot, taken at the first read and dropped when the request writes.
     pinned: Option<Arc<Mutex<Option<Arc<ReadTransaction>>>>>,
@@ -71,6 +77,9 @@ pub struct EmbeddedStore {
     hidden: Arc<Hidden>,
     /// Where committed writes' events go, published on the writer thread in commit order.
     hub: Arc<Hub>,
+    /// Twice the write jobs the writer thread has run, odd while one runs
+    /// (see [`Backend::version`]).
+    commits: Arc<AtomicU64>,
 }
 
 /// Builds `posts_by_created_author` for a store written before it existed
@@ -124,11 +133,15 @@ impl EmbeddedStore {
             backfill_feed_index(&wtx)?;
         }
         wtx.commit()?;
+        let disk = Arc::new(disk::Disk::new(path, cache_bytes, db));
+        let hidden: Arc<Hidden> = Arc::default();
+        let commits = Arc::new(AtomicU64::new(0));
         let store = EmbeddedStore {
-            disk: Arc::new(disk::Disk::new(path, cache_bytes, db)),
-            writer: tx::start_writer()?,
+            writer: group::start_writer(&disk, Arc::clone(&hidden), Arc::clone(&commits))?,
+            commits,
+            disk,
             pinned: None,
-            hidden: Arc::default(),
+            hidden,
             hub: Arc::default(),
         };
         // Jobs a previous run left unfinished hide their documents from the first read on.
@@ -257,7 +270,12 @@ impl Backend for EmbeddedStore {
             pinned: Some(Arc::new(Mutex::new(None))),
             hidden: Arc::clone(&self.hidden),
             hub: Arc::clone(&self.hub),
+            commits: Arc::clone(&self.commits),
         }
+    }
+
+    fn version(&self) -> Option<u64> {
+        Some(self.commits.load(Ordering::Acquire)).filter(|n| n % 2 == 0)
     }
 
     async fn renew(&self) {
@@ -292,17 +310,17 @@ impl Backend for EmbeddedStore {
 
     async fn claim_key(&self, key: &IdemKey, fingerprint: &Fingerprint, until: DateTime) -> Result<Claim> {
         let (key, fingerprint, disk) = (*key, *fingerprint, Arc::clone(&self.disk));
-        tx::on_writer(&self.writer, move || kept::claim(&disk, &key, &fingerprint, until)).await
+        group::on_writer(&self.writer, move || kept::claim(&disk, &key, &fingerprint, until), |_| {}).await
     }
 
     async fn keep_answer(&self, key: &IdemKey, lease: Lease, answer: Vec<u8>, until: DateTime) -> Result<()> {
         let (key, disk) = (*key, Arc::clone(&self.disk));
-        tx::on_writer(&self.writer, move || kept::keep(&disk, &key, lease, answer, until)).await
+        group::on_writer(&self.writer, move || kept::keep(&disk, &key, lease, answer, until), |_| {}).await
     }
 
     async fn release_key(&self, key: &IdemKey, lease: Lease) -> Result<()> {
         let (key, disk) = (*key, Arc::clone(&self.disk));
-        tx::on_writer(&self.writer, move || kept::release(&disk, &key, lease)).await
+        group::on_writer(&self.writer, move || kept::release(&disk, &key, lease), |_| {}).await
     }
 
     fn hidden(&self) -> &Arc<Hidden> {

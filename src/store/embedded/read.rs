@@ -146,6 +146,13 @@ pub(super) fn related_page_ids(mut ids: Vec<ObjectId>, page: &Page) -> Vec<Objec
 /// still checks what is read, for what ids alone cannot tell).
 pub(super) struct Reader<'a>(pub(super) &'a ReadTransaction, pub(super) Option<&'a Sets>);
 
+/// The staged deletion jobs `db` holds, read in a fresh snapshot (to
+/// reload what staged deletion hides after the file was reopened).
+pub(super) fn jobs_in(db: &redb::Database) -> Result<Vec<DeletionJobDoc>> {
+    use redb::ReadableDatabase as _;
+    Reader(&db.begin_read()?, None).jobs()
+}
+
 impl Reader<'_> {
     /// The documents with these ids, in the order asked; missing ones are skipped.
     pub(super) fn docs<D: Stored>(&self, ids: &[impl Copy + Into<ObjectId>]) -> Result<Vec<D>> {

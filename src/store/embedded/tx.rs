@@ -2,7 +2,8 @@
 //!
 //! redb allows one writer at a time, so every transaction is serializable
 //! and a crash at any point leaves all of it or none of it on disk. A command
-//! runs on the blocking pool, inside one redb write transaction. Its future is
+//! runs on the writer thread (see `group`), inside one redb write
+//! transaction, and is answered once its group is durable. Its future is
 //! polled exactly once: every [`Tx`] method here finishes without waiting, so
 //! the command must be done after that poll, and if it is not (it awaited
 //! something else) the transaction is rolled back with an internal error
@@ -17,6 +18,7 @@ use bson::DateTime;
 use redb::{Database, ReadableDatabase};
 
 use super::disk::Disk;
+use super::group::{Job, on_writer};
 use super::handle::{EmbeddedTx, Writer};
 use super::source::Snapshot;
 use crate::error::{Error, Result};
@@ -25,38 +27,10 @@ use crate::store::hidden::Hidden;
 use crate::store::hidden::stage::Staging;
 use crate::store::{Command, ReadCommand};
 
-/// One write transaction for the writer thread, with its reply channel inside.
-pub(super) type Job = Box<dyn FnOnce() + Send>;
-
-/// How many transactions may wait for the writer thread; a request beyond
-/// that waits (asynchronously) to enqueue.
-const QUEUED_WRITES: usize = 64;
-
-/// Starts the thread that runs every write transaction, one at a time.
-///
-/// redb has one writer, so one thread is all writes can use. A dedicated
-/// thread, rather than a blocking-pool task per write, keeps waiting writers
-/// as cheap queued jobs instead of parked threads, and keeps the allocator's
-/// memory for large documents in one thread's heap, reused by every write.
-/// The thread ends when the last store handle (the last sender) is dropped.
-pub(super) fn start_writer() -> Result<tokio::sync::mpsc::Sender<Job>> {
-    let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(QUEUED_WRITES);
-    std::thread::Builder::new()
-        .name("blogql-writer".into())
-        .spawn(move || {
-            while let Some(job) = queue.blocking_recv() {
-                // A panicking command drops its reply (its caller gets an
-                // internal error); the thread goes on with the next one.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-            }
-        })
-        .map_err(|e| Error::internal_from("starting the embedded store's writer thread", e))?;
-    Ok(jobs)
-}
-
 /// Runs `cmd` in one write transaction on the writer thread: commit on `Ok`,
-/// roll back otherwise. While the store is failing after an I/O error the
-/// command is refused with `SERVICE_UNAVAILABLE` before it runs (see `disk`).
+/// roll back otherwise; answered once its group's commit is durable (see
+/// `group`). While the store is failing after an I/O error the command is
+/// refused with `SERVICE_UNAVAILABLE` before it runs (see `disk`).
 pub(super) async fn run<C: Command + 'static>(
     disk: &Arc<Disk>,
     writer: &tokio::sync::mpsc::Sender<Job>,
@@ -64,22 +38,29 @@ pub(super) async fn run<C: Command + 'static>(
     cmd: C,
 ) -> Result<C::Output> {
     let (disk, hidden, hub) = (Arc::clone(disk), Arc::clone(hidden), Arc::clone(hub));
-    on_writer(writer, move || {
-        disk.writable()?;
-        let db = disk.db()?;
-        let out = run_now(&db, &hidden, &cmd);
-        // On the writer thread, right after the commit: events leave in commit order.
-        if let Ok(out) = &out
-            && hub.is_heard()
-        {
-            hub.publish(cmd.events(out));
-        }
-        // Release the database before answering, so a caller that drops the
-        // store on the answer can reopen the file at once.
-        drop(db);
-        disk.after_write(&out);
-        out
-    })
+    let cmd = Arc::new(cmd);
+    let published = Arc::clone(&cmd);
+    on_writer(
+        writer,
+        move || {
+            disk.writable()?;
+            let db = disk.db()?;
+            let out = run_now(&db, &hidden, &*cmd);
+            // Release the database before answering, so a caller that drops the
+            // store on the answer can reopen the file at once.
+            drop(db);
+            disk.after_write(&out);
+            out
+        },
+        // On the writer thread, once the commit is durable: events leave in commit order.
+        move |out| {
+            if let Ok(out) = out
+                && hub.is_heard()
+            {
+                hub.publish(published.events(out));
+            }
+        },
+    )
     .await
 }
 
@@ -87,20 +68,7 @@ pub(super) async fn run<C: Command + 'static>(
 /// store): `Ok` once a probe write has committed.
 pub(super) async fn recover(disk: &Arc<Disk>, writer: &tokio::sync::mpsc::Sender<Job>) -> Result<()> {
     let disk = Arc::clone(disk);
-    on_writer(writer, move || disk.writable()).await
-}
-
-/// Runs `work` on the writer thread and waits for its answer.
-pub(super) async fn on_writer<T: Send + 'static>(
-    writer: &tokio::sync::mpsc::Sender<Job>,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _ = reply.send(work());
-    });
-    writer.send(job).await.map_err(|_| Error::internal("the embedded store's writer thread has stopped"))?;
-    answer.await.map_err(|_| Error::internal("a write transaction ended without an answer"))?
+    on_writer(writer, move || disk.writable(), |_| {}).await
 }
 
 /// Runs `cmd` in one write transaction on this thread.
@@ -109,7 +77,7 @@ pub(super) async fn on_writer<T: Send + 'static>(
 /// before the commit, so no read that starts after the commit can see their
 /// documents, and retired again if the commit fails.
 fn run_now<C: Command>(db: &Database, hidden: &Arc<Hidden>, cmd: &C) -> Result<C::Output> {
-    let mut tx = EmbeddedTx(Writer { tx: db.begin_write()?, now: DateTime::now(), staged: Vec::new() });
+    let mut tx = EmbeddedTx(Writer { tx: begin_write(db)?, now: DateTime::now(), staged: Vec::new() });
     match complete_now(cmd.apply(&mut tx)) {
         Ok(Ok(out)) => {
             let staging = Staging::new(hidden);
@@ -124,6 +92,15 @@ fn run_now<C: Command>(db: &Database, hidden: &Arc<Hidden>, cmd: &C) -> Result<C
             Err(err)
         }
     }
+}
+
+/// A write transaction that commits without waiting for the disk: the
+/// writer thread's durable commit after its group makes it durable (see `group`).
+pub(super) fn begin_write(db: &Database) -> Result<redb::WriteTransaction> {
+    let mut tx = db.begin_write()?;
+    tx.set_durability(redb::Durability::None)
+        .map_err(|e| Error::internal_from("setting an embedded transaction's durability", e))?;
+    Ok(tx)
 }
 
 /// Runs the read-only `cmd` over a fresh read snapshot on the blocking pool:

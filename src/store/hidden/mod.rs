@@ -16,7 +16,7 @@ pub mod stage;
 pub mod visible;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bson::oid::ObjectId;
@@ -33,6 +33,8 @@ pub struct Hidden {
     /// Signalled when a transaction that staged a job has committed: the
     /// reaper waits on it, so no resolver has to reach for the reaper.
     staged: tokio::sync::Notify,
+    /// Moves with every change of `sets` (see [`Hidden::generation`]).
+    generation: AtomicU64,
 }
 
 /// The id sets, rebuilt from the jobs whenever one comes or goes.
@@ -248,15 +250,24 @@ impl Hidden {
         });
     }
 
+    /// A count that moves whenever what is hidden changes, `None` during a
+    /// change: part of the state an answer is kept for (see `Store::version`).
+    pub fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::Acquire)).filter(|n| n % 2 == 0)
+    }
+
     fn update(&self, change: impl FnOnce(&mut HashMap<ObjectId, Arc<DeletionJobDoc>>)) {
         // A poisoned lock only means a panic elsewhere mid-update; the sets
         // are rebuilt whole below, so the data is still usable.
         let mut sets = self.sets.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Odd while the sets change, so no reader takes a mixed view for a stable one.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let mut jobs = sets.jobs.clone();
         change(&mut jobs);
         let count = jobs.len();
         *sets = Arc::new(Sets::rebuild(jobs));
         self.jobs.store(count, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
