@@ -9,7 +9,7 @@ shape=${1:-nested}
 DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 command -v perf >/dev/null || { echo "perf is not installed (Debian: linux-perf)"; exit 1; }
-cargo build --release --quiet
+[ -n "${BLOGQL_BIN:-}" ] || cargo build --release --quiet
 bin=${BLOGQL_BIN:-target/release/blogql}
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use crate::graphql::Viewer;
 use crate::store::Store;
@@ -86,10 +87,39 @@ impl Key {
     }
 }
 
+/// One key's place in the cache.
+enum Slot {
+    /// Its answer.
+    Ready(Bytes),
+    /// A request is running it; its answer will be sent here.
+    Running(watch::Sender<Option<Bytes>>),
+}
+
+/// The entries of one version.
 struct Entries {
     at: Option<Version>,
-    answers: HashMap<Key, Bytes>,
+    slots: HashMap<Key, Slot>,
+    /// Answers' and keys' bytes.
     bytes: usize,
+}
+
+impl Entries {
+    /// Makes `at` the cache's version if it is later (emptying it, which
+    /// wakes every waiting request: they execute themselves); false if `at`
+    /// is earlier than the cache's version, whose entries stay.
+    fn move_to(&mut self, at: Version) -> bool {
+        match self.at {
+            Some(now) if now == at => true,
+            Some(now) if !at.after(now) => false,
+            _ => {
+                self.at = Some(at);
+                self.slots.clear();
+                self.slots.shrink_to(64);
+                self.bytes = 0;
+                true
+            }
+        }
+    }
 }
 
 /// Whether the client asked for a fresh execution (`Cache-Control: no-cache`
@@ -102,23 +132,44 @@ pub fn fresh_asked(headers: &HeaderMap) -> bool {
         .any(|v| v.split(',').any(|d| matches!(d.trim(), "no-cache" | "no-store")))
 }
 
-/// A query being executed whose answer may be kept: its key, and the state
-/// the store was in before it ran.
+/// A query about to be executed whose answer may be kept: its key, and the
+/// state the store was in before it ran. If it claimed the key (see
+/// [`Pending::lookup`]), other requests for the same key wait for its answer
+/// instead of executing the same query again; dropped without keeping an
+/// answer, it lets them go, and they execute themselves.
 pub struct Pending {
     cache: Arc<AnswerCache>,
     at: Version,
     key: Key,
+    claimed: bool,
 }
 
 impl Pending {
     /// A query about to run at `at`.
     pub fn new(cache: Arc<AnswerCache>, at: Version, key: Key) -> Self {
-        Pending { cache, at, key }
+        Pending { cache, at, key, claimed: false }
     }
 
-    /// The answer kept for this query at its state, if any.
-    pub fn lookup(&self) -> Option<Bytes> {
-        self.cache.get(self.at, &self.key)
+    /// The answer kept for this query at its state: at once, or, while
+    /// another request runs the same query at the same state, that
+    /// request's answer when it has one. `None` means: execute it. The first
+    /// request to miss claims the key.
+    pub async fn lookup(&mut self) -> Option<Bytes> {
+        match self.cache.lookup(self.at, &self.key) {
+            Lookup::Hit(answer) => Some(answer),
+            Lookup::Wait(mut running) => {
+                // An error: the running request kept nothing (or the state
+                // moved on); this one executes on its own, and claims nothing.
+                let answer = running.wait_for(Option::is_some).await.ok().and_then(|a| a.clone());
+                let counter = if answer.is_some() { &self.cache.hits } else { &self.cache.misses };
+                counter.fetch_add(1, Ordering::Relaxed);
+                answer
+            }
+            Lookup::Run { claimed } => {
+                self.claimed = claimed;
+                None
+            }
+        }
     }
 
     /// Whether the store is still in the state the query started in, so its
@@ -127,10 +178,30 @@ impl Pending {
         Version::of(store) == Some(self.at)
     }
 
-    /// Keeps the encoded `answer`.
-    pub fn keep(self, answer: &Bytes) {
-        self.cache.put(self.at, self.key, answer.clone());
+    /// Keeps the encoded `answer`, and hands it to the requests waiting for it.
+    pub fn keep(mut self, answer: &Bytes) {
+        self.cache.put(self.at, &self.key, answer.clone(), self.claimed);
+        self.claimed = false;
     }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.claimed {
+            self.cache.abandon(self.at, &self.key);
+        }
+    }
+}
+
+/// What [`AnswerCache::lookup`] found.
+enum Lookup {
+    /// The answer, kept.
+    Hit(Bytes),
+    /// Another request is running the query at this state.
+    Wait(watch::Receiver<Option<Bytes>>),
+    /// Nothing: the caller runs the query, holding the key's claim if there
+    /// was room to note it.
+    Run { claimed: bool },
 }
 
 /// The cache's series for `/metrics`: hits, misses and bytes held.
@@ -153,7 +224,7 @@ pub fn render(cache: Option<&AnswerCache>) -> String {
 pub struct AnswerCache {
     entries: Mutex<Entries>,
     max_bytes: usize,
-    /// Answers served from the cache.
+    /// Answers served from the cache (kept, or awaited from the request running it).
     pub hits: AtomicU64,
     /// Cacheable requests that were executed.
     pub misses: AtomicU64,
@@ -163,44 +234,96 @@ impl AnswerCache {
     /// A cache of at most `max_bytes` of answers and keys.
     pub fn new(max_bytes: usize) -> Self {
         AnswerCache {
-            entries: Mutex::new(Entries { at: None, answers: HashMap::new(), bytes: 0 }),
+            entries: Mutex::new(Entries { at: None, slots: HashMap::new(), bytes: 0 }),
             max_bytes,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
-    /// The answer kept for `key` at `at`, if any.
+    /// The answer kept for `key` at `at`, if any (no claim, no waiting).
     pub fn get(&self, at: Version, key: &Key) -> Option<Bytes> {
         let entries = self.entries.lock().ok()?;
-        let found = if entries.at == Some(at) { entries.answers.get(key).cloned() } else { None };
+        let found = match entries.slots.get(key) {
+            Some(Slot::Ready(answer)) if entries.at == Some(at) => Some(answer.clone()),
+            _ => None,
+        };
         drop(entries);
         let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 
-    /// Keeps `answer` for `key` at `at`: the version its execution saw, the
-    /// same before and after it. A later version than the cache's empties it
-    /// first; an earlier one is not kept.
-    pub fn put(&self, at: Version, key: Key, answer: Bytes) {
-        let Ok(mut entries) = self.entries.lock() else { return };
-        match entries.at {
-            Some(now) if now == at => {}
-            Some(now) if !at.after(now) => return,
-            _ => {
-                entries.at = Some(at);
-                entries.answers.clear();
-                entries.answers.shrink_to(64);
-                entries.bytes = 0;
+    /// [`Self::get`], or the request running `key` at `at` to wait for, or a
+    /// claim on it (see [`Pending::lookup`]).
+    fn lookup(&self, at: Version, key: &Key) -> Lookup {
+        let Ok(mut entries) = self.entries.lock() else { return Lookup::Run { claimed: false } };
+        if !entries.move_to(at) {
+            drop(entries);
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Run { claimed: false };
+        }
+        match entries.slots.get(key) {
+            Some(Slot::Ready(answer)) => {
+                let answer = answer.clone();
+                drop(entries);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Lookup::Hit(answer)
+            }
+            Some(Slot::Running(running)) => Lookup::Wait(running.subscribe()),
+            None => {
+                let size = key.size();
+                let claimed = entries.bytes + size <= self.max_bytes;
+                if claimed {
+                    entries.bytes += size;
+                    entries.slots.insert(key.clone(), Slot::Running(watch::channel(None).0));
+                }
+                drop(entries);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                Lookup::Run { claimed }
             }
         }
-        let size = key.size() + answer.len();
-        if entries.bytes + size > self.max_bytes || entries.answers.contains_key(&key) {
+    }
+
+    /// Keeps `answer` for `key` at `at`: the version its execution saw, the
+    /// same before and after it. A later version than the cache's empties it
+    /// first; an earlier one is not kept. With `claimed`, the requests
+    /// waiting on the claim get the answer too.
+    pub fn put(&self, at: Version, key: &Key, answer: Bytes, claimed: bool) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if !entries.move_to(at) {
             return;
         }
-        entries.bytes += size;
-        entries.answers.insert(key, answer);
+        let size = key.size() + answer.len();
+        match entries.slots.get(key) {
+            Some(Slot::Ready(_)) => {}
+            Some(Slot::Running(running)) if claimed => {
+                running.send_replace(Some(answer.clone()));
+                entries.bytes -= key.size();
+                if entries.bytes + size <= self.max_bytes {
+                    entries.bytes += size;
+                    entries.slots.insert(key.clone(), Slot::Ready(answer));
+                } else {
+                    entries.slots.remove(key);
+                }
+            }
+            Some(Slot::Running(_)) => {}
+            None if entries.bytes + size <= self.max_bytes => {
+                entries.bytes += size;
+                entries.slots.insert(key.clone(), Slot::Ready(answer));
+            }
+            None => {}
+        }
+    }
+
+    /// Gives up a claim that kept nothing: the waiting requests execute
+    /// themselves (dropping the sender wakes them).
+    fn abandon(&self, at: Version, key: &Key) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if entries.at == Some(at) && matches!(entries.slots.get(key), Some(Slot::Running(_))) {
+            entries.slots.remove(key);
+            entries.bytes -= key.size();
+        }
     }
 
     /// Bytes held now (answers and keys).
@@ -224,7 +347,7 @@ mod tests {
     #[test]
     fn answers_are_served_only_at_their_version() {
         let cache = AnswerCache::new(1 << 20);
-        cache.put(V1, key(1), Bytes::from_static(b"one"));
+        cache.put(V1, &key(1), Bytes::from_static(b"one"), false);
         assert_eq!(cache.get(V1, &key(1)).as_deref(), Some(&b"one"[..]));
         assert_eq!(cache.get(V1, &key(2)), None);
         assert_eq!(cache.get(V2, &key(1)), None);
@@ -236,13 +359,55 @@ mod tests {
     #[test]
     fn a_later_version_empties_it_and_an_earlier_one_is_refused() {
         let cache = AnswerCache::new(1 << 20);
-        cache.put(V1, key(1), Bytes::from_static(b"one"));
-        cache.put(V2, key(2), Bytes::from_static(b"two"));
+        cache.put(V1, &key(1), Bytes::from_static(b"one"), false);
+        cache.put(V2, &key(2), Bytes::from_static(b"two"), false);
         assert_eq!(cache.get(V1, &key(1)), None);
-        cache.put(V1, key(3), Bytes::from_static(b"old"));
+        cache.put(V1, &key(3), Bytes::from_static(b"old"), false);
         assert_eq!(cache.get(V2, &key(3)), None);
         assert_eq!(cache.get(V2, &key(2)).as_deref(), Some(&b"two"[..]));
         assert!(cache.bytes() < 200, "only one entry is held: {}", cache.bytes());
+    }
+
+    /// Requests that miss while another runs the same query at the same
+    /// state wait for its answer; if it keeps none, they are let go to run
+    /// it themselves.
+    #[tokio::test]
+    async fn concurrent_misses_wait_for_the_first() {
+        let cache = Arc::new(AnswerCache::new(1 << 20));
+        let mut first = Pending::new(Arc::clone(&cache), V1, key(1));
+        assert_eq!(first.lookup().await, None, "the first misses and claims");
+        let mut second = Pending::new(Arc::clone(&cache), V1, key(1));
+        let waiting = tokio::spawn(async move { second.lookup().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the second waits for the first");
+        first.keep(&Bytes::from_static(b"answer"));
+        assert_eq!(waiting.await.expect("join").as_deref(), Some(&b"answer"[..]));
+
+        let mut failing = Pending::new(Arc::clone(&cache), V1, key(2));
+        assert_eq!(failing.lookup().await, None);
+        let mut other = Pending::new(Arc::clone(&cache), V1, key(2));
+        let waiting = tokio::spawn(async move { other.lookup().await });
+        tokio::task::yield_now().await;
+        drop(failing);
+        assert_eq!(waiting.await.expect("join"), None, "let go to execute on its own");
+        let mut again = Pending::new(Arc::clone(&cache), V1, key(2));
+        assert_eq!(again.lookup().await, None, "and the key can be claimed again");
+    }
+
+    /// A later version lets every waiting request go: the answer it waited
+    /// for would be of an older state.
+    #[tokio::test]
+    async fn a_new_version_lets_the_waiting_go() {
+        let cache = Arc::new(AnswerCache::new(1 << 20));
+        let mut first = Pending::new(Arc::clone(&cache), V1, key(1));
+        assert_eq!(first.lookup().await, None);
+        let mut second = Pending::new(Arc::clone(&cache), V1, key(1));
+        let waiting = tokio::spawn(async move { second.lookup().await });
+        tokio::task::yield_now().await;
+        cache.put(V2, &key(9), Bytes::from_static(b"new"), false);
+        assert_eq!(waiting.await.expect("join"), None);
+        first.keep(&Bytes::from_static(b"stale"));
+        assert_eq!(cache.get(V1, &key(1)), None, "an answer of the older state is not kept");
     }
 
     /// Past its bytes, the cache keeps nothing more.
@@ -250,7 +415,7 @@ mod tests {
     fn it_stays_within_its_bytes() {
         let cache = AnswerCache::new(4096);
         for n in 0..100u8 {
-            cache.put(V1, key(n), Bytes::from(vec![b'x'; 500]));
+            cache.put(V1, &key(n), Bytes::from(vec![b'x'; 500]), false);
         }
         assert!(cache.bytes() <= 4096, "{}", cache.bytes());
         assert!(cache.get(V1, &key(0)).is_some() && cache.get(V1, &key(99)).is_none());

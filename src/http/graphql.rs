@@ -386,15 +386,15 @@ async fn answer(
         }
     }
     // A query the store's current state has already answered is served as kept (see `answers`).
-    let pending = match (&routes.answers, &checked) {
+    let mut pending = match (&routes.answers, &checked) {
         (Some(cache), Some(_)) if !mutation => Version::of(&routes.state.store)
             .zip(answers::Key::of(named.hash, &req, &viewer))
             .map(|(at, key)| answers::Pending::new(std::sync::Arc::clone(cache), at, key)),
         _ => None,
     };
-    if let Some(pending) = &pending
+    if let Some(pending) = &mut pending
         && !answers::fresh_asked(headers)
-        && let Some(body) = pending.lookup()
+        && let Some(body) = pending.lookup().await
     {
         return Answer::Cached { body, operation: label };
     }
