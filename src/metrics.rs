@@ -202,79 +202,107 @@ impl Metrics {
         let _ = writeln!(out, "blogql_transactions_total{{result=\"committed\"}} {}", transactions.committed);
         let _ = writeln!(out, "blogql_transactions_total{{result=\"rolled_back\"}} {}", transactions.rolled_back);
         let _ = writeln!(out, "blogql_transactions_total{{result=\"retried\"}} {}", transactions.retried);
-        out.push_str("# HELP blogql_staged_deletions Staged deletions in progress: hidden, and not yet reaped.\n");
-        out.push_str("# TYPE blogql_staged_deletions gauge\n");
-        let _ = writeln!(out, "blogql_staged_deletions {staged_deletions}");
+        series(
+            &mut out,
+            "blogql_staged_deletions",
+            "gauge",
+            "Staged deletions in progress: hidden, and not yet reaped.",
+            staged_deletions,
+        );
         self.batch_sizes.render(
             &mut out,
             "blogql_dataloader_batch_size",
             "Keys per DataLoader batch (one store round trip each).",
         );
-        out.push_str(
-            "# HELP blogql_untrusted_documents_total Documents not in the trusted manifest, served because it only logs.\n",
+        series(
+            &mut out,
+            "blogql_untrusted_documents_total",
+            "counter",
+            "Documents not in the trusted manifest, served because it only logs.",
+            self.untrusted_documents.load(Ordering::Relaxed),
         );
-        out.push_str("# TYPE blogql_untrusted_documents_total counter\n");
-        let _ = writeln!(out, "blogql_untrusted_documents_total {}", self.untrusted_documents.load(Ordering::Relaxed));
-        out.push_str(
-            "# HELP blogql_otlp_spans_dropped_total Spans not exported because the exporter's queue was full.\n",
+        series(
+            &mut out,
+            "blogql_otlp_spans_dropped_total",
+            "counter",
+            "Spans not exported because the exporter's queue was full.",
+            crate::telemetry::otlp::DROPPED.load(Ordering::Relaxed),
         );
-        out.push_str("# TYPE blogql_otlp_spans_dropped_total counter\n");
-        let dropped = crate::telemetry::otlp::DROPPED.load(Ordering::Relaxed);
-        let _ = writeln!(out, "blogql_otlp_spans_dropped_total {dropped}");
-        out.push_str("# HELP blogql_store_durable_commits_total Durable commits of the embedded store, each covering a group of writes.\n");
-        out.push_str("# TYPE blogql_store_durable_commits_total counter\n");
-        let commits = crate::store::embedded::DURABLE_COMMITS.load(Ordering::Relaxed);
-        let _ = writeln!(out, "blogql_store_durable_commits_total {commits}");
-        out.push_str(
-            "# HELP blogql_store_grouped_writes_total Writes of the embedded store answered after a durable commit.\n",
+        series(
+            &mut out,
+            "blogql_store_durable_commits_total",
+            "counter",
+            "Durable commits of the embedded store, each covering a group of writes.",
+            crate::store::embedded::DURABLE_COMMITS.load(Ordering::Relaxed),
         );
-        out.push_str("# TYPE blogql_store_grouped_writes_total counter\n");
-        let grouped = crate::store::embedded::GROUPED_JOBS.load(Ordering::Relaxed);
-        let _ = writeln!(out, "blogql_store_grouped_writes_total {grouped}");
+        series(
+            &mut out,
+            "blogql_store_grouped_writes_total",
+            "counter",
+            "Writes of the embedded store answered after a durable commit.",
+            crate::store::embedded::GROUPED_JOBS.load(Ordering::Relaxed),
+        );
         self.render_subscriptions(&mut out, published);
         out
     }
 
     fn render_subscriptions(&self, out: &mut String, published: u64) {
         let subs = &self.subscriptions;
-        out.push_str("# HELP blogql_subscription_sockets Open subscription sockets.\n");
-        out.push_str("# TYPE blogql_subscription_sockets gauge\n");
-        let _ = writeln!(out, "blogql_subscription_sockets {}", subs.sockets.load(Ordering::Relaxed));
-        out.push_str("# HELP blogql_subscription_streams Open subscription event streams (SSE).\n");
-        out.push_str("# TYPE blogql_subscription_streams gauge\n");
-        let _ = writeln!(out, "blogql_subscription_streams {}", subs.streams.load(Ordering::Relaxed));
+        series(
+            out,
+            "blogql_subscription_sockets",
+            "gauge",
+            "Open subscription sockets.",
+            subs.sockets.load(Ordering::Relaxed),
+        );
+        series(
+            out,
+            "blogql_subscription_streams",
+            "gauge",
+            "Open subscription event streams (SSE).",
+            subs.streams.load(Ordering::Relaxed),
+        );
         out.push_str("# HELP blogql_subscriptions Running subscriptions by root field.\n");
         out.push_str("# TYPE blogql_subscriptions gauge\n");
         for (i, n) in subs.running.iter().enumerate() {
             let field = SUBSCRIPTION_FIELDS.get(i).copied().unwrap_or("other");
             let _ = writeln!(out, "blogql_subscriptions{{field=\"{field}\"}} {}", n.load(Ordering::Relaxed));
         }
-        out.push_str(
-            "# HELP blogql_subscription_events_published_total Events of committed writes that reached a listener.\n",
+        series(
+            out,
+            "blogql_subscription_events_published_total",
+            "counter",
+            "Events of committed writes that reached a listener.",
+            published,
         );
-        out.push_str("# TYPE blogql_subscription_events_published_total counter\n");
-        let _ = writeln!(out, "blogql_subscription_events_published_total {published}");
-        out.push_str("# HELP blogql_subscription_runs Distinct subscription runs, each shared by its subscribers.\n");
-        out.push_str("# TYPE blogql_subscription_runs gauge\n");
-        let _ = writeln!(out, "blogql_subscription_runs {}", subs.runs.load(Ordering::Relaxed));
-        out.push_str(
-            "# HELP blogql_subscription_answers_resolved_total Subscription answers resolved, once for every \
-             subscriber who shares them.\n",
+        series(
+            out,
+            "blogql_subscription_runs",
+            "gauge",
+            "Distinct subscription runs, each shared by its subscribers.",
+            subs.runs.load(Ordering::Relaxed),
         );
-        out.push_str("# TYPE blogql_subscription_answers_resolved_total counter\n");
-        let _ = writeln!(out, "blogql_subscription_answers_resolved_total {}", subs.resolved.load(Ordering::Relaxed));
-        out.push_str(
-            "# HELP blogql_subscription_messages_delivered_total Subscription answers handed to sockets and streams.\n",
+        series(
+            out,
+            "blogql_subscription_answers_resolved_total",
+            "counter",
+            "Subscription answers resolved, once for every subscriber who shares them.",
+            subs.resolved.load(Ordering::Relaxed),
         );
-        out.push_str("# TYPE blogql_subscription_messages_delivered_total counter\n");
-        let _ =
-            writeln!(out, "blogql_subscription_messages_delivered_total {}", subs.delivered.load(Ordering::Relaxed));
-        out.push_str(
-            "# HELP blogql_subscription_slow_consumers_total Sockets and streams closed because their peer did not read.\n",
+        series(
+            out,
+            "blogql_subscription_messages_delivered_total",
+            "counter",
+            "Subscription answers handed to sockets and streams.",
+            subs.delivered.load(Ordering::Relaxed),
         );
-        out.push_str("# TYPE blogql_subscription_slow_consumers_total counter\n");
-        let _ =
-            writeln!(out, "blogql_subscription_slow_consumers_total {}", subs.slow_consumers.load(Ordering::Relaxed));
+        series(
+            out,
+            "blogql_subscription_slow_consumers_total",
+            "counter",
+            "Sockets and streams closed because their peer did not read.",
+            subs.slow_consumers.load(Ordering::Relaxed),
+        );
     }
 }
 
@@ -289,6 +317,11 @@ fn is_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_OPERATION_NAME_BYTES
         && name.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric())
+}
+
+/// Writes one unlabelled series: its `HELP` and `TYPE` lines, then its value.
+pub fn series(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
 }
 
 /// Escapes a label value for the text format.

@@ -19,7 +19,6 @@
 //! version empties the cache.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +27,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::graphql::Viewer;
+use crate::metrics::series;
 use crate::store::Store;
 
 /// A state of the store: its commit count and the generation of what staged
@@ -208,15 +208,12 @@ enum Lookup {
 pub fn render(cache: Option<&AnswerCache>) -> String {
     let Some(cache) = cache else { return String::new() };
     let mut out = String::new();
-    out.push_str("# HELP blogql_answer_cache_hits_total Queries answered from the answer cache.\n");
-    out.push_str("# TYPE blogql_answer_cache_hits_total counter\n");
-    let _ = writeln!(out, "blogql_answer_cache_hits_total {}", cache.hits.load(Ordering::Relaxed));
-    out.push_str("# HELP blogql_answer_cache_misses_total Queries the answer cache could have answered, executed.\n");
-    out.push_str("# TYPE blogql_answer_cache_misses_total counter\n");
-    let _ = writeln!(out, "blogql_answer_cache_misses_total {}", cache.misses.load(Ordering::Relaxed));
-    out.push_str("# HELP blogql_answer_cache_bytes Bytes the answer cache holds (answers and keys).\n");
-    out.push_str("# TYPE blogql_answer_cache_bytes gauge\n");
-    let _ = writeln!(out, "blogql_answer_cache_bytes {}", cache.bytes());
+    let (hits, misses) = (cache.hits.load(Ordering::Relaxed), cache.misses.load(Ordering::Relaxed));
+    series(&mut out, "blogql_answer_cache_hits_total", "counter", "Queries answered from the answer cache.", hits);
+    let help = "Queries the answer cache could have answered, executed.";
+    series(&mut out, "blogql_answer_cache_misses_total", "counter", help, misses);
+    let help = "Bytes the answer cache holds (answers and keys).";
+    series(&mut out, "blogql_answer_cache_bytes", "gauge", help, cache.bytes());
     out
 }
 
