@@ -78,13 +78,7 @@ pub(in crate::http) async fn respond(
                 budget = budget.total_bytes(),
                 "answer bytes in flight are at the budget, or large answers queue for encoding; refusing an answer"
             );
-            let mut refused = error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::ServiceUnavailable,
-                "the server is busy sending other answers; retry shortly",
-            );
-            refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUDGET_RETRY_AFTER_SECS));
-            return refused;
+            return busy();
         }
         Err(EncodeError::Serde(err)) => {
             tracing::error!(error = %err, "serializing a GraphQL response failed");
@@ -101,13 +95,7 @@ pub(in crate::http) async fn respond(
     } else {
         (StatusCode::OK, JSON)
     };
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::new(budget::BudgetedBody::new(body, share)))
-        .unwrap_or_else(|_| {
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, Code::InternalServerError, "internal server error")
-        })
+    budgeted(status, content_type, body, share)
 }
 
 /// An answer from the answer cache, in the media type this request asks
@@ -115,17 +103,27 @@ pub(in crate::http) async fn respond(
 pub(in crate::http) fn cached(headers: &HeaderMap, body: bytes::Bytes, budget: &budget::ResponseBudget) -> Response {
     let mut share = budget.share();
     if !share.cover(body.len()) {
-        let mut refused = error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Code::ServiceUnavailable,
-            "the server is busy sending other answers; retry shortly",
-        );
-        refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUDGET_RETRY_AFTER_SECS));
-        return refused;
+        return busy();
     }
     let content_type = if wants_graphql_response(headers) { GRAPHQL_RESPONSE } else { JSON };
+    budgeted(StatusCode::OK, content_type, body, share)
+}
+
+/// The refusal when the answer budget has no room: `503` with `Retry-After`.
+fn busy() -> Response {
+    let mut refused = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::ServiceUnavailable,
+        "the server is busy sending other answers; retry shortly",
+    );
+    refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUDGET_RETRY_AFTER_SECS));
+    refused
+}
+
+/// An encoded answer that holds its `share` of the budget until it is sent.
+fn budgeted(status: StatusCode, content_type: &'static str, body: bytes::Bytes, share: budget::Share) -> Response {
     Response::builder()
-        .status(StatusCode::OK)
+        .status(status)
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::new(budget::BudgetedBody::new(body, share)))
         .unwrap_or_else(|_| {
