@@ -238,8 +238,10 @@ impl AnswerCache {
         }
     }
 
-    /// The answer kept for `key` at `at`, if any (no claim, no waiting).
-    pub fn get(&self, at: Version, key: &Key) -> Option<Bytes> {
+    /// The answer kept for `key` at `at`, if any (no claim, no waiting):
+    /// what the tests read; requests go through [`Self::lookup`].
+    #[cfg(test)]
+    fn get(&self, at: Version, key: &Key) -> Option<Bytes> {
         let entries = self.entries.lock().ok()?;
         let found = match entries.slots.get(key) {
             Some(Slot::Ready(answer)) if entries.at == Some(at) => Some(answer.clone()),
