@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blogql::auth::{Auth, HashCost};
-use blogql::model::UserId;
+use blogql::model::{PostId, UserId};
 use blogql::seed::{SeedPlan, seed};
 use blogql::store::embedded::EmbeddedStore;
 use rand::{RngExt, SeedableRng};
@@ -30,19 +30,25 @@ async fn seed_victim(dir: &std::path::Path) -> UserId {
 
 /// [`seed_victim`] with `posts` posts per user.
 async fn seed_victim_with(dir: &std::path::Path, posts: usize) -> UserId {
+    seed_in(dir, 2, posts, 1).await[0].0
+}
+
+/// Seeds `users` accounts with `posts` posts each, and `each` comment, like
+/// and follow per post or user; returns them with their posts.
+async fn seed_in(dir: &std::path::Path, users: usize, posts: usize, each: usize) -> Vec<(UserId, Vec<PostId>)> {
     let store = EmbeddedStore::open(dir).expect("open").into();
     let plan = SeedPlan {
-        users: 2,
+        users,
         posts_per_user: posts,
-        comments_per_post: 1,
-        likes_per_post: 1,
-        follows_per_user: 1,
+        comments_per_post: each,
+        likes_per_post: each,
+        follows_per_user: each,
         password_hash: auth()
             .hash_password(blogql::domain::Password::parse("password123").expect("password"))
             .await
             .expect("hash"),
     };
-    seed(&store, &plan).await.expect("seed").users[0].0
+    seed(&store, &plan).await.expect("seed").users
 }
 
 /// Whether the victim is entirely present (with all its posts) or entirely
@@ -212,21 +218,7 @@ async fn sigkill_during_reaping_ends_like_an_unstaged_delete() {
 async fn sigkill_with_many_writes_in_flight_keeps_every_answered_one() {
     const WRITERS: usize = 16;
     let dir = tempfile::tempdir().expect("temp dir");
-    let seeded = {
-        let store = EmbeddedStore::open(dir.path()).expect("open").into();
-        let plan = SeedPlan {
-            users: 4,
-            posts_per_user: 1,
-            comments_per_post: 0,
-            likes_per_post: 0,
-            follows_per_user: 0,
-            password_hash: auth()
-                .hash_password(blogql::domain::Password::parse("password123").expect("password"))
-                .await
-                .expect("hash"),
-        };
-        seed(&store, &plan).await.expect("seed").users
-    };
+    let seeded = seed_in(dir.path(), 4, 1, 0).await;
     let target = seeded[0].1[0];
     let mut rng = rand::rngs::StdRng::seed_from_u64(rand::random());
     let limits = [("BLOGQL_WRITES_PER_USER_PER_MINUTE", "100000000"), ("BLOGQL_MAX_CONNECTIONS_PER_IP", "1000")];
