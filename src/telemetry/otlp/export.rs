@@ -28,7 +28,7 @@ pub fn start(config: OtlpConfig) -> OtlpLayer {
     // `try_init` would refuse anyway) keeps the first.
     let _ = super::SAMPLER.set(config.sampler);
     tokio::spawn(run(config.clone(), spans));
-    OtlpLayer { sampler: config.sampler, queue }
+    OtlpLayer { queue }
 }
 
 async fn run(config: OtlpConfig, mut spans: mpsc::Receiver<FinishedSpan>) {

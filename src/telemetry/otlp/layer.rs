@@ -1,9 +1,11 @@
 //! The tracing layer that turns blogql's spans into OTLP spans.
 //!
 //! A trace starts at a span that names its trace (`trace_id`, and for a
-//! request its own `span_id` and the caller's `parent_id`/`sampled`): the
-//! sampler decides once, there, and every span under it follows. An
-//! unsampled trace costs a look-up per span and no allocation; a sampled
+//! request its own `span_id` and the caller's `parent_id`/`sampled`). The
+//! sampler decided before that span was made ([`super::traces`]): a trace it
+//! left out gets its root under [`super::UNTRACED`], which this layer never
+//! takes, so every root it sees is sampled, and every span under it follows.
+//! A span outside a sampled trace costs a look-up and no allocation; a sampled
 //! span records its fields and, when it closes, is queued for the exporter
 //! (dropped and counted if the queue is full, never waited for). Spans
 //! outside any trace (start-up, a background read) are not exported.
@@ -16,8 +18,8 @@ use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::FinishedSpan;
 use super::proto::AttrValue;
-use super::{FinishedSpan, Sampler};
 use crate::telemetry::{SpanId, TraceId};
 
 /// What the layer keeps in a sampled span's extensions: the span being
@@ -26,9 +28,8 @@ use crate::telemetry::{SpanId, TraceId};
 /// no trace id of their own, so they are left out too.
 struct Traced(Box<FinishedSpan>);
 
-/// The layer: a sampler and the exporter's queue.
+/// The layer: the exporter's queue.
 pub struct OtlpLayer {
-    pub(super) sampler: Sampler,
     pub(super) queue: tokio::sync::mpsc::Sender<FinishedSpan>,
 }
 
@@ -41,7 +42,6 @@ struct Root {
     trace_id: Option<TraceId>,
     span_id: Option<SpanId>,
     parent_id: Option<SpanId>,
-    sampled: Option<bool>,
     tracestate: Option<String>,
 }
 
@@ -53,12 +53,6 @@ impl Visit for Root {
             "parent_id" => self.parent_id = parse_id::<8>(value).map(SpanId),
             "tracestate" => self.tracestate = Some(value.to_owned()),
             _ => {}
-        }
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() == "sampled" {
-            self.sampled = Some(value);
         }
     }
 
@@ -199,9 +193,6 @@ where
                 let mut root = Root::default();
                 attrs.record(&mut root);
                 let Some(trace_id) = root.trace_id else { return };
-                if !self.sampler.samples(trace_id, root.sampled) {
-                    return;
-                }
                 let mut started = FinishedSpan::start(
                     trace_id,
                     root.span_id.unwrap_or_else(SpanId::random),

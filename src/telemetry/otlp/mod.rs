@@ -182,7 +182,7 @@ pub const UNTRACED: &str = "blogql::untraced";
 
 /// Whether a trace starting here is exported, decided before its root span
 /// exists (so an unsampled request pays for one sampler call, not a span).
-/// The layer decides again at the root with the same sampler, and agrees.
+/// The layer takes every root outside [`UNTRACED`] as sampled.
 pub fn traces(trace_id: TraceId, caller: Option<bool>) -> bool {
     SAMPLER.get().is_some_and(|sampler| sampler.samples(trace_id, caller))
 }
