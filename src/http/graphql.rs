@@ -4,6 +4,7 @@
 use crate::code::Code;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use async_graphql_axum::GraphQLRequest;
 use axum::extract::ws::WebSocketUpgrade;
@@ -26,7 +27,7 @@ use crate::metrics::Outcome;
 use crate::telemetry::{SpanId, TraceContext, context, otlp};
 
 pub(super) async fn graphql_post(
-    State(routes): State<Routes>,
+    State(routes): State<Arc<Routes>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Viewing(viewer): Viewing,
     headers: HeaderMap,
@@ -43,7 +44,7 @@ pub(super) async fn graphql_post(
 /// text/event-stream`, a subscription's event stream (as on POST, see
 /// [`super::live::sse`]).
 pub(super) async fn graphql_get(
-    State(routes): State<Routes>,
+    State(routes): State<Arc<Routes>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: axum::extract::Request,
 ) -> Response {

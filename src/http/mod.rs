@@ -8,6 +8,7 @@
 //! it, in which case a request that could not execute at all gets a 4xx.
 
 use crate::code::Code;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -44,7 +45,10 @@ use crate::limits::introspection;
 pub(super) const JSON: &str = "application/json";
 pub(super) const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
-#[derive(Clone)]
+/// What the GraphQL routes share, behind one `Arc` as the router's state:
+/// axum clones the state for every request, and cloning this struct's dozen
+/// handles was 7% of a cached answer's CPU (the clone and its drop, in
+/// `bench/profile.sh nested`).
 struct Routes {
     schema: AppSchema,
     state: AppState,
@@ -76,28 +80,28 @@ struct Routes {
 pub fn router(state: AppState) -> anyhow::Result<Router> {
     let http = state.settings.http.clone();
     let graphql = &state.settings.graphql;
-    let docs = std::sync::Arc::new(persisted::DocumentCache::new(
+    let docs = Arc::new(persisted::DocumentCache::new(
         graphql.persisted_queries,
         graphql.persisted_queries_mib.saturating_mul(1024 * 1024),
     ));
     let budget = budget::ResponseBudget::new(http.max_response_bytes_in_flight);
     let schema = build_schema(state.clone());
     let served_sdl = schema.sdl();
-    let introspection = std::sync::Arc::new(introspection::Shape::of_sdl(&served_sdl));
-    let cost = std::sync::Arc::new(crate::graphql::cost::CostModel::of_sdl(&served_sdl));
-    let subscriptions = std::sync::Arc::new(live::Running::new(http.max_subscriptions));
-    let fans = std::sync::Arc::new(live::fan::Fans::default());
+    let introspection = Arc::new(introspection::Shape::of_sdl(&served_sdl));
+    let cost = Arc::new(crate::graphql::cost::CostModel::of_sdl(&served_sdl));
+    let subscriptions = Arc::new(live::Running::new(http.max_subscriptions));
+    let fans = Arc::new(live::fan::Fans::default());
     let trusted = match &graphql.trusted_documents {
         Some(path) => {
-            let docs = trusted::TrustedDocuments::load(path, graphql, std::sync::Arc::clone(&introspection))?;
-            let docs = std::sync::Arc::new(docs);
+            let docs = trusted::TrustedDocuments::load(path, graphql, Arc::clone(&introspection))?;
+            let docs = Arc::new(docs);
             trusted::TrustedDocuments::watch(&docs);
             Some(docs)
         }
         None => None,
     };
     let answers = (graphql.answer_cache_mib > 0 && state.store.version().is_some())
-        .then(|| std::sync::Arc::new(answers::AnswerCache::new(graphql.answer_cache_mib.saturating_mul(1024 * 1024))));
+        .then(|| Arc::new(answers::AnswerCache::new(graphql.answer_cache_mib.saturating_mul(1024 * 1024))));
     let routes = Routes {
         answers,
         schema,
@@ -121,7 +125,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(routes)
+        .with_state(Arc::new(routes))
         .merge(graphiql)
         .layer(axum::middleware::map_request_with_state(
             slow_body::BodyLimits { deadline: http.read_timeout(), min_bytes_per_sec: http.min_body_bytes_per_sec },
@@ -216,7 +220,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(routes): State<Routes>) -> Response {
+async fn readyz(State(routes): State<Arc<Routes>>) -> Response {
     match routes.state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(err) => {
@@ -227,7 +231,7 @@ async fn readyz(State(routes): State<Routes>) -> Response {
 }
 
 /// Serves `/metrics` in the Prometheus text format; 404 when metrics are off.
-async fn metrics(State(routes): State<Routes>) -> Response {
+async fn metrics(State(routes): State<Arc<Routes>>) -> Response {
     match &routes.state.metrics {
         Some(metrics) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],

@@ -12,6 +12,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use std::sync::Arc;
 
 use super::Routes;
 use crate::auth::Auth;
@@ -21,10 +22,10 @@ use crate::graphql::Viewer;
 /// The request's [`Viewer`], extracted from its headers.
 pub(super) struct Viewing(pub Viewer);
 
-impl FromRequestParts<Routes> for Viewing {
+impl FromRequestParts<Arc<Routes>> for Viewing {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, routes: &Routes) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, routes: &Arc<Routes>) -> Result<Self, Self::Rejection> {
         Ok(Viewing(viewer(&routes.state.auth, &parts.headers)))
     }
 }

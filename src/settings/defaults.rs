@@ -37,7 +37,7 @@ pub const PERSISTED_QUERIES: usize = 1000;
 pub const PERSISTED_QUERIES_MIB: usize = 64;
 pub const ANSWER_CACHE_MIB: usize = 4;
 pub const CASCADE_BUDGET_DOCS: usize = 1000;
-pub const STORE_CACHE_MIB: usize = 16;
+pub const STORE_CACHE_MIB: usize = 2;
 
 /// The request headers allowed cross-origin by default.
 pub fn cors_headers() -> Vec<String> {

@@ -16,6 +16,7 @@
 //! that waits the send timeout for room in the stream's queue aborts it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -54,7 +55,7 @@ pub(in crate::http) fn wants_events(headers: &HeaderMap) -> bool {
 
 /// Answers a subscription request with its event stream.
 pub(in crate::http) async fn serve(
-    routes: Routes,
+    routes: Arc<Routes>,
     client: IpAddr,
     viewer: Viewer,
     request: async_graphql::Request,
@@ -100,7 +101,13 @@ pub(in crate::http) async fn serve(
 /// Runs one subscription into its stream, with keep-alives and (for a
 /// token) a re-check every [`RECHECK`]; aborts the stream on a peer that
 /// does not read, and ends it with `UNAUTHENTICATED` once the token ends.
-async fn run(routes: Routes, live: Live, out: mpsc::Sender<Bytes>, abort: oneshot::Sender<()>, token: Option<Token>) {
+async fn run(
+    routes: Arc<Routes>,
+    live: Live,
+    out: mpsc::Sender<Bytes>,
+    abort: oneshot::Sender<()>,
+    token: Option<Token>,
+) {
     let metrics = routes.state.metrics.clone();
     let _counted = Gauge::hold(metrics.as_ref(), Series::Stream);
     let http = &routes.state.settings.http;

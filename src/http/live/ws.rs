@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -50,7 +51,7 @@ type Close = (u16, String);
 
 /// Upgrades a `/graphql` GET that asks for a WebSocket.
 pub(in crate::http) fn upgrade(
-    routes: Routes,
+    routes: Arc<Routes>,
     ws: WebSocketUpgrade,
     client: IpAddr,
     slot: Option<ConnSlot>,
@@ -70,7 +71,7 @@ pub(in crate::http) fn upgrade(
 }
 
 /// Serves one socket until either side closes it.
-async fn serve(socket: WebSocket, routes: Routes, client: IpAddr) {
+async fn serve(socket: WebSocket, routes: Arc<Routes>, client: IpAddr) {
     let offered = socket.protocol().is_some_and(|p| p.as_bytes() == PROTOCOL.as_bytes());
     let (mut sink, mut incoming) = socket.split();
     if !offered {
@@ -163,7 +164,7 @@ async fn serve(socket: WebSocket, routes: Routes, client: IpAddr) {
 
 /// One socket's protocol state.
 struct Connection {
-    routes: Routes,
+    routes: Arc<Routes>,
     client: IpAddr,
     out: mpsc::Sender<Message>,
     /// Set by `connection_init`: who the subscriptions run as.
