@@ -2,7 +2,7 @@
 # Load benchmark: seed thousands of users and posts, hold 64 connections of mixed
 # reads and writes (deletes included) for 60 s against a release build, then
 # report req/s, latency percentiles, errors and peak RSS, and run `blogql check`.
-#   bash bench/load.sh            (DURATION=60s CONNECTIONS=64 USERS=2000 POSTS=5 to change)
+#   bash bench/load.sh            (DURATION=60s CONNECTIONS=64 USERS=2000 POSTS=5 BLOGQL_BIN=path to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60s}
@@ -12,8 +12,8 @@ POSTS=${POSTS:-5}
 PORT=${PORT:-18080}
 
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
-cargo build --release --quiet
-bin=target/release/blogql
+[ -n "${BLOGQL_BIN:-}" ] || cargo build --release --quiet
+bin=${BLOGQL_BIN:-target/release/blogql}   # another build, e.g. one copied aside (not rebuilt)
 data=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
 export BLOGQL_JWT_SECRET=${BLOGQL_JWT_SECRET:-load-test-secret-0123456789abcdef}
