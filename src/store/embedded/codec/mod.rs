@@ -10,14 +10,15 @@
 //! - [`encode_fast`] writes exactly the bytes `bson::serialize_to_vec` would
 //!   (the tests compare them byte for byte), except that a user record holds
 //!   its post count instead of its post list (see `UserDoc`'s `FastEncode`);
-//! - [`decode_fast`] reads the elements directly with [`RawDocument`].
+//! - [`decode_fast`] reads the elements in place (see [`elements`]).
 //!   Anything it does not expect (another integer width, a missing or
 //!   unknown field: a document written by other code) returns `None`, and the
 //!   caller decodes it with serde instead, which is the reference: the tests
 //!   check that both agree on every document.
 
 use bson::oid::ObjectId;
-use bson::raw::{RawArray, RawBsonRef, RawDocument};
+
+use elements::{Elements, Value};
 
 use crate::error::Result;
 use crate::model::{CommentDoc, Id, PostDoc, UserDoc};
@@ -196,13 +197,13 @@ impl FastEncode for CommentDoc {
 
 /// A document with a direct decoder for the layout this store writes.
 pub(super) trait FastDecode: Sized {
-    /// The document in `bytes`, or `None` if they are not in the expected layout.
-    fn decode_fast(raw: &RawDocument) -> Option<Self>;
+    /// The document whose elements these are, or `None` if they are not in the expected layout.
+    fn decode_fast(raw: Elements<'_>) -> Option<Self>;
 }
 
 /// The bytes as a document, then [`FastDecode::decode_fast`].
 fn decode_fast<D: FastDecode>(bytes: &[u8]) -> Option<D> {
-    D::decode_fast(RawDocument::from_bytes(bytes).ok()?)
+    D::decode_fast(Elements::of(bytes)?)
 }
 
 /// An id as the codec reads and writes it: a bare `ObjectId`, or a typed
@@ -230,27 +231,28 @@ impl<D> RawId for Id<D> {
     }
 }
 
-fn ids<I: RawId>(array: &RawArray) -> Option<Vec<I>> {
-    array
-        .into_iter()
-        .map(|item| match item {
-            Ok(RawBsonRef::ObjectId(id)) => Some(I::from_raw(id)),
-            _ => None,
-        })
-        .collect()
+fn ids<I: RawId>(array: Elements<'_>) -> Option<Vec<I>> {
+    array.ids(I::from_raw)
 }
 
 /// Assigns each element of `raw` to the field its key names, with the type
-/// that field must have; any other key or type makes the whole decode `None`.
+/// that field must have; any other key or type, or a key seen twice, makes
+/// the whole decode `None`.
 macro_rules! fields {
     ($raw:expr, { $($key:literal => $var:ident : $variant:ident $(($conv:expr))?),* $(,)? }) => {{
         $(let mut $var = None;)*
-        for element in $raw.iter() {
-            let (key, value) = element.ok()?;
-            match (key.as_str(), value) {
-                $(($key, RawBsonRef::$variant(v)) => $var = Some(fields!(@conv v $(, $conv)?)),)*
-                _ => return None,
-            }
+        let mut raw = $raw;
+        while let Some((key, value)) = raw.next_element()? {
+            $(
+                if key == $key.as_bytes() {
+                    match value {
+                        Value::$variant(v) if $var.is_none() => $var = Some(fields!(@conv v $(, $conv)?)),
+                        _ => return None,
+                    }
+                    continue;
+                }
+            )*
+            return None;
         }
         ($($var),*)
     }};
@@ -259,7 +261,7 @@ macro_rules! fields {
 }
 
 impl FastDecode for UserDoc {
-    fn decode_fast(raw: &RawDocument) -> Option<Self> {
+    fn decode_fast(raw: Elements<'_>) -> Option<Self> {
         let (
             id,
             name,
@@ -305,7 +307,8 @@ impl FastDecode for UserDoc {
             following: following?,
             rev: rev.unwrap_or(0),
             post_count: match post_count {
-                Some(n) => u64::try_from(n).unwrap_or(0),
+                // Negative is not a count (serde refuses it too).
+                Some(n) => u64::try_from(n).ok()?,
                 None => posts_len,
             },
             deleting,
@@ -317,7 +320,7 @@ impl FastDecode for UserDoc {
 }
 
 impl FastDecode for PostDoc {
-    fn decode_fast(raw: &RawDocument) -> Option<Self> {
+    fn decode_fast(raw: Elements<'_>) -> Option<Self> {
         let (id, title, body, author, liked_by, comment_count, created_at, updated_at, deleting) = fields!(raw, {
             "_id" => id: ObjectId,
             "title" => title: String,
@@ -344,7 +347,7 @@ impl FastDecode for PostDoc {
 }
 
 impl FastDecode for CommentDoc {
-    fn decode_fast(raw: &RawDocument) -> Option<Self> {
+    fn decode_fast(raw: Elements<'_>) -> Option<Self> {
         let (id, body, post, author, created_at) = fields!(raw, {
             "_id" => id: ObjectId,
             "body" => body: String,
@@ -362,5 +365,6 @@ impl FastDecode for CommentDoc {
     }
 }
 
+mod elements;
 #[cfg(test)]
 mod tests;

@@ -99,6 +99,54 @@ proptest! {
     }
 }
 
+/// `bytes` with one change: a byte set to `value` at `at`, or the bytes cut
+/// at `at`, or `value` inserted at `at`.
+fn corrupt(mut bytes: Vec<u8>, how: u8, at: usize, value: u8) -> Vec<u8> {
+    let at = at % (bytes.len() + 1);
+    match how % 3 {
+        0 if at < bytes.len() => bytes[at] = value,
+        1 => bytes.truncate(at),
+        _ => bytes.insert(at, value),
+    }
+    bytes
+}
+
+/// What the direct decoder makes of `bytes`, if anything, is what serde makes of them.
+fn agrees<D: FastDecode + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    bytes: &[u8],
+) -> Result<(), TestCaseError> {
+    if let Some(fast) = decode_fast::<D>(bytes) {
+        let slow: Option<D> = bson::deserialize_from_slice(bytes).ok();
+        prop_assert_eq!(slow, Some(fast), "accepted what serde reads otherwise");
+    }
+    Ok(())
+}
+
+proptest! {
+    /// A corrupted document (a byte changed, added or cut) is either left
+    /// to serde or decoded exactly as serde decodes it: the in-place reader
+    /// is never laxer than `bson`.
+    #[test]
+    fn corrupted_documents_are_never_misread(
+        u in user(), p in post(), c in comment(), how in any::<u8>(), at in any::<usize>(), value in any::<u8>()
+    ) {
+        let user = encode_fast(&u).expect("encode");
+        agrees::<UserDoc>(&corrupt(user, how, at, value))?;
+        let post = encode_fast(&p).expect("encode");
+        agrees::<PostDoc>(&corrupt(post, how, at, value))?;
+        let comment = encode_fast(&c).expect("encode");
+        agrees::<CommentDoc>(&corrupt(comment, how, at, value))?;
+    }
+
+    /// Arbitrary bytes never panic the reader, and whatever it decodes, serde decodes the same.
+    #[test]
+    fn arbitrary_bytes_are_never_misread(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        agrees::<UserDoc>(&bytes)?;
+        agrees::<PostDoc>(&bytes)?;
+        agrees::<CommentDoc>(&bytes)?;
+    }
+}
+
 /// Array keys are decimal positions, past one digit too.
 #[test]
 fn decimal_positions() {
