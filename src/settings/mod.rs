@@ -355,8 +355,9 @@ pub struct StoreSettings {
     /// The embedded store's page cache, in MiB: pages kept in memory beyond
     /// the operating system's file cache. redb's own default is 1 GiB, which a
     /// server that should fit in tens of MiB cannot afford. The default is
-    /// small because the file cache already holds the pages: in `bench/perf.sh`
-    /// reads ran as fast with 1 MiB as with 16, writes 5% faster, and 16 MiB
+    /// small because the file cache already holds the pages: over
+    /// `bench/perf.sh`'s workload (its seed, reads, write mix and 90/10 mix),
+    /// reads ran as fast with 1 MiB as with 16 and writes 5% faster, and 16 MiB
     /// filled during the write phases and took peak RSS from 58 to 81 MiB.
     #[arg(long, env = "BLOGQL_STORE_CACHE_MIB", default_value_t = defaults::STORE_CACHE_MIB)]
     pub store_cache_mib: usize,
