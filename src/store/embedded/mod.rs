@@ -17,6 +17,7 @@
 //! queue for redb's single writer, on a thread of their own, and are answered
 //! once a durable commit covers them.
 
+mod by_ids;
 mod codec;
 mod disk;
 mod errors;

@@ -1,11 +1,13 @@
-//! Reads over one redb read transaction: documents by id, newest-first pages
-//! from an index, related-user pages from an id array, and whole collections.
+//! Reads over one redb read transaction: documents by id (through
+//! [`super::by_ids`]), newest-first pages from an index, related-user pages
+//! from an id array, and whole collections.
 
 use std::ops::Bound;
 
 use bson::oid::ObjectId;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
+use super::by_ids::get_docs;
 use super::codec::decode;
 use super::keys::{concat, desc_key, id_from_desc_tail, id_from_plain_tail};
 use super::schema::{DELETION_JOB_PARTS, DELETION_JOBS, DocTable, IndexTable, POSTS_BY_AUTHOR, Stored, USERS_BY_EMAIL};
@@ -14,17 +16,6 @@ use crate::error::Result;
 use crate::model::{DeletionJobDoc, Id, JobHeader, JobPart, PostDoc, UserDoc};
 use crate::store::UsersOf;
 use crate::store::hidden::Sets;
-
-/// The document with `id` in `table`, if any.
-pub(super) fn get_doc<D: Stored>(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    id: &ObjectId,
-) -> Result<Option<D>> {
-    match table.get(id.bytes().as_slice())? {
-        Some(guard) => Ok(Some(decode(guard.value())?)),
-        None => Ok(None),
-    }
-}
 
 /// Which part of an index prefix to walk, and in which direction.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,28 +63,20 @@ fn prefix_bounds(prefix: &[u8], walk: Walk<'_>) -> Option<KeyRange> {
     Some((lower, upper))
 }
 
-/// Up to `limit` index keys under `prefix` within `walk`'s bounds, in walk order.
-pub(super) fn scan_prefix(
+/// What `pick` makes of each index key under `prefix` within `walk`'s
+/// bounds (an id, mostly: no copy of the key), in walk order, up to `limit`
+/// kept: the keys it passes over (`None`) cost a comparison each, no
+/// document read.
+pub(super) fn scan_prefix<T>(
     index: &impl ReadableTable<&'static [u8], ()>,
     prefix: &[u8],
     walk: Walk<'_>,
     limit: usize,
-) -> Result<Vec<Vec<u8>>> {
-    scan_prefix_where(index, prefix, walk, limit, |_| true)
-}
-
-/// [`scan_prefix`], counting and returning only the keys `wanted` accepts:
-/// the keys it passes over cost a comparison each, no document read.
-pub(super) fn scan_prefix_where(
-    index: &impl ReadableTable<&'static [u8], ()>,
-    prefix: &[u8],
-    walk: Walk<'_>,
-    limit: usize,
-    wanted: impl Fn(&[u8]) -> bool,
-) -> Result<Vec<Vec<u8>>> {
+    mut pick: impl FnMut(&[u8]) -> Result<Option<T>>,
+) -> Result<Vec<T>> {
     let Some((lower, upper)) = prefix_bounds(prefix, walk) else { return Ok(Vec::new()) };
     let entries = index.range::<&[u8]>((lower.as_ref().map(Vec::as_slice), upper.as_ref().map(Vec::as_slice)))?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(limit.min(128));
     let mut keep = |entry: std::result::Result<
         (redb::AccessGuard<'_, &'static [u8]>, redb::AccessGuard<'_, ()>),
         redb::StorageError,
@@ -107,8 +90,8 @@ pub(super) fn scan_prefix_where(
         if !key.starts_with(prefix) {
             return Ok(false);
         }
-        if wanted(key) {
-            out.push(key.to_vec());
+        if let Some(kept) = pick(key)? {
+            out.push(kept);
         }
         Ok(true)
     };
@@ -156,14 +139,7 @@ pub(super) fn jobs_in(db: &redb::Database) -> Result<Vec<DeletionJobDoc>> {
 impl Reader<'_> {
     /// The documents with these ids, in the order asked; missing ones are skipped.
     pub(super) fn docs<D: Stored>(&self, ids: &[impl Copy + Into<ObjectId>]) -> Result<Vec<D>> {
-        let table = self.0.open_table(D::TABLE)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(doc) = get_doc(&table, &(*id).into())? {
-                out.push(doc);
-            }
-        }
-        Ok(out)
+        get_docs(&self.0.open_table(D::TABLE)?, ids)
     }
 
     /// The user with this normalised email.
@@ -186,13 +162,10 @@ impl Reader<'_> {
             before: before.as_ref().map(|b| b.as_slice()),
             backward: page.backward(),
         };
-        let keys = match self.1 {
-            None => scan_prefix(&table, prefix, walk, page.fetch_limit())?,
-            Some(sets) => scan_prefix_where(&table, prefix, walk, page.fetch_limit(), |key| {
-                id_from_desc_tail(key).is_ok_and(|id| !sets.hides_id(&id))
-            })?,
-        };
-        let ids = keys.iter().map(|k| id_from_desc_tail(k)).collect::<Result<Vec<_>>>()?;
+        let ids = scan_prefix(&table, prefix, walk, page.fetch_limit(), |key| {
+            let id = id_from_desc_tail(key)?;
+            Ok(self.1.is_none_or(|sets| !sets.hides_id(&id)).then_some(id))
+        })?;
         self.docs(&ids)
     }
 
@@ -244,8 +217,9 @@ impl Reader<'_> {
         let mut users: Vec<UserDoc> = self.all()?;
         let index = self.0.open_table(POSTS_BY_AUTHOR)?;
         for user in &mut users {
-            let keys = scan_prefix(&index, &user.id.bytes(), Walk::default(), usize::MAX)?;
-            user.posts = keys.iter().map(|k| id_from_desc_tail(k).map(Id::from_oid)).collect::<Result<_>>()?;
+            user.posts = scan_prefix(&index, &user.id.bytes(), Walk::default(), usize::MAX, |key| {
+                id_from_desc_tail(key).map(|id| Some(Id::from_oid(id)))
+            })?;
         }
         Ok(users)
     }
@@ -341,7 +315,7 @@ mod tests {
             let rtx = db.begin_read().map_err(|e| TestCaseError::fail(e.to_string()))?;
             let t = rtx.open_table(table).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let walk = Walk { after: after.as_ref().map(|a| a.as_slice()), before: before.as_ref().map(|b| b.as_slice()), backward };
-            let got = scan_prefix(&t, &[prefix], walk, limit).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got = scan_prefix(&t, &[prefix], walk, limit, |k| Ok(Some(k.to_vec()))).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let mut want: Vec<Vec<u8>> = suffixes.iter()
                 .filter(|s| after.is_none_or(|a| **s > a) && before.is_none_or(|b| **s < b))
                 .map(|s| vec![prefix, s[0], s[1]]).collect();

@@ -4,9 +4,10 @@
 use bson::oid::ObjectId;
 use redb::{ReadTransaction, ReadableTable};
 
+use super::by_ids::get_doc;
 use super::handle::Writer;
 use super::keys::{id_from_desc_tail, id_from_plain_tail};
-use super::read::{Walk, get_doc, scan_prefix};
+use super::read::{Walk, scan_prefix};
 use super::schema::{IndexTable, Stored};
 use crate::error::{Error, Result};
 use crate::model::{CommentDoc, Id};
@@ -25,10 +26,9 @@ pub(super) trait Source: Send {
 
 /// The ids under `prefix` in `index`.
 fn ids_under(index: &impl ReadableTable<&'static [u8], ()>, prefix: &[u8], plain_tail: bool) -> Result<Vec<ObjectId>> {
-    scan_prefix(index, prefix, Walk::default(), usize::MAX)?
-        .iter()
-        .map(|k| if plain_tail { id_from_plain_tail(k) } else { id_from_desc_tail(k) })
-        .collect()
+    scan_prefix(index, prefix, Walk::default(), usize::MAX, |key| {
+        (if plain_tail { id_from_plain_tail(key) } else { id_from_desc_tail(key) }).map(Some)
+    })
 }
 
 /// The comments under each of `parents` in `index`, reading only the two
@@ -41,8 +41,9 @@ fn refs_under(
 ) -> Result<Vec<CommentRef>> {
     let mut refs = Vec::new();
     for parent in parents {
-        for key in scan_prefix(index, &parent.bytes(), Walk::default(), usize::MAX)? {
-            let id = id_from_desc_tail(&key)?;
+        for id in
+            scan_prefix(index, &parent.bytes(), Walk::default(), usize::MAX, |key| id_from_desc_tail(key).map(Some))?
+        {
             let Some(stored) = comments.get(id.bytes().as_slice())? else { continue };
             let raw = bson::RawDocument::from_bytes(stored.value())
                 .map_err(|e| Error::internal_from("a stored comment", e))?;
