@@ -99,7 +99,11 @@ where
             }
         })?;
         if leader {
-            self.lead(&batch).await?;
+            // Boxed: the store call's state is kilobytes, and without the box
+            // it would be inside every load's future, so inside every field
+            // future async-graphql allocates and moves (one per field that
+            // loads a reference). Only one load per batch leads.
+            Box::pin(self.lead(&batch)).await?;
         } else {
             let notified = batch.done.notified();
             tokio::pin!(notified);

@@ -106,7 +106,9 @@ impl<T: Listed> Connection<T> {
     /// How many items the whole list holds (not just this page). Read from a
     /// stored count or an index, never by walking the list.
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i32> {
-        Ok(to_int(self.total.clone().resolve(ctx).await?))
+        // Boxed, so that a count's store read does not make every field
+        // future of every connection that large (see `batch::Batcher::answer`).
+        Ok(to_int(Box::pin(self.total.clone().resolve(ctx)).await?))
     }
 }
 

@@ -26,8 +26,10 @@ pub struct Post {
     pub doc: Arc<PostDoc>,
     /// The author, when already loaded with the page.
     author: Option<Arc<UserDoc>>,
-    /// One page of comments, when already loaded with the page.
-    comments: Option<CommentsAhead>,
+    /// One page of comments, when already loaded with the page. Boxed: most lists load no comments ahead, and an inline page would
+    /// make every `Post` (moved into its edge, then its field futures) six
+    /// times larger.
+    comments: Option<Box<CommentsAhead>>,
 }
 
 /// A page of a post's comments loaded by the list the post came from,
@@ -78,13 +80,15 @@ impl Listed for Post {
             .into_iter()
             .map(|doc| Post {
                 author: authors.get(&doc.author).cloned(),
-                comments: comments_page.map(|page| CommentsAhead {
-                    page,
-                    docs: pages
-                        .get(&(CommentsOf::Post, doc.id.oid(), page))
-                        .map(|p| Paged::clone(p))
-                        .unwrap_or_default(),
-                    authors: Arc::clone(&commenters),
+                comments: comments_page.map(|page| {
+                    Box::new(CommentsAhead {
+                        page,
+                        docs: pages
+                            .get(&(CommentsOf::Post, doc.id.oid(), page))
+                            .map(|p| Paged::clone(p))
+                            .unwrap_or_default(),
+                        authors: Arc::clone(&commenters),
+                    })
                 }),
                 doc,
             })
