@@ -13,6 +13,8 @@
 
 use bson::oid::ObjectId;
 
+use super::RawId;
+
 /// One element's value.
 pub(in crate::store::embedded) enum Value<'a> {
     String(&'a str),
@@ -82,11 +84,11 @@ impl<'a> Elements<'a> {
     }
 
     /// The ids of an array of ids; `None` if any element is something else.
-    pub(in crate::store::embedded) fn ids<I>(mut self, from: impl Fn(ObjectId) -> I) -> Option<Vec<I>> {
+    pub(super) fn ids<I: RawId>(mut self) -> Option<Vec<I>> {
         let mut out = Vec::new();
         while let Some((_, value)) = self.next_element()? {
             let Value::ObjectId(id) = value else { return None };
-            out.push(from(id));
+            out.push(I::from_raw(id));
         }
         Some(out)
     }

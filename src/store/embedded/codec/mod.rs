@@ -231,10 +231,6 @@ impl<D> RawId for Id<D> {
     }
 }
 
-fn ids<I: RawId>(array: Elements<'_>) -> Option<Vec<I>> {
-    array.ids(I::from_raw)
-}
-
 /// Assigns each element of `raw` to the field its key names, with the type
 /// that field must have; any other key or type, or a key seen twice, makes
 /// the whole decode `None`.
@@ -283,15 +279,15 @@ impl FastDecode for UserDoc {
             "email" => email: String,
             "passwordHash" => password_hash: String,
             "createdAt" => created_at: DateTime,
-            "posts" => posts: Array(ids),
-            "followers" => followers: Array(ids),
-            "following" => following: Array(ids),
+            "posts" => posts: Array(Elements::ids),
+            "followers" => followers: Array(Elements::ids),
+            "following" => following: Array(Elements::ids),
             "rev" => rev: Int64,
             "postCount" => post_count: Int64,
             "deleting" => deleting: ObjectId,
             "bio" => bio: String,
             "sessionVersion" => session_version: Int64,
-            "revokedTokens" => revoked_tokens: Array(ids),
+            "revokedTokens" => revoked_tokens: Array(Elements::ids),
         });
         let posts = posts?;
         // The one rule `UserDoc::post_count` states: the kept count, else the list's length.
@@ -326,7 +322,7 @@ impl FastDecode for PostDoc {
             "title" => title: String,
             "body" => body: String,
             "author" => author: ObjectId,
-            "likedBy" => liked_by: Array(ids),
+            "likedBy" => liked_by: Array(Elements::ids),
             "commentCount" => comment_count: Int64,
             "createdAt" => created_at: DateTime,
             "updatedAt" => updated_at: DateTime,
