@@ -26,9 +26,10 @@ pub struct Post {
     pub doc: Arc<PostDoc>,
     /// The author, when already loaded with the page.
     author: Option<Arc<UserDoc>>,
-    /// One page of comments, when already loaded with the page. Boxed: most lists load no comments ahead, and an inline page would
-    /// make every `Post` (moved into its edge, then its field futures) six
-    /// times larger.
+    /// One page of comments, when already loaded with the page. Boxed: most
+    /// lists load no comments ahead, and the page inline would make every
+    /// `Post` (moved into its edge, then into its field futures) 160 bytes
+    /// instead of 24.
     comments: Option<Box<CommentsAhead>>,
 }
 

@@ -19,7 +19,7 @@ pub(super) fn get_doc<D: Stored>(
     }
 }
 
-/// From this many ids on, [`get_docs`] walks the table once in key order
+/// From this many ids on, [`get_docs`] walks the table in key order
 /// instead of descending the B-tree once per id.
 const WALK_FROM: usize = 8;
 
