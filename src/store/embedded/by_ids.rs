@@ -23,16 +23,17 @@ pub(super) fn get_doc<D: Stored>(
 /// instead of descending the B-tree once per id.
 const WALK_FROM: usize = 8;
 
-/// The documents with these ids in `table`, in the order asked; missing ones are skipped.
+/// The documents with these ids in `table`, one place per id in the order
+/// asked, `None` where there is none.
 pub(super) fn get_docs<D: Stored>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     ids: &[impl Copy + Into<ObjectId>],
-) -> Result<Vec<D>> {
+) -> Result<Vec<Option<D>>> {
     read_values(table, ids, decode)
 }
 
-/// What `read` makes of the stored value of each of these ids, in the order
-/// asked; missing ones are skipped.
+/// What `read` makes of the stored value of each of these ids, one place
+/// per id in the order asked, `None` where there is none.
 ///
 /// A page's ids are mostly neighbours in the table (an ObjectId starts with
 /// its creation second, and pages list by creation time), so from
@@ -43,11 +44,11 @@ fn read_values<T>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     ids: &[impl Copy + Into<ObjectId>],
     read: impl Fn(&[u8]) -> Result<T>,
-) -> Result<Vec<T>> {
+) -> Result<Vec<Option<T>>> {
     if ids.len() < WALK_FROM {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.extend(table.get((*id).into().bytes().as_slice())?.map(|v| read(v.value())).transpose()?);
+            out.push(table.get((*id).into().bytes().as_slice())?.map(|v| read(v.value())).transpose()?);
         }
         return Ok(out);
     }
@@ -56,7 +57,7 @@ fn read_values<T>(
     wanted.sort_unstable();
     let mut found: Vec<Option<T>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
     walk_sorted(table, &wanted, &mut found, &read)?;
-    Ok(found.into_iter().flatten().collect())
+    Ok(found)
 }
 
 /// After this many unwanted entries in a row, [`walk_sorted`] seeks to the
@@ -125,7 +126,7 @@ mod tests {
     proptest! {
         /// Reading by ids (an ordered walk from eight on, seeking past gaps;
         /// lookups below eight) answers exactly what one lookup per id would:
-        /// the asked order, duplicates twice, missing ids skipped.
+        /// one place per id asked, in order, duplicates twice, `None` where missing.
         #[test]
         fn reads_by_ids_match_lookups(stored in prop::collection::btree_set(0u16..400, 0..200),
                                       asked in prop::collection::vec(0u16..400, 0..60)) {
@@ -145,7 +146,7 @@ mod tests {
             let t = rtx.open_table(table).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let ids: Vec<ObjectId> = asked.iter().map(|n| oid(*n)).collect();
             let got = read_values(&t, &ids, |v| Ok(v.to_vec())).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let want: Vec<Vec<u8>> = asked.iter().filter(|n| stored.contains(n)).map(|n| n.to_be_bytes().to_vec()).collect();
+            let want: Vec<Option<Vec<u8>>> = asked.iter().map(|n| stored.contains(n).then(|| n.to_be_bytes().to_vec())).collect();
             prop_assert_eq!(got, want);
         }
     }

@@ -139,7 +139,7 @@ pub(super) fn jobs_in(db: &redb::Database) -> Result<Vec<DeletionJobDoc>> {
 impl Reader<'_> {
     /// The documents with these ids, in the order asked; missing ones are skipped.
     pub(super) fn docs<D: Stored>(&self, ids: &[impl Copy + Into<ObjectId>]) -> Result<Vec<D>> {
-        get_docs(&self.0.open_table(D::TABLE)?, ids)
+        Ok(get_docs(&self.0.open_table(D::TABLE)?, ids)?.into_iter().flatten().collect())
     }
 
     /// The user with this normalised email.
@@ -154,7 +154,18 @@ impl Reader<'_> {
 
     /// One newest-first page of documents from `index` under `prefix`.
     pub(super) fn page<D: Stored>(&self, index: IndexTable, prefix: &[u8], page: &Page) -> Result<Vec<D>> {
-        let table = self.0.open_table(index)?;
+        let ids = self.page_ids(&self.0.open_table(index)?, prefix, page)?;
+        self.docs(&ids)
+    }
+
+    /// The ids of one newest-first page of `index` under `prefix`, passing
+    /// over the ids staged deletions hide.
+    fn page_ids(
+        &self,
+        index: &impl ReadableTable<&'static [u8], ()>,
+        prefix: &[u8],
+        page: &Page,
+    ) -> Result<Vec<ObjectId>> {
         let after = page.after().map(|c| desc_key(&c));
         let before = page.before().map(|c| desc_key(&c));
         let walk = Walk {
@@ -162,16 +173,33 @@ impl Reader<'_> {
             before: before.as_ref().map(|b| b.as_slice()),
             backward: page.backward(),
         };
-        let ids = scan_prefix(&table, prefix, walk, page.fetch_limit(), |key| {
+        scan_prefix(index, prefix, walk, page.fetch_limit(), |key| {
             let id = id_from_desc_tail(key)?;
             Ok(self.1.is_none_or(|sets| !sets.hides_id(&id)).then_some(id))
-        })?;
-        self.docs(&ids)
+        })
     }
 
-    /// One page per key of `index`, aligned with `keys`.
+    /// One page per key of `index`, aligned with `keys`: every page's ids
+    /// first, then the documents of all of them in one read (twenty posts'
+    /// first comments are one walk over the comments, not a hundred lookups).
     pub(super) fn pages<D: Stored>(&self, index: IndexTable, keys: &[(ObjectId, Page)]) -> Result<Vec<Vec<D>>> {
-        keys.iter().map(|(parent, page)| self.page(index, &parent.bytes(), page)).collect()
+        let table = self.0.open_table(index)?;
+        let mut ids = Vec::new();
+        let mut ends = Vec::with_capacity(keys.len());
+        for (parent, page) in keys {
+            ids.extend(self.page_ids(&table, &parent.bytes(), page)?);
+            ends.push(ids.len());
+        }
+        let mut docs = get_docs::<D>(&self.0.open_table(D::TABLE)?, &ids)?.into_iter();
+        let mut start = 0;
+        Ok(ends
+            .into_iter()
+            .map(|end| {
+                let page = docs.by_ref().take(end - start).flatten().collect();
+                start = end;
+                page
+            })
+            .collect())
     }
 
     /// One page of related users per parent, from the parent's id array.
