@@ -181,7 +181,7 @@ impl Reader<'_> {
 
     /// One page per key of `index`, aligned with `keys`: every page's ids
     /// first, then the documents of all of them in one read (twenty posts'
-    /// first comments are one walk over the comments, not a hundred lookups).
+    /// first comments are one walk over the comments, not a lookup each).
     pub(super) fn pages<D: Stored>(&self, index: IndexTable, keys: &[(ObjectId, Page)]) -> Result<Vec<Vec<D>>> {
         let table = self.0.open_table(index)?;
         let mut ids = Vec::new();
