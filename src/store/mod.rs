@@ -240,7 +240,7 @@ impl Store {
 
     /// The store's state ([`Backend::version`]) with what staged deletion
     /// hides now: equal before and after a request's reads, its answer is
-    /// exactly the one for that state. `None` while a write is in progress,
+    /// exactly the one for that state. `None` while a commit is being made,
     /// and always on MongoDB.
     pub fn version(&self) -> Option<(u64, u64)> {
         let store = on_engine!(self, b => b.version())?;

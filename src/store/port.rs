@@ -147,8 +147,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn per_request(&self) -> Self;
 
     /// Which state the store is in, where this process makes every write (the
-    /// embedded store): a count that moves with every write, and `None` while
-    /// one is in progress. Reads that see the same count before and after
+    /// embedded store): a count that moves with every commit, and `None` while
+    /// one is being made. Reads that see the same count before and after
     /// read exactly that state, which is what lets an answer be kept for as
     /// long as the count stands (see `http::answers`). `None` on a store other
     /// processes write to.

@@ -19,7 +19,7 @@
 //! reopen at once; readers only clone the `Arc` in it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -54,9 +54,6 @@ pub(super) struct Disk {
     /// When recovery was last tried, so a flood of refused writes or probes
     /// costs at most one reopen per [`RECOVERY_INTERVAL`].
     last_try: Mutex<Option<Instant>>,
-    /// How many times the file was reopened: a commit made before a reopen
-    /// that no durable commit covered is gone (see `group`).
-    generation: AtomicU64,
 }
 
 impl Disk {
@@ -68,7 +65,6 @@ impl Disk {
             slot: RwLock::new(Some(Arc::new(db))),
             failing: AtomicBool::new(false),
             last_try: Mutex::new(None),
-            generation: AtomicU64::new(0),
         }
     }
 
@@ -76,11 +72,6 @@ impl Disk {
     pub(super) fn db(&self) -> Result<Arc<Database>> {
         let slot = self.slot.read().map_err(|_| Error::internal("the database slot is poisoned"))?;
         slot.clone().ok_or_else(|| Error::unavailable(UNAVAILABLE))
-    }
-
-    /// Which opening of the file the slot holds (see `group`).
-    pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
     }
 
     /// Whether writes are being refused until a probe commits.
@@ -148,7 +139,6 @@ impl Disk {
             Ok(mut slot) => slot.take(),
             Err(_) => return,
         };
-        self.generation.fetch_add(1, Ordering::AcqRel);
         // redb releases the file as soon as the last `Database` handle goes;
         // live read transactions then read "database closed".
         drop(old);

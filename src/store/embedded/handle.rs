@@ -28,15 +28,16 @@ fn indexed<D: Stored>(doc: &D) -> BTreeSet<(usize, Vec<u8>)> {
 }
 
 /// Document writes with index maintenance, over one write transaction.
-pub(super) struct Writer {
-    pub(super) tx: WriteTransaction,
+pub(super) struct Writer<'t> {
+    /// The writer thread's group transaction (see `group`).
+    pub(super) tx: &'t WriteTransaction,
     /// The transaction's clock.
     pub(super) now: DateTime,
-    /// Staged deletions recorded by this transaction, published at commit.
+    /// Staged deletions this command recorded, handed to its group, which publishes them at commit.
     pub(super) staged: Vec<DeletionJobDoc>,
 }
 
-impl Writer {
+impl Writer<'_> {
     /// Adds `delta` to the post count `user`'s record keeps (see
     /// `store::embedded::codec`): a rewrite of the same small size whatever
     /// the count. False if there is no such user.
@@ -190,7 +191,7 @@ fn comments_index(of: CommentsOf) -> IndexTable {
     }
 }
 
-impl Tx for EmbeddedTx<Writer> {
+impl Tx for EmbeddedTx<Writer<'_>> {
     async fn touch_user(&mut self, id: UserId) -> Result<bool> {
         // One writer at a time: nothing can delete the user concurrently, so
         // there is nothing to conflict with; a read is enough.

@@ -1,19 +1,17 @@
 //! `Idempotency-Key` records on the embedded store, written on the writer
 //! thread (redb's one writer makes each claim atomic).
 //!
-//! Each commits as every write on the writer thread does, answered once its
-//! group's durable commit covers it (see `group`): a kept answer is durable
+//! Each runs in its group's transaction as every write on the writer thread
+//! does, answered once the group's durable commit covers it (see `group`): a kept answer is durable
 //! before the client is answered, so a retry after a crash gets it. Expired
 //! records go a few at a time with each claim, in expiry order (their own
 //! index), so the table never needs a sweeper and a claim's work is bounded.
 
-use std::sync::Arc;
-
 use bson::DateTime;
 use bson::oid::ObjectId;
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table};
 
-use super::disk::Disk;
+use super::group::Group;
 use super::schema::{KEPT_ANSWERS, KEPT_BY_EXPIRY};
 use crate::error::{Error, Result};
 use crate::store::idempotency::{Claim, Fingerprint, IdemKey, KeptDoc, Lease, Verdict};
@@ -26,8 +24,8 @@ type Records<'t> = Table<'t, &'static [u8], &'static [u8]>;
 type Expiry<'t> = Table<'t, &'static [u8], ()>;
 
 /// Claims `key` (see [`crate::store::Backend::claim_key`]).
-pub(super) fn claim(disk: &Disk, key: &IdemKey, fingerprint: &Fingerprint, until: DateTime) -> Result<Claim> {
-    write(disk, |records, expiry| {
+pub(super) fn claim(group: &mut Group, key: &IdemKey, fingerprint: &Fingerprint, until: DateTime) -> Result<Claim> {
+    write(group, |records, expiry| {
         let now = DateTime::now();
         sweep(records, expiry, now)?;
         let found = get(records, key)?;
@@ -43,20 +41,20 @@ pub(super) fn claim(disk: &Disk, key: &IdemKey, fingerprint: &Fingerprint, until
 }
 
 /// Keeps `answer` under `key` if `lease` still holds it, durably.
-pub(super) fn keep(disk: &Disk, key: &IdemKey, lease: Lease, answer: Vec<u8>, until: DateTime) -> Result<()> {
-    write(disk, |records, expiry| {
+pub(super) fn keep(group: &mut Group, key: &IdemKey, lease: Lease, answer: &[u8], until: DateTime) -> Result<()> {
+    write(group, |records, expiry| {
         let Some(found) = get(records, key)?.filter(|f| f.held_by(lease)) else { return Ok(()) };
         let mut kept = found.clone();
         kept.lease = None;
         kept.expires_at = until;
-        kept.answer = Some(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: answer });
+        kept.answer = Some(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: answer.to_vec() });
         put(records, expiry, Some(&found), &kept, key)
     })
 }
 
 /// Removes `key`'s record if `lease` still holds it.
-pub(super) fn release(disk: &Disk, key: &IdemKey, lease: Lease) -> Result<()> {
-    write(disk, |records, expiry| {
+pub(super) fn release(group: &mut Group, key: &IdemKey, lease: Lease) -> Result<()> {
+    write(group, |records, expiry| {
         if let Some(found) = get(records, key)?.filter(|f| f.held_by(lease)) {
             records.remove(key.0.as_slice())?;
             expiry.remove(expiry_key(found.expires_at, key).as_slice())?;
@@ -65,24 +63,12 @@ pub(super) fn release(disk: &Disk, key: &IdemKey, lease: Lease) -> Result<()> {
     })
 }
 
-/// One write transaction over the two tables, refused while the disk is
-/// failing and reported to it after (see `disk`).
-fn write<T>(disk: &Disk, f: impl FnOnce(&mut Records<'_>, &mut Expiry<'_>) -> Result<T>) -> Result<T> {
-    disk.writable()?;
-    let db: Arc<redb::Database> = disk.db()?;
-    let out = (|| {
-        let wtx: WriteTransaction = super::tx::begin_write(&db)?;
-        let out = {
-            let mut records = wtx.open_table(KEPT_ANSWERS)?;
-            let mut expiry = wtx.open_table(KEPT_BY_EXPIRY)?;
-            f(&mut records, &mut expiry)?
-        };
-        wtx.commit()?;
-        Ok(out)
-    })();
-    drop(db);
-    disk.after_write(&out);
-    out
+/// The two tables, in the group's transaction (see `group`).
+fn write<T>(group: &mut Group, f: impl FnOnce(&mut Records<'_>, &mut Expiry<'_>) -> Result<T>) -> Result<T> {
+    let wtx = group.tx()?;
+    let mut records = wtx.open_table(KEPT_ANSWERS)?;
+    let mut expiry = wtx.open_table(KEPT_BY_EXPIRY)?;
+    f(&mut records, &mut expiry)
 }
 
 fn get(records: &Records<'_>, key: &IdemKey) -> Result<Option<KeptDoc>> {

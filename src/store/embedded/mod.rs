@@ -5,7 +5,7 @@
 //! - `keys`: index key encoding (byte order = listing order).
 //! - `read`: reads over one read transaction.
 //! - `tx`: how a command runs in one transaction.
-//! - `group`: the writer thread, which commits writes durably in groups (one fsync for many).
+//! - `group`: the writer thread, which runs writes in groups, one transaction and one fsync per group.
 //! - `handle`: the transaction handle (`Reads`, `Tx`) over a write transaction or a snapshot;
 //!   `source`: what it reads from.
 //! - `kept`: `Idempotency-Key` records, claimed and kept on the writer thread.
@@ -78,8 +78,8 @@ pub struct EmbeddedStore {
     hidden: Arc<Hidden>,
     /// Where committed writes' events go, published on the writer thread in commit order.
     hub: Arc<Hub>,
-    /// Twice the write jobs the writer thread has run, odd while one runs
-    /// (see [`Backend::version`]).
+    /// Twice the commits the writer thread has made (one per group of
+    /// writes), odd while one is being made (see [`Backend::version`]).
     commits: Arc<AtomicU64>,
 }
 
@@ -186,7 +186,7 @@ impl Backend for EmbeddedStore {
         // failure gets a recovery attempt on the writer thread here, and
         // stays not ready until a probe write commits.
         if self.disk.failing() {
-            tx::recover(&self.disk, &self.writer).await?;
+            tx::recover(&self.writer).await?;
         }
         let db = self.disk.db()?;
         tokio::task::spawn_blocking(move || {
@@ -290,7 +290,7 @@ impl Backend for EmbeddedStore {
     async fn run<C: Command>(&self, cmd: C) -> Result<C::Output> {
         // Reads after this write must see it: drop the request's snapshot.
         self.renew().await;
-        tx::run(&self.disk, &self.writer, (&self.hidden, &self.hub), cmd).await
+        tx::run(&self.writer, &self.hub, cmd).await
     }
 
     async fn read_only<C: ReadCommand>(&self, cmd: C) -> Result<C::Output> {
@@ -310,18 +310,18 @@ impl Backend for EmbeddedStore {
     }
 
     async fn claim_key(&self, key: &IdemKey, fingerprint: &Fingerprint, until: DateTime) -> Result<Claim> {
-        let (key, fingerprint, disk) = (*key, *fingerprint, Arc::clone(&self.disk));
-        group::on_writer(&self.writer, move || kept::claim(&disk, &key, &fingerprint, until), |_| {}).await
+        let (key, fingerprint) = (*key, *fingerprint);
+        group::on_writer(&self.writer, move |group| kept::claim(group, &key, &fingerprint, until), |_| {}).await
     }
 
     async fn keep_answer(&self, key: &IdemKey, lease: Lease, answer: Vec<u8>, until: DateTime) -> Result<()> {
-        let (key, disk) = (*key, Arc::clone(&self.disk));
-        group::on_writer(&self.writer, move || kept::keep(&disk, &key, lease, answer, until), |_| {}).await
+        let key = *key;
+        group::on_writer(&self.writer, move |group| kept::keep(group, &key, lease, &answer, until), |_| {}).await
     }
 
     async fn release_key(&self, key: &IdemKey, lease: Lease) -> Result<()> {
-        let (key, disk) = (*key, Arc::clone(&self.disk));
-        group::on_writer(&self.writer, move || kept::release(&disk, &key, lease), |_| {}).await
+        let key = *key;
+        group::on_writer(&self.writer, move |group| kept::release(group, &key, lease), |_| {}).await
     }
 
     fn hidden(&self) -> &Arc<Hidden> {

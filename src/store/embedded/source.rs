@@ -60,7 +60,7 @@ fn refs_under(
     Ok(refs)
 }
 
-impl Source for Writer {
+impl Source for Writer<'_> {
     fn get<D: Stored>(&self, id: &ObjectId) -> Result<Option<D>> {
         get_doc(&self.tx.open_table(D::TABLE)?, id)
     }
