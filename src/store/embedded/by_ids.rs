@@ -40,7 +40,7 @@ pub(super) fn get_docs<D: Stored>(
 /// [`WALK_FROM`] ids on they are read in order, walking the table: one
 /// descent, then entry by entry, where a lookup per id pays a descent and a
 /// binary search each. See [`walk_sorted`] for ids that are not neighbours.
-fn read_values<T>(
+pub(super) fn read_values<T>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     ids: &[impl Copy + Into<ObjectId>],
     read: impl Fn(&[u8]) -> Result<T>,

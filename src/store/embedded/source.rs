@@ -4,7 +4,7 @@
 use bson::oid::ObjectId;
 use redb::{ReadTransaction, ReadableTable};
 
-use super::by_ids::get_doc;
+use super::by_ids::{get_doc, read_values};
 use super::handle::Writer;
 use super::keys::{id_from_desc_tail, id_from_plain_tail};
 use super::read::{Walk, scan_prefix};
@@ -33,31 +33,37 @@ fn ids_under(index: &impl ReadableTable<&'static [u8], ()>, prefix: &[u8], plain
 
 /// The comments under each of `parents` in `index`, reading only the two
 /// references out of each stored comment, not its body: a staged deletion
-/// reads hundreds of thousands of these while it holds the writer.
+/// reads hundreds of thousands of these while it holds the writer. Their
+/// ids come first, then the comments in one ordered read (see `by_ids`),
+/// not a descent each.
 fn refs_under(
     comments: &impl ReadableTable<&'static [u8], &'static [u8]>,
     index: &impl ReadableTable<&'static [u8], ()>,
     parents: &[ObjectId],
 ) -> Result<Vec<CommentRef>> {
-    let mut refs = Vec::new();
+    let mut ids = Vec::new();
     for parent in parents {
-        for id in
-            scan_prefix(index, &parent.bytes(), Walk::default(), usize::MAX, |key| id_from_desc_tail(key).map(Some))?
-        {
-            let Some(stored) = comments.get(id.bytes().as_slice())? else { continue };
-            let raw = bson::RawDocument::from_bytes(stored.value())
-                .map_err(|e| Error::internal_from("a stored comment", e))?;
-            let reference = |field: &str| {
-                raw.get_object_id(field).map_err(|e| Error::internal_from("a stored comment's reference", e))
-            };
-            refs.push(CommentRef {
-                id: Id::from_oid(id),
-                post: Id::from_oid(reference("post")?),
-                author: Id::from_oid(reference("author")?),
-            });
-        }
+        ids.extend(scan_prefix(index, &parent.bytes(), Walk::default(), usize::MAX, |key| {
+            id_from_desc_tail(key).map(Some)
+        })?);
     }
-    Ok(refs)
+    let refs = read_values(comments, &ids, |stored| {
+        let raw = bson::RawDocument::from_bytes(stored).map_err(|e| Error::internal_from("a stored comment", e))?;
+        let reference =
+            |field: &str| raw.get_object_id(field).map_err(|e| Error::internal_from("a stored comment's reference", e));
+        Ok((reference("post")?, reference("author")?))
+    })?;
+    Ok(ids
+        .into_iter()
+        .zip(refs)
+        .filter_map(|(id, found)| {
+            found.map(|(post, author)| CommentRef {
+                id: Id::from_oid(id),
+                post: Id::from_oid(post),
+                author: Id::from_oid(author),
+            })
+        })
+        .collect())
 }
 
 impl Source for Writer<'_> {
