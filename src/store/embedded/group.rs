@@ -63,8 +63,12 @@ const PANICKED: &str = "a write transaction panicked";
 /// The group's one write transaction, begun by the first job that needs it,
 /// and the staged deletions its jobs recorded (published just before it commits).
 pub(super) struct Group {
+    /// The database the group writes to, taken when its first job is
+    /// admitted; let go before a reopen (which waits for every handle).
     db: Option<Arc<redb::Database>>,
+    /// The transaction, once a job began it.
     tx: Option<redb::WriteTransaction>,
+    /// The staged deletions of the jobs that succeeded in `tx`.
     staged: Vec<DeletionJobDoc>,
 }
 
