@@ -16,6 +16,8 @@ const CELLS: TableDefinition<u32, u32> = TableDefinition::new("group_test_cells"
 enum End {
     Succeed,
     Fail,
+    /// Fails as a write on a full disk does (`SERVICE_UNAVAILABLE`).
+    FailOnIo,
     Panic,
 }
 
@@ -61,6 +63,7 @@ fn cell_job(key: u32, value: u32, end: End) -> (Job, tokio::sync::oneshot::Recei
             match end {
                 End::Succeed => Ok(seen),
                 End::Fail => Err(Error::internal("told to fail")),
+                End::FailOnIo => Err(Error::unavailable("told to fail as on I/O")),
                 End::Panic => panic!("told to panic"),
             }
         },
@@ -72,6 +75,15 @@ fn cell_job(key: u32, value: u32, end: End) -> (Job, tokio::sync::oneshot::Recei
 /// the committed cells, and how often the gate job ran.
 async fn run_group(jobs: &[(u32, u32, End)]) -> (Vec<Result<Option<u32>>>, BTreeMap<u32, u32>, usize) {
     let (_dir, disk, writer) = writer();
+    run_group_on(&disk, &writer, jobs).await
+}
+
+/// [`run_group`] on a given writer thread.
+async fn run_group_on(
+    disk: &Disk,
+    writer: &tokio::sync::mpsc::Sender<Job>,
+    jobs: &[(u32, u32, End)],
+) -> (Vec<Result<Option<u32>>>, BTreeMap<u32, u32>, usize) {
     let runs = Arc::new(AtomicUsize::new(0));
     let (gate, open) = gate(Arc::clone(&runs));
     writer.send(gate).await.expect("send the gate");
@@ -86,16 +98,20 @@ async fn run_group(jobs: &[(u32, u32, End)]) -> (Vec<Result<Option<u32>>>, BTree
     for answer in answers {
         out.push(answer.await.expect("answered"));
     }
+    (out, cells(disk), runs.load(Ordering::SeqCst))
+}
+
+/// The committed cells but the gate's.
+fn cells(disk: &Disk) -> BTreeMap<u32, u32> {
     let db = disk.db().expect("db");
     let read = db.begin_read().expect("read");
-    let cells = read.open_table(CELLS).expect("cells");
-    let state = cells
+    let Ok(cells) = read.open_table(CELLS) else { return BTreeMap::new() };
+    cells
         .iter()
         .expect("iter")
         .map(|e| e.map(|(k, v)| (k.value(), v.value())).expect("entry"))
         .filter(|(k, _)| *k != 0)
-        .collect();
-    (out, state, runs.load(Ordering::SeqCst))
+        .collect()
 }
 
 /// A job that fails or panics after writing leaves nothing, while the
@@ -111,6 +127,29 @@ async fn a_failed_job_rolls_back_alone() {
     assert!(matches!(answers[3], Err(Error::Internal { .. })));
     assert_eq!(state, BTreeMap::from([(1, 10), (2, 21)]));
     assert_eq!(gate_runs, 2, "the gate succeeded before the failure, so it ran again");
+}
+
+/// A write that fails on I/O fails its whole group: the write before it is
+/// answered `SERVICE_UNAVAILABLE` and nothing of the group commits; the
+/// write after it is refused while the store is failing; once a probe
+/// commits (after the recovery interval) writes are taken again.
+#[tokio::test]
+async fn an_io_failure_fails_the_whole_group_and_the_store_recovers() {
+    let (_dir, disk, writer) = writer();
+    let (answers, state, gate_runs) =
+        run_group_on(&disk, &writer, &[(1, 10, End::Succeed), (2, 20, End::FailOnIo), (3, 30, End::Succeed)]).await;
+    for (i, answer) in answers.iter().enumerate() {
+        assert!(matches!(answer, Err(Error::Unavailable { .. })), "write {i}: {answer:?}");
+    }
+    assert!(disk.failing());
+    assert_eq!(state, BTreeMap::new());
+    assert_eq!(gate_runs, 1, "nothing runs again after an I/O failure");
+    tokio::time::sleep(super::super::disk::RECOVERY_INTERVAL + std::time::Duration::from_millis(100)).await;
+    let (job, answer) = cell_job(4, 40, End::Succeed);
+    writer.send(job).await.expect("send");
+    assert_eq!(answer.await.expect("answered").ok(), Some(None));
+    assert!(!disk.failing());
+    assert_eq!(cells(&disk), BTreeMap::from([(4, 40)]));
 }
 
 proptest! {
