@@ -2,8 +2,9 @@
 //! thread (redb's one writer makes each claim atomic).
 //!
 //! Each runs in its group's transaction as every write on the writer thread
-//! does, answered once the group's durable commit covers it (see `group`): a kept answer is durable
-//! before the client is answered, so a retry after a crash gets it. Expired
+//! does, answered once the group's durable commit covers it (see `group`):
+//! a kept answer is durable before the client is answered, so a retry after
+//! a crash gets it. Expired
 //! records go a few at a time with each claim, in expiry order (their own
 //! index), so the table never needs a sweeper and a claim's work is bounded.
 
