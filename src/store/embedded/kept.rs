@@ -4,9 +4,9 @@
 //! Each runs in its group's transaction as every write on the writer thread
 //! does, answered once the group's durable commit covers it (see `group`):
 //! a kept answer is durable before the client is answered, so a retry after
-//! a crash gets it. Expired
-//! records go a few at a time with each claim, in expiry order (their own
-//! index), so the table never needs a sweeper and a claim's work is bounded.
+//! a crash gets it. Expired records go a few at a time with each claim, in
+//! expiry order (their own index), so the table never needs a sweeper and a
+//! claim's work is bounded.
 
 use bson::DateTime;
 use bson::oid::ObjectId;
