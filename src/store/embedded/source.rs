@@ -43,9 +43,7 @@ fn refs_under(
 ) -> Result<Vec<CommentRef>> {
     let mut ids = Vec::new();
     for parent in parents {
-        ids.extend(scan_prefix(index, &parent.bytes(), Walk::default(), usize::MAX, |key| {
-            id_from_desc_tail(key).map(Some)
-        })?);
+        ids.extend(ids_under(index, &parent.bytes(), false)?);
     }
     let refs = read_values(comments, &ids, |stored| {
         let raw = bson::RawDocument::from_bytes(stored).map_err(|e| Error::internal_from("a stored comment", e))?;
