@@ -174,20 +174,14 @@ pub(super) fn start_writer(
 fn admit(disk: &Disk, group: &mut Group, ran: &mut Vec<Ran>, mut job: Job) -> bool {
     // While the store is failing a write is refused before it runs, except
     // for the recovery attempt this makes when one is due (see `disk`).
-    if let Err(refused) = disk.writable() {
+    let ready = disk.writable().and_then(|()| match group.db {
+        Some(_) => Ok(()),
+        None => disk.db().map(|db| group.db = Some(db)),
+    });
+    if let Err(refused) = ready {
         job.void(refused);
         ran.push(Ran { job, ok: false });
         return false;
-    }
-    if group.db.is_none() {
-        match disk.db() {
-            Ok(db) => group.db = Some(db),
-            Err(err) => {
-                job.void(err);
-                ran.push(Ran { job, ok: false });
-                return false;
-            }
-        }
     }
     let outcome = run_once(&mut job, group);
     ran.push(Ran { job, ok: outcome.is_ok() });
