@@ -58,11 +58,16 @@ impl Writer<'_> {
     /// that changed are written, so a like by a user who follows thousands
     /// does not rewrite thousands of follow-index entries.
     fn put<D: Stored>(&self, doc: &D) -> Result<()> {
+        let old = self.get::<D>(&doc.id())?;
+        self.write(doc, old.as_ref())
+    }
+
+    /// Writes `doc` over `old`, the version stored now (`None`: there is
+    /// none), writing only the index entries that differ. Callers that have
+    /// just read `old` pass it, so it is not read and decoded a second time.
+    fn write<D: Stored>(&self, doc: &D, old: Option<&D>) -> Result<()> {
         let new = indexed(doc);
-        let old = match self.get::<D>(&doc.id())? {
-            Some(old) => indexed(&old),
-            None => BTreeSet::new(),
-        };
+        let old = old.map(indexed).unwrap_or_default();
         for (index, key) in old.difference(&new) {
             self.tx.open_table(ALL_INDEXES[*index])?.remove(key.as_slice())?;
         }
@@ -96,17 +101,18 @@ impl Writer<'_> {
     }
 
     fn insert<D: Stored>(&self, doc: &D) -> Result<()> {
-        if self.get::<D>(&doc.id())?.is_some() {
+        // Only whether the id is taken: nothing to decode.
+        if self.tx.open_table(D::TABLE)?.get(doc.id().bytes().as_slice())?.is_some() {
             return Err(Error::internal(format!("inserting {}: the id is taken", doc.id())));
         }
-        self.put(doc)
+        self.write(doc, None)
     }
 
     fn replace<D: Stored>(&self, doc: &D) -> Result<()> {
-        if self.get::<D>(&doc.id())?.is_none() {
+        let Some(old) = self.get::<D>(&doc.id())? else {
             return Err(Error::internal(format!("replacing {}: it vanished inside its transaction", doc.id())));
-        }
-        self.put(doc)
+        };
+        self.write(doc, Some(&old))
     }
 
     /// Pulls `user` out of these posts' `likedBy`.
