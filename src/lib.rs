@@ -39,8 +39,10 @@
 //!   committed writes publish to ([`store::Command::events`], after the
 //!   commit) and subscriptions listen on.
 //! - [`graphql`]: the schema by feature (`user`, `post`, `comment`,
-//!   `subscription`), the per-request DataLoaders and Relay connections, and
-//!   `graphql::error`, the one place a domain error becomes a client-facing code.
+//!   `subscription`), the per-request DataLoaders and Relay connections,
+//!   `graphql::plain` (list selections answered from memory, without a
+//!   future per field), and `graphql::error`, the one place a domain error
+//!   becomes a client-facing code.
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz`, `/readyz`
 //!   and `/metrics`, with the HTTP limits (body and response size, timeouts,
 //!   CORS). `http::graphql` runs each request through `http::steps`, one

@@ -108,6 +108,9 @@ pub struct Metrics {
     pub subscriptions: Subscriptions,
     /// Untrusted documents served under `--trusted-documents-log-only`.
     pub untrusted_documents: AtomicU64,
+    /// Connection edge lists (not empty) answered directly (`[0]`) and
+    /// through the executor (`[1]`); see `graphql::plain`.
+    pub edge_lists: [AtomicU64; 2],
 }
 
 /// The subscription root fields counted by name; any other counts as `other`.
@@ -149,6 +152,7 @@ impl Default for Metrics {
             batch_sizes: Histogram::new(&BATCH_BOUNDS),
             subscriptions: Subscriptions::default(),
             untrusted_documents: AtomicU64::new(0),
+            edge_lists: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 }
@@ -196,6 +200,11 @@ impl Metrics {
         for (i, n) in self.errors.iter().enumerate() {
             let code = code_label(i);
             let _ = writeln!(out, "blogql_errors_total{{code=\"{code}\"}} {}", n.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP blogql_edge_lists_total Connection edge lists by how they were answered: plain (from memory, no future per field) or executor.\n");
+        out.push_str("# TYPE blogql_edge_lists_total counter\n");
+        for (path, n) in ["plain", "executor"].iter().zip(&self.edge_lists) {
+            let _ = writeln!(out, "blogql_edge_lists_total{{path=\"{path}\"}} {}", n.load(Ordering::Relaxed));
         }
         out.push_str("# HELP blogql_transactions_total Write transactions by result; retried counts re-runs after transient conflicts.\n");
         out.push_str("# TYPE blogql_transactions_total counter\n");

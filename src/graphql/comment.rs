@@ -1,12 +1,14 @@
 //! Comments: the `Comment` type, the comment query, and commenting and deleting comments.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Lookahead, Object};
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value};
 
+use super::batch::Found;
 use super::connection::Listed;
 use super::error::ApiResult;
+use super::plain::{self, Plain};
 use super::post::Post;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for};
@@ -33,7 +35,7 @@ impl From<Arc<CommentDoc>> for Comment {
 
 impl Comment {
     /// A comment whose author was loaded ahead, with its page; `authors` is that batch.
-    pub(crate) fn ahead(doc: Arc<CommentDoc>, authors: &HashMap<UserId, Arc<UserDoc>>) -> Self {
+    pub(crate) fn ahead(doc: Arc<CommentDoc>, authors: &Found<UserId, UserDoc>) -> Self {
         Comment { author: authors.get(&doc.author).cloned(), doc }
     }
 }
@@ -53,6 +55,22 @@ impl Listed for Comment {
     async fn wrap(ctx: &Context<'_>, docs: Vec<Arc<CommentDoc>>, node: Lookahead<'_>) -> Result<Vec<Self>> {
         let authors = authors_for(ctx, &node, docs.iter().map(|d| d.author)).await?;
         Ok(docs.into_iter().map(|doc| Comment::ahead(doc, &authors)).collect())
+    }
+}
+
+/// The fields of a comment answered from memory (see [`plain`]): all but
+/// `post`, which would load it; `author` only when its page loaded it.
+impl Plain for Comment {
+    fn plain(&self, field: &Field) -> Option<Value> {
+        let doc = &self.doc;
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(to_id(doc.id).0),
+            "cursor" => Value::String(doc.cursor_key().encode()),
+            "body" => Value::String(doc.body.clone()),
+            "author" => plain::object(&User(Arc::clone(self.author.as_ref()?)), &field.selection_set.node)?,
+            "createdAt" => Timestamp(doc.created_at).to_value(),
+            _ => return None,
+        })
     }
 }
 
@@ -84,7 +102,8 @@ impl Comment {
 
     /// The post commented on.
     async fn post(&self, ctx: &Context<'_>) -> ApiResult<Post> {
-        let post = ctx.request()?.posts.load_one(self.doc.post).await?;
+        // Boxed: see `connection::related`.
+        let post = Box::pin(ctx.request()?.posts.load_one(self.doc.post)).await?;
         Ok(post.map(Post::from).ok_or_else(|| vanished("post", self.doc.post))?)
     }
 

@@ -18,6 +18,7 @@ pub mod federation;
 pub mod feed;
 pub mod loader;
 pub mod node;
+pub mod plain;
 pub mod post;
 pub mod scalars;
 pub mod subscription;

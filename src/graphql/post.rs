@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use std::collections::HashMap;
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value};
 
-use async_graphql::{Context, ID, InputObject, Lookahead, Object};
-
+use super::batch::Found;
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
 use super::deletion::{DeletionPlan, payload_ids};
 use super::error::ApiResult;
+use super::plain::{self, Plain};
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, load_user};
 use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, require_viewer, run_as, to_id, to_int, viewer_id};
@@ -38,7 +39,7 @@ pub struct Post {
 struct CommentsAhead {
     page: Page,
     docs: Paged<Arc<CommentDoc>>,
-    authors: Arc<HashMap<UserId, Arc<UserDoc>>>,
+    authors: Arc<Found<UserId, UserDoc>>,
 }
 
 impl From<Arc<PostDoc>> for Post {
@@ -94,6 +95,27 @@ impl Listed for Post {
                 doc,
             })
             .collect())
+    }
+}
+
+/// The fields of a post answered from memory (see [`plain`]): everything
+/// but the lists, which take arguments, and `viewerHasLiked`, which needs
+/// the viewer; `author` only when its page loaded it.
+impl Plain for Post {
+    fn plain(&self, field: &Field) -> Option<Value> {
+        let doc = &self.doc;
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(to_id(doc.id).0),
+            "cursor" => Value::String(doc.cursor_key().encode()),
+            "title" => Value::String(doc.title.clone()),
+            "body" => Value::String(doc.body.clone()),
+            "author" => plain::object(&User(Arc::clone(self.author.as_ref()?)), &field.selection_set.node)?,
+            "createdAt" => Timestamp(doc.created_at).to_value(),
+            "updatedAt" => Timestamp(doc.updated_at).to_value(),
+            "commentCount" => Value::from(to_int(doc.comment_count)),
+            "likeCount" => Value::from(to_int(doc.liked_by.len())),
+            _ => return None,
+        })
     }
 }
 
@@ -188,7 +210,8 @@ impl Post {
 
     /// Whether the signed-in viewer likes the post; false when anonymous.
     async fn viewer_has_liked(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        Ok(viewer_id(ctx).await?.is_some_and(|me| self.doc.liked_by.contains(&me)))
+        // Boxed: see `connection::related`.
+        Ok(Box::pin(viewer_id(ctx)).await?.is_some_and(|me| self.doc.liked_by.contains(&me)))
     }
 }
 

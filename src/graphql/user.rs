@@ -1,15 +1,18 @@
 //! Users: the `User` type, account mutations (sign-up, log-in, delete) and follows.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Lookahead, Object, SimpleObject};
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, SimpleObject, Value};
+use futures::future::{BoxFuture, Either, Ready, ready};
 
+use super::batch::Found;
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
 use super::deletion::DeleteUserPayload;
 use super::deletion::DeletionPlan;
 use super::error::ApiResult;
+use super::plain::Plain;
 use super::post::Post;
 use super::scalars::Timestamp;
 use super::{CtxExt, as_viewer, parse_id, read_as_viewer, to_id, to_int, vanished, viewer_doc, viewer_id};
@@ -39,6 +42,24 @@ impl Listed for User {
     }
 }
 
+/// The fields of a user answered from memory (see [`super::plain`]): all but the
+/// lists, which take arguments, and `email`, which needs the viewer.
+impl Plain for User {
+    fn plain(&self, field: &Field) -> Option<Value> {
+        let doc = &self.0;
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(to_id(doc.id).0),
+            "name" => Value::String(doc.name.clone()),
+            "bio" => doc.bio.clone().map_or(Value::Null, Value::String),
+            "createdAt" => Timestamp(doc.created_at).to_value(),
+            "postCount" => Value::from(to_int(doc.post_count)),
+            "followerCount" => Value::from(to_int(doc.followers.len())),
+            "followingCount" => Value::from(to_int(doc.following.len())),
+            _ => return None,
+        })
+    }
+}
+
 /// A user account as clients see it. The password hash is never exposed,
 /// and `email` only to its owner.
 #[Object]
@@ -61,7 +82,8 @@ impl User {
 
     /// The account's email; null unless the viewer is this user.
     async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<&str>> {
-        Ok((viewer_id(ctx).await? == Some(self.0.id)).then_some(self.0.email.as_str()))
+        // Boxed: see `related`.
+        Ok((Box::pin(viewer_id(ctx)).await? == Some(self.0.id)).then_some(self.0.email.as_str()))
     }
 
     /// When the account was created.
@@ -158,21 +180,30 @@ pub(crate) async fn authors_for(
     ctx: &Context<'_>,
     node: &Lookahead<'_>,
     ids: impl IntoIterator<Item = UserId>,
-) -> Result<HashMap<UserId, Arc<UserDoc>>> {
+) -> Result<Found<UserId, UserDoc>> {
     if !node.field("author").exists() {
-        return Ok(HashMap::new());
+        return Ok(Found::default());
     }
     ctx.request()?.users.load_many(ids.into_iter().collect()).await
 }
 
 /// A document's author: the one its page loaded ahead, else through the
 /// request's loader; `NOT_FOUND` if the author is gone.
-pub(crate) async fn author_of(ctx: &Context<'_>, ahead: Option<&Arc<UserDoc>>, id: UserId) -> ApiResult<User> {
-    let author = match ahead {
-        Some(author) => Some(Arc::clone(author)),
-        None => load_user(ctx, id).await?,
-    };
-    Ok(author.map(User).ok_or_else(|| vanished("author", id))?)
+///
+/// Ready at once when loaded ahead (every item of a list), and boxed
+/// otherwise, so the `author` field's future stays small (see [`related`]).
+pub(crate) fn author_of<'a>(
+    ctx: &'a Context<'_>,
+    ahead: Option<&Arc<UserDoc>>,
+    id: UserId,
+) -> Either<Ready<ApiResult<User>>, BoxFuture<'a, ApiResult<User>>> {
+    match ahead {
+        Some(author) => Either::Left(ready(Ok(User(Arc::clone(author))))),
+        None => Either::Right(Box::pin(async move {
+            let author = ctx.request()?.users.load_one(id).await?;
+            Ok(author.map(User).ok_or_else(|| vanished("author", id))?)
+        })),
+    }
 }
 
 /// Loads one user by id through the request's loader.

@@ -32,6 +32,7 @@ mod nodes;
 mod otlp;
 mod pagination;
 mod payloads;
+mod plain;
 mod props;
 mod races;
 mod repair;
