@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::Field;
-use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value};
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value, Variables};
 
 use super::batch::Found;
 use super::connection::Listed;
@@ -61,13 +61,13 @@ impl Listed for Comment {
 /// The fields of a comment answered from memory (see [`plain`]): all but
 /// `post`, which would load it; `author` only when its page loaded it.
 impl Plain for Comment {
-    fn plain(&self, field: &Field) -> Option<Value> {
+    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
         let doc = &self.doc;
         Some(match field.name.node.as_str() {
             "id" => Value::String(to_id(doc.id).0),
             "cursor" => Value::String(doc.cursor_key().encode()),
             "body" => Value::String(doc.body.clone()),
-            "author" => plain::object(&User(Arc::clone(self.author.as_ref()?)), &field.selection_set.node)?,
+            "author" => plain::object(&User(Arc::clone(self.author.as_ref()?)), &field.selection_set.node, vars)?,
             "createdAt" => Timestamp(doc.created_at).to_value(),
             _ => return None,
         })

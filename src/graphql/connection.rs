@@ -18,7 +18,7 @@ use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
 use async_graphql::{
     Context, ContextSelectionSet, Lookahead, Object, OutputType, Positioned, ServerResult, SimpleObject, TypeName,
-    Value,
+    Value, Variables,
 };
 use bson::oid::ObjectId;
 use futures::future::BoxFuture;
@@ -33,6 +33,10 @@ use crate::domain::{CursorKey, Page};
 use crate::error::Result;
 use crate::model::UserId;
 use crate::store::{Collection, CountOf, Paged};
+
+mod args;
+
+pub use args::{PageArgs, page_ahead, page_of};
 
 /// A node type that is listed in connections: names its connection and edge
 /// types, and wraps a page of its documents.
@@ -150,9 +154,9 @@ impl<T: Listed> Edge<T> {
 }
 
 impl<T: Listed> Plain for Edge<T> {
-    fn plain(&self, field: &Field) -> Option<Value> {
+    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
         match field.name.node.as_str() {
-            "node" => plain::object(&self.node, &field.selection_set.node),
+            "node" => plain::object(&self.node, &field.selection_set.node, vars),
             "cursor" => Some(Value::String(self.key.encode())),
             _ => None,
         }
@@ -182,7 +186,7 @@ impl<T: Listed> OutputType for Edges<'_, T> {
             // What the executor answers too; neither path is counted.
             return Ok(Value::List(Vec::new()));
         }
-        let answer = plain::list(self.0, &ctx.item.node);
+        let answer = plain::list(self.0, &ctx.item.node, &ctx.query_env.variables);
         if let Ok(AppState { metrics: Some(metrics), .. }) = ctx.data::<AppState>() {
             metrics.edge_lists[usize::from(answer.is_none())].fetch_add(1, Ordering::Relaxed);
         }
@@ -238,6 +242,29 @@ where
     F: FnOnce(Vec<Arc<D>>) -> Fut,
     Fut: Future<Output = Result<Vec<T>>>,
 {
+    let (docs, keys, page_info) = shape(paged, page, key);
+    let nodes = if docs.is_empty() { Vec::new() } else { wrap(docs).await? };
+    Ok(Connection::of(keys, nodes, page_info, total))
+}
+
+/// [`assemble`] with nodes that need nothing loaded: made at once.
+pub fn assemble_now<D, T>(
+    paged: Paged<Arc<D>>,
+    page: &Page,
+    total: Total,
+    key: impl Fn(&D) -> CursorKey,
+    wrap: impl FnOnce(Vec<Arc<D>>) -> Vec<T>,
+) -> Connection<T> {
+    let (docs, keys, page_info) = shape(paged, page, key);
+    Connection::of(keys, wrap(docs), page_info, total)
+}
+
+/// A page's documents in answer order, their cursors, and where the page sits.
+fn shape<D>(
+    paged: Paged<Arc<D>>,
+    page: &Page,
+    key: impl Fn(&D) -> CursorKey,
+) -> (Vec<Arc<D>>, Vec<CursorKey>, PageInfo) {
     let Paged { mut docs, cut } = paged;
     let more = docs.len() > page.size() || cut.is_some();
     docs.truncate(page.size());
@@ -245,7 +272,6 @@ where
         docs.reverse();
     }
     let keys: Vec<CursorKey> = docs.iter().map(|d| key(d)).collect();
-    let nodes = if docs.is_empty() { Vec::new() } else { wrap(docs).await? };
     let (has_previous_page, has_next_page) =
         if page.backward() { (more, page.before().is_some()) } else { (page.after().is_some(), more) };
     let (mut start, mut end) = (keys.first().copied(), keys.last().copied());
@@ -263,48 +289,42 @@ where
         start_cursor: start.as_ref().map(CursorKey::encode),
         end_cursor: end.as_ref().map(CursorKey::encode),
     };
-    let edges = keys.into_iter().zip(nodes).map(|(key, node)| Edge { key, node }).collect();
-    Ok(Connection { edges, page_info, total })
+    (docs, keys, page_info)
 }
 
-/// The page a connection field below `parent` will ask for, read from the
-/// query ahead of time so a parent list can load it for all its items in
-/// one batch. `None` unless the field is selected exactly once (aliases with
-/// different pages are left to the field) with valid arguments.
-pub fn page_ahead(parent: &Lookahead<'_>, field: &str) -> Option<Page> {
-    let mut fields = parent.field(field).selection_fields();
-    let only = fields.pop().filter(|_| fields.is_empty())?;
-    let mut args = PageArgs::default();
-    for (name, value) in only.arguments().ok()? {
-        match (name.as_str(), value) {
-            ("first", async_graphql::Value::Number(n)) => args.first = Some(i32::try_from(n.as_i64()?).ok()?),
-            ("last", async_graphql::Value::Number(n)) => args.last = Some(i32::try_from(n.as_i64()?).ok()?),
-            ("after", async_graphql::Value::String(c)) => args.after = Some(c),
-            ("before", async_graphql::Value::String(c)) => args.before = Some(c),
-            (_, async_graphql::Value::Null) => {}
-            _ => return None,
+impl<T> Connection<T> {
+    fn of(keys: Vec<CursorKey>, nodes: Vec<T>, page_info: PageInfo, total: Total) -> Self {
+        let edges = keys.into_iter().zip(nodes).map(|(key, node)| Edge { key, node }).collect();
+        Connection { edges, page_info, total }
+    }
+}
+
+/// A connection built from a page loaded ahead (see [`Plain`]): its edges,
+/// its `pageInfo`, and a `totalCount` already known.
+impl<T: Listed> Plain for Connection<T> {
+    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
+        match field.name.node.as_str() {
+            "edges" => plain::list(&self.edges, &field.selection_set.node, vars),
+            "pageInfo" => plain::object(&self.page_info, &field.selection_set.node, vars),
+            "totalCount" => match self.total {
+                Total::Known(n) => Some(Value::from(to_int(n))),
+                _ => None,
+            },
+            _ => None,
         }
     }
-    args.page().ok()
 }
 
-/// The page arguments every connection field takes.
-#[derive(Debug, Default)]
-pub struct PageArgs {
-    /// Forward page size.
-    pub first: Option<i32>,
-    /// Forward start cursor.
-    pub after: Option<String>,
-    /// Backward page size.
-    pub last: Option<i32>,
-    /// Backward end cursor.
-    pub before: Option<String>,
-}
-
-impl PageArgs {
-    /// Validates the arguments into a page request.
-    pub fn page(&self) -> Result<Page> {
-        Page::parse(self.first, self.after.as_deref(), self.last, self.before.as_deref())
+impl Plain for PageInfo {
+    fn plain(&self, field: &Field, _vars: &Variables) -> Option<Value> {
+        let cursor = |c: &Option<String>| c.clone().map_or(Value::Null, Value::String);
+        Some(match field.name.node.as_str() {
+            "hasPreviousPage" => Value::Boolean(self.has_previous_page),
+            "hasNextPage" => Value::Boolean(self.has_next_page),
+            "startCursor" => cursor(&self.start_cursor),
+            "endCursor" => cursor(&self.end_cursor),
+            _ => return None,
+        })
     }
 }
 

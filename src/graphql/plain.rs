@@ -16,7 +16,9 @@
 //! - a fragment or a directive anywhere in the selection;
 //! - a response key selected twice (the executor merges those);
 //! - a field a type does not answer plainly ([`Plain::plain`]): one that
-//!   takes arguments, needs the viewer, or would load something.
+//!   needs the viewer or would load something. The one field with
+//!   arguments answered plainly is a post's `comments` page when the posts
+//!   list loaded exactly that page ahead.
 //!
 //! The schema has no extensions (see `build_schema`), so no per-field hook
 //! is skipped, and the plain fields cannot fail, so no error is lost. The
@@ -24,30 +26,30 @@
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
-use async_graphql::{OutputType, Value};
+use async_graphql::{OutputType, Value, Variables};
 
 /// An object some of whose fields are answered from memory.
 pub trait Plain: OutputType {
-    /// The value of `field` (its arguments, alias and directives already
-    /// checked by the caller), or `None` if this object does not answer it
-    /// plainly.
-    fn plain(&self, field: &Field) -> Option<Value>;
+    /// The value of `field` (no directives; its alias is the caller's), or
+    /// `None` if this object does not answer it plainly. `vars` are the
+    /// request's variables, for a field whose arguments use them.
+    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value>;
 }
 
 /// `item`'s answer to the selection `set`, exactly as the executor would
 /// build it, or `None` if the selection is not plain.
-pub fn object<T: Plain + ?Sized>(item: &T, set: &SelectionSet) -> Option<Value> {
+pub fn object<T: Plain + ?Sized>(item: &T, set: &SelectionSet, vars: &Variables) -> Option<Value> {
     let mut fields = IndexMap::with_capacity(set.items.len());
     for selection in &set.items {
         let Selection::Field(field) = &selection.node else { return None };
         let field = &field.node;
-        if !field.directives.is_empty() || !field.arguments.is_empty() {
+        if !field.directives.is_empty() {
             return None;
         }
         let value = if field.name.node == "__typename" {
             Value::String(item.introspection_type_name().into_owned())
         } else {
-            item.plain(field)?
+            item.plain(field, vars)?
         };
         if fields.insert(field.response_key().node.clone(), value).is_some() {
             return None;
@@ -57,6 +59,6 @@ pub fn object<T: Plain + ?Sized>(item: &T, set: &SelectionSet) -> Option<Value> 
 }
 
 /// Every item's answer to `set`, as a list, or `None` if any is not plain.
-pub fn list<T: Plain>(items: &[T], set: &SelectionSet) -> Option<Value> {
-    items.iter().map(|item| object(item, set)).collect::<Option<Vec<_>>>().map(Value::List)
+pub fn list<T: Plain>(items: &[T], set: &SelectionSet, vars: &Variables) -> Option<Value> {
+    items.iter().map(|item| object(item, set, vars)).collect::<Option<Vec<_>>>().map(Value::List)
 }

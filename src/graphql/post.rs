@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::Field;
-use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value};
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value, Variables};
 
 use super::batch::Found;
 use super::comment::Comment;
@@ -102,20 +102,46 @@ impl Listed for Post {
 /// but the lists, which take arguments, and `viewerHasLiked`, which needs
 /// the viewer; `author` only when its page loaded it.
 impl Plain for Post {
-    fn plain(&self, field: &Field) -> Option<Value> {
+    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
         let doc = &self.doc;
         Some(match field.name.node.as_str() {
             "id" => Value::String(to_id(doc.id).0),
             "cursor" => Value::String(doc.cursor_key().encode()),
             "title" => Value::String(doc.title.clone()),
             "body" => Value::String(doc.body.clone()),
-            "author" => plain::object(&User(Arc::clone(self.author.as_ref()?)), &field.selection_set.node)?,
+            "author" => plain::object(&User(Arc::clone(self.author.as_ref()?)), &field.selection_set.node, vars)?,
             "createdAt" => Timestamp(doc.created_at).to_value(),
             "updatedAt" => Timestamp(doc.updated_at).to_value(),
             "commentCount" => Value::from(to_int(doc.comment_count)),
             "likeCount" => Value::from(to_int(doc.liked_by.len())),
+            "comments" => {
+                // Only the page the posts list loaded ahead, asked for by these very arguments.
+                let ahead = self.comments.as_ref()?;
+                if connection::page_of(field, vars)? != ahead.page {
+                    return None;
+                }
+                plain::object(&self.comments_ahead(ahead), &field.selection_set.node, vars)?
+            }
             _ => return None,
         })
+    }
+}
+
+impl Post {
+    /// The post's comment count, as `comments { totalCount }` answers it.
+    fn comments_total(&self) -> Total {
+        Total::Known(usize::try_from(self.doc.comment_count).unwrap_or(0))
+    }
+
+    /// The connection of the comment page loaded ahead, with its authors.
+    fn comments_ahead(&self, ahead: &CommentsAhead) -> Connection<Comment> {
+        connection::assemble_now(
+            ahead.docs.clone(),
+            &ahead.page,
+            self.comments_total(),
+            Chronological::cursor_key,
+            |docs| docs.into_iter().map(|doc| Comment::ahead(doc, &ahead.authors)).collect(),
+        )
     }
 }
 
@@ -172,16 +198,9 @@ impl Post {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<Comment>> {
         let args = PageArgs { first, after, last, before };
-        let total = Total::Known(usize::try_from(self.doc.comment_count).unwrap_or(0));
         match &self.comments {
-            Some(ahead) if args.page().ok() == Some(ahead.page) => {
-                let wrap = |docs: Vec<Arc<CommentDoc>>| async move {
-                    Ok(docs.into_iter().map(|doc| Comment::ahead(doc, &ahead.authors)).collect())
-                };
-                let docs = ahead.docs.clone();
-                Ok(Box::pin(connection::assemble(docs, &ahead.page, total, Chronological::cursor_key, wrap)).await?)
-            }
-            _ => related(ctx, CommentsOf::Post, self.doc.id, args, total).await,
+            Some(ahead) if args.page().ok() == Some(ahead.page) => Ok(self.comments_ahead(ahead)),
+            _ => related(ctx, CommentsOf::Post, self.doc.id, args, self.comments_total()).await,
         }
     }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::Field;
-use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, SimpleObject, Value};
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, SimpleObject, Value, Variables};
 use futures::future::{BoxFuture, Either, Ready, ready};
 
 use super::batch::Found;
@@ -45,7 +45,7 @@ impl Listed for User {
 /// The fields of a user answered from memory (see [`super::plain`]): all but the
 /// lists, which take arguments, and `email`, which needs the viewer.
 impl Plain for User {
-    fn plain(&self, field: &Field) -> Option<Value> {
+    fn plain(&self, field: &Field, _vars: &Variables) -> Option<Value> {
         let doc = &self.0;
         Some(match field.name.node.as_str() {
             "id" => Value::String(to_id(doc.id).0),

@@ -120,7 +120,13 @@ async fn seed(app: &TestApp) {
 
 /// The raw body the server answers `query` with.
 async fn raw(app: &TestApp, query: &str) -> String {
-    let resp = app.client.post(app.url("/graphql")).json(&json!({ "query": query })).send().await.expect("request");
+    raw_with(app, query, json!({})).await
+}
+
+/// The raw body the server answers `query` with, given `variables`.
+async fn raw_with(app: &TestApp, query: &str, variables: serde_json::Value) -> String {
+    let body = json!({ "query": query, "variables": variables });
+    let resp = app.client.post(app.url("/graphql")).json(&body).send().await.expect("request");
     resp.text().await.expect("body")
 }
 
@@ -157,6 +163,38 @@ async fn a_list_with_its_authors_is_plain_throughout() {
     assert!(answer.contains("\"author\":{\"name\":"), "{answer}");
     assert_eq!(lists(&app, "plain").await, plain_before + 1);
     assert_eq!(lists(&app, "executor").await, executor_before);
+}
+
+/// Posts with their comment pages (loaded ahead by the posts list) are one
+/// plain list, with the page's size from a literal or a sent variable, and
+/// answer what the executor does; a variable left to its default is the
+/// executor's to read, so that posts list goes through it.
+#[tokio::test]
+async fn comment_pages_loaded_ahead_are_plain() {
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    let deep = |first: &str, wrap: bool| {
+        let node = "{ body author { name postCount } }";
+        let node = if wrap { format!("{{ ... {node} }}") } else { node.to_string() };
+        format!(
+            "query{} {{ posts(first: 6) {{ edges {{ node {{ title comments(first: {first}) \
+             {{ totalCount pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} \
+             edges {{ cursor node {node} }} }} }} }} }} }}",
+            if first == "$n" { "($n: Int = 1)" } else { "" }
+        )
+    };
+    for (first, variables, plain_lists) in [("2", json!({}), 1), ("$n", json!({"n": 2}), 1), ("$n", json!({}), 0)] {
+        let (plain_before, executor_before) = (lists(&app, "plain").await, lists(&app, "executor").await);
+        let plain = raw_with(&app, &deep(first, false), variables.clone()).await;
+        assert!(plain.contains("\"comments\":{\"totalCount\":") && !plain.contains("\"errors\""), "{plain}");
+        if plain_lists == 1 {
+            assert_eq!(lists(&app, "plain").await, plain_before + 1, "{first} {variables}");
+            assert_eq!(lists(&app, "executor").await, executor_before, "{first} {variables}");
+        } else {
+            assert!(lists(&app, "executor").await > executor_before, "{first} {variables}");
+        }
+        assert_eq!(plain, raw_with(&app, &deep(first, true), variables.clone()).await, "{first} {variables}");
+    }
 }
 
 /// What `plain` leaves to the executor (fragments, a key selected twice,
