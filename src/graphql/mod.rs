@@ -136,7 +136,8 @@ impl AppSchema {
 /// Builds the executable schema over the application state, with its query limits.
 pub fn build_schema(state: AppState) -> AppSchema {
     let limits = state.settings.graphql.clone();
-    // No extensions: any extension wraps every field resolution. The query
+    // No extensions: any extension wraps every field resolution, and
+    // `plain` answers lists without the per-field hooks one would add. The query
     // size is checked in `http` before the schema sees the document.
     macro_rules! finish {
         ($builder:expr) => {{

@@ -13,7 +13,9 @@
 //! order, keyed by alias, `__typename` as the type's name, an object with no
 //! fields as null. Anything else makes it answer `None`, and the list goes
 //! through the executor as before:
-//! - a fragment or a directive anywhere in the selection;
+//! - a fragment anywhere in the selection, or a directive (`@skip` and
+//!   `@include` are applied by async-graphql before execution, so it never
+//!   sees those);
 //! - a response key selected twice (the executor merges those);
 //! - a field a type does not answer plainly ([`Plain::plain`]): one that
 //!   needs the viewer or would load something. The one field with
