@@ -98,9 +98,9 @@ impl Listed for Post {
     }
 }
 
-/// The fields of a post answered from memory (see [`plain`]): everything
-/// but the lists, which take arguments, and `viewerHasLiked`, which needs
-/// the viewer; `author` only when its page loaded it.
+/// The fields of a post answered from memory (see [`plain`]): all but
+/// `likedBy`, a page of its own, and `viewerHasLiked`, which needs the
+/// viewer; `author` and the `comments` page only when the list loaded them.
 impl Plain for Post {
     fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
         let doc = &self.doc;
