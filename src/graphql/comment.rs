@@ -8,10 +8,10 @@ use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Val
 use super::batch::Found;
 use super::connection::Listed;
 use super::error::ApiResult;
-use super::plain::{self, Plain};
+use super::plain::Plain;
 use super::post::Post;
 use super::scalars::Timestamp;
-use super::user::{User, author_of, authors_for};
+use super::user::{User, author_of, authors_for, plain_author};
 use super::{CtxExt, Query, as_viewer, parse_id, require_viewer, run_as, to_id, vanished};
 use crate::cmd::{CreateComment, DeleteComment, DeletedComment};
 use crate::domain::CommentBody;
@@ -58,7 +58,7 @@ impl Listed for Comment {
     }
 }
 
-/// The fields of a comment answered from memory (see [`plain`]): all but
+/// The fields of a comment answered from memory (see [`super::plain`]): all but
 /// `post`, which would load it; `author` only when its page loaded it.
 impl Plain for Comment {
     fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
@@ -67,7 +67,7 @@ impl Plain for Comment {
             "id" => Value::String(to_id(doc.id).0),
             "cursor" => Value::String(doc.cursor_key().encode()),
             "body" => Value::String(doc.body.clone()),
-            "author" => plain::object(&User(Arc::clone(self.author.as_ref()?)), &field.selection_set.node, vars)?,
+            "author" => plain_author(self.author.as_ref(), field, vars)?,
             "createdAt" => Timestamp(doc.created_at).to_value(),
             _ => return None,
         })

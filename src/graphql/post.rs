@@ -12,7 +12,7 @@ use super::deletion::{DeletionPlan, payload_ids};
 use super::error::ApiResult;
 use super::plain::{self, Plain};
 use super::scalars::Timestamp;
-use super::user::{User, author_of, authors_for, load_user};
+use super::user::{User, author_of, authors_for, load_user, plain_author};
 use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, require_viewer, run_as, to_id, to_int, viewer_id};
 use crate::cmd::{CreatePost, DeletePost, DeletedPost, LikePost, PlanPostDeletion, UnlikePost, UpdatePost};
 use crate::domain::{Page, PostBody, PostChanges, Title};
@@ -109,7 +109,7 @@ impl Plain for Post {
             "cursor" => Value::String(doc.cursor_key().encode()),
             "title" => Value::String(doc.title.clone()),
             "body" => Value::String(doc.body.clone()),
-            "author" => plain::object(&User(Arc::clone(self.author.as_ref()?)), &field.selection_set.node, vars)?,
+            "author" => plain_author(self.author.as_ref(), field, vars)?,
             "createdAt" => Timestamp(doc.created_at).to_value(),
             "updatedAt" => Timestamp(doc.updated_at).to_value(),
             "commentCount" => Value::from(to_int(doc.comment_count)),

@@ -206,6 +206,12 @@ pub(crate) fn author_of<'a>(
     }
 }
 
+/// A document's `author` as the plain path answers it: only an author its
+/// page loaded ahead, else `None` and the executor loads it ([`author_of`]).
+pub(crate) fn plain_author(ahead: Option<&Arc<UserDoc>>, field: &Field, vars: &Variables) -> Option<Value> {
+    super::plain::object(&User(Arc::clone(ahead?)), &field.selection_set.node, vars)
+}
+
 /// Loads one user by id through the request's loader.
 pub(crate) async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<Arc<UserDoc>>> {
     // Boxed: see `connection::related`.
