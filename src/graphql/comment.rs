@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::Field;
-use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value, Variables};
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value};
 
 use super::batch::Found;
 use super::connection::Listed;
 use super::error::ApiResult;
-use super::plain::Plain;
+use super::plain::{Env, Plain};
 use super::post::Post;
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, plain_author};
@@ -61,13 +61,13 @@ impl Listed for Comment {
 /// The fields of a comment answered from memory (see [`super::plain`]): all but
 /// `post`, which would load it; `author` only when its page loaded it.
 impl Plain for Comment {
-    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
+    fn plain(&self, field: &Field, env: &Env<'_>) -> Option<Value> {
         let doc = &self.doc;
         Some(match field.name.node.as_str() {
             "id" => Value::String(to_id(doc.id).0),
             "cursor" => Value::String(doc.cursor_key().encode()),
             "body" => Value::String(doc.body.clone()),
-            "author" => plain_author(self.author.as_ref(), field, vars)?,
+            "author" => plain_author(self.author.as_ref(), field, env)?,
             "createdAt" => Timestamp(doc.created_at).to_value(),
             _ => return None,
         })

@@ -18,7 +18,7 @@ use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
 use async_graphql::{
     Context, ContextSelectionSet, Lookahead, Object, OutputType, Positioned, ServerResult, SimpleObject, TypeName,
-    Value, Variables,
+    Value,
 };
 use bson::oid::ObjectId;
 use futures::future::BoxFuture;
@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 use super::CtxExt;
 use super::error::ApiResult;
 use super::loader::Loaded;
-use super::plain::{self, Plain};
+use super::plain::{self, Env, Plain};
 use super::to_int;
 use crate::app::AppState;
 use crate::domain::{CursorKey, Page};
@@ -154,9 +154,9 @@ impl<T: Listed> Edge<T> {
 }
 
 impl<T: Listed> Plain for Edge<T> {
-    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
+    fn plain(&self, field: &Field, env: &Env<'_>) -> Option<Value> {
         match field.name.node.as_str() {
-            "node" => plain::object(&self.node, &field.selection_set.node, vars),
+            "node" => plain::object(&self.node, &field.selection_set.node, env),
             "cursor" => Some(Value::String(self.key.encode())),
             _ => None,
         }
@@ -186,7 +186,7 @@ impl<T: Listed> OutputType for Edges<'_, T> {
             // What the executor answers too; neither path is counted.
             return Ok(Value::List(Vec::new()));
         }
-        let answer = plain::list(self.0, &ctx.item.node, &ctx.query_env.variables);
+        let answer = plain::list(self.0, &ctx.item.node, &Env::of(ctx));
         if let Ok(AppState { metrics: Some(metrics), .. }) = ctx.data::<AppState>() {
             metrics.edge_lists[usize::from(answer.is_none())].fetch_add(1, Ordering::Relaxed);
         }
@@ -302,10 +302,10 @@ impl<T> Connection<T> {
 /// A connection built from a page loaded ahead (see [`Plain`]): its edges,
 /// its `pageInfo`, and a `totalCount` already known.
 impl<T: Listed> Plain for Connection<T> {
-    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
+    fn plain(&self, field: &Field, env: &Env<'_>) -> Option<Value> {
         match field.name.node.as_str() {
-            "edges" => plain::list(&self.edges, &field.selection_set.node, vars),
-            "pageInfo" => plain::object(&self.page_info, &field.selection_set.node, vars),
+            "edges" => plain::list(&self.edges, &field.selection_set.node, env),
+            "pageInfo" => plain::object(&self.page_info, &field.selection_set.node, env),
             "totalCount" => match self.total {
                 Total::Known(n) => Some(Value::from(to_int(n))),
                 _ => None,
@@ -316,7 +316,7 @@ impl<T: Listed> Plain for Connection<T> {
 }
 
 impl Plain for PageInfo {
-    fn plain(&self, field: &Field, _vars: &Variables) -> Option<Value> {
+    fn plain(&self, field: &Field, _env: &Env<'_>) -> Option<Value> {
         let cursor = |c: &Option<String>| c.clone().map_or(Value::Null, Value::String);
         Some(match field.name.node.as_str() {
             "hasPreviousPage" => Value::Boolean(self.has_previous_page),

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::Field;
-use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value, Variables};
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, Value};
 
 use super::batch::Found;
 use super::comment::Comment;
 use super::connection::{self, Connection, Listed, PageArgs, Total, related};
 use super::deletion::{DeletionPlan, payload_ids};
 use super::error::ApiResult;
-use super::plain::{self, Plain};
+use super::plain::{self, Env, Plain};
 use super::scalars::Timestamp;
 use super::user::{User, author_of, authors_for, load_user, plain_author};
 use super::{CtxExt, Query, as_viewer, parse_id, read_as_viewer, require_viewer, run_as, to_id, to_int, viewer_id};
@@ -102,14 +102,14 @@ impl Listed for Post {
 /// `likedBy`, a page of its own, and `viewerHasLiked`, which needs the
 /// viewer; `author` and the `comments` page only when the list loaded them.
 impl Plain for Post {
-    fn plain(&self, field: &Field, vars: &Variables) -> Option<Value> {
+    fn plain(&self, field: &Field, env: &Env<'_>) -> Option<Value> {
         let doc = &self.doc;
         Some(match field.name.node.as_str() {
             "id" => Value::String(to_id(doc.id).0),
             "cursor" => Value::String(doc.cursor_key().encode()),
             "title" => Value::String(doc.title.clone()),
             "body" => Value::String(doc.body.clone()),
-            "author" => plain_author(self.author.as_ref(), field, vars)?,
+            "author" => plain_author(self.author.as_ref(), field, env)?,
             "createdAt" => Timestamp(doc.created_at).to_value(),
             "updatedAt" => Timestamp(doc.updated_at).to_value(),
             "commentCount" => Value::from(to_int(doc.comment_count)),
@@ -117,10 +117,10 @@ impl Plain for Post {
             "comments" => {
                 // Only the page the posts list loaded ahead, asked for by these very arguments.
                 let ahead = self.comments.as_ref()?;
-                if connection::page_of(field, vars)? != ahead.page {
+                if connection::page_of(field, env.vars)? != ahead.page {
                     return None;
                 }
-                plain::object(&self.comments_ahead(ahead), &field.selection_set.node, vars)?
+                plain::object(&self.comments_ahead(ahead), &field.selection_set.node, env)?
             }
             _ => return None,
         })

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::Field;
-use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, SimpleObject, Value, Variables};
+use async_graphql::{Context, ID, InputObject, Lookahead, Object, ScalarType, SimpleObject, Value};
 use futures::future::{BoxFuture, Either, Ready, ready};
 
 use super::batch::Found;
@@ -12,7 +12,7 @@ use super::connection::{self, Connection, Listed, PageArgs, Total, related};
 use super::deletion::DeleteUserPayload;
 use super::deletion::DeletionPlan;
 use super::error::ApiResult;
-use super::plain::Plain;
+use super::plain::{Env, Plain};
 use super::post::Post;
 use super::scalars::Timestamp;
 use super::{CtxExt, as_viewer, parse_id, read_as_viewer, to_id, to_int, vanished, viewer_doc, viewer_id};
@@ -45,7 +45,7 @@ impl Listed for User {
 /// The fields of a user answered from memory (see [`super::plain`]): all but the
 /// lists, which take arguments, and `email`, which needs the viewer.
 impl Plain for User {
-    fn plain(&self, field: &Field, _vars: &Variables) -> Option<Value> {
+    fn plain(&self, field: &Field, _env: &Env<'_>) -> Option<Value> {
         let doc = &self.0;
         Some(match field.name.node.as_str() {
             "id" => Value::String(to_id(doc.id).0),
@@ -208,8 +208,8 @@ pub(crate) fn author_of<'a>(
 
 /// A document's `author` as the plain path answers it: only an author its
 /// page loaded ahead, else `None` and the executor loads it ([`author_of`]).
-pub(crate) fn plain_author(ahead: Option<&Arc<UserDoc>>, field: &Field, vars: &Variables) -> Option<Value> {
-    super::plain::object(&User(Arc::clone(ahead?)), &field.selection_set.node, vars)
+pub(crate) fn plain_author(ahead: Option<&Arc<UserDoc>>, field: &Field, env: &Env<'_>) -> Option<Value> {
+    super::plain::object(&User(Arc::clone(ahead?)), &field.selection_set.node, env)
 }
 
 /// Loads one user by id through the request's loader.

@@ -13,12 +13,14 @@ const USER_FIELDS: &[&str] =
 const COMMENT_FIELDS: &[&str] = &["id", "cursor", "body", "createdAt", "__typename"];
 
 /// A small deterministic generator of queries, so a failure names a
-/// reproducible query. With `wrap`, every `node` selection is wrapped in an
-/// inline fragment (`node { ... { title } }`): the same query to the
-/// executor, but not plain, so every list goes through the executor.
+/// reproducible query. Each `node` selection ends with `__typename`: with
+/// `force`, as a second `node` selection, which the executor merges into the
+/// first and the plain path leaves to it; else in a fragment (see [`twins`]).
 struct Picks {
     state: u64,
-    wrap: bool,
+    force: bool,
+    /// The named fragments the query spreads, appended to it.
+    fragments: Vec<String>,
 }
 
 impl Picks {
@@ -40,13 +42,39 @@ impl Picks {
         out.join(" ")
     }
 
+    /// `fields` of an object of type `ty` as selected, or wrapped in a
+    /// fragment of one of the kinds clients write (inline, with or without a
+    /// type condition, on the `Node` interface, or named), sometimes with
+    /// one of them selected outside it too.
+    fn fragment(&mut self, ty: &str, fields: String) -> String {
+        let first = fields.split(' ').next().filter(|key| !key.ends_with(':'));
+        let again = match first {
+            Some(key) if self.next(3) == 0 => format!("{key} "),
+            _ => String::new(),
+        };
+        let wrapped = match self.next(6) {
+            0 => format!("... on {ty} {{ {fields} }}"),
+            1 => format!("... {{ {fields} }}"),
+            2 => format!("... on Node {{ id }} {fields}"),
+            3 => {
+                let name = format!("F{}", self.fragments.len());
+                self.fragments.push(format!("fragment {name} on {ty} {{ {fields} }}"));
+                format!("...{name}")
+            }
+            _ => return fields,
+        };
+        format!("{again}{wrapped}")
+    }
+
     fn user(&mut self) -> String {
-        format!("{{ {} }}", self.scalars(USER_FIELDS))
+        let fields = self.scalars(USER_FIELDS);
+        format!("{{ {} }}", self.fragment("User", fields))
     }
 
     fn comment(&mut self) -> String {
         let author = if self.next(2) == 0 { format!(" author {}", self.user()) } else { String::new() };
-        format!("{{ {}{author} }}", self.scalars(COMMENT_FIELDS))
+        let fields = self.scalars(COMMENT_FIELDS) + &author;
+        format!("{{ {} }}", self.fragment("Comment", fields))
     }
 
     /// A connection selection: edges (with a cursor sometimes) over `node`, and
@@ -54,7 +82,7 @@ impl Picks {
     fn connection(&mut self, node: String) -> String {
         let cursor = ["", " cursor", " __typename"][self.next(3)];
         let extra = ["", " totalCount", " pageInfo { hasNextPage endCursor }"][self.next(3)];
-        let node = if self.wrap { format!("{{ ... {node} }}") } else { node };
+        let node = twins(&node)[usize::from(self.force)].clone();
         format!("{{ edges {{{cursor} node {node} }}{extra} }}")
     }
 
@@ -67,11 +95,16 @@ impl Picks {
             let node = self.comment();
             out += &format!(" comments(first: {}) {}", 1 + self.next(3), self.connection(node));
         }
-        format!("{{ {out} }}")
+        format!("{{ {} }}", self.fragment("Post", out))
     }
 
-    /// A whole query over one of the lists.
+    /// A whole query over one of the lists, with the fragments it spreads.
     fn query(&mut self) -> String {
+        let query = self.operation();
+        [query].into_iter().chain(self.fragments.drain(..)).collect::<Vec<_>>().join(" ")
+    }
+
+    fn operation(&mut self) -> String {
         match self.next(4) {
             0 => {
                 let node = self.user();
@@ -88,6 +121,18 @@ impl Picks {
             }
         }
     }
+}
+
+/// Two selections for `node { sel }` with the same answer: `{ sel ... {
+/// __typename } }`, which is plain if `sel` is, and `{ sel } node { __typename
+/// }`, which the executor merges into the same object (a key selected again
+/// keeps its first place) and the plain path leaves to the executor, since
+/// `node`, which has a sub-selection, is selected twice. Both keep each
+/// field selected once in the query's look-ahead, so the same pages are
+/// loaded ahead and every field is ready at once, in selection order.
+fn twins(sel: &str) -> [String; 2] {
+    let inner = sel.trim_end().strip_suffix('}').expect("a selection set");
+    [format!("{inner} ... {{ __typename }} }}"), format!("{sel} node {{ __typename }}")]
 }
 
 /// Four users (one with a bio), posts with comments, likes and a follow.
@@ -130,20 +175,21 @@ async fn raw_with(app: &TestApp, query: &str, variables: serde_json::Value) -> S
     resp.text().await.expect("body")
 }
 
-/// Sixty generated list selections (scalars, aliases, authors loaded ahead,
-/// nested comment pages, cursors, `__typename`) answer the same bytes plainly
-/// as through the executor, and the plain path answers lists in each.
+/// Eighty generated list selections (scalars, aliases, authors loaded ahead,
+/// nested comment pages, cursors, `__typename`, fragments of every kind, keys
+/// selected twice) answer the same bytes plainly as through the executor,
+/// and the plain path answers lists in each.
 #[tokio::test]
 async fn plain_lists_answer_what_the_executor_does() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    for seed in 0..60 {
-        let query = Picks { state: seed, wrap: false }.query();
+    for seed in 0..80 {
+        let query = Picks { state: seed, force: false, fragments: Vec::new() }.query();
         let plain_before = lists(&app, "plain").await;
         let plain = raw(&app, &query).await;
         assert!(plain.contains("\"data\":{") && !plain.contains("\"errors\""), "{query}: {plain}");
         assert!(lists(&app, "plain").await > plain_before, "no list of {query} was answered plainly");
-        let wrapped = Picks { state: seed, wrap: true }.query();
+        let wrapped = Picks { state: seed, force: true, fragments: Vec::new() }.query();
         let (plain_before, executor_before) = (lists(&app, "plain").await, lists(&app, "executor").await);
         let executed = raw(&app, &wrapped).await;
         assert_eq!(lists(&app, "plain").await, plain_before, "{wrapped} was answered plainly");
@@ -173,9 +219,8 @@ async fn a_list_with_its_authors_is_plain_throughout() {
 async fn comment_pages_loaded_ahead_are_plain() {
     let app = TestApp::spawn().await;
     seed(&app).await;
-    let deep = |first: &str, wrap: bool| {
-        let node = "{ body author { name postCount } }";
-        let node = if wrap { format!("{{ ... {node} }}") } else { node.to_string() };
+    let deep = |first: &str, force: bool| {
+        let node = twins("{ body author { name postCount } }")[usize::from(force)].clone();
         format!(
             "query{} {{ posts(first: 6) {{ edges {{ node {{ title comments(first: {first}) \
              {{ totalCount pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} \
@@ -197,21 +242,50 @@ async fn comment_pages_loaded_ahead_are_plain() {
     }
 }
 
-/// What `plain` leaves to the executor (fragments, a key selected twice,
-/// fields that need the viewer, arguments or a load) goes through it.
+/// The fragments Apollo and Relay clients write (inline, named, nested, on
+/// the `Node` interface, without a type condition, on an edge, repeating a
+/// key selected beside them) keep a list plain, and it answers what the
+/// executor does.
+#[tokio::test]
+async fn fragments_keep_a_list_plain() {
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    let frags = "fragment P on Post { title author { ...U } } fragment U on User { name ... on Node { id } }";
+    for (edge, node, fragments) in [
+        ("", "{ ... on Post { id title } }", ""),
+        ("", "{ id ...P }", frags),
+        ("", "{ id ... on Node { id } __typename }", ""),
+        ("", "{ title ... { title body } }", ""),
+        ("... on PostEdge { cursor } ", "{ id }", ""),
+        ("", "{ ...P title }", frags),
+    ] {
+        let [node, forced] = twins(node);
+        let query = |node: &str| format!("{{ posts(first: 4) {{ edges {{ {edge}node {node} }} }} }} {fragments}");
+        let (plain_before, executor_before) = (lists(&app, "plain").await, lists(&app, "executor").await);
+        let plain = raw(&app, &query(&node)).await;
+        assert!(plain.contains("\"data\":{\"posts\"") && !plain.contains("\"errors\""), "{node}: {plain}");
+        assert_eq!(lists(&app, "plain").await, plain_before + 1, "{node} was not answered plainly");
+        assert_eq!(lists(&app, "executor").await, executor_before, "{node}");
+        assert_eq!(plain, raw(&app, &query(&forced)).await, "{node}");
+    }
+}
+
+/// What `plain` leaves to the executor (a key with a sub-selection selected
+/// twice, fields that need the viewer, arguments or a load, also inside a
+/// fragment) goes through it.
 #[tokio::test]
 async fn what_is_not_plain_goes_through_the_executor() {
     let app = TestApp::spawn().await;
     seed(&app).await;
     for node in [
-        "{ ... on Post { title } }",
+        "{ author { name } ... on Post { author { id } } }",
         "{ ...P }",
-        "{ title title }",
+        "{ author { name } author { id } }",
         "{ author { email } }",
         "{ viewerHasLiked }",
         "{ likedBy(first: 2) { totalCount } }",
     ] {
-        let fragment = if node.contains("...P") { " fragment P on Post { title author { name } }" } else { "" };
+        let fragment = if node.contains("...P") { " fragment P on Post { title viewerHasLiked }" } else { "" };
         let query = format!("{{ posts(first: 4) {{ edges {{ node {node} }} }} }}{fragment}");
         let (plain_before, executor_before) = (lists(&app, "plain").await, lists(&app, "executor").await);
         let answer = raw(&app, &query).await;
