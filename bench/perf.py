@@ -17,6 +17,10 @@ SHAPES = {
     "nested": "{ posts(first: 100) { edges { node { title author { name } } } } }",
     "deep": "{ posts(first: 20) { edges { node { title author { name postCount } "
     "comments(first: 5) { edges { node { body author { name } } } } } } } }",
+    # As Apollo Client sends a list: named fragments, and `__typename` in every selection.
+    "fragments": "query Feed { posts(first: 100) { __typename edges { __typename node { ...PostCard } } } } "
+    "fragment PostCard on Post { __typename id title author { ...UserChip } } "
+    "fragment UserChip on User { __typename id name }",
 }
 DURATION = os.environ.get("DURATION", "5s")
 WRK_CPU = os.environ.get("WRK_CPU", "1")

@@ -2,8 +2,9 @@
 # Performance benchmark: blogql (release, embedded store, default settings but
 # the sign-up limit) pinned to core 0, the calibration server pinned to core 0
 # when its turn comes, wrk on core 1. Seeds through the public mutations, then
-# prints req/s, p50/p99 and blogql / calibration for three query shapes, a
-# write mix, createPost against fan-out, and blogql's peak RSS.
+# prints req/s, p50/p99 and blogql / calibration for four query shapes (the
+# fourth as Apollo Client sends it: named fragments, `__typename` everywhere),
+# a write mix, createPost against fan-out, and blogql's peak RSS.
 #   bash bench/perf.sh        (DURATION=5s ROUNDS=3 FAN_OUT=10000 BLOGQL_BIN=path BENCH_RUST_LOG=filter to change)
 #   BENCH_OTLP_SAMPLE=1 or 0.01: export traces at that ratio to a discarding receiver (bench/otlp_sink.py) on core 1
 # Each table cell is the median of ROUNDS runs, blogql and the calibration alternating.

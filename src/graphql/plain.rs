@@ -30,6 +30,7 @@
 
 use std::collections::HashMap;
 
+use async_graphql::indexmap::map::Entry;
 use async_graphql::indexmap::{IndexMap, IndexSet};
 use async_graphql::parser::types::{Field, FragmentDefinition, Selection, SelectionSet};
 use async_graphql::{Name, OutputType, Positioned, Value, Variables};
@@ -100,21 +101,19 @@ fn collect<T: Plain + ?Sized>(
                 if !field.directives.is_empty() {
                     return None;
                 }
-                let key = &field.response_key().node;
-                if fields.contains_key(key) {
+                match fields.entry(field.response_key().node.clone()) {
                     // A leaf keeps its first place and value, as the executor's merge
                     // keeps them; merging two sub-selections is left to the executor.
-                    if field.selection_set.node.items.is_empty() {
-                        continue;
+                    Entry::Occupied(_) if field.selection_set.node.items.is_empty() => {}
+                    Entry::Occupied(_) => return None,
+                    Entry::Vacant(slot) => {
+                        slot.insert(if field.name.node == "__typename" {
+                            Value::String(ty.to_owned())
+                        } else {
+                            item.plain(field, env)?
+                        });
                     }
-                    return None;
                 }
-                let value = if field.name.node == "__typename" {
-                    Value::String(ty.to_owned())
-                } else {
-                    item.plain(field, env)?
-                };
-                fields.insert(key.clone(), value);
                 continue;
             }
             Selection::InlineFragment(inline) => {
@@ -145,4 +144,67 @@ fn collect<T: Plain + ?Sized>(
 /// Every item's answer to `set`, as a list, or `None` if any is not plain.
 pub fn list<T: Plain>(items: &[T], set: &SelectionSet, env: &Env<'_>) -> Option<Value> {
     items.iter().map(|item| object(item, set, env)).collect::<Option<Vec<_>>>().map(Value::List)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::SimpleObject;
+    use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
+
+    /// A type whose `a` and `b` are plain and whose `slow` is not.
+    #[derive(SimpleObject)]
+    struct Thing {
+        a: i32,
+        b: i32,
+        slow: i32,
+    }
+
+    impl Plain for Thing {
+        fn plain(&self, field: &Field, _env: &Env<'_>) -> Option<Value> {
+            match field.name.node.as_str() {
+                "a" => Some(Value::from(self.a)),
+                "b" => Some(Value::from(self.b)),
+                _ => None,
+            }
+        }
+    }
+
+    /// `query`'s answer for a `Thing` that implements the interface `Named`,
+    /// as the plain path builds it, written as a GraphQL value (in order).
+    fn answer(query: &str) -> Option<String> {
+        let doc: ExecutableDocument = async_graphql::parser::parse_query(query).expect("parses");
+        let DocumentOperations::Single(op) = &doc.operations else { panic!("one operation") };
+        let implements = HashMap::from([("Thing".to_string(), IndexSet::from(["Named".to_string()]))]);
+        let vars = Variables::default();
+        let env = Env { vars: &vars, fragments: &doc.fragments, implements: &implements };
+        let value = object(&Thing { a: 1, b: 2, slow: 3 }, &op.node.selection_set.node, &env)?;
+        Some(value.to_string())
+    }
+
+    /// Fragments apply by the executor's test (no condition, the type, an
+    /// interface it implements) and are skipped otherwise; a repeated leaf
+    /// keeps its first place; an aliased `__typename` names the type.
+    #[test]
+    fn fragments_expand_where_the_executor_expands_them() {
+        assert_eq!(answer("{ b ... on Thing { a b } }").as_deref(), Some("{b: 2, a: 1}"));
+        assert_eq!(answer("{ ... { a } ... on Named { b } }").as_deref(), Some("{a: 1, b: 2}"));
+        assert_eq!(answer("{ a ... on Other { b } }").as_deref(), Some("{a: 1}"));
+        let named = "{ ...F t: __typename } fragment F on Named { b ...G } fragment G on Thing { a }";
+        assert_eq!(answer(named).as_deref(), Some("{b: 2, a: 1, t: \"Thing\"}"));
+        assert_eq!(answer("{ ... on Other { a } }").as_deref(), Some("null"));
+    }
+
+    /// What is not plain makes the whole object not plain, in a fragment or
+    /// not, and so does a fragment nested deeper than the bound.
+    #[test]
+    fn what_is_not_plain_is_left_to_the_executor() {
+        assert_eq!(answer("{ a slow }"), None);
+        assert_eq!(answer("{ a ... on Named { slow } }"), None);
+        assert_eq!(answer("{ ...Missing }"), None);
+        let nested = format!("{{ {}a{} }}", "... { ".repeat(40), " }".repeat(40));
+        assert_eq!(answer(&nested), None);
+        let shallow = format!("{{ {}a{} }}", "... { ".repeat(8), " }".repeat(8));
+        assert_eq!(answer(&shallow).as_deref(), Some("{a: 1}"));
+    }
 }
