@@ -95,12 +95,12 @@ fn collect<T: Plain + ?Sized>(
     nesting: u8,
 ) -> Option<()> {
     for selection in &set.items {
+        if !selection.node.directives().is_empty() {
+            return None;
+        }
         let (condition, inner) = match &selection.node {
             Selection::Field(field) => {
                 let field = &field.node;
-                if !field.directives.is_empty() {
-                    return None;
-                }
                 match fields.entry(field.response_key().node.clone()) {
                     // A leaf keeps its first place and value, as the executor's merge
                     // keeps them; merging two sub-selections is left to the executor.
@@ -118,15 +118,9 @@ fn collect<T: Plain + ?Sized>(
             }
             Selection::InlineFragment(inline) => {
                 let inline = &inline.node;
-                if !inline.directives.is_empty() {
-                    return None;
-                }
                 (inline.type_condition.as_ref().map(|c| c.node.on.node.as_str()), &inline.selection_set.node)
             }
             Selection::FragmentSpread(spread) => {
-                if !spread.node.directives.is_empty() {
-                    return None;
-                }
                 let fragment = &env.fragments.get(&spread.node.fragment_name.node)?.node;
                 (Some(fragment.type_condition.node.on.node.as_str()), &fragment.selection_set.node)
             }

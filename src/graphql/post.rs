@@ -115,12 +115,8 @@ impl Plain for Post {
             "commentCount" => Value::from(to_int(doc.comment_count)),
             "likeCount" => Value::from(to_int(doc.liked_by.len())),
             "comments" => {
-                // Only the page the posts list loaded ahead, asked for by these very arguments.
-                let ahead = self.comments.as_ref()?;
-                if connection::page_of(field, env.vars)? != ahead.page {
-                    return None;
-                }
-                plain::object(&self.comments_ahead(ahead), &field.selection_set.node, env)?
+                let page = connection::page_of(field, env.vars)?;
+                plain::object(&self.comments_ahead(page)?, &field.selection_set.node, env)?
             }
             _ => return None,
         })
@@ -133,15 +129,18 @@ impl Post {
         Total::Known(usize::try_from(self.doc.comment_count).unwrap_or(0))
     }
 
-    /// The connection of the comment page loaded ahead, with its authors.
-    fn comments_ahead(&self, ahead: &CommentsAhead) -> Connection<Comment> {
-        connection::assemble_now(
+    /// The connection of the comment page loaded ahead, with its authors,
+    /// if the posts list loaded exactly `page` ahead: the one test both the
+    /// `comments` field and the plain path answer by.
+    fn comments_ahead(&self, page: Page) -> Option<Connection<Comment>> {
+        let ahead = self.comments.as_ref().filter(|ahead| ahead.page == page)?;
+        Some(connection::assemble_now(
             ahead.docs.clone(),
             &ahead.page,
             self.comments_total(),
             Chronological::cursor_key,
             |docs| docs.into_iter().map(|doc| Comment::ahead(doc, &ahead.authors)).collect(),
-        )
+        ))
     }
 }
 
@@ -198,9 +197,9 @@ impl Post {
         #[graphql(desc = "Page backward: the items before this cursor.")] before: Option<String>,
     ) -> ApiResult<Connection<Comment>> {
         let args = PageArgs { first, after, last, before };
-        match &self.comments {
-            Some(ahead) if args.page().ok() == Some(ahead.page) => Ok(self.comments_ahead(ahead)),
-            _ => related(ctx, CommentsOf::Post, self.doc.id, args, self.comments_total()).await,
+        match args.page().ok().and_then(|page| self.comments_ahead(page)) {
+            Some(loaded) => Ok(loaded),
+            None => related(ctx, CommentsOf::Post, self.doc.id, args, self.comments_total()).await,
         }
     }
 

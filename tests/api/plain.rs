@@ -189,11 +189,11 @@ async fn plain_lists_answer_what_the_executor_does() {
         let plain = raw(&app, &query).await;
         assert!(plain.contains("\"data\":{") && !plain.contains("\"errors\""), "{query}: {plain}");
         assert!(lists(&app, "plain").await > plain_before, "no list of {query} was answered plainly");
-        let wrapped = Picks { state: seed, force: true, fragments: Vec::new() }.query();
+        let forced = Picks { state: seed, force: true, fragments: Vec::new() }.query();
         let (plain_before, executor_before) = (lists(&app, "plain").await, lists(&app, "executor").await);
-        let executed = raw(&app, &wrapped).await;
-        assert_eq!(lists(&app, "plain").await, plain_before, "{wrapped} was answered plainly");
-        assert!(lists(&app, "executor").await > executor_before, "{wrapped} did not reach the executor");
+        let executed = raw(&app, &forced).await;
+        assert_eq!(lists(&app, "plain").await, plain_before, "{forced} was answered plainly");
+        assert!(lists(&app, "executor").await > executor_before, "{forced} did not reach the executor");
         assert_eq!(plain, executed, "{query}");
     }
 }
