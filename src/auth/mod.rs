@@ -8,6 +8,7 @@
 pub mod accounts;
 mod hasher;
 mod secret;
+mod verified;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::settings::AuthSettings;
 
 use self::hasher::Hasher;
 pub use self::secret::JWT_SECRET_FILE;
+use self::verified::Verified;
 
 /// argon2id cost parameters; configurable because the right cost depends on the machine.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +105,8 @@ pub struct Auth {
     /// A real hash of a random password, verified against when the email is
     /// unknown so that unknown and known emails take the same time.
     decoy_hash: Arc<String>,
+    /// Tokens already verified in full (see [`verified`]).
+    verified: Arc<Verified>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -152,6 +156,7 @@ impl Auth {
             token_ttl,
             hasher: Arc::new(hasher),
             decoy_hash: Arc::new(decoy_hash),
+            verified: Arc::new(Verified::new()),
         })
     }
 
@@ -169,7 +174,13 @@ impl Auth {
     /// Checks a bearer token's signature and expiry. Whether its account
     /// still accepts it is [`Token::accepted_by`]'s question, asked of the
     /// account's record. A token from before tokens had ids is invalid.
+    /// A token this process verified before skips the signature check, not
+    /// the expiry (see [`verified`]).
     pub fn verify(&self, token: &str) -> Result<Token> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(known) = self.verified.get(token, now, self.validation.leeway) {
+            return Ok(known);
+        }
         let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             let why = match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
@@ -178,7 +189,7 @@ impl Auth {
             Error::Unauthenticated(why.into())
         })?;
         let invalid = || Error::Unauthenticated("the token is invalid".into());
-        Ok(Token {
+        let verified = Token {
             user: UserId::parse(&data.claims.sub).ok_or_else(invalid)?,
             session: data.claims.sv,
             id: data
@@ -189,7 +200,11 @@ impl Auth {
                 .transpose()
                 .map_err(|_| invalid())?
                 .ok_or_else(|| Error::Unauthenticated("the token is from an older version: sign in again".into()))?,
-        })
+        };
+        if let Ok(exp) = u64::try_from(data.claims.exp) {
+            self.verified.keep(token, verified, exp);
+        }
+        Ok(verified)
     }
 
     /// Hashes a password in the bounded hashing pool; `RATE_LIMITED` when its queue is full.

@@ -154,3 +154,30 @@ async fn the_bearer_scheme_is_case_insensitive() {
     let resp: serde_json::Value = viewer("Basic").await;
     expect_error(&resp, "UNAUTHENTICATED");
 }
+
+/// A token the server has verified before, and so keeps, is still refused
+/// once it expires (with the same 5 s leeway): keeping it skips the
+/// signature check, never the expiry.
+#[tokio::test]
+async fn a_kept_token_still_expires_on_time() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let (good, id) = app.sign_up("Kit").await;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = b64.decode(good.split('.').nth(1).expect("a payload")).expect("base64");
+    let mut claims: serde_json::Value = serde_json::from_slice(&payload).expect("claims");
+    let issued = now();
+    // Accepted while the clock reads at most `issued + 3`, refused after.
+    claims["exp"] = json!(issued - 2);
+    let short = token_with(claims, TEST_SECRET);
+    for _ in 0..3 {
+        let resp = app.graphql_as(&short, "{ viewer { id } }", json!({})).await;
+        assert_eq!(str_at(data(&resp), "/viewer/id"), id, "accepted inside the leeway");
+    }
+    while now() <= issued + 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let msg = expect_error(&app.graphql_as(&short, "{ viewer { id } }", json!({})).await, "UNAUTHENTICATED");
+    assert!(msg.contains("expired"), "{msg}");
+    expect_error(&app.graphql_as(&short, CREATE, json!({})).await, "UNAUTHENTICATED");
+}
