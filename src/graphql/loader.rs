@@ -46,14 +46,14 @@ impl Entity for CommentDoc {
 
 /// Loads documents of type `D` by id.
 pub struct ById<D> {
-    store: Store,
+    store: Arc<Store>,
     _doc: PhantomData<fn() -> D>,
 }
 
 impl<D> ById<D> {
     /// A loader over `store`.
-    pub fn new(store: &Store) -> Self {
-        ById { store: store.clone(), _doc: PhantomData }
+    pub fn new(store: &Arc<Store>) -> Self {
+        ById { store: Arc::clone(store), _doc: PhantomData }
     }
 }
 
@@ -99,14 +99,14 @@ pub type PageKey<R> = (R, ObjectId, Page);
 
 /// Loads one page per parent for relation kind `R`, one store call per relation in the batch.
 pub struct PageLoader<R> {
-    store: Store,
+    store: Arc<Store>,
     _rel: PhantomData<fn() -> R>,
 }
 
 impl<R> PageLoader<R> {
     /// A loader over `store`.
-    pub fn new(store: &Store) -> Self {
-        PageLoader { store: store.clone(), _rel: PhantomData }
+    pub fn new(store: &Arc<Store>) -> Self {
+        PageLoader { store: Arc::clone(store), _rel: PhantomData }
     }
 }
 
@@ -147,13 +147,13 @@ pub type CountKey = (CountOf, UserId);
 
 /// Loads per-parent counts (`totalCount` without a stored count), one store call per kind in the batch.
 pub struct Counts {
-    store: Store,
+    store: Arc<Store>,
 }
 
 impl Counts {
     /// A loader over `store`.
-    pub fn new(store: &Store) -> Self {
-        Counts { store: store.clone() }
+    pub fn new(store: &Arc<Store>) -> Self {
+        Counts { store: Arc::clone(store) }
     }
 }
 
