@@ -72,8 +72,9 @@
 //! - [`telemetry`]: log output (text or JSON lines, one line per request),
 //!   the W3C trace context a request continues or starts, and
 //!   `telemetry::otlp`, the OpenTelemetry span layer, sampler and OTLP/HTTP exporter.
-//! - [`auth`]: argon2id password hashes, HS256 bearer tokens, the JWT secret,
-//!   and `auth::accounts`, the account service (sign-up, log-in and their
+//! - [`auth`]: argon2id password hashes, HS256 bearer tokens (and the ones
+//!   already verified, `auth::verified`), the JWT secret, and
+//!   `auth::accounts`, the account service (sign-up, log-in and their
 //!   limits) that resolvers call.
 //! - [`error`]: the domain error, which keeps its cause; [`code`]: every
 //!   client-facing `extensions.code`, listed once.

@@ -1,4 +1,5 @@
-//! Identity: argon2id password hashes, HS256 bearer tokens, the JWT secret,
+//! Identity: argon2id password hashes, HS256 bearer tokens (verified once per
+//! process, see `verified`), the JWT secret,
 //! and the account service ([`accounts`]) that signs users up and in.
 //!
 //! Tokens carry only the user id and expiry. Validation pins the algorithm to
@@ -105,7 +106,7 @@ pub struct Auth {
     /// A real hash of a random password, verified against when the email is
     /// unknown so that unknown and known emails take the same time.
     decoy_hash: Arc<String>,
-    /// Tokens already verified in full (see [`verified`]).
+    /// Tokens already verified in full (see `verified`).
     verified: Arc<Verified>,
 }
 
@@ -175,7 +176,7 @@ impl Auth {
     /// still accepts it is [`Token::accepted_by`]'s question, asked of the
     /// account's record. A token from before tokens had ids is invalid.
     /// A token this process verified before skips the signature check, not
-    /// the expiry (see [`verified`]).
+    /// the expiry (see `verified`).
     pub fn verify(&self, token: &str) -> Result<Token> {
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(known) = self.verified.get(token, now, self.validation.leeway) {
