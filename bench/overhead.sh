@@ -9,7 +9,8 @@
 #   signed in   { __typename }            (the token check, nothing to load)
 #   signed in   { viewer { id } }         (the token check and the account read)
 # for each build, and anonymous { __typename } on the calibration server (a
-# bare async-graphql + axum, no auth), measured in the same rounds.
+# bare async-graphql + axum, no auth), measured in the same rounds, and any
+# answer that carried GraphQL errors (bench/overhead.py drives the runs).
 #   bash bench/overhead.sh                  this tree, built in release
 #   bash bench/overhead.sh OLD_BIN NEW_BIN  builds to compare (not rebuilt)
 #   DURATION=4s ROUNDS=3 to change the runs
@@ -26,9 +27,8 @@ pids=()
 dirs=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "${dirs[@]}"' EXIT
 
-# One server per build, each with one signed-up account.
-ports=()
-tokens=()
+# One server per build.
+builds=()
 for bin in "$@"; do
     data=$(mktemp -d)
     dirs+=("$data")
@@ -37,44 +37,10 @@ for bin in "$@"; do
         --data-dir "$data" --bind "127.0.0.1:$port" &
     pids+=($!)
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-    ports+=("$port")
-    tokens+=("$(python3 -c "import sys; sys.path.insert(0, 'bench'); import perf; print(perf.sign_up(perf.Client($port), 0))")")
+    builds+=("$bin=$port")
 done
 cport=$(free_port)
 taskset -c 0 bench/calibration/target/release/calibration "127.0.0.1:$cport" &
 pids+=($!)
 sleep 0.5
-
-bodies=$(mktemp -d)
-dirs+=("$bodies")
-python3 - "$bodies" <<'PY'
-import json, sys
-for name, query in [("typename", "{ __typename }"), ("viewer", "{ viewer { id } }")]:
-    with open(f"{sys.argv[1]}/{name}.json", "w") as f:
-        json.dump({"query": query}, f)
-PY
-
-# Runs wrk once: port, body name, token (may be empty); prints req/s.
-run() {
-    TOKEN=$3 BODY_FILE="$bodies/$2.json" taskset -c 1 wrk -t1 -c32 -d"${DURATION:-4s}" -s bench/graphql.lua \
-        "http://127.0.0.1:$1/graphql" | awk '/Requests\/sec/ {print $2}'
-}
-
-declare -A runs
-for round in $(seq 1 "${ROUNDS:-3}"); do
-    for i in "${!ports[@]}"; do
-        runs[$i,anon]+=" $(run "${ports[$i]}" typename "")"
-        runs[$i,signed]+=" $(run "${ports[$i]}" typename "${tokens[$i]}")"
-        runs[$i,viewer]+=" $(run "${ports[$i]}" viewer "${tokens[$i]}")"
-    done
-    runs[calibration]+=" $(run "$cport" typename "")"
-    echo "  measured round $round of ${ROUNDS:-3}" >&2
-done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {printf "%.0f", v[int((NR+1)/2)]}'; }
-echo "| build | anonymous { __typename } | signed in { __typename } | signed in { viewer { id } } |"
-echo "| --- | --- | --- | --- |"
-for i in "${!ports[@]}"; do
-    bin=("$@")
-    echo "| ${bin[$i]} | $(echo "${runs[$i,anon]}" | median) | $(echo "${runs[$i,signed]}" | median) | $(echo "${runs[$i,viewer]}" | median) |"
-done
-echo "calibration (bare async-graphql, anonymous { __typename }): $(echo "${runs[calibration]}" | median) req/s"
+DURATION=${DURATION:-4s} python3 bench/overhead.py "$cport" "${builds[@]}"
