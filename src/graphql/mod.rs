@@ -180,7 +180,7 @@ pub enum Viewer {
 pub struct RequestCtx {
     /// The store as this request sees it (see [`Store::per_request`]),
     /// shared with the loaders: one view, not a copy of its handles each.
-    pub store: std::sync::Arc<Store>,
+    pub store: Arc<Store>,
     /// The authenticated viewer, if any.
     pub viewer: Viewer,
     /// Set by a successful `signUp` or `logIn`, so the rest of that response
@@ -212,7 +212,7 @@ impl RequestCtx {
     /// A context with new, empty loaders over a per-request view of `store`,
     /// recording batch sizes in `metrics` when given.
     pub fn new(viewer: Viewer, store: &Store, metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>) -> Self {
-        let store = std::sync::Arc::new(store.per_request());
+        let store = Arc::new(store.per_request());
         RequestCtx {
             viewer,
             signed_in: std::sync::OnceLock::new(),
