@@ -95,7 +95,9 @@ def store_counters(port):
 
     def counter(name):
         m = re.search(rf"^{name} (\d+)", text, re.M)
-        return int(m.group(1)) if m else 0
+        if not m:
+            sys.exit(f"/metrics has no {name}: run blogql with metrics on and the embedded store")
+        return int(m.group(1))
 
     return counter("blogql_store_durable_commits_total"), counter("blogql_store_grouped_writes_total")
 
