@@ -2,6 +2,7 @@
 against blogql and the calibration server on the same query shapes, times
 createPost against fan-out, and prints one table. Standard library only."""
 
+import contextlib
 import http.client
 import json
 import os
@@ -58,12 +59,28 @@ def create_post(client, token, i):
     return client.call(q, {"t": f"Post {i}"}, token)["createPost"]["id"]
 
 
-def scattered_pages_per_second(group=70, seconds=2.0):
-    """What bounds a B-tree's group commit: groups of `group` 4 KiB pages
-    written at random places in a 64 MiB file, one fdatasync a group (about
-    what one group of the write mix writes); 4 KiB pages per second."""
+# Pages written before each fdatasync in scattered_pages_per_second: about
+# what one group of the write mix writes.
+SCATTERED_GROUP = 70
+
+
+@contextlib.contextmanager
+def scratch_file():
+    """A file descriptor on the file system blogql's data directory is on
+    (BENCH_DATA_DIR), removed afterwards."""
     fd, path = tempfile.mkstemp(dir=os.environ.get("BENCH_DATA_DIR"))
     try:
+        yield fd
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def scattered_pages_per_second(group=SCATTERED_GROUP, seconds=2.0):
+    """What bounds a B-tree's group commit: groups of `group` 4 KiB pages
+    written at random places in a 64 MiB file, one fdatasync a group;
+    4 KiB pages per second."""
+    with scratch_file() as fd:
         slots = (64 << 20) // 4096
         for start in range(0, slots * 4096, 1 << 20):
             os.pwrite(fd, b"\0" * (1 << 20), start)
@@ -75,9 +92,6 @@ def scattered_pages_per_second(group=70, seconds=2.0):
             os.fdatasync(fd)
             pages += group
         return pages / (time.monotonic() - started)
-    finally:
-        os.close(fd)
-        os.unlink(path)
 
 
 def written_bytes(pid):
@@ -105,17 +119,13 @@ def store_counters(port):
 def fsyncs_per_second(seconds=3.0):
     """The disk's own limit: a plain loop rewriting 4 KiB and calling fdatasync,
     on the file system blogql's data directory is on (BENCH_DATA_DIR)."""
-    fd, path = tempfile.mkstemp(dir=os.environ.get("BENCH_DATA_DIR"))
-    try:
+    with scratch_file() as fd:
         block, count, started = b"x" * 4096, 0, time.monotonic()
         while time.monotonic() - started < seconds:
             os.pwrite(fd, block, 0)
             os.fdatasync(fd)
             count += 1
         return count / (time.monotonic() - started)
-    finally:
-        os.close(fd)
-        os.unlink(path)
 
 
 def seed(port, users=100, posts_per_user=10, comments_per_post=2):
@@ -239,7 +249,7 @@ def main():
           f"the write mix is {writes[0] / fsyncs:.2f}× that")
     print(f"the write mix's disk writes: {pages_per_write:.1f} pages of 4 KiB a write, in groups of "
           f"{group_size:.1f} writes a durable commit; the disk takes {scattered:,.0f} such scattered pages/s "
-          f"under fdatasync (70 a sync), which bounds the mix at {scattered / max(pages_per_write, 0.01):,.0f} "
+          f"under fdatasync ({SCATTERED_GROUP} a sync), which bounds the mix at {scattered / max(pages_per_write, 0.01):,.0f} "
           f"writes/s: it did {100 * writes[0] * pages_per_write / scattered:.0f}% of that bound")
     print(f"createPost: {small_ms:.2f} ms for an author with 10 posts, {big_ms:.2f} ms with {fan_out:,}: "
           f"ratio {big_ms / small_ms:.2f}")
