@@ -211,7 +211,7 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// A context with new, empty loaders over a per-request view of `store`,
     /// recording batch sizes in `metrics` when given.
-    pub fn new(viewer: Viewer, store: &Store, metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>) -> Self {
+    pub fn new(viewer: Viewer, store: &Store, metrics: Option<&Arc<crate::metrics::Metrics>>) -> Self {
         let store = Arc::new(store.per_request());
         RequestCtx {
             viewer,
