@@ -30,7 +30,8 @@
 //!   on redb, [`store::mongo`] on the MongoDB driver; each is split into
 //!   connect/schema, read, tx, kept (`Idempotency-Key` records) and errors;
 //!   the embedded store's writer thread commits writes in groups, one fsync
-//!   each, answering none before its group is durable (`embedded::group`).
+//!   each, answering none before its group is durable (`embedded::group`);
+//!   that fsync is of a redo log's sequential append (`embedded::redo`).
 //!   [`store::hidden`] is staged deletion's read side: the registry of jobs
 //!   in progress, `visible` (every read leaves out what they hide), `refill`
 //!   (pages topped up past them, within a budget) and `stage` (publishing a

@@ -38,6 +38,8 @@ pub const PERSISTED_QUERIES_MIB: usize = 64;
 pub const ANSWER_CACHE_MIB: usize = 4;
 pub const CASCADE_BUDGET_DOCS: usize = 1000;
 pub const STORE_CACHE_MIB: usize = 2;
+/// Each redo log file's size, in MiB (see `--store-redo-log-mib`).
+pub const STORE_REDO_LOG_MIB: u64 = 16;
 
 /// The request headers allowed cross-origin by default.
 pub fn cors_headers() -> Vec<String> {

@@ -361,6 +361,13 @@ pub struct StoreSettings {
     /// filled during the write phases and took peak RSS from 58 to 81 MiB.
     #[arg(long, env = "BLOGQL_STORE_CACHE_MIB", default_value_t = defaults::STORE_CACHE_MIB)]
     pub store_cache_mib: usize,
+    /// The embedded store's redo log, in MiB per log file (two files beside
+    /// the store file). A durable commit then syncs one sequential append to
+    /// the log instead of the pages it changed all over the store file, and
+    /// the store file is synced in the background each time a log fills.
+    /// 0 turns the log off: every durable commit syncs the store file.
+    #[arg(long, env = "BLOGQL_STORE_REDO_LOG_MIB", default_value_t = defaults::STORE_REDO_LOG_MIB)]
+    pub store_redo_log_mib: u64,
 }
 
 impl Default for StoreSettings {
@@ -372,6 +379,7 @@ impl Default for StoreSettings {
             cascade_budget_docs: defaults::CASCADE_BUDGET_DOCS,
             reap_deletions: true,
             store_cache_mib: defaults::STORE_CACHE_MIB,
+            store_redo_log_mib: defaults::STORE_REDO_LOG_MIB,
         }
     }
 }

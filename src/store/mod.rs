@@ -138,8 +138,11 @@ pub async fn open(settings: &StoreSettings) -> Result<Store> {
             store.into()
         }
         None => {
-            let cache_bytes = settings.store_cache_mib.saturating_mul(1024 * 1024);
-            embedded::EmbeddedStore::open_with_cache(&settings.data_dir, cache_bytes)?.into()
+            let options = embedded::FileOptions {
+                cache_bytes: settings.store_cache_mib.saturating_mul(1024 * 1024),
+                redo_log_bytes: settings.store_redo_log_mib.saturating_mul(1024 * 1024),
+            };
+            embedded::EmbeddedStore::open_with(&settings.data_dir, options)?.into()
         }
     })
 }

@@ -11,7 +11,8 @@
 //!   ready;
 //! - the writer thread recovers at most once per [`RECOVERY_INTERVAL`], when a
 //!   write or a readiness probe asks: it reopens the file (which restores
-//!   reads) and commits a probe of [`PROBE_BYTES`]. Only a committed probe
+//!   reads, after replaying the redo log: see `redo`) and commits a probe of
+//!   [`PROBE_BYTES`]. Only a committed probe
 //!   ends the failing state, so a disk with a few free bytes does not look
 //!   writable.
 //!
@@ -47,7 +48,7 @@ const UNAVAILABLE: &str = "the embedded store cannot write now (disk full or I/O
 /// The database file, in a slot the writer thread can refill.
 pub(super) struct Disk {
     path: PathBuf,
-    cache_bytes: usize,
+    options: super::FileOptions,
     slot: RwLock<Option<Arc<Database>>>,
     /// Set by a write that failed on I/O; cleared by a committed probe.
     failing: AtomicBool,
@@ -58,10 +59,10 @@ pub(super) struct Disk {
 
 impl Disk {
     /// A slot holding the database `db`, opened from `path`.
-    pub(super) fn new(path: PathBuf, cache_bytes: usize, db: Database) -> Self {
+    pub(super) fn new(path: PathBuf, options: super::FileOptions, db: Database) -> Self {
         Disk {
             path,
-            cache_bytes,
+            options,
             slot: RwLock::new(Some(Arc::new(db))),
             failing: AtomicBool::new(false),
             last_try: Mutex::new(None),
@@ -144,14 +145,14 @@ impl Disk {
         drop(old);
         // A reader may hold the old handle for a moment (handles are cloned
         // per read and dropped right after); give it a little time.
-        let mut opened = super::upgrade::open_or_upgrade(&self.path, self.cache_bytes);
+        let mut opened = super::upgrade::open_or_upgrade(&self.path, self.options);
         for _ in 0..REOPEN_TRIES {
             if !matches!(&opened, Err(err) if err.find_cause::<redb::DatabaseError>().is_some_and(|e| matches!(e, redb::DatabaseError::DatabaseAlreadyOpen)))
             {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
-            opened = super::upgrade::open_or_upgrade(&self.path, self.cache_bytes);
+            opened = super::upgrade::open_or_upgrade(&self.path, self.options);
         }
         match opened {
             Ok(db) => {

@@ -10,6 +10,8 @@
 //!   `source`: what it reads from.
 //! - `kept`: `Idempotency-Key` records, claimed and kept on the writer thread.
 //! - `disk`: the open file, refused writes and recovery after an I/O failure (a full disk).
+//! - `redo`: the redo log under the file, so a durable commit syncs one sequential
+//!   append instead of pages all over the file.
 //! - `errors`: redb errors as [`crate::error::Error`], cause kept.
 //! - `upgrade`: the one-time upgrade of a blogql 0.1 (redb 2) data directory.
 //!
@@ -27,6 +29,7 @@ mod handle;
 mod kept;
 mod keys;
 mod read;
+mod redo;
 mod schema;
 mod source;
 mod tx;
@@ -63,6 +66,25 @@ pub const DB_FILE: &str = "blogql.redb";
 /// The page cache [`EmbeddedStore::open`] gives redb: the server's default
 /// (`--store-cache-mib`), not redb's 1 GiB.
 pub const DEFAULT_CACHE_BYTES: usize = crate::settings::defaults::STORE_CACHE_MIB * 1024 * 1024;
+
+/// How the store file is opened: the `--store-*` settings it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileOptions {
+    /// redb's page cache, in bytes (`--store-cache-mib`).
+    pub cache_bytes: usize,
+    /// Each redo log file's size before a checkpoint, in bytes; 0 syncs the
+    /// store file itself on every durable commit (`--store-redo-log-mib`).
+    pub redo_log_bytes: u64,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            redo_log_bytes: crate::settings::defaults::STORE_REDO_LOG_MIB << 20,
+        }
+    }
+}
 
 /// The embedded redb backend. Cheap to clone: clones share the database.
 #[derive(Clone)]
@@ -109,15 +131,14 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `data_dir`, creating the directory and
     /// every table so later read transactions never meet a missing table.
     pub fn open(data_dir: &Path) -> Result<Self> {
-        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+        Self::open_with(data_dir, FileOptions::default())
     }
 
-    /// Opens the store with a page cache of `cache_bytes` (the
-    /// `--store-cache-mib` setting) instead of the default.
-    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self> {
+    /// Opens the store with `options` (the `--store-*` settings) instead of the defaults.
+    pub fn open_with(data_dir: &Path, options: FileOptions) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::internal_from("creating the data directory", e))?;
         let path = data_dir.join(DB_FILE);
-        let db = upgrade::open_or_upgrade(&path, cache_bytes)?;
+        let db = upgrade::open_or_upgrade(&path, options)?;
         let wtx = db.begin_write()?;
         {
             for table in ALL_COLLECTIONS {
@@ -134,7 +155,7 @@ impl EmbeddedStore {
             backfill_feed_index(&wtx)?;
         }
         wtx.commit()?;
-        let disk = Arc::new(disk::Disk::new(path, cache_bytes, db));
+        let disk = Arc::new(disk::Disk::new(path, options, db));
         let hidden: Arc<Hidden> = Arc::default();
         let commits = Arc::new(AtomicU64::new(0));
         let store = EmbeddedStore {

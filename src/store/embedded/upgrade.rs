@@ -10,12 +10,26 @@ use std::path::Path;
 
 use redb::{Database, DatabaseError};
 
+use super::FileOptions;
+use super::redo::Redo;
 use crate::error::{Error, Result};
 
-/// Opens (or creates) the database at `path` with a page cache of
-/// `cache_bytes`, upgrading a v2 file first.
-pub(super) fn open_or_upgrade(path: &Path, cache_bytes: usize) -> Result<Database> {
-    let create = || Database::builder().set_cache_size(cache_bytes).create(path);
+/// Opens (or creates) the database at `path` with `options`, upgrading a v2
+/// file first. With a redo log, the log is replayed before redb reads the
+/// file (see `redo`), so the upgrade below always sees a whole file.
+pub(super) fn open_or_upgrade(path: &Path, options: FileOptions) -> Result<Database> {
+    let create = || {
+        let mut builder = Database::builder();
+        builder.set_cache_size(options.cache_bytes);
+        if options.redo_log_bytes == 0 {
+            return builder.create(path);
+        }
+        match Redo::open(path, options.redo_log_bytes) {
+            Ok(backend) => builder.create_with_backend(backend),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Err(DatabaseError::DatabaseAlreadyOpen),
+            Err(err) => Err(DatabaseError::Storage(redb::StorageError::Io(err))),
+        }
+    };
     match create() {
         Err(DatabaseError::UpgradeRequired(version)) => {
             tracing::warn!(path = %path.display(), version, "upgrading the embedded store's file format to v3 (one time)");

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::*;
+use crate::store::embedded::FileOptions;
 
 const CELLS: TableDefinition<u32, u32> = TableDefinition::new("group_test_cells");
 
@@ -21,12 +22,13 @@ enum End {
     Panic,
 }
 
-/// A writer thread over a fresh file.
+/// A writer thread over a fresh file, opened as the server opens it (redo log included).
 fn writer() -> (tempfile::TempDir, Arc<Disk>, tokio::sync::mpsc::Sender<Job>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("group.redb");
-    let db = redb::Database::create(&path).expect("create");
-    let disk = Arc::new(Disk::new(path, 1 << 20, db));
+    let options = FileOptions { cache_bytes: 1 << 20, ..FileOptions::default() };
+    let db = crate::store::embedded::upgrade::open_or_upgrade(&path, options).expect("create");
+    let disk = Arc::new(Disk::new(path, options, db));
     let jobs = start_writer(&disk, Arc::default(), Arc::default()).expect("writer");
     (dir, disk, jobs)
 }
