@@ -51,6 +51,24 @@ pub(super) fn log_paths(path: &Path) -> [PathBuf; 2] {
     [path.with_extension("redo-0"), path.with_extension("redo-1")]
 }
 
+/// Replays the logs beside `path`, if any are there, and removes them: for
+/// a store opened with the log turned off, whose last run may have had it on
+/// and stopped uncleanly, leaving answered writes only in the log.
+pub(super) fn replay_leftover(path: &Path) -> io::Result<()> {
+    let paths = log_paths(path);
+    if !paths.iter().any(|p| p.exists()) {
+        return Ok(());
+    }
+    drop(Redo::open(path, u64::MAX)?);
+    for p in &paths {
+        match std::fs::remove_file(p) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// redb's file backend, made durable through the redo log.
 #[derive(Debug)]
 pub(super) struct Redo {

@@ -11,7 +11,7 @@ use std::path::Path;
 use redb::{Database, DatabaseError};
 
 use super::FileOptions;
-use super::redo::Redo;
+use super::redo::{self, Redo};
 use crate::error::{Error, Result};
 
 /// Opens (or creates) the database at `path` with `options`, upgrading a v2
@@ -21,14 +21,15 @@ pub(super) fn open_or_upgrade(path: &Path, options: FileOptions) -> Result<Datab
     let create = || {
         let mut builder = Database::builder();
         builder.set_cache_size(options.cache_bytes);
+        let refused = |err: std::io::Error| match err.kind() {
+            std::io::ErrorKind::WouldBlock => DatabaseError::DatabaseAlreadyOpen,
+            _ => DatabaseError::Storage(redb::StorageError::Io(err)),
+        };
         if options.redo_log_bytes == 0 {
+            redo::replay_leftover(path).map_err(refused)?;
             return builder.create(path);
         }
-        match Redo::open(path, options.redo_log_bytes) {
-            Ok(backend) => builder.create_with_backend(backend),
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Err(DatabaseError::DatabaseAlreadyOpen),
-            Err(err) => Err(DatabaseError::Storage(redb::StorageError::Io(err))),
-        }
+        builder.create_with_backend(Redo::open(path, options.redo_log_bytes).map_err(refused)?)
     };
     match create() {
         Err(DatabaseError::UpgradeRequired(version)) => {
