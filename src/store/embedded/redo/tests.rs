@@ -36,6 +36,13 @@ fn logs(dir: &Path) -> [File; 2] {
     [open_rw(&a), open_rw(&b)]
 }
 
+/// Both logs and a one-page store file in `dir`.
+fn fresh(dir: &Path) -> ([File; 2], File) {
+    let store = open_rw(&dir.join("s.redb"));
+    store.set_len(4096).expect("len");
+    (logs(dir), store)
+}
+
 /// A frame read back applies exactly the writes, runs of zeros and resizes that went in.
 #[test]
 fn a_frame_applies_what_was_recorded() {
@@ -69,9 +76,7 @@ fn a_frame_applies_what_was_recorded() {
 #[test]
 fn recovery_stops_at_a_torn_frame_and_skips_unsynced_ones() {
     let dir = tempfile::tempdir().expect("dir");
-    let logs = logs(dir.path());
-    let store = open_rw(&dir.path().join("s.redb"));
-    store.set_len(4096).expect("len");
+    let (logs, store) = fresh(dir.path());
     let mut batch = Batch::new(1 << 16);
     batch.push_write(0, b"one");
     let at = append(&logs[0], 0, &mut batch, 3, SYNCED);
@@ -87,10 +92,8 @@ fn recovery_stops_at_a_torn_frame_and_skips_unsynced_ones() {
     assert_eq!(&got, b"one");
 
     // An unsynced frame (a full buffer's) counts only once a synced one follows it.
-    let fresh = tempfile::tempdir().expect("dir");
-    let logs = super::tests::logs(fresh.path());
-    let store = open_rw(&fresh.path().join("s.redb"));
-    store.set_len(4096).expect("len");
+    let second = tempfile::tempdir().expect("dir");
+    let (logs, store) = fresh(second.path());
     batch.push_write(0, b"one");
     let at = append(&logs[0], 0, &mut batch, 1, SYNCED);
     batch.push_write(0, b"two");
@@ -98,16 +101,14 @@ fn recovery_stops_at_a_torn_frame_and_skips_unsynced_ones() {
     assert_eq!(frame::recover(&store, &logs).expect("recover").frames, 1);
     store.read_exact_at(&mut got, 0).expect("read");
     assert_eq!(&got, b"one");
-    assert_eq!(frame::recover(&store, &logs).expect("again").frames, 0, "recovery invalidates the logs");
+    assert_eq!(frame::recover(&store, &logs).expect("again").frames, 0, "recovery marks the logs replayed");
 }
 
 /// The older generation replays first, whichever file holds it, so the newer write wins.
 #[test]
 fn the_older_log_replays_first() {
     let dir = tempfile::tempdir().expect("dir");
-    let logs = logs(dir.path());
-    let store = open_rw(&dir.path().join("s.redb"));
-    store.set_len(4096).expect("len");
+    let (logs, store) = fresh(dir.path());
     let mut batch = Batch::new(1 << 16);
     batch.push_write(0, b"newer");
     append(&logs[0], 0, &mut batch, 8, SYNCED);
@@ -271,6 +272,24 @@ proptest! {
             }
         }
     }
+}
+
+/// A log an unclean stop left behind is replayed even when the next run
+/// turns the log off, and then removed.
+#[test]
+fn a_log_left_behind_is_replayed_with_the_log_turned_off() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("s.redb");
+    let redo = Redo::open(&path, 1 << 20).expect("open");
+    redo.set_len(4096).expect("len");
+    redo.write(0, b"kept").expect("write");
+    redo.sync_data().expect("sync");
+    drop(redo);
+    std::fs::write(&path, b"").expect("a power cut loses the store file's unsynced pages");
+    replay_leftover(&path).expect("replay");
+    assert_eq!(&read_all(&path)[..4], b"kept");
+    assert!(log_paths(&path).iter().all(|p| !p.exists()), "the logs are removed");
+    replay_leftover(&path).expect("nothing to do");
 }
 
 /// Frames an earlier run left deeper in a reused log file are never
