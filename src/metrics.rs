@@ -251,6 +251,20 @@ impl Metrics {
             "Writes of the embedded store answered after a durable commit.",
             crate::store::embedded::GROUPED_JOBS.load(Ordering::Relaxed),
         );
+        series(
+            &mut out,
+            "blogql_store_redo_checkpoints_total",
+            "counter",
+            "Checkpoints of the embedded store's redo log: syncs of the store file that let a log be reused.",
+            crate::store::embedded::REDO_CHECKPOINTS.load(Ordering::Relaxed),
+        );
+        series(
+            &mut out,
+            "blogql_store_redo_replayed_frames_total",
+            "counter",
+            "Redo log frames replayed into the embedded store's file when it was opened (after an unclean stop).",
+            crate::store::embedded::REDO_REPLAYED_FRAMES.load(Ordering::Relaxed),
+        );
         self.render_subscriptions(&mut out, published);
         out
     }

@@ -312,3 +312,54 @@ async fn sigkill_with_many_writes_in_flight_keeps_every_answered_one() {
         assert!(confirmed.len() > WRITERS, "enough writes were answered before the kill to mean something");
     }
 }
+
+/// A restart after SIGKILL replays the redo log the killed server wrote
+/// (`/metrics` counts the frames) and serves every answered post, also
+/// when the restart turns the log off.
+#[tokio::test]
+async fn a_restart_after_sigkill_replays_the_redo_log() {
+    for log_off in [false, true] {
+        let dir = tempfile::tempdir().expect("store dir");
+        let user = seed_in(dir.path(), 1, 0, 0).await[0].0;
+        let token = auth().issue(user, 0).expect("token");
+        let mut server = Binary::start_in(dir.path(), &[]).await;
+        let client = reqwest::Client::new();
+        for i in 0..20 {
+            let body: serde_json::Value = client
+                .post(server.url("/graphql"))
+                .bearer_auth(&token)
+                .json(&json!({ "query": format!("mutation {{ createPost(input: {{title: \"kept {i}\", body: \"b\"}}) {{ id }} }}") }))
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            assert!(body.get("errors").is_none(), "{body}");
+        }
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reap");
+
+        let env: &[(&str, &str)] = if log_off { &[("BLOGQL_STORE_REDO_LOG_MIB", "0")] } else { &[] };
+        let mut server = Binary::start_in(dir.path(), env).await;
+        let metrics = reqwest::get(server.url("/metrics")).await.expect("metrics").text().await.expect("text");
+        let replayed: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("blogql_store_redo_replayed_frames_total ")?.trim().parse().ok())
+            .expect("the series is reported");
+        assert!(replayed > 0, "the restart replayed no frame (log off: {log_off})");
+        let body: serde_json::Value = client
+            .post(server.url("/graphql"))
+            .json(&json!({ "query": "{ posts(first: 50) { edges { node { title } } } }" }))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        let titles = body["data"]["posts"]["edges"].as_array().map_or(0, |edges| edges.len());
+        assert_eq!(titles, 20, "every answered post is served after the restart: {body}");
+        server.child.kill().expect("kill");
+        server.child.wait().expect("reap");
+    }
+}

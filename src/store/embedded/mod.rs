@@ -59,6 +59,7 @@ use crate::model::{CommentDoc, CommentId, DeletionJobDoc, JobHeader, PostDoc, Po
 use crate::store::{Command, ReadCommand};
 
 pub use self::group::{DURABLE_COMMITS, GROUPED_JOBS};
+pub use self::redo::{REDO_CHECKPOINTS, REDO_REPLAYED_FRAMES};
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "blogql.redb";

@@ -34,6 +34,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -45,6 +46,15 @@ use self::frame::{Batch, SYNCED};
 /// A batch this large is appended (not synced) before the next
 /// `sync_data`, so a large transaction never holds more than this in memory.
 const FLUSH_AT: usize = 4 << 20;
+
+/// Checkpoints that synced the store file, since start-up; `/metrics`
+/// reports it as `blogql_store_redo_checkpoints_total`.
+pub static REDO_CHECKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+/// Frames replayed into the store file on opening it, since start-up
+/// (`blogql_store_redo_replayed_frames_total`): above zero after a start
+/// that followed an unclean stop.
+pub static REDO_REPLAYED_FRAMES: AtomicU64 = AtomicU64::new(0);
 
 /// The two log files beside the store file `path`.
 pub(super) fn log_paths(path: &Path) -> [PathBuf; 2] {
@@ -132,6 +142,7 @@ impl Redo {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         File::open(dir)?.sync_all()?;
         let recovered = frame::recover(&store_file, &files)?;
+        REDO_REPLAYED_FRAMES.fetch_add(recovered.frames as u64, Ordering::Relaxed);
         if recovered.frames > 0 {
             tracing::warn!(
                 frames = recovered.frames,
@@ -213,7 +224,11 @@ impl Log {
     fn switch(&mut self, store_file: &File) -> io::Result<()> {
         self.finish_checkpoint()?;
         let file = self.latch(store_file.try_clone())?;
-        let started = std::thread::Builder::new().name("blogql-checkpoint".into()).spawn(move || file.sync_data());
+        let started = std::thread::Builder::new().name("blogql-checkpoint".into()).spawn(move || {
+            file.sync_data()?;
+            REDO_CHECKPOINTS.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
         self.checkpoint = Some(self.latch(started)?);
         self.active ^= 1;
         self.generation += 1;
