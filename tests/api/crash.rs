@@ -323,18 +323,9 @@ async fn a_restart_after_sigkill_replays_the_redo_log() {
         let user = seed_in(dir.path(), 1, 0, 0).await[0].0;
         let token = auth().issue(user, 0).expect("token");
         let mut server = Binary::start_in(dir.path(), &[]).await;
-        let client = reqwest::Client::new();
         for i in 0..20 {
-            let body: serde_json::Value = client
-                .post(server.url("/graphql"))
-                .bearer_auth(&token)
-                .json(&json!({ "query": format!("mutation {{ createPost(input: {{title: \"kept {i}\", body: \"b\"}}) {{ id }} }}") }))
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
+            let query = format!("mutation {{ createPost(input: {{title: \"kept {i}\", body: \"b\"}}) {{ id }} }}");
+            let body = server.graphql(Some(&token), &query).await;
             assert!(body.get("errors").is_none(), "{body}");
         }
         server.child.kill().expect("SIGKILL");
@@ -348,15 +339,7 @@ async fn a_restart_after_sigkill_replays_the_redo_log() {
             .find_map(|l| l.strip_prefix("blogql_store_redo_replayed_frames_total ")?.trim().parse().ok())
             .expect("the series is reported");
         assert!(replayed > 0, "the restart replayed no frame (log off: {log_off})");
-        let body: serde_json::Value = client
-            .post(server.url("/graphql"))
-            .json(&json!({ "query": "{ posts(first: 50) { edges { node { title } } } }" }))
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+        let body = server.graphql(None, "{ posts(first: 50) { edges { node { title } } } }").await;
         let titles = body["data"]["posts"]["edges"].as_array().map_or(0, |edges| edges.len());
         assert_eq!(titles, 20, "every answered post is served after the restart: {body}");
         server.child.kill().expect("kill");

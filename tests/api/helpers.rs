@@ -443,6 +443,15 @@ impl Binary {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Posts `query` to this server's `/graphql`, signed in with `token` if given.
+    pub async fn graphql(&self, token: Option<&str>, query: &str) -> Value {
+        let mut request = reqwest::Client::new().post(self.url("/graphql")).json(&json!({ "query": query }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("send").json().await.expect("json")
+    }
+
     /// The server's peak resident memory so far (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
