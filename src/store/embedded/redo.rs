@@ -259,6 +259,12 @@ impl StorageBackend for Redo {
         if log.batch.0.is_empty() && !log.unsynced {
             return Ok(());
         }
+        // The file's length ends every synced frame, so a replay leaves the
+        // length this sync made durable, even where a later, unsynced resize
+        // shrank the file and the replayed writes stop short of that length.
+        let len = self.store.len();
+        let len = log.latch(len)?;
+        log.batch.0.push_set_len(len);
         log.append(SYNCED)?;
         if !log.direct {
             let synced = log.appends[log.active].sync_data();

@@ -252,8 +252,7 @@ proptest! {
         if power_cut {
             std::fs::write(&path, &checkpointed).expect("lose what followed the checkpoint");
         }
-        for f in log_paths(&path) { eprintln!("{:?} {:?}", f, super::frame::read_frame(&open_rw(&f), 0, None).expect("r").map(|f| (f.generation, f.next))); }
-    drop(Redo::open(&path, 16 << 10).expect("recover"));
+        drop(Redo::open(&path, 16 << 10).expect("recover"));
         let got = read_all(&path);
         if power_cut {
             prop_assert!(got == synced, "recovered {} bytes, the last sync covered {}", got.len(), synced.len());
