@@ -3,6 +3,8 @@
 # pinned to core 0 and seeded like bench/perf.sh, wrk on core 1 for DURATION,
 # `perf record` on the server meanwhile; prints perf's top entries.
 #   bash bench/profile.sh nested      (a shape of bench/perf.py; BLOGQL_BIN, DURATION, CONNECTIONS)
+#   bash bench/profile.sh writes      (perf.sh's write mix: createPost, createComment, likePost)
+#   PERF_CALL_GRAPH="--call-graph dwarf,32768" records whole stacks (default -g: frame pointers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shape=${1:-nested}
@@ -26,11 +28,18 @@ import json, sys
 sys.path.insert(0, "bench")
 import perf
 port, shape, body = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-perf.seed(port)
-json.dump({"query": perf.SHAPES[shape]}, open(body, "w"))
+tokens, posts, _ = perf.seed(port)
+if shape == "writes":
+    # The accounts file bench/graphql.lua's write mix reads, as perf.py writes it.
+    with open(body, "w") as f:
+        for token, mine in zip(tokens, posts):
+            f.write(f"{token} {','.join(mine)}\n")
+else:
+    json.dump({"query": perf.SHAPES[shape]}, open(body, "w"))
 PY
-perf record -F 999 -g -p "$server" -o "$data/perf.data" -- sleep "${DURATION%s}" >/dev/null 2>&1 &
+if [ "$shape" = writes ]; then export ACCOUNTS=$body; else export BODY_FILE=$body; fi
+perf record -F 999 ${PERF_CALL_GRAPH:--g} -p "$server" -o "$data/perf.data" -- sleep "${DURATION%s}" >/dev/null 2>&1 &
 recorder=$!
-BODY_FILE=$body taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s bench/graphql.lua "http://127.0.0.1:$port/graphql" | grep Requests/sec
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s bench/graphql.lua "http://127.0.0.1:$port/graphql" | grep Requests/sec
 wait $recorder || true
 perf report -i "$data/perf.data" --no-children --stdio --percent-limit 1.5 2>/dev/null | grep -E '^ +[0-9.]+%' | head -25
