@@ -142,6 +142,13 @@ def seed(port, users=100, posts_per_user=10, comments_per_post=2):
     return tokens, posts, time.time() - started
 
 
+def write_accounts(path, tokens, posts):
+    """The accounts file bench/graphql.lua's write mix reads: "<token> <post id>,..." per seeded user."""
+    with open(path, "w") as f:
+        for token, mine in zip(tokens, posts):
+            f.write(f"{token} {','.join(mine)}\n")
+
+
 def wrk(port, connections, body_file=None, script="bench/graphql.lua", env=None):
     """Runs wrk on WRK_CPU; returns (req/s, p50 ms, p99 ms, GraphQL errors)."""
     cmd = ["taskset", "-c", WRK_CPU, "wrk", f"-t1", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", script,
@@ -207,9 +214,8 @@ def main():
         rows.append(row)
 
     accounts = tempfile.NamedTemporaryFile("w", delete=False)
-    for token, mine in zip(tokens, posts):
-        accounts.write(f"{token} {','.join(mine)}\n")
     accounts.close()
+    write_accounts(accounts.name, tokens, posts)
     bytes_before, (commits_before, grouped_before) = written_bytes(blogql_pid), store_counters(blogql_port)
     writes = wrk(blogql_port, 32, env={"ACCOUNTS": accounts.name})
     bytes_after, (commits_after, grouped_after) = written_bytes(blogql_pid), store_counters(blogql_port)

@@ -30,10 +30,7 @@ import perf
 port, shape, body = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 tokens, posts, _ = perf.seed(port)
 if shape == "writes":
-    # The accounts file bench/graphql.lua's write mix reads, as perf.py writes it.
-    with open(body, "w") as f:
-        for token, mine in zip(tokens, posts):
-            f.write(f"{token} {','.join(mine)}\n")
+    perf.write_accounts(body, tokens, posts)
 else:
     json.dump({"query": perf.SHAPES[shape]}, open(body, "w"))
 PY
