@@ -149,6 +149,14 @@ def write_accounts(path, tokens, posts):
             f.write(f"{token} {','.join(mine)}\n")
 
 
+def calibration_accounts(path):
+    """The write mix's accounts file for the calibration server: its own seeded post ids by author
+    (it ignores tokens; every write it takes is user 0's)."""
+    with open(path, "w") as f:
+        for author in range(100):
+            f.write("calibration-ignores-tokens " + ",".join(f"{i:024x}" for i in range(1000) if i % 100 == author) + "\n")
+
+
 def wrk(port, connections, body_file=None, script="bench/graphql.lua", env=None):
     """Runs wrk on WRK_CPU; returns (req/s, p50 ms, p99 ms, GraphQL errors)."""
     cmd = ["taskset", "-c", WRK_CPU, "wrk", f"-t1", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", script,
@@ -216,9 +224,20 @@ def main():
     accounts = tempfile.NamedTemporaryFile("w", delete=False)
     accounts.close()
     write_accounts(accounts.name, tokens, posts)
+    calibration_mix = tempfile.NamedTemporaryFile("w", delete=False)
+    calibration_mix.close()
+    calibration_accounts(calibration_mix.name)
+    # The write mix ROUNDS times, alternating with the calibration's in-memory mutations; medians.
     bytes_before, (commits_before, grouped_before) = written_bytes(blogql_pid), store_counters(blogql_port)
-    writes = wrk(blogql_port, 32, env={"ACCOUNTS": accounts.name})
+    write_runs, calibration_write_runs = [], []
+    for _ in range(rounds):
+        write_runs.append(wrk(blogql_port, 32, env={"ACCOUNTS": accounts.name}))
+        calibration_write_runs.append(wrk(calibration_port, 32, env={"ACCOUNTS": calibration_mix.name}))
     bytes_after, (commits_after, grouped_after) = written_bytes(blogql_pid), store_counters(blogql_port)
+    writes = tuple(statistics.median(m[i] for m in write_runs) for i in range(3)) + (sum(m[3] for m in write_runs),)
+    calibration_writes = tuple(statistics.median(m[i] for m in calibration_write_runs) for i in range(3)) + (
+        sum(m[3] for m in calibration_write_runs),
+    )
     grouped = max(grouped_after - grouped_before, 1)
     pages_per_write = (bytes_after - bytes_before) / 4096 / grouped
     group_size = grouped / max(commits_after - commits_before, 1)
@@ -249,10 +268,14 @@ def main():
     print()
     print(f"write mix (createPost, createComment, likePost) at 32 connections: {writes[0]:,.0f} req/s, "
           f"p50 {writes[1]:.2f} ms, p99 {writes[2]:.2f} ms, {writes[3]} answers with errors")
+    print(f"the calibration's in-memory mutations (the same mix, no disk, no auth, no limits) at 32 connections: "
+          f"{calibration_writes[0]:,.0f} req/s, p50 {calibration_writes[1]:.2f} ms, p99 {calibration_writes[2]:.2f} ms, "
+          f"{calibration_writes[3]} answers with errors; the write mix is {writes[0] / calibration_writes[0]:.2f}× that")
     print(f"read/write mix (90% the nested read, 10% the write mix) at 32 connections: {mixed[0]:,.0f} req/s, "
           f"p50 {mixed[1]:.2f} ms, p99 {mixed[2]:.2f} ms, {mixed[3]} answers with errors")
     print(f"the disk's own limit: a plain loop of 4 KiB write + fdatasync does {fsyncs:,.0f}/s; "
-          f"the write mix is {writes[0] / fsyncs:.2f}× that")
+          f"the write mix is {writes[0] / fsyncs:.2f}× that, the calibration's in-memory mutations "
+          f"{calibration_writes[0] / fsyncs:.2f}×")
     print(f"the write mix's disk writes: {pages_per_write:.1f} pages of 4 KiB a write (the redo log's appends and "
           f"the store file's pages), in groups of {group_size:.1f} writes a durable commit; the disk takes "
           f"{scattered:,.0f} scattered pages/s under fdatasync ({SCATTERED_GROUP} a sync): were every page "

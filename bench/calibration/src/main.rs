@@ -4,16 +4,23 @@
 //! same async-graphql, axum and tokio, built with the same profile. Its
 //! req/s is what the framework alone costs on this machine.
 //!
+//! It also answers the write mix's three mutations (`createPost`,
+//! `createComment`, `likePost`) on the same maps behind one lock, with no
+//! disk, no auth (every write is user 0's) and no limits: the rate a server
+//! that stores nothing durably reaches on this stack, which bounds what any
+//! durable write path on it can reach.
+//!
 //! Usage: `calibration 127.0.0.1:PORT` (100 users, 1,000 posts, 2,000 comments).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 /// The same allocator as blogql, so the ratio compares code, not allocators.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, EmptyMutation, EmptySubscription, ID, Object, Schema};
+use async_graphql::{Context, EmptySubscription, ID, InputObject, Object, Schema};
 use async_graphql_axum::GraphQL;
 use axum::Router;
 use axum::routing::post_service;
@@ -47,6 +54,19 @@ struct CommentRow {
 }
 
 static DATA: std::sync::OnceLock<Data> = std::sync::OnceLock::new();
+
+/// What the mutations write: kept apart from the read maps, so the read
+/// shapes cost exactly what they did before writes existed.
+#[derive(Default)]
+struct Written {
+    next_id: u32,
+    posts: HashMap<u32, PostRow>,
+    comments: HashMap<u32, Vec<CommentRow>>,
+    likes: HashMap<u32, HashSet<u32>>,
+}
+
+static WRITTEN: std::sync::LazyLock<Mutex<Written>> =
+    std::sync::LazyLock::new(|| Mutex::new(Written { next_id: 1_000_000, ..Written::default() }));
 
 fn data(_ctx: &Context<'_>) -> &'static Data {
     DATA.get_or_init(seed)
@@ -119,6 +139,55 @@ fn page<T: async_graphql::OutputType>(
 
 struct Query;
 
+#[derive(InputObject)]
+struct CreatePostInput {
+    title: String,
+    body: String,
+}
+
+#[derive(InputObject)]
+struct CreateCommentInput {
+    post_id: ID,
+    body: String,
+}
+
+/// The post an id names, among the seeded ones and those written since.
+fn post_exists(written: &Written, id: &ID) -> async_graphql::Result<u32> {
+    let n = u32::from_str_radix(id, 16).map_err(|_| "invalid post id")?;
+    if (n as usize) < DATA.get().map_or(0, |d| d.posts.len()) || written.posts.contains_key(&n) {
+        Ok(n)
+    } else {
+        Err("no such post".into())
+    }
+}
+
+struct Mutation;
+
+#[Object]
+impl Mutation {
+    async fn create_post(&self, input: CreatePostInput) -> async_graphql::Result<Post> {
+        let mut w = WRITTEN.lock().map_err(|_| "poisoned")?;
+        w.next_id += 1;
+        let row = PostRow { id: w.next_id, title: input.title, body: input.body, author: 0 };
+        w.posts.insert(row.id, row.clone());
+        Ok(Post(row))
+    }
+    async fn create_comment(&self, input: CreateCommentInput) -> async_graphql::Result<Comment> {
+        let mut w = WRITTEN.lock().map_err(|_| "poisoned")?;
+        let post = post_exists(&w, &input.post_id)?;
+        w.next_id += 1;
+        let row = CommentRow { id: w.next_id, body: input.body, author: 0 };
+        w.comments.entry(post).or_default().push(row.clone());
+        Ok(Comment(row))
+    }
+    async fn like_post(&self, post_id: ID) -> async_graphql::Result<Post> {
+        let mut w = WRITTEN.lock().map_err(|_| "poisoned")?;
+        let post = post_exists(&w, &post_id)?;
+        w.likes.entry(post).or_default().insert(0);
+        Ok(Post(PostRow { id: post, title: String::new(), body: String::new(), author: 0 }))
+    }
+}
+
 #[Object]
 impl Query {
     async fn posts(&self, ctx: &Context<'_>, first: Option<i32>) -> Connection<String, Post, EmptyFields, EmptyFields> {
@@ -150,7 +219,7 @@ fn seed() -> Data {
 async fn main() {
     let bind = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18090".into());
     DATA.get_or_init(seed);
-    let schema = Schema::build(Query, EmptyMutation, EmptySubscription).finish();
+    let schema = Schema::build(Query, Mutation, EmptySubscription).finish();
     let app = Router::new().route("/graphql", post_service(GraphQL::new(schema)));
     let listener = tokio::net::TcpListener::bind(&bind).await.expect("bind");
     axum::serve(listener, app).await.expect("serve");
