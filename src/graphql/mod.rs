@@ -21,6 +21,7 @@ pub mod node;
 pub mod plain;
 pub mod post;
 pub mod scalars;
+mod served;
 pub mod subscription;
 pub mod user;
 
@@ -30,6 +31,8 @@ use async_graphql::{Context, ID, MergedObject, SDLExportOptions, Schema, SchemaB
 use bson::oid::ObjectId;
 
 use self::batch::Batcher;
+pub(crate) use self::served::selected as selected_operation;
+pub use self::served::{AppSchema, build_schema, variables_fit};
 pub use self::subscription::Subscription;
 use crate::app::AppState;
 use crate::auth::Token;
@@ -86,73 +89,6 @@ fn subgraph_sdls() -> &'static (String, String) {
         let decorated = cost::publish::decorate(&raw);
         (raw, decorated)
     })
-}
-
-/// The executable schema this process serves: the client schema, or the
-/// subgraph schema when Federation is turned on.
-#[derive(Clone)]
-pub enum AppSchema {
-    /// Plain GraphQL for clients.
-    Client(BlogSchema),
-    /// A Federation v2 subgraph.
-    Subgraph(SubgraphSchema),
-}
-
-impl AppSchema {
-    /// The SDL of the schema this process serves.
-    pub fn sdl(&self) -> String {
-        match self {
-            AppSchema::Client(schema) => schema.sdl(),
-            AppSchema::Subgraph(schema) => schema.sdl(),
-        }
-    }
-
-    /// Executes one request.
-    pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
-        match self {
-            AppSchema::Client(schema) => schema.execute(request).await,
-            AppSchema::Subgraph(schema) => {
-                let mut resp = schema.execute(request).await;
-                let (raw, decorated) = subgraph_sdls();
-                cost::publish::replace_service_sdl(&mut resp.data, raw, decorated);
-                resp
-            }
-        }
-    }
-
-    /// Executes one request as a stream of answers: one per event for a
-    /// subscription, a single one otherwise.
-    pub fn execute_stream(
-        &self,
-        request: async_graphql::Request,
-    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
-        match self {
-            AppSchema::Client(schema) => Box::pin(schema.execute_stream(request)),
-            AppSchema::Subgraph(schema) => Box::pin(schema.execute_stream(request)),
-        }
-    }
-}
-
-/// Builds the executable schema over the application state, with its query limits.
-pub fn build_schema(state: AppState) -> AppSchema {
-    let limits = state.settings.graphql.clone();
-    // No extensions: any extension wraps every field resolution, and
-    // `plain` answers lists without the per-field hooks one would add. The query
-    // size is checked in `http` before the schema sees the document.
-    macro_rules! finish {
-        ($builder:expr) => {{
-            let builder = $builder
-                .limit_depth(limits.max_query_depth)
-                .limit_recursive_depth(limits.max_query_depth.saturating_add(RECURSION_HEADROOM))
-                .data(state);
-            if limits.introspection { builder.finish() } else { builder.disable_introspection().finish() }
-        }};
-    }
-    if limits.federation {
-        AppSchema::Subgraph(finish!(subgraph_builder()))
-    } else {
-        AppSchema::Client(finish!(schema_builder()))
-    }
 }
 
 /// How much deeper than the field depth limit a document may nest once

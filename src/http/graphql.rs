@@ -308,8 +308,10 @@ async fn answer(
         }
         Err(refusal) => return Answer::Refused(refusal.into_response()),
     };
-    // A freshly parsed document is cached only once the schema has validated it.
+    // A freshly parsed document is cached only once the schema has validated it,
+    // so one from the cache has passed the full validation before.
     let mut to_cache = None;
+    let mut validated_before = false;
     let (doc, parses) = match trusted {
         Some(trusted) => {
             if req.query.is_empty() {
@@ -328,6 +330,7 @@ async fn answer(
                 if req.query.is_empty() {
                     req.query.clone_from(&entry.query);
                 }
+                validated_before = true;
                 (Some(entry.doc.clone()), true)
             }
             None if named.hash_only => {
@@ -374,6 +377,7 @@ async fn answer(
         if routes.state.metrics.is_some() || tracing::enabled!(target: "blogql::request", tracing::Level::INFO) {
             label = operation::label(&doc, op);
         }
+        validated_before = validated_before && crate::graphql::variables_fit(&doc, op, &req.variables);
         req.set_parsed_query(doc);
     }
     let mutation = checked.as_ref().is_some_and(|c| c.mutation);
@@ -406,8 +410,11 @@ async fn answer(
     let mut ctx = RequestCtx::new(viewer, &routes.state.store, routes.state.metrics.as_ref());
     ctx.client_ip = client;
     let query = to_cache.is_some().then(|| req.query.clone());
-    // async-graphql's own validation runs inside `execute`, with the resolvers.
-    let mut resp = Box::pin(routes.schema.execute(req.data(ctx))).instrument(tracing::info_span!("execute")).await;
+    // async-graphql's own validation runs inside `execute`, with the resolvers
+    // (only what the variables could break, for a document validated before).
+    let mut resp = Box::pin(routes.schema.execute(req.data(ctx), validated_before))
+        .instrument(tracing::info_span!("execute"))
+        .await;
     if let Some(claimed) = claimed {
         idempotency::settle(&routes.state, claimed, &resp, client).await;
     }

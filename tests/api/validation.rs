@@ -124,3 +124,31 @@ async fn paging_arguments_are_validated() {
     let ok = app.graphql("{ posts(first: 0) { edges { cursor } pageInfo { hasNextPage } } }", json!({})).await;
     assert!(ok.get("errors").is_none());
 }
+
+/// A document validated on an earlier request still has its variables
+/// checked before anything runs: after a good run, a variable of the wrong
+/// kind, null or missing is GRAPHQL_VALIDATION_FAILED, and a two-like
+/// mutation with one bad or missing variable likes nothing.
+#[tokio::test]
+async fn a_validated_document_still_checks_its_variables() {
+    let app = TestApp::spawn().await;
+    let (ann, _) = app.sign_up("Ann").await;
+    let (first, second) = (app.create_post(&ann, "a").await, app.create_post(&ann, "b").await);
+    let one = "mutation($p: ID!) { likePost(postId: $p) { id } }";
+    let two = "mutation($p: ID!, $q: ID!) { a: likePost(postId: $p) { id } b: likePost(postId: $q) { id } }";
+    assert!(app.graphql_as(&ann, one, json!({ "p": first })).await.get("errors").is_none());
+    assert!(app.graphql_as(&ann, one, json!({ "p": first })).await.get("errors").is_none(), "cached and fit");
+    for bad in [json!({ "p": 5.5 }), json!({ "p": null }), json!({}), json!({ "p": [first] })] {
+        expect_error(&app.graphql_as(&ann, one, bad).await, "GRAPHQL_VALIDATION_FAILED");
+    }
+    let unlike = "mutation($p: ID!) { unlikePost(postId: $p) { id } }";
+    assert!(app.graphql_as(&ann, unlike, json!({ "p": first })).await.get("errors").is_none());
+    assert!(app.graphql_as(&ann, two, json!({ "p": first, "q": second })).await.get("errors").is_none());
+    assert!(app.graphql_as(&ann, unlike, json!({ "p": first })).await.get("errors").is_none());
+    assert!(app.graphql_as(&ann, unlike, json!({ "p": second })).await.get("errors").is_none());
+    for bad in [json!({ "p": first, "q": true }), json!({ "p": first })] {
+        expect_error(&app.graphql_as(&ann, two, bad).await, "GRAPHQL_VALIDATION_FAILED");
+    }
+    let posts = app.snapshot().await.posts;
+    assert!(posts.iter().all(|p| p.liked_by.is_empty()), "a refused request liked a post: {posts:?}");
+}

@@ -1,7 +1,8 @@
 //! Step 3: what the chosen operation is. A mutation over GET is refused
 //! (a GET must be safe to repeat); the mutation fields are counted against
 //! their cap; introspection (when off) and `_entities` (when federating)
-//! are bounded; and the operation gets its metrics label.
+//! are bounded; a required variable the request leaves out is refused; and
+//! the operation gets its metrics label.
 
 use crate::code::Code;
 use async_graphql::Variables;
@@ -51,11 +52,31 @@ pub fn check(
     if fields.len() > graphql.max_mutation_fields {
         return Err(invalid(format!("a request may run at most {} mutation fields", graphql.max_mutation_fields)));
     }
+    if let Some(why) = missing_variable(doc, operation_name, variables) {
+        return Err(invalid(why));
+    }
     if graphql.federation {
         crate::graphql::federation::check_entities(doc, operation_name, variables, graphql.max_query_complexity)
             .map_err(invalid)?;
     }
     Ok(Checked { mutation, mutation_fields: fields.len(), keyed: crate::http::idempotency::applies_to(&fields) })
+}
+
+/// Why the request cannot run, when the operation declares a variable of a
+/// non-null type with no default and the request leaves it out or gives it
+/// `null`. GraphQL coerces variables before executing, so that is a request
+/// error; async-graphql's validation checks only the variables it is given,
+/// and would fail just the fields that use a missing one, after earlier
+/// mutation fields of the same request had run.
+fn missing_variable(doc: &ExecutableDocument, operation_name: Option<&str>, variables: &Variables) -> Option<String> {
+    let operation = crate::graphql::selected_operation(doc, operation_name)?;
+    operation.variable_definitions.iter().find_map(|def| {
+        let def = &def.node;
+        let given = variables.get(&def.name.node).filter(|v| !matches!(v, async_graphql::Value::Null));
+        (!def.var_type.node.nullable && def.default_value.is_none() && given.is_none()).then(|| {
+            format!("variable \"${}\" of required type \"{}\" was not provided", def.name.node, def.var_type.node)
+        })
+    })
 }
 
 /// Whether the operation the request would run is a mutation.
@@ -134,6 +155,28 @@ mod tests {
         let closed = GraphqlSettings { introspection: false, ..GraphqlSettings::default() };
         assert!(matches!(run("{ __schema { queryType { name } } }", None, false, &closed), Err(Stop::Refused(_))));
         assert!(run("{ __typename }", None, false, &closed).is_ok(), "__typename is not introspection");
+    }
+
+    /// A required variable left out or null is refused with its name and type;
+    /// a nullable one, one with a default, or one of an operation not chosen is not.
+    #[test]
+    fn required_variables_must_be_given() {
+        let vars = |v: serde_json::Value| Variables::from_json(v);
+        let missing =
+            |text: &str, name: Option<&str>, v: serde_json::Value| missing_variable(&doc(text), name, &vars(v));
+        let one = "mutation($p: ID!, $q: String) { likePost(postId: $p) { id } }";
+        assert_eq!(
+            missing(one, None, serde_json::json!({})).as_deref(),
+            Some("variable \"$p\" of required type \"ID!\" was not provided")
+        );
+        assert!(missing(one, None, serde_json::json!({"p": null})).is_some(), "null is not a value for ID!");
+        assert_eq!(missing(one, None, serde_json::json!({"p": "1"})), None, "$q may be left out");
+        assert_eq!(missing("query($n: Int! = 3) { a }", None, serde_json::json!({})), None, "a default");
+        let two = "query A($a: ID!) { a } query B { b }";
+        assert_eq!(missing(two, Some("B"), serde_json::json!({})), None, "A is not the one running");
+        assert!(missing(two, Some("A"), serde_json::json!({})).is_some());
+        let refused = check(&doc(one), None, &vars(serde_json::json!({})), false, &GraphqlSettings::default());
+        assert!(matches!(refused, Err(Stop::Refused(r)) if r.code == Code::GraphqlValidationFailed));
     }
 
     /// The label is the document's own operation name, never the request's text.
