@@ -42,8 +42,10 @@
 //! - [`graphql`]: the schema by feature (`user`, `post`, `comment`,
 //!   `subscription`), the per-request DataLoaders and Relay connections,
 //!   `graphql::plain` (list selections answered from memory, without a
-//!   future per field), and `graphql::error`, the one place a domain error
-//!   becomes a client-facing code.
+//!   future per field), `graphql::served` (the schema built twice: full
+//!   validation, and the part a cached document's variables can still fail),
+//!   and `graphql::error`, the one place a domain error becomes a
+//!   client-facing code.
 //! - [`http`]: axum routes for `/graphql`, GraphiQL, `/healthz`, `/readyz`
 //!   and `/metrics`, with the HTTP limits (body and response size, timeouts,
 //!   CORS). `http::graphql` runs each request through `http::steps`, one
