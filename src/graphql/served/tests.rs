@@ -29,7 +29,7 @@ fn schema(mode: ValidationMode) -> Schema<Q, EmptyMutation, EmptySubscription> {
 /// Documents that pass the full validation with some variables: plain
 /// scalars, a variable inside an input object, a directive's argument, and
 /// the shapes that must always take the full validation (an input object
-/// variable, a default, a list).
+/// variable, a default) or need an operation name.
 const DOCS: [&str; 7] = [
     "query($id: ID!) { f(id: $id, b: true) }",
     "query($s: String, $id: ID!) { f(id: $id, s: $s, b: false) }",
@@ -119,7 +119,7 @@ fn no_request_error(answer: &serde_json::Value) -> bool {
 }
 
 /// Fitting variables for every document that has them answer alike in both
-/// modes, with no errors (the proptest below draws such cases only now and then).
+/// modes, with no request error (the proptest below draws such cases only now and then).
 #[test]
 fn fitting_cases_answer_alike() {
     let cases = [
