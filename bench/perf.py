@@ -152,9 +152,13 @@ def write_accounts(path, tokens, posts):
 def calibration_accounts(path):
     """The write mix's accounts file for the calibration server: its own seeded post ids by author
     (it ignores tokens; every write it takes is user 0's)."""
-    with open(path, "w") as f:
-        for author in range(100):
-            f.write("calibration-ignores-tokens " + ",".join(f"{i:024x}" for i in range(1000) if i % 100 == author) + "\n")
+    posts = [[f"{i:024x}" for i in range(1000) if i % 100 == author] for author in range(100)]
+    write_accounts(path, ["calibration-ignores-tokens"] * len(posts), posts)
+
+
+def medians(runs):
+    """wrk results of several runs as one: the median req/s, p50 and p99, and the errors summed."""
+    return tuple(statistics.median(m[i] for m in runs) for i in range(3)) + (sum(m[3] for m in runs),)
 
 
 def wrk(port, connections, body_file=None, script="bench/graphql.lua", env=None):
@@ -215,10 +219,7 @@ def main():
         row = {"shape": name}
         for label in ("blogql", "calibration"):
             for c in (1, 32):
-                cell = runs[(name, label, c)]
-                row[(label, c)] = tuple(statistics.median(m[i] for m in cell) for i in range(3)) + (
-                    sum(m[3] for m in cell),
-                )
+                row[(label, c)] = medians(runs[(name, label, c)])
         rows.append(row)
 
     accounts = tempfile.NamedTemporaryFile("w", delete=False)
@@ -234,10 +235,7 @@ def main():
         write_runs.append(wrk(blogql_port, 32, env={"ACCOUNTS": accounts.name}))
         calibration_write_runs.append(wrk(calibration_port, 32, env={"ACCOUNTS": calibration_mix.name}))
     bytes_after, (commits_after, grouped_after) = written_bytes(blogql_pid), store_counters(blogql_port)
-    writes = tuple(statistics.median(m[i] for m in write_runs) for i in range(3)) + (sum(m[3] for m in write_runs),)
-    calibration_writes = tuple(statistics.median(m[i] for m in calibration_write_runs) for i in range(3)) + (
-        sum(m[3] for m in calibration_write_runs),
-    )
+    writes, calibration_writes = medians(write_runs), medians(calibration_write_runs)
     grouped = max(grouped_after - grouped_before, 1)
     pages_per_write = (bytes_after - bytes_before) / 4096 / grouped
     group_size = grouped / max(commits_after - commits_before, 1)
