@@ -31,7 +31,7 @@ use async_graphql::{Context, ID, MergedObject, SDLExportOptions, Schema, SchemaB
 use bson::oid::ObjectId;
 
 use self::batch::Batcher;
-pub(crate) use self::served::selected as selected_operation;
+pub(crate) use self::served::selected_operation;
 pub use self::served::{AppSchema, build_schema, variables_fit};
 pub use self::subscription::Subscription;
 use crate::app::AppState;

@@ -111,7 +111,7 @@ pub fn build_schema(state: AppState) -> AppSchema {
 /// non-null value that the scalar accepts (as async-graphql's own `is_valid`
 /// for it does). False whenever in doubt; the full validation then runs.
 pub fn variables_fit(doc: &ExecutableDocument, operation_name: Option<&str>, variables: &Variables) -> bool {
-    let Some(operation) = selected(doc, operation_name) else { return false };
+    let Some(operation) = selected_operation(doc, operation_name) else { return false };
     operation.variable_definitions.iter().all(|def| {
         let def = &def.node;
         let BaseType::Named(name) = &def.var_type.node.base else { return false };
@@ -129,7 +129,7 @@ pub fn variables_fit(doc: &ExecutableDocument, operation_name: Option<&str>, var
 
 /// The operation a request selects, as async-graphql selects it; `None` where
 /// it would refuse the request (the full validation then says why).
-pub(crate) fn selected<'a>(
+pub(crate) fn selected_operation<'a>(
     doc: &'a ExecutableDocument,
     operation_name: Option<&str>,
 ) -> Option<&'a OperationDefinition> {
