@@ -181,12 +181,17 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Where an op's `at` and `len` fall in a file of `file_len` (not 0) bytes.
+fn span(file_len: usize, at: u16, len: u16) -> (usize, usize) {
+    let start = at as usize % file_len;
+    (start, (start + len as usize).min(file_len))
+}
+
 /// A plain file's bytes, as the model the log must reproduce.
 fn apply_model(file: &mut Vec<u8>, op: &Op) -> Option<(usize, usize, u8)> {
     match *op {
         Op::Write { at, len, byte } if !file.is_empty() => {
-            let start = at as usize % file.len();
-            let end = (start + len as usize).min(file.len());
+            let (start, end) = span(file.len(), at, len);
             file[start..end].fill(byte);
             Some((start, end, byte))
         }
@@ -252,8 +257,7 @@ proptest! {
                     }
                 }
                 (Op::Read { at, len }, _) if !model.is_empty() => {
-                    let start = *at as usize % model.len();
-                    let end = (start + *len as usize).min(model.len());
+                    let (start, end) = span(model.len(), *at, *len);
                     let mut got = vec![0xEE; end - start];
                     redo.read(start as u64, &mut got).expect("read");
                     prop_assert!(got == model[start..end], "read {start}..{end} differs from the file's bytes");
@@ -347,6 +351,7 @@ fn a_reused_log_is_all_in_the_store_file() {
         assert_ne!(redo.generation(), generation, "20 writes of 512 bytes fill an 8 KiB log");
     };
     fill(0);
+    // A sync between the switches: a backend that writes held pages out a few per sync writes only some here.
     redo.write(63 << 10, &[9; 16]).expect("write");
     redo.sync_data().expect("sync");
     fill(1);
